@@ -1,0 +1,43 @@
+// pkisim: an IOS PKI certificate-server lab and fleet simulator. See README.md.
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "pkisim " PKISIM_VERSION
+        ": Cisco IOS PKI certificate-server timers, a lab SCEP CA/RA and a fleet simulator"};
+    app.set_version_flag("--version", std::string{"pkisim "} + PKISIM_VERSION);
+    app.require_subcommand(1);
+    app.footer("Exit codes: 0 safe/success, 1 storm or outage verdict, 2 usage or configuration "
+               "error.\nRun 'pkisim COMMAND --help' for the options of a command.");
+
+    int exit_code = 0;
+    pkisim::cli::add_check_command(app, exit_code);
+#ifdef PKISIM_HAS_SIM
+    pkisim::cli::add_simulate_command(app, exit_code);
+#endif
+#ifdef PKISIM_HAS_SCEP
+    pkisim::cli::add_serve_commands(app, exit_code);
+#endif
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return 2;  // usage error, whatever CLI11's own code
+    } catch (const std::exception& e) {
+        std::cerr << "pkisim: " << e.what() << '\n';
+        return 2;
+    }
+    return exit_code;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package pkisim needs to build and test. Idempotent: a package that is
+# already installed is skipped, and apt-get is not touched at all when nothing is missing.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ninja-build pkg-config git
+    libboost1.81-dev libssl-dev openssl libsqlite3-dev sqlite3
+    libhowardhinnant-date-dev libfmt-dev libcli11-dev libexpected-dev libtomlplusplus-dev
+    nlohmann-json3-dev
+    libgtest-dev libgmock-dev googletest libbenchmark-dev
+    python3 python3-simpy
+    scep certmonger
+    chromium
+    iproute2 util-linux procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Command 2 of the README: install what is missing, build the release and the ASan+UBSan
+# builds with warnings as errors, and run every test in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+start=$(date +%s)
+for preset in ci-release ci-asan; do
+    echo "== build $preset =="
+    bash scripts/build.sh "$preset"
+done
+status=0
+for preset in ci-release ci-asan; do
+    echo "== ctest $preset =="
+    ctest --preset "$preset" -j "$(nproc)" --timeout 900 || status=1
+done
+echo "test.sh: finished in $(( $(date +%s) - start )) s"
+exit $status

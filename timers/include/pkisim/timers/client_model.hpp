@@ -1,0 +1,54 @@
+// The IOS client behaviours that are not a configuration command: the shadow retry interval,
+// the connect timeout, what a GetNextCACert answer makes the client do next.
+// Defaults are model assumptions (ios-pki-model.md §2.3, §2.5); every one is a parameter.
+//
+//   client_model m;                                   // 20 s shadow retry, 10 s connect timeout
+//   auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now, ca_end, m);
+//   // next.state == get_new_ca_cert_wait_for_retry, next.at == now + 20 s
+#pragma once
+
+#include <string_view>
+
+#include "pkisim/timers/time.hpp"
+
+namespace pkisim::timers {
+
+struct client_model {
+    // Seed 002: 03:14:19.184 -> 03:14:39.187, one retry every ~20 s.
+    duration shadow_retry_interval = seconds{20};
+    // A connection that finds the listener deaf gets no SYN-ACK; the client gives up after this.
+    duration connect_timeout = seconds{10};
+};
+
+// IOS debug names where known (seed 002), our labels otherwise (ios-pki-model.md §2.3).
+enum class shadow_state {
+    idle,
+    get_new_ca_cert,                 // IOS: GET_NEW_CA_CERT
+    get_new_ca_cert_wait_for_retry,  // IOS: GET_NEW_CA_CERT_WAIT_FOR_RETRY
+    get_new_router_cert,             // ours: enrolling the rollover ID certificate
+    shadow_ready,                    // ours: rollover CA + rollover ID certificate stored
+    expired,                         // ours: CA expired before the client got the next CA
+};
+std::string_view to_string(shadow_state s);
+
+// What came back for one HTTP attempt.
+enum class http_outcome {
+    ok,                // 200 with the expected content
+    not_found,         // 404 (no shadow yet)
+    refused,           // dropped for max-connections (closed at once)
+    timed_out,         // listener deaf: no answer until the connect timeout
+    pending,           // SCEP PENDING
+    failure,           // SCEP FAILURE
+};
+
+struct shadow_transition {
+    shadow_state state;
+    time_point at;  // when the client acts next
+};
+// §2.3: 404 / refused / timed out -> WAIT_FOR_RETRY, next attempt after the shadow retry
+// interval; 200 -> GET_NEW_ROUTER_CERT at once; at or after CA notAfter without the next CA
+// -> expired.
+shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_point now,
+                              time_point ca_not_after, const client_model& model);
+
+}  // namespace pkisim::timers
