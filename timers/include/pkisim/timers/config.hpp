@@ -70,6 +70,9 @@ struct server_config {
     // `shutdown` present in the text. A pasted running-config of a running server has no
     // `shutdown` line, so absent means "serving".
     bool shutdown = false;
+    // `ip http max-connections` of the device this server runs on (the same file), 1..16,
+    // IOS default 5. The clients of this server meet this limit.
+    int http_max_connections = 5;
 };
 
 // `crypto pki trustpoint TP` (ios-pki-model.md §2).
@@ -106,6 +109,8 @@ struct ios_config {
 };
 
 // Parses one file's text. `file_name` is only used in messages.
+// Sections end at the next line that is not indented (`!` included) or at `exit`; a section
+// named twice in one file is re-entered, as IOS configuration mode does.
 tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                                        std::string_view file_name);
 
@@ -118,7 +123,9 @@ tl::expected<void, parse_error> apply_trustpoint_command(trustpoint_config& tp,
                                                          const source_location& where);
 
 // Reads and merges several files (servers and trustpoints may be spread across them).
-// I/O lives here only as a convenience for the CLI; the parser above is pure.
+// A server or trustpoint defined in two files is an error. The merged `http` is the one of
+// the file that holds a `mode ra` server, else of the first file with a server, else the
+// first file's. I/O lives here only as a convenience for the CLI; the parser above is pure.
 tl::expected<ios_config, parse_error> load_ios_config_files(const std::vector<std::string>& paths);
 
 std::string_view to_string(grant_mode g);

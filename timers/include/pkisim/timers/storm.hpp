@@ -15,6 +15,7 @@
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/config.hpp"
 #include "pkisim/timers/limiter.hpp"
+#include "pkisim/timers/timeline.hpp"
 #include "pkisim/timers/time.hpp"
 
 namespace pkisim::timers {

@@ -1,0 +1,501 @@
+#include "pkisim/scep/crypto.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+namespace pkisim::scep {
+
+namespace {
+
+[[noreturn]] void throw_openssl(std::string_view what) {
+    throw std::runtime_error(fmt::format("{}: {}", what, drain_openssl_errors()));
+}
+
+tl::unexpected<std::error_code> fail(error e) {
+    ERR_clear_error();
+    return tl::unexpected(make_error_code(e));
+}
+
+using general_names_ptr =
+    std::unique_ptr<GENERAL_NAMES, openssl_deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using crl_dist_points_ptr =
+    std::unique_ptr<CRL_DIST_POINTS, openssl_deleter<CRL_DIST_POINTS, CRL_DIST_POINTS_free>>;
+void free_extension_stack(STACK_OF(X509_EXTENSION) * s) noexcept {
+    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+}
+using extension_stack_ptr =
+    std::unique_ptr<STACK_OF(X509_EXTENSION),
+                    openssl_deleter<STACK_OF(X509_EXTENSION), free_extension_stack>>;
+
+// Adds an extension written in openssl.cnf syntax ("critical,CA:TRUE"). `value` is always one
+// of our literals, never user text.
+bool add_conf_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    x509_extension_ptr ext{X509V3_EXT_conf_nid(nullptr, ctx, nid, value)};
+    return ext && X509_add_ext(cert, ext.get(), -1) == 1;
+}
+
+// CRL distribution point with one URI, built from structures so that a URL with commas or
+// colons is not parsed as openssl.cnf syntax.
+bool add_cdp(X509* cert, const std::string& url) {
+    crl_dist_points_ptr points{sk_DIST_POINT_new_null()};
+    DIST_POINT* point = DIST_POINT_new();
+    if (!points || point == nullptr) {
+        DIST_POINT_free(point);
+        return false;
+    }
+    if (sk_DIST_POINT_push(points.get(), point) <= 0) {
+        DIST_POINT_free(point);
+        return false;
+    }
+    point->distpoint = DIST_POINT_NAME_new();
+    if (point->distpoint == nullptr) {
+        return false;
+    }
+    point->distpoint->type = 0;  // fullName
+    point->distpoint->name.fullname = GENERAL_NAMES_new();
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    ASN1_IA5STRING* uri = ASN1_IA5STRING_new();
+    if (point->distpoint->name.fullname == nullptr || name == nullptr || uri == nullptr ||
+        ASN1_STRING_set(uri, url.data(), static_cast<int>(url.size())) != 1) {
+        GENERAL_NAME_free(name);
+        ASN1_IA5STRING_free(uri);
+        return false;
+    }
+    GENERAL_NAME_set0_value(name, GEN_URI, uri);
+    if (sk_GENERAL_NAME_push(point->distpoint->name.fullname, name) <= 0) {
+        GENERAL_NAME_free(name);
+        return false;
+    }
+    return X509_add1_ext_i2d(cert, NID_crl_distribution_points, points.get(), 0,
+                             X509V3_ADD_DEFAULT) == 1;
+}
+
+bool set_serial(X509* cert, std::uint64_t serial) {
+    asn1_integer_ptr s{ASN1_INTEGER_new()};
+    return s && ASN1_INTEGER_set_uint64(s.get(), serial) == 1 &&
+           X509_set_serialNumber(cert, s.get()) == 1;
+}
+
+bool set_validity(X509* cert, time_point from, time_point to) {
+    const asn1_time_ptr nb = to_asn1_time(from);
+    const asn1_time_ptr na = to_asn1_time(to);
+    return X509_set1_notBefore(cert, nb.get()) == 1 && X509_set1_notAfter(cert, na.get()) == 1;
+}
+
+// Attribute names accepted in DN strings (openssl short names plus what IOS prints).
+int dn_attribute_nid(std::string key) {
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    struct alias {
+        const char* name;
+        int nid;
+    };
+    static constexpr alias aliases[] = {
+        {"cn", NID_commonName},
+        {"o", NID_organizationName},
+        {"ou", NID_organizationalUnitName},
+        {"c", NID_countryName},
+        {"l", NID_localityName},
+        {"st", NID_stateOrProvinceName},
+        {"s", NID_stateOrProvinceName},
+        {"street", NID_streetAddress},
+        {"dc", NID_domainComponent},
+        {"uid", NID_userId},
+        {"e", NID_pkcs9_emailAddress},
+        {"ea", NID_pkcs9_emailAddress},
+        {"email", NID_pkcs9_emailAddress},
+        {"emailaddress", NID_pkcs9_emailAddress},
+        {"serialnumber", NID_serialNumber},
+        {"sn", NID_surname},
+        {"gn", NID_givenName},
+        {"title", NID_title},
+        // IOS puts the hostname and IP address into these (`subject-name`, `ip-address`).
+        {"unstructuredname", NID_pkcs9_unstructuredName},
+        {"unstructuredaddress", NID_pkcs9_unstructuredAddress},
+        {"hostname", NID_pkcs9_unstructuredName},
+        {"ipaddress", NID_pkcs9_unstructuredAddress},
+    };
+    for (const alias& a : aliases) {
+        if (key == a.name) {
+            return a.nid;
+        }
+    }
+    return NID_undef;
+}
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+std::string trim(std::string_view s) {
+    while (!s.empty() && is_blank(s.front())) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && is_blank(s.back())) {
+        s.remove_suffix(1);
+    }
+    return std::string{s};
+}
+
+// Keyword candidate at `pos`: letters/digits then optional blanks then '='. Returns the length up
+// to and including '=', 0 if none.
+std::size_t keyword_at(std::string_view text, std::size_t pos, std::string* key) {
+    std::size_t i = pos;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) != 0)) {
+        ++i;
+    }
+    if (i == pos) {
+        return 0;
+    }
+    std::string candidate{text.substr(pos, i - pos)};
+    while (i < text.size() && is_blank(text[i])) {
+        ++i;
+    }
+    if (i >= text.size() || text[i] != '=' || dn_attribute_nid(candidate) == NID_undef) {
+        return 0;
+    }
+    *key = std::move(candidate);
+    return i + 1 - pos;
+}
+
+tl::expected<x509_ptr, std::error_code> make_ca_impl(EVP_PKEY* key, const X509_NAME* subject,
+                                                     const timers::validity& validity,
+                                                     std::uint64_t serial,
+                                                     timers::hash_algorithm hash) {
+    const EVP_MD* md = digest_for(hash);
+    if (key == nullptr || md == nullptr) {
+        return fail(key == nullptr ? error::bad_key : error::unsupported_algorithm);
+    }
+    x509_ptr cert{X509_new()};
+    if (!cert || X509_set_version(cert.get(), 2) != 1 || !set_serial(cert.get(), serial) ||
+        X509_set_subject_name(cert.get(), subject) != 1 ||
+        X509_set_issuer_name(cert.get(), subject) != 1 ||
+        !set_validity(cert.get(), validity.not_before, validity.not_after) ||
+        X509_set_pubkey(cert.get(), key) != 1) {
+        return fail(error::internal);
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    // ios-pki-model.md §1 rule 1 / scep-wire §0.5: clients check CertRep signatures with the CA
+    // certificate (digitalSignature) and encrypt to it (keyEncipherment).
+    if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
+        !add_conf_ext(cert.get(), &ctx, NID_key_usage,
+                      "critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment") ||
+        !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
+        !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always")) {
+        return fail(error::internal);
+    }
+    if (X509_sign(cert.get(), key, md) <= 0) {
+        return fail(error::bad_key);
+    }
+    return cert;
+}
+
+}  // namespace
+
+const EVP_MD* digest_for(timers::hash_algorithm h) noexcept {
+    return digest_by_nid(digest_nid_for(h));
+}
+
+int digest_nid_for(timers::hash_algorithm h) noexcept {
+    switch (h) {
+        case timers::hash_algorithm::md5: return NID_md5;
+        case timers::hash_algorithm::sha1: return NID_sha1;
+        case timers::hash_algorithm::sha256: return NID_sha256;
+        case timers::hash_algorithm::sha384: return NID_sha384;
+        case timers::hash_algorithm::sha512: return NID_sha512;
+    }
+    return NID_sha256;
+}
+
+evp_pkey_ptr generate_rsa_key(unsigned bits) {
+    evp_pkey_ptr key{EVP_RSA_gen(bits)};
+    if (!key) {
+        throw_openssl(fmt::format("RSA key generation ({} bits)", bits));
+    }
+    return key;
+}
+
+tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
+    x509_name_ptr name{X509_NAME_new()};
+    if (!name) {
+        return fail(error::internal);
+    }
+    // Split into (key, raw value) pairs. A keyword starts at the beginning, after a comma, or
+    // after a blank: "cn=ra, ou=ioscs RA, o=cisco C=pki" has 4 entries (IOS issuer-name form).
+    struct entry {
+        std::string key;
+        std::string value;
+    };
+    std::vector<entry> entries;
+    std::size_t pos = 0;
+    while (pos < text.size() && (is_blank(text[pos]) || text[pos] == ',')) {
+        ++pos;
+    }
+    std::string key;
+    std::size_t kw = keyword_at(text, pos, &key);
+    if (kw == 0) {
+        return fail(error::bad_dn);
+    }
+    pos += kw;
+    std::string value;
+    for (;;) {
+        bool next = false;
+        std::string next_key;
+        std::size_t next_len = 0;
+        while (pos < text.size()) {
+            const char c = text[pos];
+            if (c == '\\' && pos + 1 < text.size()) {
+                value += text[pos + 1];
+                pos += 2;
+                continue;
+            }
+            if (c == ',' || is_blank(c)) {
+                // Look past separators for the next keyword.
+                std::size_t q = pos;
+                bool comma = false;
+                while (q < text.size() && (text[q] == ',' || is_blank(text[q]))) {
+                    comma = comma || text[q] == ',';
+                    ++q;
+                }
+                next_len = keyword_at(text, q, &next_key);
+                if (next_len != 0) {
+                    pos = q + next_len;
+                    next = true;
+                    break;
+                }
+                if (comma && q >= text.size()) {
+                    pos = q;  // trailing comma
+                    break;
+                }
+            }
+            value += c;
+            ++pos;
+        }
+        entries.push_back({key, trim(value)});
+        if (!next) {
+            break;
+        }
+        key = std::move(next_key);
+        value.clear();
+    }
+    for (const entry& e : entries) {
+        const int nid = dn_attribute_nid(e.key);
+        if (e.value.empty() || e.value.size() > 256) {
+            return fail(error::bad_dn);
+        }
+        // countryName is a PrintableString. IOS's own example issuer-name has "C=pki" (3
+        // letters), which OpenSSL's string table refuses: pass the type directly to bypass
+        // the size table, but keep the PrintableString alphabet.
+        int type = MBSTRING_UTF8;
+        if (nid == NID_countryName) {
+            if (!std::all_of(e.value.begin(), e.value.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == ' ' ||
+                           c == '-' || c == '.';
+                })) {
+                return fail(error::bad_dn);
+            }
+            type = V_ASN1_PRINTABLESTRING;
+        }
+        const auto* data = reinterpret_cast<const unsigned char*>(e.value.data());
+        const int len = static_cast<int>(e.value.size());
+        if (X509_NAME_add_entry_by_NID(name.get(), nid, type, data, len, -1, 0) != 1) {
+            return fail(error::bad_dn);
+        }
+    }
+    return name;
+}
+
+tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key, std::string_view subject_dn,
+                                                            const timers::validity& validity,
+                                                            std::uint64_t serial,
+                                                            timers::hash_algorithm hash) {
+    auto name = parse_dn(subject_dn);
+    if (!name) {
+        return tl::unexpected(name.error());
+    }
+    return make_ca_impl(key, name->get(), validity, serial, hash);
+}
+
+tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key, const X509_NAME* subject,
+                                                            const timers::validity& validity,
+                                                            std::uint64_t serial,
+                                                            timers::hash_algorithm hash) {
+    return make_ca_impl(key, subject, validity, serial, hash);
+}
+
+tl::expected<x509_ptr, std::error_code> make_shadow_ca(EVP_PKEY* new_key, const X509* current,
+                                                       const timers::validity& validity,
+                                                       std::uint64_t serial,
+                                                       timers::hash_algorithm hash) {
+    // ios-pki-model.md §1 rule 3: same subject, new key pair.
+    return make_ca_impl(new_key, X509_get_subject_name(current), validity, serial, hash);
+}
+
+tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in, X509* ca_cert,
+                                                          EVP_PKEY* ca_key,
+                                                          const issue_options& options) {
+    // OpenSSL 3.0's X509_REQ getters take non-const pointers but do not modify.
+    auto* csr = const_cast<X509_REQ*>(csr_in);
+    const EVP_MD* md = digest_for(options.hash);
+    if (csr == nullptr || ca_cert == nullptr || ca_key == nullptr || md == nullptr) {
+        return fail(md == nullptr ? error::unsupported_algorithm : error::bad_key);
+    }
+    EVP_PKEY* pub = X509_REQ_get0_pubkey(csr);
+    if (pub == nullptr) {
+        return fail(error::bad_message_data);
+    }
+    const X509_NAME* subject = options.subject != nullptr ? options.subject : X509_REQ_get_subject_name(csr);
+    // Rule 2 guard: a certificate never outlives its issuer.
+    const time_point ca_end = not_after(ca_cert);
+    const time_point end = std::min(options.validity.not_after, ca_end);
+    if (end <= options.validity.not_before || options.serial == 0) {
+        return fail(error::internal);
+    }
+    x509_ptr cert{X509_new()};
+    if (!cert || X509_set_version(cert.get(), 2) != 1 || !set_serial(cert.get(), options.serial) ||
+        X509_set_subject_name(cert.get(), subject) != 1 ||
+        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert)) != 1 ||
+        !set_validity(cert.get(), options.validity.not_before, end) ||
+        X509_set_pubkey(cert.get(), pub) != 1) {
+        return fail(error::internal);
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
+    if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "CA:FALSE") ||
+        !add_conf_ext(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+        !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
+        !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid")) {
+        return fail(error::internal);
+    }
+    if (options.profile == cert_profile::end_entity &&
+        (options.copy_san || options.copy_requested_extensions)) {
+        extension_stack_ptr requested{X509_REQ_get_extensions(csr)};
+        ERR_clear_error();  // no extensionRequest is not an error
+        const int count = requested ? sk_X509_EXTENSION_num(requested.get()) : 0;
+        for (int i = 0; i < count; ++i) {
+            X509_EXTENSION* ext = sk_X509_EXTENSION_value(requested.get(), i);
+            const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+            const bool wanted = (nid == NID_subject_alt_name && options.copy_san) ||
+                                (nid == NID_ext_key_usage && options.copy_requested_extensions);
+            if (wanted && X509_add_ext(cert.get(), ext, -1) != 1) {
+                return fail(error::bad_message_data);
+            }
+        }
+    }
+    if (!options.cdp_url.empty() && !add_cdp(cert.get(), options.cdp_url)) {
+        return fail(error::internal);
+    }
+    if (X509_sign(cert.get(), ca_key, md) <= 0) {
+        return fail(error::bad_key);
+    }
+    return cert;
+}
+
+tl::expected<x509_crl_ptr, std::error_code> make_crl(X509* ca_cert, EVP_PKEY* ca_key,
+                                                     std::span<const revoked_entry> revoked,
+                                                     time_point this_update, time_point next_update,
+                                                     std::uint64_t crl_number,
+                                                     timers::hash_algorithm hash) {
+    const EVP_MD* md = digest_for(hash);
+    if (ca_cert == nullptr || ca_key == nullptr || md == nullptr) {
+        return fail(md == nullptr ? error::unsupported_algorithm : error::bad_key);
+    }
+    x509_crl_ptr crl{X509_CRL_new()};
+    const asn1_time_ptr last = to_asn1_time(this_update);
+    const asn1_time_ptr next = to_asn1_time(next_update);
+    if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
+        X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_cert)) != 1 ||
+        X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+        X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) {
+        return fail(error::internal);
+    }
+    for (const revoked_entry& r : revoked) {
+        X509_REVOKED* entry = X509_REVOKED_new();
+        asn1_integer_ptr serial{ASN1_INTEGER_new()};
+        const asn1_time_ptr when = to_asn1_time(r.revoked_at);
+        if (entry == nullptr || !serial || ASN1_INTEGER_set_uint64(serial.get(), r.serial) != 1 ||
+            X509_REVOKED_set_serialNumber(entry, serial.get()) != 1 ||
+            X509_REVOKED_set_revocationDate(entry, when.get()) != 1 ||
+            X509_CRL_add0_revoked(crl.get(), entry) != 1) {
+            X509_REVOKED_free(entry);
+            return fail(error::internal);
+        }
+    }
+    asn1_integer_ptr number{ASN1_INTEGER_new()};
+    if (!number || ASN1_INTEGER_set_uint64(number.get(), crl_number) != 1 ||
+        X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
+        return fail(error::internal);
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca_cert, nullptr, nullptr, crl.get(), 0);
+    x509_extension_ptr aki{
+        X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always")};
+    if (!aki || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1 || X509_CRL_sort(crl.get()) != 1) {
+        return fail(error::internal);
+    }
+    if (X509_CRL_sign(crl.get(), ca_key, md) <= 0) {
+        return fail(error::bad_key);
+    }
+    return crl;
+}
+
+bool crl_lists(const X509_CRL* crl, std::uint64_t serial) {
+    asn1_integer_ptr s{ASN1_INTEGER_new()};
+    if (!s || ASN1_INTEGER_set_uint64(s.get(), serial) != 1) {
+        return false;
+    }
+    X509_REVOKED* entry = nullptr;
+    // X509_CRL_get0_by_serial may sort the CRL's internal cache; it does not change the encoding.
+    return X509_CRL_get0_by_serial(const_cast<X509_CRL*>(crl), &entry, s.get()) == 1;
+}
+
+std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passphrase) {
+    if (passphrase.size() > static_cast<std::size_t>(INT_MAX)) {
+        throw std::invalid_argument("passphrase too long");
+    }
+    bio_ptr bio{BIO_new(BIO_s_mem())};
+    // PKCS#8 v2 (PBES2: PBKDF2 + AES-256-CBC), OpenSSL 3's default scheme for this call.
+    if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), passphrase.data(),
+                                              static_cast<int>(passphrase.size()), nullptr,
+                                              nullptr) != 1) {
+        throw_openssl("PEM_write_bio_PKCS8PrivateKey");
+    }
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+}
+
+tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_view pem,
+                                                                    std::string_view passphrase) {
+    if (pem.size() > static_cast<std::size_t>(INT_MAX)) {
+        return fail(error::bad_key);
+    }
+    bio_ptr bio{BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))};
+    // The passphrase goes through the callback (never a prompt).
+    auto callback = [](char* buf, int size, int, void* user) -> int {
+        const auto* pass = static_cast<const std::string_view*>(user);
+        if (pass->empty() || pass->size() > static_cast<std::size_t>(size)) {
+            return 0;
+        }
+        std::memcpy(buf, pass->data(), pass->size());
+        return static_cast<int>(pass->size());
+    };
+    evp_pkey_ptr key{bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, callback,
+                                                   const_cast<std::string_view*>(&passphrase))
+                         : nullptr};
+    if (!key) {
+        const bool encrypted = pem.find("ENCRYPTED") != std::string_view::npos;
+        return fail(encrypted ? error::wrong_passphrase : error::bad_key);
+    }
+    return key;
+}
+
+}  // namespace pkisim::scep

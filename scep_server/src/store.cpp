@@ -1,0 +1,424 @@
+#include "pkisim/scep/store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+namespace pkisim::scep {
+
+namespace {
+
+std::int64_t to_ms(time_point t) { return t.time_since_epoch().count(); }
+time_point from_ms(std::int64_t v) { return time_point{timers::duration{v}}; }
+
+// One prepared statement; finalized on scope exit.
+class statement {
+public:
+    statement(sqlite3* db, const char* sql) : db_(db) {
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+            throw store_error(fmt::format("sqlite prepare: {}", sqlite3_errmsg(db)));
+        }
+    }
+    ~statement() { sqlite3_finalize(stmt_); }
+    statement(const statement&) = delete;
+    statement& operator=(const statement&) = delete;
+
+    statement& bind(int i, std::int64_t v) {
+        check(sqlite3_bind_int64(stmt_, i, v));
+        return *this;
+    }
+    statement& bind(int i, std::string_view v) {
+        check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+        return *this;
+    }
+    statement& bind(int i, const bytes& v) {
+        check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+        return *this;
+    }
+    statement& bind_null(int i) {
+        check(sqlite3_bind_null(stmt_, i));
+        return *this;
+    }
+    // true = a row is available.
+    bool step() {
+        const int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        throw store_error(fmt::format("sqlite step: {}", sqlite3_errmsg(db_)));
+    }
+    std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+    bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+    std::string text(int col) const {
+        const auto* p = sqlite3_column_text(stmt_, col);
+        return p ? std::string(reinterpret_cast<const char*>(p),
+                               static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                 : std::string{};
+    }
+    bytes blob(int col) const {
+        const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+        const auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col));
+        return p ? bytes(p, p + n) : bytes{};
+    }
+
+private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) throw store_error(fmt::format("sqlite bind: {}", sqlite3_errmsg(db_)));
+    }
+    sqlite3* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope.
+class transaction {
+public:
+    explicit transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
+    ~transaction() {
+        if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    transaction(const transaction&) = delete;
+    transaction& operator=(const transaction&) = delete;
+    void commit() {
+        run("COMMIT");
+        done_ = true;
+    }
+
+private:
+    void run(const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "?";
+            sqlite3_free(err);
+            throw store_error(fmt::format("sqlite {}: {}", sql, msg));
+        }
+    }
+    sqlite3* db_;
+    bool done_ = false;
+};
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS serial_counter (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+INSERT OR IGNORE INTO serial_counter (id, last) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS ca_generations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, cert_der BLOB NOT NULL, key_pem TEXT NOT NULL,
+  state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, transaction_id TEXT NOT NULL,
+  signer_key_hash TEXT NOT NULL, signer_cert_hash TEXT NOT NULL, state TEXT NOT NULL,
+  csr_der BLOB NOT NULL, subject TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  renewal INTEGER NOT NULL, ca_generation INTEGER NOT NULL,
+  created INTEGER NOT NULL, expires INTEGER NOT NULL, serial INTEGER);
+CREATE INDEX IF NOT EXISTS requests_tid ON requests (transaction_id);
+CREATE TABLE IF NOT EXISTS certificates (
+  serial INTEGER PRIMARY KEY, der BLOB NOT NULL, subject TEXT NOT NULL,
+  not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked_at INTEGER,
+  request_id INTEGER);
+CREATE TABLE IF NOT EXISTS passwords (
+  password TEXT PRIMARY KEY, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+)sql";
+
+request_state parse_request_state(std::string_view s) {
+    if (s == "granted") return request_state::granted;
+    if (s == "rejected") return request_state::rejected;
+    if (s == "issued") return request_state::issued;
+    if (s == "expired") return request_state::expired;
+    return request_state::pending;
+}
+ca_state parse_ca_state(std::string_view s) {
+    if (s == "shadow") return ca_state::shadow;
+    if (s == "archived") return ca_state::archived;
+    return ca_state::active;
+}
+
+constexpr const char* request_columns =
+    "id, transaction_id, signer_key_hash, signer_cert_hash, state, csr_der, subject, "
+    "fingerprint, renewal, ca_generation, created, expires, serial";
+
+request_record read_request(const statement& s) {
+    request_record r;
+    r.id = s.int64(0);
+    r.transaction_id = s.text(1);
+    r.signer_key_hash = s.text(2);
+    r.signer_cert_hash = s.text(3);
+    r.state = parse_request_state(s.text(4));
+    r.csr_der = s.blob(5);
+    r.subject = s.text(6);
+    r.fingerprint = s.text(7);
+    r.renewal = s.int64(8) != 0;
+    r.ca_generation = static_cast<int>(s.int64(9));
+    r.created = from_ms(s.int64(10));
+    r.expires = from_ms(s.int64(11));
+    if (!s.is_null(12)) r.serial = static_cast<std::uint64_t>(s.int64(12));
+    return r;
+}
+
+constexpr const char* certificate_columns =
+    "serial, der, subject, not_before, not_after, revoked_at, request_id";
+
+certificate_record read_certificate(const statement& s) {
+    certificate_record c;
+    c.serial = static_cast<std::uint64_t>(s.int64(0));
+    c.der = s.blob(1);
+    c.subject = s.text(2);
+    c.not_before = from_ms(s.int64(3));
+    c.not_after = from_ms(s.int64(4));
+    if (!s.is_null(5)) c.revoked_at = from_ms(s.int64(5));
+    if (!s.is_null(6)) c.request_id = s.int64(6);
+    return c;
+}
+
+}  // namespace
+
+std::string_view to_string(request_state s) noexcept {
+    switch (s) {
+        case request_state::pending: return "pending";
+        case request_state::granted: return "granted";
+        case request_state::rejected: return "rejected";
+        case request_state::issued: return "issued";
+        case request_state::expired: return "expired";
+    }
+    return "pending";
+}
+
+std::string_view to_string(ca_state s) noexcept {
+    switch (s) {
+        case ca_state::active: return "active";
+        case ca_state::shadow: return "shadow";
+        case ca_state::archived: return "archived";
+    }
+    return "active";
+}
+
+store::store(const std::filesystem::path& file) {
+    // Create the file 0600 ourselves: sqlite would use the umask (the CA key lives in it).
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw store_error(fmt::format("cannot open {}", file.string()));
+    ::fchmod(fd, 0600);
+    ::close(fd);
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw store_error(fmt::format("cannot open {}: {}", file.string(), msg));
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    // Durable at COMMIT: a certificate a client received survives kill -9 and power loss.
+    exec("PRAGMA synchronous=FULL");
+    exec(schema);
+}
+
+store::~store() { sqlite3_close(db_); }
+
+void store::exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "?";
+        sqlite3_free(err);
+        throw store_error(fmt::format("sqlite: {}", msg));
+    }
+}
+
+std::optional<std::string> store::meta(std::string_view key) {
+    statement s{db_, "SELECT value FROM meta WHERE key = ?"};
+    s.bind(1, key);
+    if (s.step()) return s.text(0);
+    return std::nullopt;
+}
+
+void store::set_meta(std::string_view key, std::string_view value) {
+    statement s{db_, "INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"};
+    s.bind(1, key).bind(2, value);
+    s.step();
+}
+
+std::vector<ca_generation_record> store::ca_generations() {
+    statement s{db_, "SELECT id, cert_der, key_pem, state FROM ca_generations ORDER BY id"};
+    std::vector<ca_generation_record> out;
+    while (s.step()) {
+        out.push_back({static_cast<int>(s.int64(0)), s.blob(1), s.text(2), parse_ca_state(s.text(3))});
+    }
+    return out;
+}
+
+int store::add_ca_generation(const bytes& cert_der, std::string_view key_pem, ca_state state) {
+    statement s{db_, "INSERT INTO ca_generations (cert_der, key_pem, state) VALUES (?, ?, ?)"};
+    s.bind(1, cert_der).bind(2, key_pem).bind(3, to_string(state));
+    s.step();
+    return static_cast<int>(sqlite3_last_insert_rowid(db_));
+}
+
+void store::set_ca_state(int id, ca_state state) {
+    statement s{db_, "UPDATE ca_generations SET state = ? WHERE id = ?"};
+    s.bind(1, to_string(state)).bind(2, std::int64_t{id});
+    s.step();
+}
+
+std::uint64_t store::last_serial() {
+    statement s{db_, "SELECT last FROM serial_counter WHERE id = 1"};
+    return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+}
+
+std::uint64_t store::take_serial() {
+    transaction t{db_};
+    const std::uint64_t serial = last_serial() + 1;
+    statement u{db_, "UPDATE serial_counter SET last = ? WHERE id = 1"};
+    u.bind(1, static_cast<std::int64_t>(serial));
+    u.step();
+    t.commit();
+    return serial;
+}
+
+std::uint64_t store::issue(std::optional<std::int64_t> request_id,
+                           const std::function<built_certificate(std::uint64_t)>& build) {
+    transaction t{db_};
+    const std::uint64_t serial = last_serial() + 1;
+    const built_certificate cert = build(serial);
+    {
+        statement u{db_, "UPDATE serial_counter SET last = ? WHERE id = 1"};
+        u.bind(1, static_cast<std::int64_t>(serial));
+        u.step();
+    }
+    {
+        statement i{db_, "INSERT INTO certificates (serial, der, subject, not_before, not_after, "
+                         "request_id) VALUES (?, ?, ?, ?, ?, ?)"};
+        i.bind(1, static_cast<std::int64_t>(serial))
+            .bind(2, cert.der)
+            .bind(3, cert.subject)
+            .bind(4, to_ms(cert.not_before))
+            .bind(5, to_ms(cert.not_after));
+        if (request_id) {
+            i.bind(6, *request_id);
+        } else {
+            i.bind_null(6);
+        }
+        i.step();
+    }
+    if (request_id) {
+        statement r{db_, "UPDATE requests SET state = 'issued', serial = ? WHERE id = ?"};
+        r.bind(1, static_cast<std::int64_t>(serial)).bind(2, *request_id);
+        r.step();
+    }
+    t.commit();
+    return serial;
+}
+
+std::optional<certificate_record> store::certificate(std::uint64_t serial) {
+    statement s{db_, fmt::format("SELECT {} FROM certificates WHERE serial = ?", certificate_columns)
+                         .c_str()};
+    s.bind(1, static_cast<std::int64_t>(serial));
+    if (s.step()) return read_certificate(s);
+    return std::nullopt;
+}
+
+std::vector<certificate_record> store::certificates() {
+    statement s{db_,
+                fmt::format("SELECT {} FROM certificates ORDER BY serial", certificate_columns).c_str()};
+    std::vector<certificate_record> out;
+    while (s.step()) out.push_back(read_certificate(s));
+    return out;
+}
+
+std::vector<certificate_record> store::revoked() {
+    statement s{db_, fmt::format("SELECT {} FROM certificates WHERE revoked_at IS NOT NULL "
+                                 "ORDER BY serial",
+                                 certificate_columns)
+                         .c_str()};
+    std::vector<certificate_record> out;
+    while (s.step()) out.push_back(read_certificate(s));
+    return out;
+}
+
+bool store::revoke(std::uint64_t serial, time_point at) {
+    if (!certificate(serial)) return false;
+    statement s{db_, "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL"};
+    s.bind(1, to_ms(at)).bind(2, static_cast<std::int64_t>(serial));
+    s.step();
+    return true;
+}
+
+std::int64_t store::add_request(const request_record& r) {
+    statement s{db_, "INSERT INTO requests (transaction_id, signer_key_hash, signer_cert_hash, "
+                     "state, csr_der, subject, fingerprint, renewal, ca_generation, created, "
+                     "expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+    s.bind(1, r.transaction_id)
+        .bind(2, r.signer_key_hash)
+        .bind(3, r.signer_cert_hash)
+        .bind(4, to_string(r.state))
+        .bind(5, r.csr_der)
+        .bind(6, r.subject)
+        .bind(7, r.fingerprint)
+        .bind(8, std::int64_t{r.renewal ? 1 : 0})
+        .bind(9, std::int64_t{r.ca_generation})
+        .bind(10, to_ms(r.created))
+        .bind(11, to_ms(r.expires));
+    s.step();
+    return sqlite3_last_insert_rowid(db_);
+}
+
+std::optional<request_record> store::request(std::int64_t id) {
+    statement s{db_, fmt::format("SELECT {} FROM requests WHERE id = ?", request_columns).c_str()};
+    s.bind(1, id);
+    if (s.step()) return read_request(s);
+    return std::nullopt;
+}
+
+std::vector<request_record> store::requests_by_transaction(std::string_view transaction_id) {
+    statement s{db_, fmt::format("SELECT {} FROM requests WHERE transaction_id = ? ORDER BY id DESC",
+                                 request_columns)
+                         .c_str()};
+    s.bind(1, transaction_id);
+    std::vector<request_record> out;
+    while (s.step()) out.push_back(read_request(s));
+    return out;
+}
+
+std::vector<request_record> store::requests() {
+    statement s{db_, fmt::format("SELECT {} FROM requests ORDER BY id", request_columns).c_str()};
+    std::vector<request_record> out;
+    while (s.step()) out.push_back(read_request(s));
+    return out;
+}
+
+void store::set_request_state(std::int64_t id, request_state st) {
+    statement s{db_, "UPDATE requests SET state = ? WHERE id = ?"};
+    s.bind(1, to_string(st)).bind(2, id);
+    s.step();
+}
+
+int store::expire_requests(time_point now) {
+    statement s{db_, "UPDATE requests SET state = 'expired' WHERE state = 'pending' AND expires <= ?"};
+    s.bind(1, to_ms(now));
+    s.step();
+    return sqlite3_changes(db_);
+}
+
+void store::add_password(std::string_view password, time_point expires) {
+    statement s{db_, "INSERT OR REPLACE INTO passwords (password, expires, used) VALUES (?, ?, 0)"};
+    s.bind(1, password).bind(2, to_ms(expires));
+    s.step();
+}
+
+bool store::consume_password(std::string_view password, time_point now) {
+    statement s{db_, "UPDATE passwords SET used = 1 WHERE password = ? AND used = 0 AND expires > ?"};
+    s.bind(1, password).bind(2, to_ms(now));
+    s.step();
+    return sqlite3_changes(db_) == 1;
+}
+
+std::uint64_t store::next_crl_number() {
+    transaction t{db_};
+    std::uint64_t n = 1;
+    if (auto v = meta("crl_number")) n = std::stoull(*v) + 1;
+    set_meta("crl_number", std::to_string(n));
+    t.commit();
+    return n;
+}
+
+}  // namespace pkisim::scep

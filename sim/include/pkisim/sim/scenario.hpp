@@ -1,0 +1,127 @@
+// A fleet scenario: which IOS configuration files describe the CA (and RA) and the client
+// groups, plus only what IOS has no command for (fleet sizes and enrollment patterns, latency,
+// the shadow retry interval, connect timeout, jitter, clock skew, service times, horizon).
+// Format: TOML, documented in configs/README.md "Scenario files".
+//
+//   auto sc = load_scenario("configs/seed002.toml");
+//   if (!sc) { std::cerr << sc.error() << '\n'; return 2; }     // "seed002.toml:12: ..."
+//   apply_setting(*sc, "overlap", "365");                        // --set / --sweep
+//   auto result = run_simulation(*sc, {});
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "pkisim/timers/client_model.hpp"
+#include "pkisim/timers/config.hpp"
+#include "pkisim/timers/limiter.hpp"
+#include "pkisim/timers/time.hpp"
+
+namespace pkisim::sim {
+
+using timers::duration;
+using timers::time_point;
+
+// How a group's first enrollments are spread (all offsets are from the scenario start, which is
+// the CA's creation: the first `no shutdown`).
+enum class enrollment_pattern {
+    instant,  // all `count` clients at `at`
+    uniform,  // independent uniform random times in [at, at + window) (seeded)
+    spread,   // evenly spaced: client i at at + (i + 0.5) / count × window (no randomness)
+    batches,  // explicit {at, count} batches
+    csv,      // one time per line in a CSV file (offset like "12d 3h" or an ISO date)
+};
+std::string_view to_string(enrollment_pattern p);
+
+struct enrollment_batch {
+    duration at{0};
+    std::uint64_t count = 0;
+};
+
+struct client_group {
+    std::string name;
+    std::string config_path;  // the IOS file with the trustpoint (resolved path)
+    std::string config_text;  // its content, for the report
+    timers::trustpoint_config trustpoint;
+    std::uint64_t count = 0;
+    enrollment_pattern pattern = enrollment_pattern::spread;
+    duration at{0};
+    duration window{0};
+    std::vector<enrollment_batch> batches;
+    std::vector<duration> times;  // csv
+    bool via_ra = false;          // clients talk to the RA (default when the scenario has one)
+};
+
+// One IOS box that serves SCEP: the CA, or the RA in front of it.
+struct server_side {
+    std::string config_path;
+    std::string config_text;
+    timers::server_config server;
+    timers::http_config http;
+    // Operator `crypto pki server NAME rollover` at this offset from the start (optional).
+    std::optional<duration> manual_rollover;
+};
+
+struct scenario {
+    std::string path;  // the scenario file (resolved)
+    std::string name;
+    std::string description;
+    time_point start{};  // CA created (first `no shutdown`)
+    std::optional<duration> horizon;  // default: CA lifetime + 60 days
+    std::uint64_t seed = 1;
+    // Client actions happen on this grid (model resolution). 1 s keeps the 20 s shadow retry
+    // exact and lets clients that act in the same second merge into cohorts.
+    duration time_step = timers::seconds{1};
+
+    server_side ca;
+    std::optional<server_side> ra;
+    timers::trustpoint_config ra_trustpoint;  // the RA's own certificate (auto-enroll)
+
+    // IOS has no command for these (ios-pki-model.md §2.3, §2.5, §3).
+    timers::client_model client;  // shadow retry interval (20 s), connect timeout (10 s)
+    duration latency = timers::duration{2};  // one way, client <-> server
+    duration retry_jitter{0};                // uniform extra delay in [0, jitter] per retry
+    duration clock_skew{0};                  // per-client skew uniform in [-skew, +skew]
+    duration service_get_next_ca_cert = timers::duration{36};  // seed 002: 36 ms for a 404
+    duration service_enrollment = timers::duration{250};       // PKCSReq round (assumption)
+    timers::throttle_window throttle_window = timers::throttle_window::sliding;
+    bool throttle = true;
+    bool limiter_enabled = true;
+
+    std::vector<client_group> groups;
+
+    std::uint64_t clients() const;
+    // The server the clients talk to: the RA if there is one.
+    const server_side& front() const { return ra ? *ra : ca; }
+    duration effective_horizon() const;
+};
+
+// Reads a scenario and every IOS file it names. Errors read "file:line: what was expected".
+tl::expected<scenario, std::string> load_scenario(const std::string& path);
+// The same from text (tests); IOS paths are resolved relative to `base_dir`.
+tl::expected<scenario, std::string> parse_scenario(std::string_view text,
+                                                   const std::string& display_name,
+                                                   const std::string& base_dir);
+
+// `--set key=value` and sweeps. Keys:
+//   overlap | ca.auto-rollover          → CA `auto-rollover V` (days)
+//   ca.<server command>                  → CA `<command> V` (e.g. ca.lifetime=certificate 600)
+//   ra.<trustpoint command>              → the RA's trustpoint (e.g. ra.auto-enroll=95)
+//   auto-enroll | clients.<tp command>   → every client group's trustpoint
+//   clients | count                      → total clients, split across groups by their share
+//   max-connections                      → `ip http max-connections V` on the front server
+//   seed, horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter,
+//   clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window
+tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
+                                              std::string_view value);
+
+// "20s", "36ms", "420d", "1d 12h 30m", "1.5d"; a bare number is seconds.
+std::optional<duration> parse_duration_text(std::string_view text);
+std::string format_duration(duration d);
+
+}  // namespace pkisim::sim

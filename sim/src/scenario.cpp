@@ -1,0 +1,759 @@
+// Scenario loader: TOML (toml++) → scenario. IOS text is parsed by pkisim::timers; this file
+// only reads what IOS has no command for.
+#include "pkisim/sim/scenario.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace pkisim::sim {
+
+namespace fs = std::filesystem;
+
+std::string_view to_string(enrollment_pattern p) {
+    switch (p) {
+        case enrollment_pattern::instant: return "instant";
+        case enrollment_pattern::uniform: return "uniform";
+        case enrollment_pattern::spread: return "spread";
+        case enrollment_pattern::batches: return "batches";
+        case enrollment_pattern::csv: return "csv";
+    }
+    return "?";
+}
+
+std::uint64_t scenario::clients() const {
+    std::uint64_t n = 0;
+    for (const auto& g : groups) n += g.count;
+    return n;
+}
+
+duration scenario::effective_horizon() const {
+    if (horizon) return *horizon;
+    return ca.server.ca_lifetime + timers::days{60};
+}
+
+std::optional<duration> parse_duration_text(std::string_view text) {
+    std::size_t i = 0;
+    double total_ms = 0;
+    bool any = false;
+    auto skip_ws = [&] {
+        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    };
+    skip_ws();
+    while (i < text.size()) {
+        std::size_t j = i;
+        while (j < text.size() &&
+               (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.'))
+            ++j;
+        if (j == i) return std::nullopt;
+        double v = 0;
+        try {
+            v = std::stod(std::string(text.substr(i, j - i)));
+        } catch (...) {
+            return std::nullopt;
+        }
+        std::size_t k = j;
+        while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
+        const std::string_view unit = text.substr(j, k - j);
+        double scale = 0;
+        if (unit.empty() || unit == "s") {
+            scale = 1000;
+        } else if (unit == "ms") {
+            scale = 1;
+        } else if (unit == "m" || unit == "min") {
+            scale = 60'000;
+        } else if (unit == "h") {
+            scale = 3'600'000;
+        } else if (unit == "d") {
+            scale = 86'400'000;
+        } else {
+            return std::nullopt;
+        }
+        total_ms += v * scale;
+        any = true;
+        i = k;
+        skip_ws();
+    }
+    if (!any || total_ms < 0 || total_ms > 1e15) return std::nullopt;
+    return duration{static_cast<duration::rep>(std::llround(total_ms))};
+}
+
+std::string format_duration(duration d) {
+    auto ms = d.count();
+    if (ms == 0) return "0s";
+    std::string out;
+    const std::pair<long long, const char*> units[] = {
+        {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+    for (const auto& [scale, name] : units) {
+        if (ms >= scale) {
+            if (!out.empty()) out += ' ';
+            out += fmt::format("{}{}", ms / scale, name);
+            ms %= scale;
+        }
+    }
+    return out;
+}
+
+namespace {
+
+struct loader {
+    std::string file;      // for messages
+    std::string base_dir;  // IOS paths are relative to the scenario file
+
+    std::string where(const toml::node& n) const {
+        return fmt::format("{}:{}", file, n.source().begin.line);
+    }
+    std::string where(const toml::table& t, std::string_view key) const {
+        if (const auto* n = t.get(key)) return where(*n);
+        return fmt::format("{}:{}", file, t.source().begin.line);
+    }
+
+    tl::expected<std::string, std::string> string_at(const toml::table& t, std::string_view key,
+                                                     bool required) const {
+        const auto* n = t.get(key);
+        if (n == nullptr) {
+            if (required)
+                return tl::make_unexpected(
+                    fmt::format("{}: expected a key `{}` (a string) in this table", where(t, key),
+                                key));
+            return std::string{};
+        }
+        if (const auto* s = n->as_string()) return s->get();
+        return tl::make_unexpected(
+            fmt::format("{}: `{}`: expected a string", where(*n), key));
+    }
+
+    tl::expected<std::optional<duration>, std::string> duration_at(const toml::table& t,
+                                                                   std::string_view key) const {
+        const auto* n = t.get(key);
+        if (n == nullptr) return std::optional<duration>{};
+        if (const auto* s = n->as_string()) {
+            if (auto d = parse_duration_text(s->get())) return std::optional<duration>{*d};
+        } else if (const auto* i = n->as_integer()) {
+            if (i->get() >= 0) return std::optional<duration>{timers::seconds{i->get()}};
+        } else if (const auto* f = n->as_floating_point()) {
+            if (f->get() >= 0)
+                return std::optional<duration>{
+                    duration{static_cast<duration::rep>(std::llround(f->get() * 1000))}};
+        }
+        return tl::make_unexpected(fmt::format(
+            "{}: `{}`: expected a duration such as \"20s\", \"36ms\", \"420d\" or \"1d 12h\"",
+            where(*n), key));
+    }
+
+    tl::expected<std::optional<std::int64_t>, std::string> int_at(const toml::table& t,
+                                                                  std::string_view key,
+                                                                  std::int64_t lo,
+                                                                  std::int64_t hi) const {
+        const auto* n = t.get(key);
+        if (n == nullptr) return std::optional<std::int64_t>{};
+        if (const auto* i = n->as_integer()) {
+            if (i->get() >= lo && i->get() <= hi) return std::optional<std::int64_t>{i->get()};
+        }
+        return tl::make_unexpected(
+            fmt::format("{}: `{}`: expected an integer in {}..{}", where(*n), key, lo, hi));
+    }
+
+    tl::expected<bool, std::string> check_keys(const toml::table& t,
+                                               std::initializer_list<std::string_view> known,
+                                               std::string_view table_name) const {
+        for (const auto& [k, v] : t) {
+            if (std::find(known.begin(), known.end(), k.str()) == known.end()) {
+                std::string list;
+                for (auto kk : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", kk);
+                return tl::make_unexpected(fmt::format("{}: unknown key `{}` in {}; expected one of: {}",
+                                                       where(v), k.str(), table_name, list));
+            }
+        }
+        return true;
+    }
+
+    std::string resolve(const std::string& p) const {
+        fs::path path{p};
+        if (path.is_relative()) path = fs::path{base_dir} / path;
+        return path.lexically_normal().string();
+    }
+
+    tl::expected<std::pair<std::string, timers::ios_config>, std::string> read_ios(
+        const toml::table& t, std::string_view key) const {
+        auto rel = string_at(t, key, true);
+        if (!rel) return tl::make_unexpected(rel.error());
+        const std::string path = resolve(*rel);
+        std::ifstream in{path, std::ios::binary};
+        if (!in)
+            return tl::make_unexpected(fmt::format("{}: `{}`: cannot read IOS file {}",
+                                                   where(t, key), key, path));
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string text = ss.str();
+        auto cfg = timers::parse_ios_config(text, path);
+        if (!cfg) return tl::make_unexpected(cfg.error().to_string());
+        return std::make_pair(std::move(text), std::move(*cfg));
+    }
+
+    // A time: an offset from the start ("1460d") or an ISO date ("2029-12-01").
+    tl::expected<std::optional<duration>, std::string> offset_at(const toml::table& t,
+                                                                 std::string_view key,
+                                                                 time_point start) const {
+        const auto* n = t.get(key);
+        if (n == nullptr) return std::optional<duration>{};
+        if (const auto* s = n->as_string()) {
+            if (auto d = parse_duration_text(s->get())) return std::optional<duration>{*d};
+            if (auto tp = timers::parse_iso8601(s->get()); tp && *tp >= start)
+                return std::optional<duration>{*tp - start};
+        }
+        return duration_at(t, key).and_then(
+            [&](std::optional<duration> d) -> tl::expected<std::optional<duration>, std::string> {
+                if (d) return d;
+                return tl::make_unexpected(fmt::format(
+                    "{}: `{}`: expected an offset from the start (\"1460d\") or a date not "
+                    "before the start",
+                    where(*n), key));
+            });
+    }
+
+    tl::expected<server_side, std::string> read_server(const toml::table& t,
+                                                       std::string_view table_name,
+                                                       time_point start, bool want_ra) const {
+        if (auto ok = check_keys(t, {"config", "server", "manual_rollover", "trustpoint"},
+                                 table_name);
+            !ok)
+            return tl::make_unexpected(ok.error());
+        auto ios = read_ios(t, "config");
+        if (!ios) return tl::make_unexpected(ios.error());
+        server_side side;
+        side.config_path = resolve(*string_at(t, "config", true));
+        side.config_text = std::move(ios->first);
+        const auto& cfg = ios->second;
+        auto name = string_at(t, "server", false);
+        if (!name) return tl::make_unexpected(name.error());
+        const timers::server_config* s = nullptr;
+        if (!name->empty()) {
+            s = cfg.find_server(*name);
+            if (s == nullptr)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `server`: no `crypto pki server {}` in {}", where(t, "server"), *name,
+                    side.config_path));
+        } else {
+            for (const auto& sv : cfg.servers) {
+                if (sv.mode_ra == want_ra) {
+                    s = &sv;
+                    break;
+                }
+            }
+            if (s == nullptr && !cfg.servers.empty()) s = &cfg.servers.front();
+            if (s == nullptr)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `config`: expected a `crypto pki server` section in {}",
+                    where(t, "config"), side.config_path));
+        }
+        side.server = *s;
+        side.http = cfg.http;
+        auto mr = offset_at(t, "manual_rollover", start);
+        if (!mr) return tl::make_unexpected(mr.error());
+        side.manual_rollover = *mr;
+        return side;
+    }
+
+    tl::expected<scenario, std::string> load(const toml::table& root) const {
+        scenario sc;
+        if (auto ok = check_keys(root,
+                                 {"name", "description", "start", "horizon", "seed", "time_step",
+                                  "ca", "ra", "network", "limiter", "clients"},
+                                 "the scenario");
+            !ok)
+            return tl::make_unexpected(ok.error());
+        if (auto v = string_at(root, "name", false); v) {
+            sc.name = *v;
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (auto v = string_at(root, "description", false); v) {
+            sc.description = *v;
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (const auto* n = root.get("start")) {
+            std::optional<time_point> tp;
+            if (const auto* s = n->as_string()) tp = timers::parse_iso8601(s->get());
+            if (const auto* d = n->as_date_time()) {
+                const auto& dt = d->get();
+                tp = time_point{date::sys_days{date::year{dt.date.year} / dt.date.month /
+                                               dt.date.day}} +
+                     timers::hours{dt.time.hour} + timers::minutes{dt.time.minute} +
+                     timers::seconds{dt.time.second};
+            }
+            if (const auto* d = n->as_date()) {
+                const auto& dd = d->get();
+                tp = time_point{date::sys_days{date::year{dd.year} / dd.month / dd.day}};
+            }
+            if (!tp)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `start`: expected a UTC date such as \"2025-01-01T00:00:00Z\"",
+                    where(*n)));
+            sc.start = *tp;
+        } else {
+            sc.start = *timers::parse_iso8601("2025-01-01T00:00:00Z");
+        }
+        if (auto v = duration_at(root, "horizon"); v) {
+            sc.horizon = *v;
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (auto v = int_at(root, "seed", 0, std::numeric_limits<std::int64_t>::max()); v) {
+            if (*v) sc.seed = static_cast<std::uint64_t>(**v);
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (auto v = duration_at(root, "time_step"); v) {
+            if (*v) {
+                if (**v <= duration{0} || **v > timers::seconds{60})
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `time_step`: expected 1ms..60s", where(root, "time_step")));
+                sc.time_step = **v;
+            }
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+
+        const auto* ca = root.get_as<toml::table>("ca");
+        if (ca == nullptr)
+            return tl::make_unexpected(fmt::format(
+                "{}:1: expected a [ca] table with `config = \"ca.ios\"`", file));
+        auto ca_side = read_server(*ca, "[ca]", sc.start, false);
+        if (!ca_side) return tl::make_unexpected(ca_side.error());
+        sc.ca = std::move(*ca_side);
+        if (sc.ca.server.mode_ra)
+            return tl::make_unexpected(fmt::format(
+                "{}: [ca]: the server section has `mode ra`; put the RA under [ra]",
+                where(*ca)));
+
+        if (const auto* ra = root.get_as<toml::table>("ra")) {
+            auto ra_side = read_server(*ra, "[ra]", sc.start, true);
+            if (!ra_side) return tl::make_unexpected(ra_side.error());
+            // The RA's own certificate comes from a trustpoint in the same file.
+            auto ios = read_ios(*ra, "config");
+            auto tpname = string_at(*ra, "trustpoint", false);
+            if (!tpname) return tl::make_unexpected(tpname.error());
+            const timers::trustpoint_config* tp = nullptr;
+            if (!tpname->empty()) {
+                tp = ios->second.find_trustpoint(*tpname);
+                if (tp == nullptr)
+                    return tl::make_unexpected(
+                        fmt::format("{}: `trustpoint`: no `crypto pki trustpoint {}` in {}",
+                                    where(*ra, "trustpoint"), *tpname, ra_side->config_path));
+            } else if (!ios->second.trustpoints.empty()) {
+                tp = &ios->second.trustpoints.front();
+            }
+            if (tp == nullptr)
+                return tl::make_unexpected(fmt::format(
+                    "{}: [ra]: expected a `crypto pki trustpoint` for the RA's own certificate "
+                    "in {}",
+                    where(*ra), ra_side->config_path));
+            sc.ra_trustpoint = *tp;
+            sc.ra = std::move(*ra_side);
+        }
+
+        if (const auto* net = root.get_as<toml::table>("network")) {
+            if (auto ok = check_keys(*net,
+                                     {"latency", "connect_timeout", "shadow_retry_interval",
+                                      "retry_jitter", "clock_skew", "service_get_next_ca_cert",
+                                      "service_enrollment"},
+                                     "[network]");
+                !ok)
+                return tl::make_unexpected(ok.error());
+            struct field {
+                std::string_view key;
+                duration* target;
+            };
+            const field fields[] = {{"latency", &sc.latency},
+                                    {"connect_timeout", &sc.client.connect_timeout},
+                                    {"shadow_retry_interval", &sc.client.shadow_retry_interval},
+                                    {"retry_jitter", &sc.retry_jitter},
+                                    {"clock_skew", &sc.clock_skew},
+                                    {"service_get_next_ca_cert", &sc.service_get_next_ca_cert},
+                                    {"service_enrollment", &sc.service_enrollment}};
+            for (const auto& f : fields) {
+                auto v = duration_at(*net, f.key);
+                if (!v) return tl::make_unexpected(v.error());
+                if (*v) *f.target = **v;
+            }
+            if (sc.client.shadow_retry_interval <= duration{0})
+                return tl::make_unexpected(fmt::format(
+                    "{}: `shadow_retry_interval`: expected more than 0",
+                    where(*net, "shadow_retry_interval")));
+        }
+        if (const auto* lim = root.get_as<toml::table>("limiter")) {
+            if (auto ok = check_keys(*lim, {"window", "throttle", "enabled"}, "[limiter]"); !ok)
+                return tl::make_unexpected(ok.error());
+            auto w = string_at(*lim, "window", false);
+            if (!w) return tl::make_unexpected(w.error());
+            if (!w->empty()) {
+                if (*w == "sliding") {
+                    sc.throttle_window = timers::throttle_window::sliding;
+                } else if (*w == "fixed_minute") {
+                    sc.throttle_window = timers::throttle_window::fixed_minute;
+                } else if (*w == "reset_after_deaf") {
+                    sc.throttle_window = timers::throttle_window::reset_after_deaf;
+                } else {
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `window`: expected \"sliding\", \"fixed_minute\" or "
+                        "\"reset_after_deaf\"",
+                        where(*lim, "window")));
+                }
+            }
+            for (auto [key, target] : {std::pair{std::string_view{"throttle"}, &sc.throttle},
+                                       std::pair{std::string_view{"enabled"}, &sc.limiter_enabled}}) {
+                if (const auto* n = lim->get(key)) {
+                    if (const auto* b = n->as_boolean()) {
+                        *target = b->get();
+                    } else {
+                        return tl::make_unexpected(
+                            fmt::format("{}: `{}`: expected true or false", where(*n), key));
+                    }
+                }
+            }
+        }
+
+        const auto* clients = root.get_as<toml::array>("clients");
+        if (clients == nullptr || clients->empty())
+            return tl::make_unexpected(fmt::format(
+                "{}:1: expected at least one [[clients]] group (config, count, pattern)", file));
+        for (const auto& node : *clients) {
+            const auto* g = node.as_table();
+            if (g == nullptr)
+                return tl::make_unexpected(
+                    fmt::format("{}: [[clients]]: expected a table", where(node)));
+            auto group = read_group(*g, sc);
+            if (!group) return tl::make_unexpected(group.error());
+            sc.groups.push_back(std::move(*group));
+        }
+        return sc;
+    }
+
+    tl::expected<client_group, std::string> read_group(const toml::table& g,
+                                                       const scenario& sc) const {
+        if (auto ok = check_keys(g,
+                                 {"name", "config", "trustpoint", "count", "pattern", "at",
+                                  "window", "batches", "csv", "server"},
+                                 "[[clients]]");
+            !ok)
+            return tl::make_unexpected(ok.error());
+        client_group out;
+        auto name = string_at(g, "name", false);
+        if (!name) return tl::make_unexpected(name.error());
+        out.name = name->empty() ? fmt::format("group{}", sc.groups.size() + 1) : *name;
+        auto ios = read_ios(g, "config");
+        if (!ios) return tl::make_unexpected(ios.error());
+        out.config_path = resolve(*string_at(g, "config", true));
+        out.config_text = std::move(ios->first);
+        auto tpname = string_at(g, "trustpoint", false);
+        if (!tpname) return tl::make_unexpected(tpname.error());
+        const timers::trustpoint_config* tp = nullptr;
+        if (!tpname->empty()) {
+            tp = ios->second.find_trustpoint(*tpname);
+        } else if (!ios->second.trustpoints.empty()) {
+            tp = &ios->second.trustpoints.front();
+        }
+        if (tp == nullptr)
+            return tl::make_unexpected(fmt::format(
+                "{}: expected a `crypto pki trustpoint{}` in {}", where(g, "config"),
+                tpname->empty() ? "" : " " + *tpname, out.config_path));
+        out.trustpoint = *tp;
+        auto count = int_at(g, "count", 0, 100'000'000);
+        if (!count) return tl::make_unexpected(count.error());
+        auto server = string_at(g, "server", false);
+        if (!server) return tl::make_unexpected(server.error());
+        if (server->empty()) {
+            out.via_ra = sc.ra.has_value();
+        } else if (*server == "ra") {
+            if (!sc.ra)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `server = \"ra\"` but the scenario has no [ra]", where(g, "server")));
+            out.via_ra = true;
+        } else if (*server == "ca") {
+            out.via_ra = false;
+        } else {
+            return tl::make_unexpected(
+                fmt::format("{}: `server`: expected \"ca\" or \"ra\"", where(g, "server")));
+        }
+        auto pattern = string_at(g, "pattern", false);
+        if (!pattern) return tl::make_unexpected(pattern.error());
+        const std::string p = pattern->empty() ? "spread" : *pattern;
+        if (p == "instant") {
+            out.pattern = enrollment_pattern::instant;
+        } else if (p == "uniform") {
+            out.pattern = enrollment_pattern::uniform;
+        } else if (p == "spread") {
+            out.pattern = enrollment_pattern::spread;
+        } else if (p == "batches") {
+            out.pattern = enrollment_pattern::batches;
+        } else if (p == "csv") {
+            out.pattern = enrollment_pattern::csv;
+        } else {
+            return tl::make_unexpected(fmt::format(
+                "{}: `pattern`: expected \"instant\", \"uniform\", \"spread\", \"batches\" or "
+                "\"csv\"",
+                where(g, "pattern")));
+        }
+        auto at = offset_at(g, "at", sc.start);
+        if (!at) return tl::make_unexpected(at.error());
+        if (*at) out.at = **at;
+        auto window = duration_at(g, "window");
+        if (!window) return tl::make_unexpected(window.error());
+        if (*window) out.window = **window;
+        if ((out.pattern == enrollment_pattern::uniform ||
+             out.pattern == enrollment_pattern::spread) &&
+            out.window <= duration{0})
+            return tl::make_unexpected(fmt::format(
+                "{}: pattern \"{}\" needs `window`, e.g. \"420d\" (the first renewal period)",
+                where(g, "pattern"), p));
+        if (out.pattern == enrollment_pattern::batches) {
+            const auto* arr = g.get_as<toml::array>("batches");
+            if (arr == nullptr || arr->empty())
+                return tl::make_unexpected(fmt::format(
+                    "{}: pattern \"batches\" needs `batches = [{{ at = \"0d\", count = 100 }}, "
+                    "...]`",
+                    where(g, "pattern")));
+            std::uint64_t total = 0;
+            for (const auto& b : *arr) {
+                const auto* bt = b.as_table();
+                if (bt == nullptr)
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `batches`: expected {{ at = \"0d\", count = 100 }}", where(b)));
+                auto bat = offset_at(*bt, "at", sc.start);
+                if (!bat) return tl::make_unexpected(bat.error());
+                auto bc = int_at(*bt, "count", 0, 100'000'000);
+                if (!bc) return tl::make_unexpected(bc.error());
+                if (!*bat || !*bc)
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `batches`: expected {{ at = \"0d\", count = 100 }}", where(b)));
+                out.batches.push_back({**bat, static_cast<std::uint64_t>(**bc)});
+                total += static_cast<std::uint64_t>(**bc);
+            }
+            out.count = total;
+            if (*count && static_cast<std::uint64_t>(**count) != total)
+                return tl::make_unexpected(
+                    fmt::format("{}: `count` = {} but the batches add up to {}",
+                                where(g, "count"), **count, total));
+        } else if (out.pattern == enrollment_pattern::csv) {
+            auto rel = string_at(g, "csv", true);
+            if (!rel) return tl::make_unexpected(rel.error());
+            const std::string path = resolve(*rel);
+            std::ifstream in{path};
+            if (!in)
+                return tl::make_unexpected(
+                    fmt::format("{}: `csv`: cannot read {}", where(g, "csv"), path));
+            std::string line;
+            int lineno = 0;
+            while (std::getline(in, line)) {
+                ++lineno;
+                auto first = line.substr(0, line.find(','));
+                while (!first.empty() && std::isspace(static_cast<unsigned char>(first.back())))
+                    first.pop_back();
+                if (first.empty() || first[0] == '#') continue;
+                std::optional<duration> d = parse_duration_text(first);
+                if (!d) {
+                    if (auto when = timers::parse_iso8601(first); when && *when >= sc.start)
+                        d = *when - sc.start;
+                }
+                if (!d) {
+                    if (lineno == 1) continue;  // a header line
+                    return tl::make_unexpected(fmt::format(
+                        "{}:{}: expected an offset (\"12d 3h\") or a date not before the start",
+                        path, lineno));
+                }
+                out.times.push_back(*d);
+            }
+            out.count = out.times.size();
+        } else {
+            if (!*count)
+                return tl::make_unexpected(fmt::format(
+                    "{}: [[clients]]: expected `count` (number of clients)", where(g)));
+            out.count = static_cast<std::uint64_t>(**count);
+        }
+        return out;
+    }
+};
+
+}  // namespace
+
+tl::expected<scenario, std::string> parse_scenario(std::string_view text,
+                                                   const std::string& display_name,
+                                                   const std::string& base_dir) {
+    toml::table root;
+    try {
+        root = toml::parse(text, display_name);
+    } catch (const toml::parse_error& e) {
+        return tl::make_unexpected(fmt::format("{}:{}:{}: {}", display_name,
+                                               e.source().begin.line, e.source().begin.column,
+                                               e.description()));
+    }
+    loader l{display_name, base_dir};
+    auto sc = l.load(root);
+    if (sc) sc->path = display_name;
+    return sc;
+}
+
+tl::expected<scenario, std::string> load_scenario(const std::string& path) {
+    std::ifstream in{path, std::ios::binary};
+    if (!in) return tl::make_unexpected(fmt::format("{}: cannot read the scenario file", path));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string base = fs::path{path}.parent_path().string();
+    return parse_scenario(ss.str(), path, base.empty() ? "." : base);
+}
+
+tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
+                                              std::string_view value) {
+    const timers::source_location where{"--set", 0, 0};
+    auto err = [&](std::string_view what) {
+        return tl::make_unexpected(fmt::format("--set {}={}: {}", key, value, what));
+    };
+    auto as_duration = [&](duration& target) -> tl::expected<void, std::string> {
+        auto d = parse_duration_text(value);
+        if (!d) return err("expected a duration such as 20s, 36ms or 420d");
+        target = *d;
+        return {};
+    };
+    const std::string v{value};
+    if (key == "overlap") return apply_setting(sc, "ca.auto-rollover", value);
+    if (key == "auto-enroll") return apply_setting(sc, "clients.auto-enroll", value);
+    if (key == "lifetime") return apply_setting(sc, "ca.lifetime", "certificate " + v);
+    if (key.starts_with("ca.") || key.starts_with("ra.server.")) {
+        auto& server = key.starts_with("ca.") ? sc.ca.server : sc.ra->server;
+        if (key.starts_with("ra.") && !sc.ra) return err("the scenario has no [ra]");
+        const auto cmd = std::string{key.substr(key.find('.') + 1)};
+        const auto cmd2 = cmd.starts_with("server.") ? cmd.substr(7) : cmd;
+        auto r = timers::apply_server_command(server, cmd2 + " " + v, where);
+        if (!r) return err(r.error().message);
+        return {};
+    }
+    if (key.starts_with("ra.")) {
+        if (!sc.ra) return err("the scenario has no [ra]");
+        if (key == "ra.manual_rollover") {
+            auto d = parse_duration_text(value);
+            if (!d) return err("expected an offset such as 1460d");
+            sc.ra->manual_rollover = *d;
+            return {};
+        }
+        auto r = timers::apply_trustpoint_command(sc.ra_trustpoint,
+                                                  std::string{key.substr(3)} + " " + v, where);
+        if (!r) return err(r.error().message);
+        return {};
+    }
+    if (key.starts_with("clients.") && key != "clients.count") {
+        for (auto& g : sc.groups) {
+            auto r = timers::apply_trustpoint_command(g.trustpoint,
+                                                      std::string{key.substr(8)} + " " + v, where);
+            if (!r) return err(r.error().message);
+        }
+        return {};
+    }
+    if (key == "clients" || key == "count" || key == "clients.count") {
+        std::uint64_t n = 0;
+        try {
+            n = std::stoull(v);
+        } catch (...) {
+            return err("expected a number of clients");
+        }
+        if (n == 0 || n > 100'000'000) return err("expected 1..100000000 clients");
+        const std::uint64_t old = sc.clients();
+        std::uint64_t given = 0;
+        for (std::size_t i = 0; i < sc.groups.size(); ++i) {
+            auto& g = sc.groups[i];
+            const std::uint64_t share =
+                i + 1 == sc.groups.size()
+                    ? n - given
+                    : (old == 0 ? n / sc.groups.size()
+                                : static_cast<std::uint64_t>(static_cast<double>(n) *
+                                                             static_cast<double>(g.count) /
+                                                             static_cast<double>(old)));
+            given += share;
+            if (g.pattern == enrollment_pattern::batches) {
+                // Scale each batch, the remainder into the last one.
+                std::uint64_t bgiven = 0;
+                for (std::size_t b = 0; b < g.batches.size(); ++b) {
+                    auto& bt = g.batches[b];
+                    bt.count = b + 1 == g.batches.size()
+                                   ? share - bgiven
+                                   : static_cast<std::uint64_t>(static_cast<double>(share) *
+                                                                static_cast<double>(bt.count) /
+                                                                static_cast<double>(g.count));
+                    bgiven += bt.count;
+                }
+            } else if (g.pattern == enrollment_pattern::csv) {
+                return err("a group reads its times from a CSV file; edit the file instead");
+            }
+            g.count = share;
+        }
+        return {};
+    }
+    if (key == "max-connections" || key == "http.max-connections") {
+        int n = 0;
+        try {
+            n = std::stoi(v);
+        } catch (...) {
+            return err("expected 1..16");
+        }
+        if (n < 1 || n > 16) return err("expected 1..16 (IOS `ip http max-connections`)");
+        (sc.ra ? sc.ra->http : sc.ca.http).max_connections = n;
+        return {};
+    }
+    if (key == "seed") {
+        try {
+            sc.seed = std::stoull(v);
+        } catch (...) {
+            return err("expected a number");
+        }
+        return {};
+    }
+    if (key == "horizon") {
+        duration d{};
+        if (auto r = as_duration(d); !r) return r;
+        sc.horizon = d;
+        return {};
+    }
+    if (key == "time_step") {
+        if (auto r = as_duration(sc.time_step); !r) return r;
+        if (sc.time_step <= duration{0} || sc.time_step > timers::seconds{60})
+            return err("expected 1ms..60s");
+        return {};
+    }
+    if (key == "latency") return as_duration(sc.latency);
+    if (key == "connect_timeout") return as_duration(sc.client.connect_timeout);
+    if (key == "shadow_retry_interval") {
+        if (auto r = as_duration(sc.client.shadow_retry_interval); !r) return r;
+        if (sc.client.shadow_retry_interval <= duration{0}) return err("expected more than 0");
+        return {};
+    }
+    if (key == "retry_jitter") return as_duration(sc.retry_jitter);
+    if (key == "clock_skew") return as_duration(sc.clock_skew);
+    if (key == "service_get_next_ca_cert") return as_duration(sc.service_get_next_ca_cert);
+    if (key == "service_enrollment") return as_duration(sc.service_enrollment);
+    if (key == "throttle_window") {
+        if (value == "sliding") {
+            sc.throttle_window = timers::throttle_window::sliding;
+        } else if (value == "fixed_minute") {
+            sc.throttle_window = timers::throttle_window::fixed_minute;
+        } else if (value == "reset_after_deaf") {
+            sc.throttle_window = timers::throttle_window::reset_after_deaf;
+        } else {
+            return err("expected sliding, fixed_minute or reset_after_deaf");
+        }
+        return {};
+    }
+    return err(
+        "unknown key; expected overlap, auto-enroll, lifetime, max-connections, clients, seed, "
+        "horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter, "
+        "clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window, "
+        "ca.<server command>, ra.<trustpoint command>, clients.<trustpoint command>");
+}
+
+}  // namespace pkisim::sim

@@ -1,0 +1,943 @@
+// The event loop, the client state machine and the server model of the fleet simulator.
+// Every IOS rule is a call into pkisim::timers (timeline.hpp, client_model.hpp, limiter.hpp);
+// what lives here is bookkeeping: who acts when, how many, and what they experienced.
+#include "pkisim/sim/simulation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <queue>
+#include <random>
+
+#include "pkisim/sim/event_queue.hpp"
+#include "pkisim/timers/client_model.hpp"
+#include "pkisim/timers/limiter.hpp"
+
+namespace pkisim::sim {
+
+std::string_view to_string(engine_kind e) {
+    switch (e) {
+        case engine_kind::exact: return "exact";
+        case engine_kind::cohort: return "cohort";
+        case engine_kind::automatic: return "auto";
+    }
+    return "?";
+}
+
+std::optional<engine_kind> parse_engine_kind(std::string_view text) {
+    if (text == "exact") return engine_kind::exact;
+    if (text == "cohort") return engine_kind::cohort;
+    if (text == "auto") return engine_kind::automatic;
+    return std::nullopt;
+}
+
+std::string_view to_string(verdict v) {
+    switch (v) {
+        case verdict::safe: return "safe";
+        case verdict::storm: return "storm";
+        case verdict::outage: return "outage";
+    }
+    return "?";
+}
+
+namespace {
+
+using ms_t = std::int64_t;  // milliseconds since the scenario start
+constexpr ms_t never = std::numeric_limits<ms_t>::max();
+constexpr ms_t ms_per_day = 86'400'000;
+constexpr ms_t ms_per_minute = 60'000;
+
+// What a client does at its next event. The numeric order is also the order in which work is
+// done within one instant: shadow-loop requests are served before enrollments, so that when the
+// limiter has room for only some of them, it is the enrollments that fail (the conservative
+// reading of seed 002: "legitimate enrollments fail").
+enum phase : std::uint8_t {
+    ph_switchover = 0,      // SHADOW_READY: the rollover CA and ID certificate become active
+    ph_get_next_ca = 1,     // GET_NEW_CA_CERT: send GetNextCACert
+    ph_rollover_enroll = 2, // GET_NEW_ROUTER_CERT: PKCSReq to the shadow CA
+    ph_enroll = 3,          // initial enrollment or RENEW
+    ph_cert_expiry = 4,     // no auto-enroll (or gave up): the certificate runs out
+};
+
+enum flag : std::uint8_t { fl_hit_404 = 1, fl_in_loop = 2 };
+
+// A set of `count` clients in exactly the same state (count == 1 in the exact engine).
+struct cohort {
+    std::uint64_t count = 0;
+    ms_t cert_nb = 0;
+    ms_t cert_na = 0;
+    ms_t skew = 0;            // client clock − server clock (ms); dropped once in the loop
+    ms_t first_404 = never;   // earliest first 404 of the members (not part of the state)
+    std::uint32_t version = 0;
+    std::uint16_t group = 0;  // groups.size() = the RA itself
+    std::uint8_t phase = ph_enroll;
+    std::uint8_t flags = 0;
+    std::uint16_t tries = 0;  // failed attempts of the current enrollment
+    std::uint16_t ca_gen = 0; // which CA generation issued the current certificate
+};
+
+bool same_state(const cohort& a, const cohort& b) {
+    return a.phase == b.phase && a.group == b.group && a.ca_gen == b.ca_gen &&
+           a.flags == b.flags && a.tries == b.tries && a.cert_nb == b.cert_nb &&
+           a.cert_na == b.cert_na && a.skew == b.skew;
+}
+bool state_less(const cohort& a, const cohort& b) {
+    if (a.phase != b.phase) return a.phase < b.phase;
+    if (a.group != b.group) return a.group < b.group;
+    if (a.ca_gen != b.ca_gen) return a.ca_gen < b.ca_gen;
+    if (a.flags != b.flags) return a.flags < b.flags;
+    if (a.tries != b.tries) return a.tries < b.tries;
+    if (a.cert_nb != b.cert_nb) return a.cert_nb < b.cert_nb;
+    if (a.cert_na != b.cert_na) return a.cert_na < b.cert_na;
+    return a.skew < b.skew;
+}
+
+struct admission_counts {
+    std::uint64_t accepted = 0;
+    std::uint64_t dropped = 0;
+    std::uint64_t ignored = 0;
+};
+
+// One SCEP listener (CA or RA) behind the timers/ limiter policy.
+struct server_model {
+    timers::connection_limiter limiter;
+    std::priority_queue<ms_t, std::vector<ms_t>, std::greater<>> closes;
+    timers::duration deaf_seen{0};
+
+    explicit server_model(const timers::limiter_config& cfg) : limiter(cfg) {}
+
+    // `k` connection attempts arriving at the same instant, each held open for `service` if
+    // accepted. The limiter decides each one; once it refuses one at this instant (dropped for
+    // max-connections, or deaf), it refuses the rest in the same way, because a refused
+    // attempt changes nothing the policy looks at (tests/sim/limiter_batch_test.cpp pins this
+    // against one-by-one calls).
+    admission_counts admit(time_point origin, ms_t arrival, std::uint64_t k, ms_t service) {
+        admission_counts out;
+        while (!closes.empty() && closes.top() <= arrival) {
+            limiter.on_close(origin + timers::duration{closes.top()});
+            closes.pop();
+        }
+        const time_point t = origin + timers::duration{arrival};
+        for (std::uint64_t i = 0; i < k; ++i) {
+            switch (limiter.on_attempt(t)) {
+                case timers::admission::accepted:
+                    ++out.accepted;
+                    closes.push(arrival + service);
+                    break;
+                case timers::admission::dropped_max_connections:
+                    out.dropped += k - i;
+                    return out;
+                case timers::admission::ignored_deaf:
+                    out.ignored += k - i;
+                    return out;
+            }
+        }
+        return out;
+    }
+    // Deaf time started since the last call.
+    ms_t take_deaf_ms() {
+        const auto now = limiter.counters().deaf_time;
+        const auto d = now - deaf_seen;
+        deaf_seen = now;
+        return d.count();
+    }
+};
+
+timers::limiter_config limiter_for(const scenario& sc, const server_side& side) {
+    timers::limiter_config c;
+    c.max_connections = side.http.max_connections;
+    c.throttle = sc.throttle;
+    c.window = sc.throttle_window;
+    c.enabled = sc.limiter_enabled;
+    return c;
+}
+
+class simulator {
+public:
+    simulator(const scenario& sc, bool merge, const run_options& opt)
+        : sc_(sc),
+          merge_(merge),
+          opt_(opt),
+          origin_(sc.start),
+          step_(std::max<ms_t>(1, sc.time_step.count())),
+          horizon_ms_(sc.effective_horizon().count()),
+          horizon_tick_(horizon_ms_ / step_),
+          queue_(0, wheel_bits_for(sc)),
+          ca_server_(limiter_for(sc, sc.ca)),
+          ra_server_(limiter_for(sc, sc.ra ? *sc.ra : sc.ca)),
+          rng_(sc.seed) {
+        const auto days = static_cast<std::size_t>(horizon_ms_ / ms_per_day + 1);
+        daily_.resize(days);
+        minute_attempts_.assign(1440, 0);
+        minute_accepted_.assign(1440, 0);
+        ra_group_ = static_cast<std::uint16_t>(sc.groups.size());
+    }
+
+    sim_result run();
+
+private:
+    static unsigned wheel_bits_for(const scenario& sc) {
+        // Cover a few shadow retries + connect timeouts ahead; beyond that, the heap.
+        const ms_t span = 4 * (sc.client.shadow_retry_interval.count() +
+                               sc.client.connect_timeout.count() + 60'000);
+        const ms_t ticks = span / std::max<ms_t>(1, sc.time_step.count());
+        unsigned bits = 6;
+        while (bits < 20 && (ms_t{1} << bits) < ticks) ++bits;
+        return bits;
+    }
+
+    time_point at(ms_t ms) const { return origin_ + timers::duration{ms}; }
+    ms_t ms_of(time_point t) const { return (t - origin_).count(); }
+    // Client actions snap to the grid (nearest tick), never into the past.
+    event_queue::tick tick_of(ms_t ms) const {
+        const ms_t t = (ms + step_ / 2) / step_;
+        return std::max<event_queue::tick>(t, now_tick_);
+    }
+
+    const timers::trustpoint_config& trustpoint_of(const cohort& c) const {
+        return c.group == ra_group_ ? sc_.ra_trustpoint : sc_.groups[c.group].trustpoint;
+    }
+    bool is_ra(const cohort& c) const { return c.group == ra_group_; }
+    bool talks_to_ra(const cohort& c) const {
+        return !is_ra(c) && sc_.ra && sc_.groups[c.group].via_ra;
+    }
+
+    std::uint32_t alloc(const cohort& c) {
+        std::uint32_t idx;
+        if (!free_.empty()) {
+            idx = free_.back();
+            free_.pop_back();
+            const auto v = pool_[idx].version;
+            pool_[idx] = c;
+            pool_[idx].version = v + 1;
+        } else {
+            idx = static_cast<std::uint32_t>(pool_.size());
+            pool_.push_back(c);
+        }
+        ++live_cohorts_;
+        peak_cohorts_ = std::max(peak_cohorts_, live_cohorts_);
+        return idx;
+    }
+    void release(std::uint32_t idx) {
+        pool_[idx].count = 0;
+        ++pool_[idx].version;
+        free_.push_back(idx);
+        --live_cohorts_;
+    }
+    // Moves n members of cohort idx into a new cohort (same state) and returns it.
+    std::uint32_t split(std::uint32_t idx, std::uint64_t n) {
+        cohort copy = pool_[idx];
+        copy.count = n;
+        pool_[idx].count -= n;
+        return alloc(copy);
+    }
+    void schedule(std::uint32_t idx, ms_t when) {
+        const auto tick = tick_of(when);
+        queue_.push(tick, (std::uint64_t{pool_[idx].version} << 32) | idx);
+    }
+
+    day_counters& day_at(ms_t ms) {
+        const auto d = static_cast<std::size_t>(std::clamp<ms_t>(ms / ms_per_day, 0,
+                                                                 static_cast<ms_t>(daily_.size()) - 1));
+        return daily_[d];
+    }
+
+    ms_t draw_jitter() {
+        if (sc_.retry_jitter.count() <= 0) return 0;
+        const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+        return static_cast<ms_t>(u * static_cast<double>(sc_.retry_jitter.count()));
+    }
+
+    // CA generations: gen 0 is created at the start; gen k+1 is the shadow of gen k.
+    void build_generations();
+    bool ca_has_gen(std::size_t g, ms_t t) const {
+        if (g >= gens_.size()) return false;
+        return g == 0 || t >= shadow_at_[g - 1];
+    }
+    std::optional<std::size_t> active_gen(ms_t t) const {
+        for (std::size_t g = 0; g < gens_.size(); ++g) {
+            if (t >= ms_of(gens_[g].not_before) && t < ms_of(gens_[g].not_after) &&
+                ca_has_gen(g, t))
+                return g;
+        }
+        return std::nullopt;
+    }
+    bool server_has_gen(bool via_ra, std::size_t g, ms_t t) const {
+        if (via_ra) return !ra_dead_ && ra_known_gen_ >= g;
+        return ca_has_gen(g, t);
+    }
+
+    void count_connections(const cohort& c, ms_t now, const admission_counts& a) {
+        if (is_ra(c)) {
+            ca_accepted_ += a.accepted;
+            ca_refused_ += a.dropped + a.ignored;
+            return;
+        }
+        auto& d = day_at(now);
+        d.connections_accepted += a.accepted;
+        d.connections_dropped_max_connections += a.dropped;
+        d.connections_ignored_deaf += a.ignored;
+        note_minute(now, a.accepted + a.dropped + a.ignored, a.accepted);
+    }
+    void note_minute(ms_t now, std::uint64_t attempts, std::uint64_t accepted);
+    void flush_minute();
+    void flush_day();
+    void collect_deaf(ms_t now) {
+        day_at(now).deaf_ms += ra_server_.take_deaf_ms();
+        const ms_t ca_deaf = ca_server_.take_deaf_ms();
+        if (!sc_.ra) day_at(now).deaf_ms += ca_deaf;
+    }
+
+    void schedule_renewal(std::uint32_t idx);
+    void outage(std::uint32_t idx, ms_t when);
+    void leave_loop(cohort& c, ms_t when, std::uint64_t n);
+    void do_enroll(std::uint32_t idx, ms_t now, bool rollover);
+    void do_get_next_ca(std::uint32_t idx, ms_t now);
+    void do_switchover(std::uint32_t idx, ms_t now);
+    void do_ra_manual_rollover(ms_t now);
+    void seed_fleet();
+    void handle(std::uint32_t idx, ms_t now);
+
+    const scenario& sc_;
+    bool merge_;
+    const run_options& opt_;
+    time_point origin_;
+    ms_t step_;
+    ms_t horizon_ms_;
+    event_queue::tick horizon_tick_;
+    event_queue::tick now_tick_ = 0;
+    event_queue queue_;
+    server_model ca_server_;
+    server_model ra_server_;  // unused without an RA
+    std::mt19937_64 rng_;
+
+    std::vector<timers::validity> gens_;
+    std::vector<ms_t> shadow_at_;  // shadow_at_[k]: when gen k+1 was generated
+
+    std::vector<cohort> pool_;
+    std::vector<std::uint32_t> free_;
+    std::uint64_t live_cohorts_ = 0;
+    std::uint64_t peak_cohorts_ = 0;
+    std::uint16_t ra_group_ = 0;
+    std::uint32_t ra_index_ = std::numeric_limits<std::uint32_t>::max();
+    std::size_t ra_known_gen_ = 0;
+    bool ra_dead_ = false;
+
+    std::vector<day_counters> daily_;
+    std::uint64_t in_loop_ = 0;
+    ms_t cur_minute_ = -1;
+    std::uint64_t cur_minute_attempts_ = 0;
+    std::vector<std::uint32_t> minute_attempts_;
+    std::vector<std::uint32_t> minute_accepted_;
+    ms_t cur_day_ = 0;
+    std::uint64_t worst_day_total_ = 0;
+
+    sim_result r_;
+    std::int64_t sum_first_404_ = 0;  // Σ first-404 times (ms) of clients that hit 404
+    std::int64_t sum_exit_ = 0;       // Σ times they left the loop
+    std::uint64_t exited_ = 0;
+    ms_t max_window_ = 0;
+    std::uint64_t events_ = 0;
+    std::uint64_t ca_accepted_ = 0;
+    std::uint64_t ca_refused_ = 0;
+};
+
+void simulator::build_generations() {
+    const auto& srv = sc_.ca.server;
+    gens_.push_back(timers::ca_validity(srv, origin_));
+    while (true) {
+        const auto& cur = gens_.back();
+        auto s = timers::shadow_generation_time(cur.not_after, srv.auto_rollover);
+        if (gens_.size() == 1 && sc_.ca.manual_rollover) {
+            // Operator `rollover`: the shadow is made at once (ios-pki-model.md §1 exec commands).
+            const auto manual = origin_ + *sc_.ca.manual_rollover;
+            if (!s || manual < *s) s = manual;
+        }
+        if (!s) break;
+        if (*s < cur.not_before) s = cur.not_before;
+        if (*s >= cur.not_after) break;
+        shadow_at_.push_back(ms_of(*s));
+        gens_.push_back(timers::shadow_ca_validity(cur.not_after, srv.ca_lifetime));
+        if (ms_of(gens_.back().not_before) > horizon_ms_) break;
+    }
+}
+
+void simulator::note_minute(ms_t now, std::uint64_t attempts, std::uint64_t accepted) {
+    const ms_t minute = now / ms_per_minute;
+    if (minute != cur_minute_) {
+        flush_minute();
+        cur_minute_ = minute;
+    }
+    cur_minute_attempts_ += attempts;
+    const auto slot = static_cast<std::size_t>(minute % 1440);
+    minute_attempts_[slot] += static_cast<std::uint32_t>(std::min<std::uint64_t>(attempts, UINT32_MAX));
+    minute_accepted_[slot] += static_cast<std::uint32_t>(std::min<std::uint64_t>(accepted, UINT32_MAX));
+}
+
+void simulator::flush_minute() {
+    if (cur_minute_ < 0) return;
+    auto& d = day_at(cur_minute_ * ms_per_minute);
+    d.peak_attempts_per_minute = std::max(d.peak_attempts_per_minute, cur_minute_attempts_);
+    if (cur_minute_attempts_ > r_.peak_attempts_per_minute) {
+        r_.peak_attempts_per_minute = cur_minute_attempts_;
+        r_.peak_minute_at = at(cur_minute_ * ms_per_minute);
+    }
+    cur_minute_attempts_ = 0;
+}
+
+void simulator::flush_day() {
+    flush_minute();
+    const auto& d = daily_[static_cast<std::size_t>(cur_day_)];
+    const std::uint64_t total = d.connections_accepted + d.connections_dropped_max_connections +
+                                d.connections_ignored_deaf;
+    if (total > worst_day_total_) {
+        worst_day_total_ = total;
+        r_.worst_day = static_cast<int>(cur_day_);
+        r_.worst_day_attempts_per_minute = minute_attempts_;
+        r_.worst_day_accepted_per_minute = minute_accepted_;
+    }
+    std::fill(minute_attempts_.begin(), minute_attempts_.end(), 0);
+    std::fill(minute_accepted_.begin(), minute_accepted_.end(), 0);
+}
+
+void simulator::schedule_renewal(std::uint32_t idx) {
+    cohort& c = pool_[idx];
+    const timers::validity id{at(c.cert_nb), at(c.cert_na)};
+    const auto ca_na = gens_[c.ca_gen].not_after;
+    const auto rp = timers::client_renewal(trustpoint_of(c), id, ca_na);
+    switch (rp.kind) {
+        case timers::renewal_kind::renew:
+            c.phase = ph_enroll;
+            c.tries = 0;
+            schedule(idx, ms_of(rp.at) - c.skew);
+            return;
+        case timers::renewal_kind::shadow:
+            c.phase = ph_get_next_ca;
+            c.tries = 0;
+            schedule(idx, ms_of(rp.at) - c.skew);
+            return;
+        case timers::renewal_kind::none:
+            c.phase = ph_cert_expiry;
+            schedule(idx, c.cert_na - c.skew);
+            return;
+    }
+}
+
+void simulator::leave_loop(cohort& c, ms_t when, std::uint64_t n) {
+    if ((c.flags & fl_in_loop) == 0) return;
+    if (!is_ra(c)) {
+        in_loop_ -= n;
+        if (c.flags & fl_hit_404) {
+            sum_exit_ += static_cast<std::int64_t>(n) * when;
+            exited_ += n;
+            max_window_ = std::max(max_window_, when - c.first_404);
+        }
+    }
+    c.flags = static_cast<std::uint8_t>(c.flags & ~fl_in_loop);
+}
+
+void simulator::outage(std::uint32_t idx, ms_t when) {
+    cohort& c = pool_[idx];
+    leave_loop(c, when, c.count);
+    if (is_ra(c)) {
+        ra_dead_ = true;
+    } else {
+        day_at(when).clients_outage += c.count;
+        r_.clients_outage += c.count;
+    }
+    release(idx);
+}
+
+void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
+    const cohort snapshot = pool_[idx];
+    const std::uint64_t k = snapshot.count;
+    const bool ra_client = is_ra(snapshot);
+    const bool via_ra = talks_to_ra(snapshot);
+    const auto& tp = trustpoint_of(snapshot);
+
+    if (rollover && now >= ms_of(gens_[snapshot.ca_gen].not_after)) {
+        // The CA expired before the rollover certificate arrived (§2.3 "until the CA expires").
+        outage(idx, now);
+        return;
+    }
+    if (!ra_client) day_at(now).enrollment_attempts += k;
+
+    const ms_t lat = sc_.latency.count();
+    const ms_t service = sc_.service_enrollment.count();
+    const ms_t arrival = now + lat;
+    server_model& front = via_ra ? ra_server_ : ca_server_;
+    const admission_counts a = front.admit(origin_, arrival, k, service);
+    count_connections(snapshot, now, a);
+
+    // Which CA generation signs: the shadow for a rollover request, else the active one.
+    std::optional<std::size_t> gen;
+    if (rollover) {
+        gen = snapshot.ca_gen + 1u;
+    } else {
+        gen = active_gen(arrival);
+    }
+    std::uint64_t ok = a.accepted;
+    ms_t reply = arrival + service + lat;
+    if (via_ra && ok > 0) {
+        // The RA re-signs and forwards the request to the CA over SCEP (§1 rule 8).
+        const admission_counts f = ca_server_.admit(origin_, arrival + lat, ok, service);
+        ca_accepted_ += f.accepted;
+        ca_refused_ += f.dropped + f.ignored;
+        ok = f.accepted;
+        reply += 2 * lat + service;
+        if (ra_dead_ || sc_.ra->server.grant == timers::grant_mode::none) ok = 0;
+    }
+    if (!gen || sc_.ca.server.grant == timers::grant_mode::none) ok = 0;
+    const std::uint64_t failed_other = a.accepted - ok;
+
+    if (!ra_client) {
+        day_at(now).enrollments_ok += ok;
+        day_at(now).enrollments_failed += k - ok;
+    }
+
+    // The failures. A rollover request follows the shadow state machine (timers::shadow_step:
+    // retried after the shadow retry interval until the CA expires); an initial or RENEW
+    // enrollment is retried after `enrollment retry period` (+ the connect timeout when nobody
+    // answered), up to `enrollment retry count` (0 = forever).
+    const time_point client_ca_na = gens_[snapshot.ca_gen].not_after;
+    const auto fail = [&](std::uint32_t part, timers::http_outcome outcome, ms_t when_known) {
+        cohort& c = pool_[part];
+        if (rollover) {
+            const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert,
+                                                outcome, at(when_known), client_ca_na,
+                                                sc_.client);
+            if (tr.state == timers::shadow_state::expired) {
+                outage(part, when_known);
+                return;
+            }
+            schedule(part, ms_of(tr.at) + draw_jitter());
+            return;
+        }
+        c.tries = static_cast<std::uint16_t>(std::min<int>(c.tries + 1, 65535));
+        if (!gen) {
+            // No CA to enroll with (it expired without a successor): the client stays without
+            // a valid certificate.
+            outage(part, now);
+            return;
+        }
+        if (tp.retry_count > 0 && c.tries > tp.retry_count) {
+            if (c.cert_na > now) {
+                c.phase = ph_cert_expiry;
+                schedule(part, c.cert_na);
+            } else {
+                outage(part, now);
+            }
+            return;
+        }
+        schedule(part, when_known + tp.retry_period.count() + draw_jitter());
+    };
+
+    // Split in a fixed order: ok, failed after an answer, refused, ignored (deaf).
+    std::uint32_t rest = idx;
+    std::uint64_t rest_count = k;
+    auto take = [&](std::uint64_t n) -> std::optional<std::uint32_t> {
+        if (n == 0) return std::nullopt;
+        if (n == rest_count) {
+            rest_count = 0;
+            return rest;
+        }
+        rest_count -= n;
+        return split(rest, n);
+    };
+    if (auto part = take(ok)) {
+        cohort& c = pool_[*part];
+        c.tries = 0;
+        if (rollover) {
+            // SHADOW_READY: keep the current certificate until the switchover (§1 rule 7).
+            const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert,
+                                                timers::http_outcome::ok, at(reply),
+                                                client_ca_na, sc_.client);
+            (void)tr;  // always shadow_ready on a 200
+            c.phase = ph_switchover;
+            if (ra_client) {
+                ra_known_gen_ = std::max(ra_known_gen_, *gen);
+                if (!r_.ra_shadow_at) r_.ra_shadow_at = at(reply);
+            }
+            schedule(*part, ms_of(timers::switchover_time(gens_[c.ca_gen].not_after)));
+        } else {
+            const auto id = timers::issued_validity(sc_.ca.server.cert_lifetime, at(arrival),
+                                                    gens_[*gen].not_after);
+            c.cert_nb = ms_of(id.not_before);
+            c.cert_na = ms_of(id.not_after);
+            c.ca_gen = static_cast<std::uint16_t>(*gen);
+            schedule_renewal(*part);
+        }
+    }
+    if (auto part = take(failed_other)) fail(*part, timers::http_outcome::failure, reply);
+    if (auto part = take(a.dropped)) fail(*part, timers::http_outcome::refused, now + 2 * lat);
+    if (auto part = take(a.ignored))
+        fail(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
+}
+
+void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
+    cohort& c0 = pool_[idx];
+    const bool ra_client = is_ra(c0);
+    const bool via_ra = talks_to_ra(c0);
+    const std::uint64_t k = c0.count;
+    const time_point ca_na = gens_[c0.ca_gen].not_after;
+
+    if ((c0.flags & fl_in_loop) == 0) {
+        // The SHADOW timer fired: GET_NEW_CA_CERT (§2 timer 2).
+        // From here on the old certificate only matters through its CA (it ends with it), and
+        // the clock skew no longer matters (the 20 s timer is relative): forget both, so that
+        // every looping client of a group is in the same state and cohorts can merge.
+        c0.flags = static_cast<std::uint8_t>(c0.flags | fl_in_loop);
+        c0.skew = 0;
+        c0.cert_nb = ms_of(gens_[c0.ca_gen].not_before);
+        if (ra_client) {
+            if (!r_.ra_first_get_next_ca_cert_at) r_.ra_first_get_next_ca_cert_at = at(now);
+        } else {
+            in_loop_ += k;
+            day_at(now).clients_entered_shadow_loop += k;
+            if (!r_.first_get_next_ca_cert_at || at(now) < *r_.first_get_next_ca_cert_at)
+                r_.first_get_next_ca_cert_at = at(now);
+        }
+    }
+    if (now >= ms_of(ca_na)) {
+        // Asking after the CA expired: §2.3 "forever, until the CA expires".
+        const auto tr = timers::shadow_step(timers::shadow_state::get_new_ca_cert,
+                                            timers::http_outcome::timed_out, at(now), ca_na,
+                                            sc_.client);
+        if (tr.state == timers::shadow_state::expired) {
+            outage(idx, now);
+            return;
+        }
+    }
+    if (!ra_client) day_at(now).get_next_ca_cert_requests += k;
+
+    const ms_t lat = sc_.latency.count();
+    const ms_t service = sc_.service_get_next_ca_cert.count();
+    const ms_t arrival = now + lat;
+    server_model& srv = via_ra ? ra_server_ : ca_server_;
+    const admission_counts a = srv.admit(origin_, arrival, k, service);
+    count_connections(c0, now, a);
+    const bool has_next = server_has_gen(via_ra, c0.ca_gen + 1u, arrival);
+
+    std::uint32_t rest = idx;
+    std::uint64_t rest_count = k;
+    auto take = [&](std::uint64_t n) -> std::optional<std::uint32_t> {
+        if (n == 0) return std::nullopt;
+        if (n == rest_count) {
+            rest_count = 0;
+            return rest;
+        }
+        rest_count -= n;
+        return split(rest, n);
+    };
+    const auto react = [&](std::uint32_t part, timers::http_outcome outcome, ms_t when) {
+        cohort& c = pool_[part];
+        const std::uint64_t n = c.count;
+        if (!ra_client) {
+            auto& d = day_at(when);
+            if (outcome == timers::http_outcome::not_found) {
+                d.responses_404 += n;
+                if ((c.flags & fl_hit_404) == 0) {
+                    c.flags = static_cast<std::uint8_t>(c.flags | fl_hit_404);
+                    c.first_404 = when;
+                    d.clients_first_404 += n;
+                    r_.clients_hit_404 += n;
+                    sum_first_404_ += static_cast<std::int64_t>(n) * when;
+                }
+                if (!r_.first_404_at || at(when) < *r_.first_404_at) r_.first_404_at = at(when);
+                if (!r_.last_404_at || at(when) > *r_.last_404_at) r_.last_404_at = at(when);
+            } else if (outcome == timers::http_outcome::ok) {
+                d.responses_200 += n;
+                d.clients_got_next_ca += n;
+            }
+        }
+        const auto tr = timers::shadow_step(timers::shadow_state::get_new_ca_cert, outcome,
+                                            at(when), ca_na, sc_.client);
+        switch (tr.state) {
+            case timers::shadow_state::get_new_router_cert:
+                leave_loop(c, when, n);
+                c.phase = ph_rollover_enroll;
+                c.tries = 0;
+                schedule(part, ms_of(tr.at));
+                return;
+            case timers::shadow_state::expired:
+                outage(part, when);
+                return;
+            case timers::shadow_state::shadow_ready:
+                leave_loop(c, when, n);
+                c.phase = ph_switchover;
+                schedule(part, ms_of(timers::switchover_time(ca_na)));
+                return;
+            case timers::shadow_state::idle:
+            case timers::shadow_state::get_new_ca_cert:
+            case timers::shadow_state::get_new_ca_cert_wait_for_retry:
+                c.phase = ph_get_next_ca;
+                schedule(part, ms_of(tr.at) + draw_jitter());
+                return;
+        }
+    };
+    if (auto part = take(a.accepted)) {
+        react(*part, has_next ? timers::http_outcome::ok : timers::http_outcome::not_found,
+              arrival + service + lat);
+    }
+    if (auto part = take(a.dropped)) react(*part, timers::http_outcome::refused, now + 2 * lat);
+    if (auto part = take(a.ignored))
+        react(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
+}
+
+void simulator::do_switchover(std::uint32_t idx, ms_t now) {
+    cohort& c = pool_[idx];
+    const std::size_t next = c.ca_gen + 1u;
+    if (next >= gens_.size()) {
+        outage(idx, now);
+        return;
+    }
+    // Rule 6 + rule 7: the rollover ID certificate issued by the shadow CA becomes active.
+    const auto id = timers::rollover_id_validity(sc_.ca.server.cert_lifetime, gens_[next]);
+    c.cert_nb = ms_of(id.not_before);
+    c.cert_na = ms_of(id.not_after);
+    c.ca_gen = static_cast<std::uint16_t>(next);
+    c.flags = 0;
+    c.first_404 = never;
+    schedule_renewal(idx);
+}
+
+void simulator::do_ra_manual_rollover(ms_t now) {
+    // Operator `crypto pki server RA rollover`: the RA fetches the shadow now (seed 002 fix
+    // step 4). Its pending timer is cancelled by bumping the record's version.
+    if (ra_index_ == std::numeric_limits<std::uint32_t>::max()) return;
+    cohort& c = pool_[ra_index_];
+    if (c.count == 0 || c.phase == ph_switchover) return;
+    ++c.version;
+    c.phase = ph_get_next_ca;
+    c.tries = 0;
+    schedule(ra_index_, now);
+}
+
+void simulator::handle(std::uint32_t idx, ms_t now) {
+    switch (pool_[idx].phase) {
+        case ph_enroll: do_enroll(idx, now, false); return;
+        case ph_rollover_enroll: do_enroll(idx, now, true); return;
+        case ph_get_next_ca: do_get_next_ca(idx, now); return;
+        case ph_switchover: do_switchover(idx, now); return;
+        case ph_cert_expiry: outage(idx, now); return;
+    }
+}
+
+void simulator::seed_fleet() {
+    // The RA's own certificate: issued by the CA when both are set up (day 0), from the CA's
+    // `lifetime certificate` (rule 2), then renewed per its trustpoint's auto-enroll.
+    if (sc_.ra) {
+        cohort ra;
+        ra.count = 1;
+        ra.group = ra_group_;
+        const auto id = timers::issued_validity(sc_.ca.server.cert_lifetime, origin_,
+                                                gens_[0].not_after);
+        ra.cert_nb = ms_of(id.not_before);
+        ra.cert_na = ms_of(id.not_after);
+        ra_index_ = alloc(ra);
+        schedule_renewal(ra_index_);
+        if (sc_.ra->manual_rollover) queue_.push(tick_of(sc_.ra->manual_rollover->count()),
+                                                 std::numeric_limits<std::uint64_t>::max());
+    }
+    const ms_t skew = sc_.clock_skew.count();
+    for (std::size_t gi = 0; gi < sc_.groups.size(); ++gi) {
+        const auto& g = sc_.groups[gi];
+        auto add = [&](ms_t when, std::uint64_t n) {
+            if (n == 0) return;
+            cohort c;
+            c.group = static_cast<std::uint16_t>(gi);
+            c.phase = ph_enroll;
+            if (skew == 0 && merge_) {
+                c.count = n;
+                schedule(alloc(c), when);
+                return;
+            }
+            for (std::uint64_t i = 0; i < n; ++i) {
+                c.count = 1;
+                if (skew > 0) {
+                    const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+                    c.skew = static_cast<ms_t>(std::llround((2 * u - 1) * static_cast<double>(skew)));
+                }
+                schedule(alloc(c), when);
+            }
+        };
+        const ms_t at0 = g.at.count();
+        const ms_t win = g.window.count();
+        switch (g.pattern) {
+            case enrollment_pattern::instant: add(at0, g.count); break;
+            case enrollment_pattern::spread:
+                for (std::uint64_t i = 0; i < g.count; ++i) {
+                    const double f = (static_cast<double>(i) + 0.5) / static_cast<double>(g.count);
+                    add(at0 + static_cast<ms_t>(f * static_cast<double>(win)), 1);
+                }
+                break;
+            case enrollment_pattern::uniform:
+                for (std::uint64_t i = 0; i < g.count; ++i) {
+                    const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+                    add(at0 + static_cast<ms_t>(u * static_cast<double>(win)), 1);
+                }
+                break;
+            case enrollment_pattern::batches:
+                for (const auto& b : g.batches) add(b.at.count(), b.count);
+                break;
+            case enrollment_pattern::csv:
+                for (const auto& t : g.times) add(t.count(), 1);
+                break;
+        }
+    }
+}
+
+sim_result simulator::run() {
+    build_generations();
+    r_.engine = merge_ ? engine_kind::cohort : engine_kind::exact;
+    r_.start = origin_;
+    r_.end = origin_ + timers::duration{horizon_ms_};
+    r_.ca = gens_[0];
+    if (!shadow_at_.empty()) r_.shadow_generated_at = at(shadow_at_[0]);
+    r_.clients = sc_.clients();
+    {
+        std::vector<timers::trustpoint_config> tps;
+        for (const auto& g : sc_.groups) tps.push_back(g.trustpoint);
+        timers::storm_options so;
+        so.client = sc_.client;
+        so.limiter = limiter_for(sc_, sc_.front());
+        r_.closed_form = timers::analyze_storm(sc_.ca.server, origin_, tps, so);
+    }
+
+    seed_fleet();
+
+    std::vector<std::uint64_t> batch;
+    std::vector<std::uint32_t> live;
+    std::uint64_t next_progress = 1u << 18;
+    while (!queue_.empty()) {
+        const auto t = queue_.next_time();
+        if (t > horizon_tick_) break;
+        queue_.pop_instant(batch);
+        now_tick_ = t;
+        const ms_t now = t * step_;
+        const ms_t day = now / ms_per_day;
+        if (day != cur_day_) {
+            flush_day();
+            cur_day_ = std::min<ms_t>(day, static_cast<ms_t>(daily_.size()) - 1);
+        }
+        live.clear();
+        bool ra_rollover = false;
+        for (const auto p : batch) {
+            if (p == std::numeric_limits<std::uint64_t>::max()) {
+                ra_rollover = true;
+                continue;
+            }
+            const auto idx = static_cast<std::uint32_t>(p & 0xffffffffu);
+            if (pool_[idx].version != static_cast<std::uint32_t>(p >> 32)) continue;  // cancelled
+            live.push_back(idx);
+        }
+        events_ += live.size();
+        if (ra_rollover) do_ra_manual_rollover(now);
+        if (live.size() > 1) {
+            std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
+                const auto& ca = pool_[a];
+                const auto& cb = pool_[b];
+                if (state_less(ca, cb)) return true;
+                if (state_less(cb, ca)) return false;
+                return a < b;
+            });
+            if (merge_) {
+                std::size_t out = 0;
+                for (std::size_t i = 0; i < live.size(); ++i) {
+                    if (out > 0 && same_state(pool_[live[out - 1]], pool_[live[i]])) {
+                        auto& dst = pool_[live[out - 1]];
+                        dst.count += pool_[live[i]].count;
+                        dst.first_404 = std::min(dst.first_404, pool_[live[i]].first_404);
+                        release(live[i]);
+                    } else {
+                        live[out++] = live[i];
+                    }
+                }
+                live.resize(out);
+            }
+        }
+        for (const auto idx : live) handle(idx, now);
+        collect_deaf(now);
+        auto& d = day_at(now);
+        d.peak_clients_in_shadow_loop = std::max(d.peak_clients_in_shadow_loop, in_loop_);
+        if (events_ >= next_progress) {
+            next_progress = events_ + (1u << 18);
+            if (opt_.on_progress)
+                opt_.on_progress(progress{at(now), static_cast<double>(now) /
+                                                       static_cast<double>(std::max<ms_t>(1, horizon_ms_)),
+                                          events_});
+        }
+    }
+    flush_day();
+
+    // Clients still looping at the horizon: their window is cut there.
+    for (const auto& c : pool_) {
+        if (c.count > 0 && (c.flags & fl_in_loop) && (c.flags & fl_hit_404) &&
+            c.group != ra_group_) {
+            sum_exit_ += static_cast<std::int64_t>(c.count) * horizon_ms_;
+            exited_ += c.count;
+            max_window_ = std::max(max_window_, horizon_ms_ - c.first_404);
+        }
+    }
+
+    r_.daily = daily_;
+    for (const auto& d : daily_) {
+        auto& t = r_.totals;
+        t.get_next_ca_cert_requests += d.get_next_ca_cert_requests;
+        t.responses_404 += d.responses_404;
+        t.responses_200 += d.responses_200;
+        t.enrollment_attempts += d.enrollment_attempts;
+        t.enrollments_ok += d.enrollments_ok;
+        t.enrollments_failed += d.enrollments_failed;
+        t.connections_accepted += d.connections_accepted;
+        t.connections_dropped_max_connections += d.connections_dropped_max_connections;
+        t.connections_ignored_deaf += d.connections_ignored_deaf;
+        t.deaf_ms += d.deaf_ms;
+        t.clients_entered_shadow_loop += d.clients_entered_shadow_loop;
+        t.clients_first_404 += d.clients_first_404;
+        t.clients_got_next_ca += d.clients_got_next_ca;
+        t.clients_outage += d.clients_outage;
+        t.peak_clients_in_shadow_loop = std::max(t.peak_clients_in_shadow_loop, d.peak_clients_in_shadow_loop);
+        t.peak_attempts_per_minute = std::max(t.peak_attempts_per_minute, d.peak_attempts_per_minute);
+    }
+    if (r_.clients_hit_404 > 0) {
+        r_.mean_404_window_days =
+            timers::to_days(timers::duration{(sum_exit_ - sum_first_404_) /
+                                             static_cast<std::int64_t>(r_.clients_hit_404)});
+        r_.max_404_window_days = timers::to_days(timers::duration{max_window_});
+    }
+    r_.events = events_;
+    r_.peak_cohorts = peak_cohorts_;
+    r_.memory_bytes = pool_.capacity() * sizeof(cohort) + free_.capacity() * 4 +
+                      queue_.memory_bytes() + daily_.capacity() * sizeof(day_counters);
+    r_.ca_connections_accepted = ca_accepted_;
+    r_.ca_connections_refused_or_ignored = ca_refused_;
+    r_.outcome = r_.clients_outage > 0 ? verdict::outage
+                 : r_.clients_hit_404 > 0 ? verdict::storm
+                                          : verdict::safe;
+    if (r_.worst_day_attempts_per_minute.empty()) {
+        r_.worst_day_attempts_per_minute.assign(1440, 0);
+        r_.worst_day_accepted_per_minute.assign(1440, 0);
+    }
+    return r_;
+}
+
+}  // namespace
+
+sim_result run_simulation(const scenario& sc, const run_options& options) {
+    bool merge = true;
+    switch (options.engine) {
+        case engine_kind::exact: merge = false; break;
+        case engine_kind::cohort: merge = true; break;
+        case engine_kind::automatic: {
+            const auto limit = sc.retry_jitter.count() > 0 ? 4 * options.exact_max_clients
+                                                           : options.exact_max_clients;
+            merge = sc.clients() > limit;
+            break;
+        }
+    }
+    simulator s{sc, merge, options};
+    return s.run();
+}
+
+}  // namespace pkisim::sim

@@ -1,0 +1,57 @@
+// Client shadow state machine steps (ios-pki-model.md §2.3).
+#include "pkisim/timers/client_model.hpp"
+
+namespace pkisim::timers {
+
+std::string_view to_string(shadow_state s) {
+    switch (s) {
+        case shadow_state::idle: return "IDLE";
+        case shadow_state::get_new_ca_cert: return "GET_NEW_CA_CERT";
+        case shadow_state::get_new_ca_cert_wait_for_retry: return "GET_NEW_CA_CERT_WAIT_FOR_RETRY";
+        case shadow_state::get_new_router_cert: return "GET_NEW_ROUTER_CERT";
+        case shadow_state::shadow_ready: return "SHADOW_READY";
+        case shadow_state::expired: return "EXPIRED";
+    }
+    return "UNKNOWN";
+}
+
+shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_point now,
+                              time_point ca_not_after, const client_model& model) {
+    // Rollover certificates already stored: nothing more to fetch; the switchover happens at
+    // CA notAfter (model §2.3 last bullet).
+    if (current == shadow_state::shadow_ready) {
+        return {shadow_state::shadow_ready, ca_not_after};
+    }
+    // Seed 002: the loop lasts "until the shadow is generated" or the CA expires; after CA
+    // notAfter a client without the next CA has nothing valid left.
+    if (now >= ca_not_after && outcome != http_outcome::ok) {
+        return {shadow_state::expired, now};
+    }
+    switch (outcome) {
+        case http_outcome::ok:
+            if (current == shadow_state::get_new_router_cert) {
+                return {shadow_state::shadow_ready, now};
+            }
+            // 200 to GetNextCACert: store the rollover CA, enroll at once (§2.3).
+            return {shadow_state::get_new_router_cert, now};
+        case http_outcome::pending:
+            // A pending rollover enrollment is polled like any other (§2.4, retry period is
+            // the trustpoint's; the caller supplies it). Stay in GET_NEW_ROUTER_CERT.
+            return {shadow_state::get_new_router_cert, now};
+        case http_outcome::not_found:
+        case http_outcome::refused:
+        case http_outcome::timed_out:
+        case http_outcome::failure: {
+            if (current == shadow_state::get_new_router_cert) {
+                // A failed rollover enrollment is retried after the shadow retry interval too.
+                return {shadow_state::get_new_router_cert, now + model.shadow_retry_interval};
+            }
+            // Seed 002 log: 404 -> GET_NEW_CA_CERT_WAIT_FOR_RETRY, next try 20 s later.
+            const time_point next = now + model.shadow_retry_interval;
+            return {shadow_state::get_new_ca_cert_wait_for_retry, next};
+        }
+    }
+    return {current, now};
+}
+
+}  // namespace pkisim::timers
