@@ -29,7 +29,7 @@ struct simulate_args {
     std::vector<std::string> sets;
     std::string sweep;
     std::string engine = "auto";
-    std::uint64_t exact_max_clients = 2'000;
+    std::uint64_t exact_max_clients = 500;
     bool quiet = false;
     bool deterministic = false;
 };

@@ -100,8 +100,6 @@ bio_ptr read_bio(byte_view data) {
     return bio;
 }
 
-void free_cms_ptr(CMS_ContentInfo* c) noexcept { CMS_ContentInfo_free(c); }
-
 // A string-typed attribute value (lenient: PrintableString is the RFC type; UTF8String,
 // IA5String, T61String, VisibleString and OCTET STRING are seen or harmless).
 bool is_string_type(int type) {
@@ -270,7 +268,8 @@ bool add_scep_attributes(PKCS7_SIGNER_INFO* si, const scep_attributes& a) {
         !add_string_attr(si, n.fail_info_text, V_ASN1_UTF8STRING, a.fail_info_text)) {
         return false;
     }
-    if (a.type && !add_string_attr(si, n.transaction_id, V_ASN1_PRINTABLESTRING, a.transaction_id)) {
+    if (a.type &&
+        !add_string_attr(si, n.transaction_id, V_ASN1_PRINTABLESTRING, a.transaction_id)) {
         return false;
     }
     const auto as_view = [](const bytes& b) {
@@ -359,8 +358,8 @@ tl::expected<bytes, std::error_code> build_envelope(std::span<X509* const> recip
             return fail(error::internal);
         }
         EVP_PKEY_CTX* pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-        if (pctx == nullptr ||
-            EVP_PKEY_CTX_set_rsa_padding(pctx, oaep ? RSA_PKCS1_OAEP_PADDING : RSA_PKCS1_PADDING) <= 0) {
+        if (pctx == nullptr || EVP_PKEY_CTX_set_rsa_padding(
+                                   pctx, oaep ? RSA_PKCS1_OAEP_PADDING : RSA_PKCS1_PADDING) <= 0) {
             return fail(error::internal);
         }
     }
@@ -435,7 +434,8 @@ tl::expected<bytes, std::error_code> verify_signature(PKCS7* p7) {
         return fail(error::bad_message_data);  // detached: nothing SCEP sends
     }
     bio_ptr out = mem_bio();
-    if (PKCS7_verify(p7, nullptr, nullptr, nullptr, out.get(), PKCS7_NOVERIFY | PKCS7_BINARY) != 1) {
+    if (PKCS7_verify(p7, nullptr, nullptr, nullptr, out.get(), PKCS7_NOVERIFY | PKCS7_BINARY) !=
+        1) {
         return fail(error::bad_signature);
     }
     return bio_bytes(out.get());
@@ -488,11 +488,10 @@ struct opened_envelope {
 tl::expected<opened_envelope, std::error_code> open_envelope(byte_view der,
                                                              std::span<const decryption_key> keys) {
     const unsigned char* p = der.data();
-    using cms_owner = std::unique_ptr<CMS_ContentInfo, openssl_deleter<CMS_ContentInfo, free_cms_ptr>>;
     if (der.empty() || der.size() > static_cast<std::size_t>(LONG_MAX)) {
         return fail(error::not_enveloped_data);
     }
-    cms_owner cms{d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size()))};
+    cms_ptr cms{d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size()))};
     if (!cms || p != der.data() + der.size() ||
         OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_enveloped) {
         return fail(error::not_enveloped_data);
@@ -611,8 +610,9 @@ tl::expected<message_data, std::error_code> parse_message_data(message_type type
             const unsigned char* p = der.data();
             std::unique_ptr<PKCS7_ISSUER_AND_SERIAL,
                             openssl_deleter<PKCS7_ISSUER_AND_SERIAL, PKCS7_ISSUER_AND_SERIAL_free>>
-                ias{der.empty() ? nullptr
-                                : d2i_PKCS7_ISSUER_AND_SERIAL(nullptr, &p, static_cast<long>(der.size()))};
+                ias{der.empty()
+                        ? nullptr
+                        : d2i_PKCS7_ISSUER_AND_SERIAL(nullptr, &p, static_cast<long>(der.size()))};
             if (!ias || p != der.data() + der.size() || ias->issuer == nullptr ||
                 ias->serial == nullptr) {
                 return fail(error::bad_message_data);
@@ -635,32 +635,46 @@ tl::expected<message_data, std::error_code> parse_message_data(message_type type
 // ---------------------------------------------------------------------------------------------
 std::string_view to_string(message_type t) noexcept {
     switch (t) {
-        case message_type::cert_rep: return "CertRep";
-        case message_type::renewal_req: return "RenewalReq";
-        case message_type::pkcs_req: return "PKCSReq";
-        case message_type::cert_poll: return "CertPoll";
-        case message_type::get_cert: return "GetCert";
-        case message_type::get_crl: return "GetCRL";
+        case message_type::cert_rep:
+            return "CertRep";
+        case message_type::renewal_req:
+            return "RenewalReq";
+        case message_type::pkcs_req:
+            return "PKCSReq";
+        case message_type::cert_poll:
+            return "CertPoll";
+        case message_type::get_cert:
+            return "GetCert";
+        case message_type::get_crl:
+            return "GetCRL";
     }
     return "unknown";
 }
 
 std::string_view to_string(pki_status s) noexcept {
     switch (s) {
-        case pki_status::success: return "SUCCESS";
-        case pki_status::failure: return "FAILURE";
-        case pki_status::pending: return "PENDING";
+        case pki_status::success:
+            return "SUCCESS";
+        case pki_status::failure:
+            return "FAILURE";
+        case pki_status::pending:
+            return "PENDING";
     }
     return "unknown";
 }
 
 std::string_view to_string(fail_info f) noexcept {
     switch (f) {
-        case fail_info::bad_alg: return "badAlg";
-        case fail_info::bad_message_check: return "badMessageCheck";
-        case fail_info::bad_request: return "badRequest";
-        case fail_info::bad_time: return "badTime";
-        case fail_info::bad_cert_id: return "badCertId";
+        case fail_info::bad_alg:
+            return "badAlg";
+        case fail_info::bad_message_check:
+            return "badMessageCheck";
+        case fail_info::bad_request:
+            return "badRequest";
+        case fail_info::bad_time:
+            return "badTime";
+        case fail_info::bad_cert_id:
+            return "badCertId";
     }
     return "unknown";
 }
@@ -764,11 +778,21 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
     const std::optional<int> type_value = parse_small_int(type_text);
     message_type type{};
     switch (type_value.value_or(-1)) {
-        case 17: type = message_type::renewal_req; break;
-        case 19: type = message_type::pkcs_req; break;
-        case 20: type = message_type::cert_poll; break;
-        case 21: type = message_type::get_cert; break;
-        case 22: type = message_type::get_crl; break;
+        case 17:
+            type = message_type::renewal_req;
+            break;
+        case 19:
+            type = message_type::pkcs_req;
+            break;
+        case 20:
+            type = message_type::cert_poll;
+            break;
+        case 21:
+            type = message_type::get_cert;
+            break;
+        case 22:
+            type = message_type::get_crl;
+            break;
         default:
             // 18 (UpdateReq) is unassigned in RFC 8894; 3 is a reply.
             return failure(error::unknown_message_type,
@@ -801,8 +825,9 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
     if (cipher_nid != NID_undef) {
         context->cipher_nid = cipher_nid;
         if (cipher_by_nid(cipher_nid) == nullptr) {
-            return failure(error::unsupported_algorithm,
-                           fmt::format("unsupported content cipher {}", algorithm_name(cipher_nid)));
+            return failure(
+                error::unsupported_algorithm,
+                fmt::format("unsupported content cipher {}", algorithm_name(cipher_nid)));
         }
         if (is_legacy_algorithm(cipher_nid) && !options.allow_legacy) {
             return failure(error::legacy_algorithm_disabled,
@@ -834,7 +859,8 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
     return req;
 }
 
-tl::expected<void, std::error_code> verify_signer_chain(X509* signer, std::span<X509* const> trusted,
+tl::expected<void, std::error_code> verify_signer_chain(X509* signer,
+                                                        std::span<X509* const> trusted,
                                                         time_point at) {
     x509_store_ptr store{X509_STORE_new()};
     x509_store_ctx_ptr ctx{X509_STORE_CTX_new()};
@@ -853,7 +879,8 @@ tl::expected<void, std::error_code> verify_signer_chain(X509* signer, std::span<
     // scep-wire §0.6: purpose ANY, or a clientAuth-only EKU fails "unsuitable certificate purpose".
     X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_ANY);
     X509_VERIFY_PARAM_set_time(
-        param, static_cast<time_t>(std::chrono::floor<std::chrono::seconds>(at).time_since_epoch().count()));
+        param, static_cast<time_t>(
+                   std::chrono::floor<std::chrono::seconds>(at).time_since_epoch().count()));
     // An intermediate (RA-mode upstream) may be a trust anchor on its own.
     X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
     if (X509_verify_cert(ctx.get()) == 1) {
@@ -966,8 +993,9 @@ bytes degenerate_certs_only(std::span<X509* const> certs, std::span<X509_CRL* co
 }
 
 tl::expected<bytes, std::error_code> encode_get_next_ca_cert(std::span<X509* const> new_certs,
-                                                             X509* signer_cert, EVP_PKEY* signer_key,
-                                                             int digest_nid, time_point signing_time) {
+                                                             X509* signer_cert,
+                                                             EVP_PKEY* signer_key, int digest_nid,
+                                                             time_point signing_time) {
     if (new_certs.empty()) {
         return fail(error::internal);
     }
@@ -995,12 +1023,17 @@ fail_info fail_info_for(std::error_code ec) noexcept {
         return fail_info::bad_request;
     }
     switch (static_cast<error>(ec.value())) {
-        case error::bad_signature: return fail_info::bad_message_check;
+        case error::bad_signature:
+            return fail_info::bad_message_check;
         case error::unsupported_algorithm:
-        case error::legacy_algorithm_disabled: return fail_info::bad_alg;
-        case error::bad_time: return fail_info::bad_time;
-        case error::unknown_certificate: return fail_info::bad_cert_id;
-        default: return fail_info::bad_request;
+        case error::legacy_algorithm_disabled:
+            return fail_info::bad_alg;
+        case error::bad_time:
+            return fail_info::bad_time;
+        case error::unknown_certificate:
+            return fail_info::bad_cert_id;
+        default:
+            return fail_info::bad_request;
     }
 }
 
@@ -1016,7 +1049,8 @@ wire_answer to_wire(std::error_code ec, bool have_reply_context) {
         w.failure = fail_info_for(ec);
         return w;
     }
-    if (ec.category() == scep_category() && static_cast<error>(ec.value()) == error::message_too_large) {
+    if (ec.category() == scep_category() &&
+        static_cast<error>(ec.value()) == error::message_too_large) {
         w.http_status = 413;
         return w;
     }
@@ -1081,7 +1115,8 @@ std::string transaction_id_for(const EVP_PKEY* key) {
     }
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int md_len = 0;
-    const int ok = EVP_Digest(der, static_cast<std::size_t>(len), md.data(), &md_len, EVP_sha1(), nullptr);
+    const int ok =
+        EVP_Digest(der, static_cast<std::size_t>(len), md.data(), &md_len, EVP_sha1(), nullptr);
     OPENSSL_free(der);
     if (ok != 1) {
         throw_openssl("EVP_Digest");
@@ -1104,7 +1139,8 @@ x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
     const asn1_time_ptr nb = to_asn1_time(validity.not_before);
     const asn1_time_ptr na = to_asn1_time(validity.not_after);
     if (md == nullptr || !cert || !serial || ASN1_INTEGER_set(serial.get(), 1) != 1 ||
-        X509_set_version(cert.get(), 2) != 1 || X509_set_serialNumber(cert.get(), serial.get()) != 1 ||
+        X509_set_version(cert.get(), 2) != 1 ||
+        X509_set_serialNumber(cert.get(), serial.get()) != 1 ||
         X509_set_subject_name(cert.get(), name->get()) != 1 ||
         X509_set_issuer_name(cert.get(), name->get()) != 1 ||
         X509_set1_notBefore(cert.get(), nb.get()) != 1 ||
@@ -1152,7 +1188,8 @@ x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_opti
         }
         X509V3_CTX ctx;
         X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
-        x509_extension_ptr ext{X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())};
+        x509_extension_ptr ext{
+            X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())};
         STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
         const bool ok = ext && exts != nullptr && sk_X509_EXTENSION_push(exts, ext.get()) > 0 &&
                         X509_REQ_add_extensions(req.get(), exts) == 1;
@@ -1195,10 +1232,17 @@ tl::expected<cert_rep, std::error_code> decode_cert_rep(byte_view der, X509* rec
         return fail(error::missing_attribute);
     }
     switch (parse_small_int(text).value_or(-1)) {
-        case 0: rep.status = pki_status::success; break;
-        case 2: rep.status = pki_status::failure; break;
-        case 3: rep.status = pki_status::pending; break;
-        default: return fail(error::bad_attribute);
+        case 0:
+            rep.status = pki_status::success;
+            break;
+        case 2:
+            rep.status = pki_status::failure;
+            break;
+        case 3:
+            rep.status = pki_status::pending;
+            break;
+        default:
+            return fail(error::bad_attribute);
     }
     if (string_attr(si, n.transaction_id, &rep.transaction_id) != attr_state::ok ||
         bytes_attr(si, n.sender_nonce, &rep.sender_nonce) != attr_state::ok ||

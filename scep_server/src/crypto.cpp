@@ -132,7 +132,9 @@ int dn_attribute_nid(std::string key) {
     return NID_undef;
 }
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 std::string trim(std::string_view s) {
     while (!s.empty() && is_blank(s.front())) {
@@ -206,11 +208,16 @@ const EVP_MD* digest_for(timers::hash_algorithm h) noexcept {
 
 int digest_nid_for(timers::hash_algorithm h) noexcept {
     switch (h) {
-        case timers::hash_algorithm::md5: return NID_md5;
-        case timers::hash_algorithm::sha1: return NID_sha1;
-        case timers::hash_algorithm::sha256: return NID_sha256;
-        case timers::hash_algorithm::sha384: return NID_sha384;
-        case timers::hash_algorithm::sha512: return NID_sha512;
+        case timers::hash_algorithm::md5:
+            return NID_md5;
+        case timers::hash_algorithm::sha1:
+            return NID_sha1;
+        case timers::hash_algorithm::sha256:
+            return NID_sha256;
+        case timers::hash_algorithm::sha384:
+            return NID_sha384;
+        case timers::hash_algorithm::sha512:
+            return NID_sha512;
     }
     return NID_sha256;
 }
@@ -313,7 +320,8 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
     return name;
 }
 
-tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key, std::string_view subject_dn,
+tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key,
+                                                            std::string_view subject_dn,
                                                             const timers::validity& validity,
                                                             std::uint64_t serial,
                                                             timers::hash_algorithm hash) {
@@ -352,7 +360,8 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
     if (pub == nullptr) {
         return fail(error::bad_message_data);
     }
-    const X509_NAME* subject = options.subject != nullptr ? options.subject : X509_REQ_get_subject_name(csr);
+    const X509_NAME* subject =
+        options.subject != nullptr ? options.subject : X509_REQ_get_subject_name(csr);
     // Rule 2 guard: a certificate never outlives its issuer.
     const time_point ca_end = not_after(ca_cert);
     const time_point end = std::min(options.validity.not_after, ca_end);
@@ -370,7 +379,8 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
     if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "CA:FALSE") ||
-        !add_conf_ext(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+        !add_conf_ext(cert.get(), &ctx, NID_key_usage,
+                      "critical,digitalSignature,keyEncipherment") ||
         !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid")) {
         return fail(error::internal);
@@ -463,9 +473,9 @@ std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passph
     }
     bio_ptr bio{BIO_new(BIO_s_mem())};
     // PKCS#8 v2 (PBES2: PBKDF2 + AES-256-CBC), OpenSSL 3's default scheme for this call.
-    if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), passphrase.data(),
-                                              static_cast<int>(passphrase.size()), nullptr,
-                                              nullptr) != 1) {
+    if (!bio ||
+        PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), passphrase.data(),
+                                      static_cast<int>(passphrase.size()), nullptr, nullptr) != 1) {
         throw_openssl("PEM_write_bio_PKCS8PrivateKey");
     }
     char* data = nullptr;

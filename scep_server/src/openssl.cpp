@@ -22,40 +22,66 @@ namespace pkisim::scep {
 namespace {
 
 class scep_error_category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "scep"; }
     std::string message(int value) const override {
         switch (static_cast<error>(value)) {
-            case error::ok: return "success";
-            case error::malformed_der: return "malformed DER/BER";
-            case error::not_signed_data: return "not a CMS SignedData";
-            case error::not_enveloped_data: return "pkcsPKIEnvelope is not an EnvelopedData";
-            case error::no_signer: return "SignedData must have exactly one SignerInfo";
+            case error::ok:
+                return "success";
+            case error::malformed_der:
+                return "malformed DER/BER";
+            case error::not_signed_data:
+                return "not a CMS SignedData";
+            case error::not_enveloped_data:
+                return "pkcsPKIEnvelope is not an EnvelopedData";
+            case error::no_signer:
+                return "SignedData must have exactly one SignerInfo";
             case error::no_signer_certificate:
                 return "signer certificate missing from SignedData certificates";
-            case error::missing_attribute: return "required SCEP attribute missing";
-            case error::bad_attribute: return "malformed SCEP attribute";
-            case error::unknown_message_type: return "unknown or unexpected messageType";
-            case error::bad_message_data: return "malformed messageData";
-            case error::message_too_large: return "message too large";
-            case error::bad_signature: return "signature verification failed";
-            case error::unsupported_algorithm: return "unsupported algorithm";
+            case error::missing_attribute:
+                return "required SCEP attribute missing";
+            case error::bad_attribute:
+                return "malformed SCEP attribute";
+            case error::unknown_message_type:
+                return "unknown or unexpected messageType";
+            case error::bad_message_data:
+                return "malformed messageData";
+            case error::message_too_large:
+                return "message too large";
+            case error::bad_signature:
+                return "signature verification failed";
+            case error::unsupported_algorithm:
+                return "unsupported algorithm";
             case error::legacy_algorithm_disabled:
                 return "single DES / MD5 refused (RFC 8894 §2.9); start with --legacy-crypto";
-            case error::not_for_us: return "envelope not encrypted to any of our certificates";
-            case error::decrypt_failed: return "cannot decrypt pkcsPKIEnvelope";
-            case error::bad_csr_signature: return "CSR signature (proof of possession) invalid";
-            case error::signer_not_trusted: return "signer certificate not issued by this CA";
-            case error::signer_expired: return "signer certificate expired or not yet valid";
-            case error::wrong_passphrase: return "wrong passphrase for the private key";
-            case error::bad_key: return "unusable key";
-            case error::bad_dn: return "cannot parse distinguished name";
-            case error::bad_challenge: return "challenge password wrong or missing";
-            case error::request_rejected: return "request rejected";
-            case error::unknown_transaction: return "no request with this transactionID";
-            case error::unknown_certificate: return "no such certificate";
-            case error::bad_time: return "signingTime out of range";
-            case error::internal: return "internal OpenSSL error";
+            case error::not_for_us:
+                return "envelope not encrypted to any of our certificates";
+            case error::decrypt_failed:
+                return "cannot decrypt pkcsPKIEnvelope";
+            case error::bad_csr_signature:
+                return "CSR signature (proof of possession) invalid";
+            case error::signer_not_trusted:
+                return "signer certificate not issued by this CA";
+            case error::signer_expired:
+                return "signer certificate expired or not yet valid";
+            case error::wrong_passphrase:
+                return "wrong passphrase for the private key";
+            case error::bad_key:
+                return "unusable key";
+            case error::bad_dn:
+                return "cannot parse distinguished name";
+            case error::bad_challenge:
+                return "challenge password wrong or missing";
+            case error::request_rejected:
+                return "request rejected";
+            case error::unknown_transaction:
+                return "no request with this transactionID";
+            case error::unknown_certificate:
+                return "no such certificate";
+            case error::bad_time:
+                return "signingTime out of range";
+            case error::internal:
+                return "internal OpenSSL error";
         }
         return fmt::format("scep error {}", value);
     }
@@ -75,9 +101,15 @@ std::error_code make_error_code(error e) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Ownership helpers.
 namespace detail {
-void free_x509_stack(STACK_OF(X509) * s) noexcept { sk_X509_pop_free(s, X509_free); }
-void free_crl_stack(STACK_OF(X509_CRL) * s) noexcept { sk_X509_CRL_pop_free(s, X509_CRL_free); }
-void free_openssl_string(char* s) noexcept { OPENSSL_free(s); }
+void free_x509_stack(STACK_OF(X509) * s) noexcept {
+    sk_X509_pop_free(s, X509_free);
+}
+void free_crl_stack(STACK_OF(X509_CRL) * s) noexcept {
+    sk_X509_CRL_pop_free(s, X509_CRL_free);
+}
+void free_openssl_string(char* s) noexcept {
+    OPENSSL_free(s);
+}
 }  // namespace detail
 
 namespace {
@@ -230,10 +262,18 @@ tl::expected<Ptr, std::error_code> d2i_exact(byte_view der) {
 
 }  // namespace
 
-bytes to_der(const X509* cert) { return i2d_bytes<X509, i2d_X509>(cert, "i2d_X509"); }
-bytes to_der(const X509_REQ* csr) { return i2d_bytes<X509_REQ, i2d_X509_REQ>(csr, "i2d_X509_REQ"); }
-bytes to_der(const X509_CRL* crl) { return i2d_bytes<X509_CRL, i2d_X509_CRL>(crl, "i2d_X509_CRL"); }
-bytes to_der(const PKCS7* p7) { return i2d_bytes<PKCS7, i2d_PKCS7>(p7, "i2d_PKCS7"); }
+bytes to_der(const X509* cert) {
+    return i2d_bytes<X509, i2d_X509>(cert, "i2d_X509");
+}
+bytes to_der(const X509_REQ* csr) {
+    return i2d_bytes<X509_REQ, i2d_X509_REQ>(csr, "i2d_X509_REQ");
+}
+bytes to_der(const X509_CRL* crl) {
+    return i2d_bytes<X509_CRL, i2d_X509_CRL>(crl, "i2d_X509_CRL");
+}
+bytes to_der(const PKCS7* p7) {
+    return i2d_bytes<PKCS7, i2d_PKCS7>(p7, "i2d_PKCS7");
+}
 bytes to_der(const X509_NAME* name) {
     return i2d_bytes<X509_NAME, i2d_X509_NAME>(name, "i2d_X509_NAME");
 }
@@ -445,8 +485,8 @@ std::string name_to_string(const X509_NAME* name) {
             key = OBJ_nid2sn(nid);
         } else {
             std::array<char, 128> oid{};
-            OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()),
-                        X509_NAME_ENTRY_get_object(entry), 1);
+            OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()), X509_NAME_ENTRY_get_object(entry),
+                        1);
             key = oid.data();
         }
         unsigned char* utf8 = nullptr;
@@ -473,8 +513,12 @@ std::string name_to_string(const X509_NAME* name) {
     return out;
 }
 
-std::string subject_string(const X509* cert) { return name_to_string(X509_get_subject_name(cert)); }
-std::string issuer_string(const X509* cert) { return name_to_string(X509_get_issuer_name(cert)); }
+std::string subject_string(const X509* cert) {
+    return name_to_string(X509_get_subject_name(cert));
+}
+std::string issuer_string(const X509* cert) {
+    return name_to_string(X509_get_issuer_name(cert));
+}
 
 std::string serial_hex(const ASN1_INTEGER* serial) {
     bignum_ptr bn{ASN1_INTEGER_to_BN(serial, nullptr)};
@@ -496,7 +540,9 @@ std::string serial_hex(const ASN1_INTEGER* serial) {
     }
     return (negative ? "-" : "") + out.substr(first);
 }
-std::string serial_hex(const X509* cert) { return serial_hex(X509_get0_serialNumber(cert)); }
+std::string serial_hex(const X509* cert) {
+    return serial_hex(X509_get0_serialNumber(cert));
+}
 
 std::optional<std::uint64_t> serial_u64(const ASN1_INTEGER* serial) {
     std::uint64_t v = 0;
@@ -528,24 +574,37 @@ bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b) {
 
 const EVP_MD* digest_by_nid(int nid) noexcept {
     switch (nid) {
-        case NID_md5: return EVP_md5();
-        case NID_sha1: return EVP_sha1();
-        case NID_sha224: return EVP_sha224();
-        case NID_sha256: return EVP_sha256();
-        case NID_sha384: return EVP_sha384();
-        case NID_sha512: return EVP_sha512();
-        default: return nullptr;
+        case NID_md5:
+            return EVP_md5();
+        case NID_sha1:
+            return EVP_sha1();
+        case NID_sha224:
+            return EVP_sha224();
+        case NID_sha256:
+            return EVP_sha256();
+        case NID_sha384:
+            return EVP_sha384();
+        case NID_sha512:
+            return EVP_sha512();
+        default:
+            return nullptr;
     }
 }
 
 const EVP_CIPHER* cipher_by_nid(int nid) noexcept {
     switch (nid) {
-        case NID_des_cbc: return EVP_des_cbc();
-        case NID_des_ede3_cbc: return EVP_des_ede3_cbc();
-        case NID_aes_128_cbc: return EVP_aes_128_cbc();
-        case NID_aes_192_cbc: return EVP_aes_192_cbc();
-        case NID_aes_256_cbc: return EVP_aes_256_cbc();
-        default: return nullptr;
+        case NID_des_cbc:
+            return EVP_des_cbc();
+        case NID_des_ede3_cbc:
+            return EVP_des_ede3_cbc();
+        case NID_aes_128_cbc:
+            return EVP_aes_128_cbc();
+        case NID_aes_192_cbc:
+            return EVP_aes_192_cbc();
+        case NID_aes_256_cbc:
+            return EVP_aes_256_cbc();
+        default:
+            return nullptr;
     }
 }
 
@@ -554,6 +613,8 @@ std::string algorithm_name(int nid) {
     return sn != nullptr ? std::string{sn} : fmt::format("nid {}", nid);
 }
 
-bool is_legacy_algorithm(int nid) noexcept { return nid == NID_des_cbc || nid == NID_md5; }
+bool is_legacy_algorithm(int nid) noexcept {
+    return nid == NID_des_cbc || nid == NID_md5;
+}
 
 }  // namespace pkisim::scep

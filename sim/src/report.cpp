@@ -48,9 +48,13 @@ std::string num(double v) {
 }
 
 std::string with_commas(std::uint64_t v) {
-    std::string s = fmt::format("{}", v);
-    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-    return s;
+    const std::string digits = fmt::format("{}", v);
+    std::string out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
 }
 
 // ---- SVG line charts -------------------------------------------------------------------------

@@ -14,7 +14,9 @@ namespace {
 
 using namespace testing;
 
-std::uint32_t key_usage(X509* cert) { return X509_get_key_usage(cert); }
+std::uint32_t key_usage(X509* cert) {
+    return X509_get_key_usage(cert);
+}
 
 std::string ext_text(X509* cert, int nid) {
     const int idx = X509_get_ext_by_NID(cert, nid, -1);
@@ -45,7 +47,8 @@ TEST(crypto_dn, parses_ios_issuer_name_form_with_blanks_and_missing_comma) {
 }
 
 TEST(crypto_dn, rejects_what_it_cannot_read) {
-    for (const char* bad : {"", "ca-server", "CN=", "XX=1", "C=a,b=c", "C=\xc3\xa9", "=x", "CN=ok,O="}) {
+    for (const char* bad :
+         {"", "ca-server", "CN=", "XX=1", "C=a,b=c", "C=\xc3\xa9", "=x", "CN=ok,O="}) {
         auto name = parse_dn(bad);
         EXPECT_FALSE(name) << bad;
         if (!name) {
@@ -63,8 +66,8 @@ TEST(crypto_ca, self_signed_ca_has_the_ios_key_usages_and_validity) {
     EXPECT_EQ(not_before(c), test_epoch());
     EXPECT_EQ(not_after(c), test_epoch() + timers::days{1095});
     // Model §1 rule 1 / scep-wire §0.5.
-    EXPECT_EQ(key_usage(c), KU_KEY_CERT_SIGN | KU_CRL_SIGN | KU_DIGITAL_SIGNATURE |
-                                KU_KEY_ENCIPHERMENT);
+    EXPECT_EQ(key_usage(c),
+              KU_KEY_CERT_SIGN | KU_CRL_SIGN | KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     EXPECT_EQ(X509_check_ca(c), 1);
     const int bc = X509_get_ext_by_NID(c, NID_basic_constraints, -1);
     ASSERT_GE(bc, 0);
@@ -85,7 +88,8 @@ TEST(crypto_ca, shadow_ca_starts_at_the_current_not_after_with_a_new_key) {
     const authority shadow = make_shadow(ca);
     EXPECT_EQ(subject_string(shadow.cert.get()), subject_string(ca.cert.get()));
     EXPECT_EQ(not_before(shadow.cert.get()), not_after(ca.cert.get()));
-    EXPECT_FALSE(same_public_key(X509_get0_pubkey(shadow.cert.get()), X509_get0_pubkey(ca.cert.get())));
+    EXPECT_FALSE(
+        same_public_key(X509_get0_pubkey(shadow.cert.get()), X509_get0_pubkey(ca.cert.get())));
     EXPECT_TRUE(is_self_signed(shadow.cert.get()));
     EXPECT_EQ(key_usage(shadow.cert.get()), key_usage(ca.cert.get()));
 }
@@ -95,9 +99,8 @@ TEST(crypto_issue, certificate_is_truncated_at_the_ca_not_after) {
     const client c = make_client();
     issue_options o;
     // Rule 2: granted on day 50 with a 365-day lifetime ends with the CA on day 100.
-    // (timers::issued_validity computes the same; the guard below does not rely on it.)
-    o.validity = {test_epoch() + timers::days{50},
-                  std::min(test_epoch() + timers::days{50 + 365}, not_after(ca.cert.get()))};
+    o.validity = timers::issued_validity(timers::days{365}, test_epoch() + timers::days{50},
+                                         not_after(ca.cert.get()));
     o.serial = 2;
     const x509_ptr id = issue_certificate(c.csr.get(), ca.cert.get(), ca.key, o).value();
     EXPECT_EQ(not_before(id.get()), test_epoch() + timers::days{50});
@@ -150,17 +153,19 @@ TEST(crypto_issue, ra_profile_signs_and_encrypts_and_copies_no_san) {
     EXPECT_EQ(key_usage(ra.get()), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     EXPECT_TRUE(ext_text(ra.get(), NID_subject_alt_name).empty());
     o.serial = 0;
-    EXPECT_FALSE(issue_certificate(req.get(), ca.cert.get(), ca.key, o));  // serial 0 is never valid
+    EXPECT_FALSE(
+        issue_certificate(req.get(), ca.cert.get(), ca.key, o));  // serial 0 is never valid
 }
 
 TEST(crypto_crl, lists_revoked_serials_and_verifies) {
     const authority ca = make_ca();
     const std::array revoked{revoked_entry{7, test_epoch() + timers::days{2}},
                              revoked_entry{3, test_epoch() + timers::days{1}}};
-    const x509_crl_ptr crl = make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{3},
-                                      test_epoch() + timers::days{3} + timers::hours{168}, 12,
-                                      timers::hash_algorithm::sha256)
-                                 .value();
+    const x509_crl_ptr crl =
+        make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{3},
+                 test_epoch() + timers::days{3} + timers::hours{168}, 12,
+                 timers::hash_algorithm::sha256)
+            .value();
     EXPECT_TRUE(crl_lists(crl.get(), 3));
     EXPECT_TRUE(crl_lists(crl.get(), 7));
     EXPECT_FALSE(crl_lists(crl.get(), 4));
@@ -186,7 +191,8 @@ TEST(crypto_key_storage, encrypted_key_round_trips_and_a_wrong_passphrase_is_rep
     auto back = decrypt_private_key_pem(pem, "correct horse");
     ASSERT_TRUE(back);
     EXPECT_TRUE(same_public_key(back->get(), key));
-    EXPECT_EQ(decrypt_private_key_pem(pem, "wrong").error(), make_error_code(error::wrong_passphrase));
+    EXPECT_EQ(decrypt_private_key_pem(pem, "wrong").error(),
+              make_error_code(error::wrong_passphrase));
     EXPECT_EQ(decrypt_private_key_pem(pem, "").error(), make_error_code(error::wrong_passphrase));
     EXPECT_EQ(decrypt_private_key_pem("not a key", "x").error(), make_error_code(error::bad_key));
     // An unencrypted key loaded without a passphrase prompt.

@@ -89,8 +89,8 @@ TEST_P(pki_message_round_trip, reply_uses_the_clients_cipher_and_digest) {
     EXPECT_EQ(*req->signing_time, test_epoch());
 
     const x509_ptr issued = issue_for(c, ca, 2);
-    cert_rep_params p = success_for(req->context(), ca.cert.get(), ca.key, {issued.get()},
-                                    test_epoch());
+    cert_rep_params p =
+        success_for(req->context(), ca.cert.get(), ca.key, {issued.get()}, test_epoch());
     p.sender_nonce = test_nonce(100);
     const bytes reply = encode_cert_rep(p).value();
 
@@ -98,10 +98,10 @@ TEST_P(pki_message_round_trip, reply_uses_the_clients_cipher_and_digest) {
     const signed_view view{reply};
     EXPECT_EQ(view.signature_nid(), NID_rsaEncryption);
     EXPECT_EQ(view.digest_nid(), digest);
-    for (const char* oid : {"2.16.840.1.113733.1.9.2", "2.16.840.1.113733.1.9.3",
-                            "2.16.840.1.113733.1.9.5", "2.16.840.1.113733.1.9.6",
-                            "2.16.840.1.113733.1.9.7", "1.2.840.113549.1.9.3",
-                            "1.2.840.113549.1.9.4", "1.2.840.113549.1.9.5"}) {
+    for (const char* oid :
+         {"2.16.840.1.113733.1.9.2", "2.16.840.1.113733.1.9.3", "2.16.840.1.113733.1.9.5",
+          "2.16.840.1.113733.1.9.6", "2.16.840.1.113733.1.9.7", "1.2.840.113549.1.9.3",
+          "1.2.840.113549.1.9.4", "1.2.840.113549.1.9.5"}) {
         EXPECT_TRUE(view.has_attr(oid)) << oid;
     }
     EXPECT_FALSE(view.has_attr("2.16.840.1.113733.1.9.4"));  // no failInfo on SUCCESS
@@ -132,7 +132,6 @@ INSTANTIATE_TEST_SUITE_P(
         }
         return name;
     });
-
 
 // Decodes a request with `keys`, answers it with `p` (filled in by the callback) and reads the
 // reply as the client.
@@ -193,7 +192,8 @@ TEST(codec_renewal, renewal_req_signed_by_a_client_auth_certificate_decodes_and_
         EXPECT_TRUE(same_public_key(req->csr()->public_key, renewing.key));
 
         const std::array trusted{ca.cert.get()};
-        EXPECT_TRUE(verify_signer_chain(req->signer.get(), trusted, test_epoch() + timers::days{300}));
+        EXPECT_TRUE(
+            verify_signer_chain(req->signer.get(), trusted, test_epoch() + timers::days{300}));
         EXPECT_EQ(verify_signer_chain(req->signer.get(), trusted, test_epoch() + timers::days{400})
                       .error(),
                   make_error_code(error::signer_expired));
@@ -257,10 +257,10 @@ TEST(codec_get_crl, reply_carries_the_crl_in_the_degenerate_content) {
     EXPECT_EQ(req->cert_id()->serial_u64, 5u);
 
     const std::array revoked{revoked_entry{5, test_epoch() + timers::days{1}}};
-    const x509_crl_ptr crl = make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{1},
-                                      test_epoch() + timers::days{8}, 1,
-                                      timers::hash_algorithm::sha256)
-                                 .value();
+    const x509_crl_ptr crl =
+        make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{1},
+                 test_epoch() + timers::days{8}, 1, timers::hash_algorithm::sha256)
+            .value();
     const bytes reply = answer(*req, ca, pki_status::success, {}, {crl.get()});
     const std::array trusted{ca.cert.get()};
     auto rep = decode_cert_rep(reply, c.self_signed.get(), c.key, trusted);
@@ -315,7 +315,8 @@ TEST(codec_cert_rep, ra_signed_reply_carries_the_ra_and_ca_certificates) {
     auto req = decode_pki_message(c.pkcs_req({ra.cert.get()}), keys);
     ASSERT_TRUE(req) << req.error().text;
     const x509_ptr issued = issue_for(c, ca, 3);
-    cert_rep_params p = success_for(req->context(), ra.cert.get(), ra.key, {issued.get()}, test_epoch());
+    cert_rep_params p =
+        success_for(req->context(), ra.cert.get(), ra.key, {issued.get()}, test_epoch());
     p.extra_certs = {ca.cert.get()};
     p.issued_in_outer_certs = true;
     const bytes reply = encode_cert_rep(p).value();
@@ -573,8 +574,9 @@ TEST(codec_get_ca_cert, degenerate_certs_only_has_no_content_and_parses_back) {
 TEST(codec_get_ca_caps, lists_get_next_ca_cert_only_with_a_shadow) {
     const std::string with = get_ca_caps_body(true);
     const std::string without = get_ca_caps_body(false);
-    EXPECT_EQ(without,
-              "AES\nDES3\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-384\nSHA-512\nSCEPStandard\n");
+    EXPECT_EQ(
+        without,
+        "AES\nDES3\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-384\nSHA-512\nSCEPStandard\n");
     EXPECT_NE(with.find("\nGetNextCACert\n"), std::string::npos);
     EXPECT_EQ(without.find("GetNextCACert"), std::string::npos);
     EXPECT_LE(with.size(), 1024u);  // certmonger's limit
@@ -608,6 +610,27 @@ TEST(codec_wire, one_mapper_turns_errors_into_fail_info_or_http_status) {
     }
     EXPECT_EQ(to_wire(std::make_error_code(std::errc::io_error), false).http_status, 500u);
     EXPECT_EQ(to_wire(std::error_code{}, false).http_status, 200u);
+}
+
+TEST(codec_bad_input, ber_indefinite_length_outer_encoding_is_accepted) {
+    const authority ca = make_ca();
+    const client c = make_client();
+    const bytes der = c.pkcs_req({ca.cert.get()});
+    // DER "30 82 LL LL 06 09 <signedData> A0 82 LL LL ..." -> BER "30 80 06 09 .. A0 80 .. 00 00 00
+    // 00".
+    ASSERT_EQ(der[0], 0x30);
+    ASSERT_EQ(der[1], 0x82);
+    ASSERT_EQ(der[15], 0xA0);
+    ASSERT_EQ(der[16], 0x82);
+    bytes ber{0x30, 0x80};
+    ber.insert(ber.end(), der.begin() + 4, der.begin() + 15);
+    ber.insert(ber.end(), {0xA0, 0x80});
+    ber.insert(ber.end(), der.begin() + 19, der.end());
+    ber.insert(ber.end(), {0, 0, 0, 0});
+    const std::array keys{ca.decryption()};
+    auto req = decode_pki_message(ber, keys);
+    ASSERT_TRUE(req) << req.error().text;
+    EXPECT_EQ(req->csr()->challenge_password, "secret");
 }
 
 }  // namespace

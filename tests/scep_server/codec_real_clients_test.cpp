@@ -125,7 +125,6 @@ TEST(codec_micromdm, captured_pkcs_req_is_bad_alg_without_legacy_crypto) {
     EXPECT_EQ(req.error().context->transaction_id, "ru1c/Y+lJNI3cBAOW/fm+BJrB/Y=");
 }
 
-
 TEST(codec_micromdm, captured_renewal_req_decodes_and_its_signer_chains) {
     load_providers(true);
     const capture_ca ca;
@@ -142,11 +141,12 @@ TEST(codec_micromdm, captured_renewal_req_decodes_and_its_signer_chains) {
     // micromdm reuses its key and CSR on renewal (scep-wire §1.9).
     EXPECT_TRUE(same_public_key(req->csr()->public_key, X509_get0_pubkey(old.get())));
     const std::array trusted{ca.cert.get()};
-    EXPECT_TRUE(verify_signer_chain(req->signer.get(), trusted,
-                                    not_before(old.get()) + timers::days{1}));
-    EXPECT_EQ(verify_signer_chain(req->signer.get(), trusted, not_after(old.get()) + timers::days{1})
-                  .error(),
-              make_error_code(error::signer_expired));
+    EXPECT_TRUE(
+        verify_signer_chain(req->signer.get(), trusted, not_before(old.get()) + timers::days{1}));
+    EXPECT_EQ(
+        verify_signer_chain(req->signer.get(), trusted, not_after(old.get()) + timers::days{1})
+            .error(),
+        make_error_code(error::signer_expired));
 }
 
 TEST(codec_certmonger, captured_pkcs_req_decodes_and_is_answered_in_aes_256_and_sha_256) {
@@ -183,6 +183,27 @@ TEST(codec_certmonger, captured_pkcs_req_decodes_and_is_answered_in_aes_256_and_
     EXPECT_EQ(rep->cipher_nid, NID_aes_256_cbc);
     EXPECT_EQ(rep->digest_nid, NID_sha256);
     ASSERT_EQ(rep->certs.size(), 1u);
+}
+
+TEST(codec_support, get_targets_carry_the_message_in_each_clients_style) {
+    const authority ca = make_ca();
+    const client c = make_client();
+    const bytes der = c.pkcs_req({ca.cert.get()});
+    const auto message_of = [](const std::string& target) {
+        const auto start = target.find("message=") + 8;
+        const auto end = target.find('&', start);
+        return target.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    };
+    const std::string cm = certmonger_get_target(der);
+    const std::string mm = micromdm_get_target(der);
+    const std::string ios = ios_get_target(der, "/scep/myscep/pkiclient.exe");
+    EXPECT_EQ(cm.find('+'), std::string::npos);
+    EXPECT_EQ(mm.rfind("/cgi-bin/pkiclient.exe?message=", 0), 0u);
+    EXPECT_NE(ios.find("%0A"), std::string::npos);
+    EXPECT_EQ(ios.rfind("/scep/myscep/pkiclient.exe?operation=PKIOperation&message=", 0), 0u);
+    for (const std::string& t : {cm, mm, ios}) {
+        EXPECT_EQ(decode_base64_any(url_unescape(message_of(t))), der) << t.substr(0, 80);
+    }
 }
 
 }  // namespace

@@ -66,9 +66,10 @@ authority make_shadow(const authority& current, std::string_view key_name,
                       timers::duration lifetime) {
     authority a;
     a.key = fixture_key(key_name);
-    const time_point start = not_after(current.cert.get());
-    auto cert = make_shadow_ca(a.key, current.cert.get(), {start, start + lifetime}, 2,
-                               timers::hash_algorithm::sha256);
+    // Model §1 rule 3, through the shared rule.
+    auto cert = make_shadow_ca(a.key, current.cert.get(),
+                               timers::shadow_ca_validity(not_after(current.cert.get()), lifetime),
+                               2, timers::hash_algorithm::sha256);
     if (!cert) {
         throw std::runtime_error("make_shadow_ca: " + cert.error().message());
     }
@@ -132,9 +133,10 @@ bytes client::renewal_req(std::vector<X509*> recipients, X509* old_cert, EVP_PKE
 
 bytes client::cert_poll(std::vector<X509*> recipients, const X509* ca,
                         const request_options& o) const {
-    return build(message_type::cert_poll,
-                 encode_issuer_and_subject(X509_get_subject_name(ca), X509_REQ_get_subject_name(csr.get())),
-                 std::move(recipients), o, self_signed.get(), key, transaction_id);
+    return build(
+        message_type::cert_poll,
+        encode_issuer_and_subject(X509_get_subject_name(ca), X509_REQ_get_subject_name(csr.get())),
+        std::move(recipients), o, self_signed.get(), key, transaction_id);
 }
 
 bytes client::get_cert(std::vector<X509*> recipients, const X509* cert, const request_options& o,
@@ -165,6 +167,83 @@ client make_client(std::string_view key_name, std::string_view dn,
     c.csr = make_csr(c.key, dn, o);
     c.transaction_id = transaction_id_for(c.key);
     return c;
+}
+
+std::string base64(const bytes& der) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((der.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < der.size(); i += 3) {
+        const std::uint32_t v =
+            (std::uint32_t{der[i]} << 16) | (std::uint32_t{der[i + 1]} << 8) | der[i + 2];
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (i + 1 == der.size()) {
+        const std::uint32_t v = std::uint32_t{der[i]} << 16;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == der.size()) {
+        const std::uint32_t v = (std::uint32_t{der[i]} << 16) | (std::uint32_t{der[i + 1]} << 8);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+namespace {
+std::string percent_escape(std::string_view b64) {
+    std::string out;
+    for (const char c : b64) {
+        switch (c) {
+            case '+':
+                out += "%2B";
+                break;
+            case '/':
+                out += "%2F";
+                break;
+            case '=':
+                out += "%3D";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+}  // namespace
+
+std::string certmonger_get_target(const bytes& der, std::string_view path) {
+    return std::string{path} + "?operation=PKIOperation&message=" + percent_escape(base64(der));
+}
+
+std::string micromdm_get_target(const bytes& der, std::string_view path) {
+    std::string b64 = base64(der);
+    for (char& c : b64) {
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    return std::string{path} + "?message=" + b64 + "&operation=PKIOperation";
+}
+
+std::string ios_get_target(const bytes& der, std::string_view path) {
+    const std::string b64 = base64(der);
+    std::string lines;
+    for (std::size_t i = 0; i < b64.size(); i += 64) {
+        lines += b64.substr(i, 64);
+        lines += '\n';
+    }
+    std::string escaped;
+    for (const char c : percent_escape(lines)) {
+        escaped += c == '\n' ? std::string{"%0A"} : std::string(1, c);
+    }
+    return std::string{path} + "?operation=PKIOperation&message=" + escaped;
 }
 
 x509_ptr issue_for(const client& c, const authority& ca, std::uint64_t serial,

@@ -5,8 +5,8 @@
 //   using namespace pkisim::scep::testing;
 //   authority ca = make_ca();                                   // "CN=ca-server,O=lab", key ca.key
 //   client c = make_client("client1", "CN=router1,O=lab", "secret");
-//   bytes req = c.pkcs_req({ca.cert.get()});                     // AES-256 + SHA-256, like certmonger
-//   auto decoded = decode_pki_message(req, std::array{ca.decryption()});
+//   bytes req = c.pkcs_req({ca.cert.get()});                     // AES-256 + SHA-256, like
+//   certmonger auto decoded = decode_pki_message(req, std::array{ca.decryption()});
 //
 // Every nonce and transactionID is deterministic; the only randomness is OpenSSL's padding and
 // content-encryption keys.
@@ -75,8 +75,10 @@ struct client {
     bytes renewal_req(std::vector<X509*> recipients, X509* old_cert, EVP_PKEY* old_key,
                       const request_options& o = {}) const;
     // CertPoll with IssuerAndSubject(ca subject, csr subject).
-    bytes cert_poll(std::vector<X509*> recipients, const X509* ca, const request_options& o = {}) const;
-    // GetCert / GetCRL for `cert` (IssuerAndSerialNumber), signed with signer (default self_signed).
+    bytes cert_poll(std::vector<X509*> recipients, const X509* ca,
+                    const request_options& o = {}) const;
+    // GetCert / GetCRL for `cert` (IssuerAndSerialNumber), signed with signer (default
+    // self_signed).
     bytes get_cert(std::vector<X509*> recipients, const X509* cert, const request_options& o = {},
                    X509* signer = nullptr, EVP_PKEY* signer_key = nullptr) const;
     bytes get_crl(std::vector<X509*> recipients, const X509* cert, const request_options& o = {},
@@ -85,6 +87,17 @@ struct client {
 client make_client(std::string_view key_name = "client1", std::string_view dn = "CN=router1,O=lab",
                    std::optional<std::string> challenge = std::string{"secret"},
                    const csr_options& extra = {});
+
+// HTTP request targets for a GET PKIOperation carrying `der`, the way real clients write them
+// (scep-wire §0.7), for the HTTP-layer tests:
+// standard base64, `+ / =` escaped as %2B %2F %3D (certmonger; RFC 8894 §4.1)
+std::string certmonger_get_target(const bytes& der,
+                                  std::string_view path = "/cgi-bin/pkiclient.exe");
+// URL-safe base64 (`-` `_`, `=` kept), `message` BEFORE `operation` (micromdm scepclient 2.1.0)
+std::string micromdm_get_target(const bytes& der, std::string_view path = "/cgi-bin/pkiclient.exe");
+// standard base64 with a %0A line break every 64 characters, `+ / =` escaped (Cisco IOS)
+std::string ios_get_target(const bytes& der, std::string_view path = "/cgi-bin/pkiclient.exe");
+std::string base64(const bytes& der);  // standard alphabet, padded, no line breaks
 
 // Issues `c`'s CSR from `ca` (end entity, serial, one year from test_epoch()).
 x509_ptr issue_for(const client& c, const authority& ca, std::uint64_t serial,

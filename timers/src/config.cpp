@@ -221,6 +221,8 @@ public:
         e.where.column = column_here();
         if (at_end()) {
             e.message = fmt::format("{}: {}", path_, what);
+        } else if (path_.empty()) {
+            e.message = fmt::format("{}: {}", printable(toks_[pos_].text), what);
         } else {
             e.message = fmt::format("{} {}: {}", path_, printable(toks_[pos_].text), what);
         }
@@ -363,10 +365,10 @@ tl::expected<duration, parse_error> read_hours_minutes(command_reader& r, long l
 
 // IOS cs-server mode keywords. Only some are modelled; the others are real IOS commands that
 // do not change any timer, so they are accepted without a warning.
-constexpr std::array<std::string_view, 14> server_keywords = {
+constexpr std::array<std::string_view, 15> server_keywords = {
     "auto-rollover", "cdp-url",       "database", "default", "exit",
     "grant",         "hash",          "issuer-name", "lifetime", "mode",
-    "no",            "redundancy",    "serial-number", "shutdown"};
+    "no",            "redundancy",    "serial-number", "shutdown", "eku"};
 constexpr std::array<std::string_view, 4> lifetime_keywords = {"ca-certificate", "certificate",
                                                                "crl", "enrollment-request"};
 constexpr std::array<std::string_view, 3> grant_keywords = {"auto", "none", "ra-auto"};
@@ -538,7 +540,7 @@ tl::expected<void, parse_error> apply_server_words(server_config& s, command_rea
         s.shutdown = !negate;
         return negate ? tl::expected<void, parse_error>{} : r.end();
     }
-    // serial-number, redundancy: real commands without a timer; accepted as written.
+    // serial-number, redundancy, eku: real commands without a timer; accepted as written.
     return {};
 }
 
@@ -932,18 +934,29 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
     return cfg;
 }
 
+namespace {
+
+parse_error file_error(const std::string& path, const char* what) {
+    parse_error e;
+    e.where.file = path;
+    e.message = what;
+    return e;
+}
+
+}  // namespace
+
 tl::expected<ios_config, parse_error> load_ios_config_files(const std::vector<std::string>& paths) {
     ios_config merged;
     int http_rank = -1;  // 2 = file with an RA server, 1 = file with a server, 0 = any file
     for (const auto& path : paths) {
         std::ifstream in(path, std::ios::binary);
         if (!in) {
-            return tl::unexpected(parse_error{{path, 0, 0}, "cannot open the file"});
+            return tl::unexpected(file_error(path, "cannot open the file"));
         }
         std::ostringstream buf;
         buf << in.rdbuf();
         if (in.bad()) {
-            return tl::unexpected(parse_error{{path, 0, 0}, "cannot read the file"});
+            return tl::unexpected(file_error(path, "cannot read the file"));
         }
         auto cfg = parse_ios_config(buf.str(), path);
         if (!cfg) {

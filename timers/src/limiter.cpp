@@ -36,7 +36,9 @@ int connection_limiter::accepted_in_window(time_point t) {
         case throttle_window::sliding: {
             // An accept at a counts while t − a < window.
             while (ring_size_ > 0 && t - ring_[ring_head_] >= w) {
-                ring_head_ = (ring_head_ + 1) % ring_.size();
+                if (++ring_head_ == ring_.size()) {
+                    ring_head_ = 0;
+                }
                 --ring_size_;
             }
             return static_cast<int>(ring_size_);
@@ -100,11 +102,17 @@ admission connection_limiter::on_attempt(time_point t) {
             case throttle_window::sliding: {
                 // accepted_in_window() above emptied expired entries and found room.
                 const std::size_t cap = ring_.size();
-                if (ring_size_ == cap) {
-                    ring_head_ = (ring_head_ + 1) % cap;
+                if (ring_size_ == cap) {  // only when throttle_limit <= 0 kept nothing out
+                    if (++ring_head_ == cap) {
+                        ring_head_ = 0;
+                    }
                     --ring_size_;
                 }
-                ring_[(ring_head_ + ring_size_) % cap] = t;
+                std::size_t slot = ring_head_ + ring_size_;
+                if (slot >= cap) {
+                    slot -= cap;
+                }
+                ring_[slot] = t;
                 ++ring_size_;
                 break;
             }

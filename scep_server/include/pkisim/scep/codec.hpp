@@ -9,8 +9,11 @@
 //       auto w = to_wire(req.error());            // FAILURE CertRep (if context) or HTTP 400
 //       ...
 //   }
-//   cert_rep_params p = success_for(*req, ca_cert, ca_key, {issued.get()}, now);   // or failure_for
+//   // (CA engine: renewal check with verify_signer_chain, challenge, grant, issue_certificate)
+//   cert_rep_params p = success_for(req->context(), ca_cert, ca_key, {issued.get()}, now);
 //   bytes reply = encode_cert_rep(p).value();     // application/x-pki-message
+// A failure with context: encode_cert_rep(failure_for(*f.context, ca_cert, ca_key, w.failure,..)).
+// Thread-safe: no shared mutable state besides OpenSSL's (load_providers once before serving).
 //
 // PKCS#7 (OpenSSL's PKCS7 API) for signing and parsing; CMS for decryption (it alone accepts
 // RSAES-OAEP key transport, scep-wire §1.5).
@@ -76,7 +79,7 @@ struct csr_request {
     // PKCS#9 challengePassword: PrintableString, UTF8String, IA5String, T61String or BMPString
     // (converted to UTF-8). nullopt when absent.
     std::optional<std::string> challenge_password;
-    std::string subject;       // name_to_string(CSR subject)
+    std::string subject;                   // name_to_string(CSR subject)
     const EVP_PKEY* public_key = nullptr;  // owned by csr
 };
 // messageData of CertPoll (RFC 8894 §3.3.3). Do not trust `issuer` (scep-wire §0.13).
@@ -88,10 +91,11 @@ struct issuer_and_subject {
 struct issuer_and_serial {
     x509_name_ptr issuer;
     asn1_integer_ptr serial;
-    std::string serial_hex;                    // upper-case hex, as serial_hex()
-    std::optional<std::uint64_t> serial_u64;   // when it fits
+    std::string serial_hex;                   // upper-case hex, as serial_hex()
+    std::optional<std::uint64_t> serial_u64;  // when it fits
 };
-using message_data = std::variant<std::monostate, csr_request, issuer_and_subject, issuer_and_serial>;
+using message_data =
+    std::variant<std::monostate, csr_request, issuer_and_subject, issuer_and_serial>;
 
 // What a reply needs: enough to send a signed CertRep back (scep-wire §0.14).
 struct reply_context {
@@ -155,7 +159,8 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
 // passes), verification time `at` (not the wall clock), no CRL check. `trusted` = the CA
 // certificates this server has used (current, previous, shadow). Errors: signer_not_trusted,
 // signer_expired.
-tl::expected<void, std::error_code> verify_signer_chain(X509* signer, std::span<X509* const> trusted,
+tl::expected<void, std::error_code> verify_signer_chain(X509* signer,
+                                                        std::span<X509* const> trusted,
                                                         time_point at);
 
 // ---------------------------------------------------------------------------------------------
@@ -174,7 +179,8 @@ struct cert_rep_params {
     // Who signs: the CA, or the RA in RA mode (its certificate goes in `certificates`).
     X509* signer_cert = nullptr;
     EVP_PKEY* signer_key = nullptr;
-    std::vector<X509*> extra_certs;  // chain for the outer `certificates` (e.g. the CA above the RA)
+    std::vector<X509*>
+        extra_certs;  // chain for the outer `certificates` (e.g. the CA above the RA)
     // SUCCESS content: degenerate certs-only SignedData with `issued` (leaf first) and `crls`
     // (GetCRL). scep-wire §1.5: issued certificate only by default.
     std::vector<X509*> issued;
@@ -207,8 +213,9 @@ bytes degenerate_certs_only(std::span<X509* const> certs, std::span<X509_CRL* co
 // CA/RA key (`signer_cert`), eContent = DER(degenerate SignedData with `new_certs`), and the
 // new certificates also in the outer `certificates` (after the signer).
 tl::expected<bytes, std::error_code> encode_get_next_ca_cert(std::span<X509* const> new_certs,
-                                                             X509* signer_cert, EVP_PKEY* signer_key,
-                                                             int digest_nid, time_point signing_time);
+                                                             X509* signer_cert,
+                                                             EVP_PKEY* signer_key, int digest_nid,
+                                                             time_point signing_time);
 // scep-wire §1.7, LF separated, exact case; GetNextCACert only while a shadow exists.
 std::string get_ca_caps_body(bool next_ca_available);
 
@@ -224,7 +231,9 @@ struct wire_answer {
 // unknown_certificate -> badCertId; everything else -> badRequest. Without a reply context a
 // protocol error is HTTP 400 (malformed input) and error::internal is 500.
 wire_answer to_wire(std::error_code ec, bool have_reply_context);
-inline wire_answer to_wire(const decode_failure& f) { return to_wire(f.code, f.context.has_value()); }
+inline wire_answer to_wire(const decode_failure& f) {
+    return to_wire(f.code, f.context.has_value());
+}
 fail_info fail_info_for(std::error_code ec) noexcept;
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +249,7 @@ struct request_params {
     int cipher_nid = NID_aes_256_cbc;
     int digest_nid = NID_sha256;
     std::string transaction_id;
-    bytes sender_nonce;  // empty -> 16 random bytes
+    bytes sender_nonce;                      // empty -> 16 random bytes
     std::optional<time_point> signing_time;  // absent -> no signingTime attribute
     bool oaep = false;  // RSAES-OAEP key transport (EJBCA accepts it; tests the server does)
 };
@@ -258,9 +267,9 @@ x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
                                  const timers::validity& validity, int digest_nid = NID_sha256);
 struct csr_options {
     std::optional<std::string> challenge_password;
-    bool challenge_utf8 = false;             // UTF8String instead of PrintableString
-    std::vector<std::string> dns_names;      // subjectAltName dNSName entries
-    std::vector<std::string> ip_addresses;   // subjectAltName iPAddress entries ("192.0.2.1")
+    bool challenge_utf8 = false;            // UTF8String instead of PrintableString
+    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
+    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
     int digest_nid = NID_sha256;
 };
 // PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.

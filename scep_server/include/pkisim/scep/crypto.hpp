@@ -50,7 +50,8 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text);
 // Self-signed, serial as given, keyUsage critical keyCertSign, cRLSign, digitalSignature,
 // keyEncipherment (scep-wire §0.5: clients sign-check CertReps and encrypt to it),
 // basicConstraints critical CA:TRUE, SKI, AKI (keyid).
-tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key, std::string_view subject_dn,
+tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key,
+                                                            std::string_view subject_dn,
                                                             const timers::validity& validity,
                                                             std::uint64_t serial,
                                                             timers::hash_algorithm hash);

@@ -5,8 +5,8 @@
 //   load_providers(/*legacy=*/options.legacy_crypto);          // once, at start-up
 //   x509_ptr ca = x509_from_pem(read_file("ca.pem")).value();
 //   bytes der = to_der(ca.get());
-//   std::string fp = ios_fingerprint(ca.get(), EVP_md5());      // "CF2C23D1 560F25DB 22E9D10F E595A6D6"
-//   time_point end = not_after(ca.get());
+//   std::string fp = ios_fingerprint(ca.get(), EVP_md5());      // "CF2C23D1 560F25DB 22E9D10F
+//   E595A6D6" time_point end = not_after(ca.get());
 //
 // Everything that parses bytes from the network returns tl::expected<T, std::error_code> with
 // a pkisim::scep::error; nothing here throws on untrusted input. Functions that can fail only on
@@ -48,16 +48,16 @@ using timers::time_point;
 enum class error {
     ok = 0,
     // Parsing (untrusted input).
-    malformed_der = 1,          // not DER/BER, truncated, trailing garbage
-    not_signed_data,            // outer ContentInfo is not SignedData
-    not_enveloped_data,         // pkcsPKIEnvelope is not EnvelopedData
-    no_signer,                  // no SignerInfo, or several
-    no_signer_certificate,      // the signer certificate is not in `certificates`
-    missing_attribute,          // messageType / transactionID / senderNonce absent
-    bad_attribute,              // wrong ASN.1 type, bad value, nonce too large, ...
-    unknown_message_type,       // messageType not one of 3,17,19,20,21,22
-    bad_message_data,           // CSR / IssuerAndSubject / IssuerAndSerialNumber unparsable
-    message_too_large,          // input over the configured cap
+    malformed_der = 1,      // not DER/BER, truncated, trailing garbage
+    not_signed_data,        // outer ContentInfo is not SignedData
+    not_enveloped_data,     // pkcsPKIEnvelope is not EnvelopedData
+    no_signer,              // no SignerInfo, or several
+    no_signer_certificate,  // the signer certificate is not in `certificates`
+    missing_attribute,      // messageType / transactionID / senderNonce absent
+    bad_attribute,          // wrong ASN.1 type, bad value, nonce too large, ...
+    unknown_message_type,   // messageType not one of 3,17,19,20,21,22
+    bad_message_data,       // CSR / IssuerAndSubject / IssuerAndSerialNumber unparsable
+    message_too_large,      // input over the configured cap
     // Cryptography.
     bad_signature,              // CMS signature or messageDigest mismatch -> badMessageCheck
     unsupported_algorithm,      // unknown digest / cipher / key transport -> badAlg
@@ -71,13 +71,13 @@ enum class error {
     bad_key,                    // unusable key (not RSA, too small, corrupt PEM)
     bad_dn,                     // a DN string that cannot be parsed
     // Policy (for the CA engine; codec never produces these).
-    bad_challenge,              // challengePassword wrong / missing / already used
-    request_rejected,           // operator reject or `grant none`
-    unknown_transaction,        // CertPoll with no matching request
-    unknown_certificate,        // GetCert / GetCRL for something we never issued -> badCertId
-    bad_time,                   // signingTime too far off -> badTime
+    bad_challenge,        // challengePassword wrong / missing / already used
+    request_rejected,     // operator reject or `grant none`
+    unknown_transaction,  // CertPoll with no matching request
+    unknown_certificate,  // GetCert / GetCRL for something we never issued -> badCertId
+    bad_time,             // signingTime too far off -> badTime
     // Internal.
-    internal,                   // an OpenSSL call failed on our own data
+    internal,  // an OpenSSL call failed on our own data
 };
 
 const std::error_category& scep_category() noexcept;
@@ -109,7 +109,8 @@ using evp_pkey_ctx_ptr =
     std::unique_ptr<EVP_PKEY_CTX, openssl_deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using evp_md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, openssl_deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using pkcs7_ptr = std::unique_ptr<PKCS7, openssl_deleter<PKCS7, PKCS7_free>>;
-using cms_ptr = std::unique_ptr<CMS_ContentInfo, openssl_deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
+using cms_ptr =
+    std::unique_ptr<CMS_ContentInfo, openssl_deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
 using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO, BIO_free_all>>;
 using bignum_ptr = std::unique_ptr<BIGNUM, openssl_deleter<BIGNUM, BN_free>>;
 using asn1_time_ptr = std::unique_ptr<ASN1_TIME, openssl_deleter<ASN1_TIME, ASN1_TIME_free>>;
@@ -118,8 +119,10 @@ using asn1_integer_ptr =
 using asn1_octet_string_ptr =
     std::unique_ptr<ASN1_OCTET_STRING, openssl_deleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
 // Owns the stack AND its certificates.
-using x509_stack_ptr = std::unique_ptr<STACK_OF(X509), openssl_deleter<STACK_OF(X509), detail::free_x509_stack>>;
-using openssl_string_ptr = std::unique_ptr<char, openssl_deleter<char, detail::free_openssl_string>>;
+using x509_stack_ptr =
+    std::unique_ptr<STACK_OF(X509), openssl_deleter<STACK_OF(X509), detail::free_x509_stack>>;
+using openssl_string_ptr =
+    std::unique_ptr<char, openssl_deleter<char, detail::free_openssl_string>>;
 
 // A new owning reference to an existing object (X509_up_ref / EVP_PKEY_up_ref): lets a struct
 // keep a certificate that the caller also keeps, without copying it.
@@ -185,10 +188,14 @@ time_point not_after(const X509* cert);
 // md5 -> "CF2C23D1 560F25DB 22E9D10F E595A6D6" (what `show crypto pki server` and the
 // `crypto pki authenticate` prompt print); sha1 -> 5 groups.
 std::string ios_fingerprint(const X509* cert, const EVP_MD* md);
-inline std::string md5_fingerprint(const X509* cert) { return ios_fingerprint(cert, EVP_md5()); }
+inline std::string md5_fingerprint(const X509* cert) {
+    return ios_fingerprint(cert, EVP_md5());
+}
 // Lower-case hex without separators (file names, logs, JSON).
 std::string hex_fingerprint(const X509* cert, const EVP_MD* md);
-inline std::string sha1_fingerprint(const X509* cert) { return hex_fingerprint(cert, EVP_sha1()); }
+inline std::string sha1_fingerprint(const X509* cert) {
+    return hex_fingerprint(cert, EVP_sha1());
+}
 inline std::string sha256_fingerprint(const X509* cert) {
     return hex_fingerprint(cert, EVP_sha256());
 }

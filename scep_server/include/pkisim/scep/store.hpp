@@ -28,7 +28,7 @@ struct sqlite3;
 namespace pkisim::scep {
 
 class store_error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -73,7 +73,7 @@ struct ca_generation_record {
 };
 
 class store {
-public:
+  public:
     // Opens or creates the database; the file is created with mode 0600.
     explicit store(const std::filesystem::path& file);
     ~store();
@@ -130,7 +130,7 @@ public:
     // CRL number (monotonic).
     std::uint64_t next_crl_number();
 
-private:
+  private:
     void exec(const char* sql);
     sqlite3* db_ = nullptr;
 };

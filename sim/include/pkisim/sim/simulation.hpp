@@ -39,9 +39,10 @@ struct progress {
 
 struct run_options {
     engine_kind engine = engine_kind::automatic;
-    // `automatic` uses the exact engine up to this many clients (and whenever retry jitter is
-    // on, up to 4× this), the cohort engine above.
-    std::uint64_t exact_max_clients = 2'000;
+    // `automatic` uses the exact engine up to this many clients (up to the second figure when
+    // retry jitter is on), the cohort engine above.
+    std::uint64_t exact_max_clients = 500;
+    std::uint64_t exact_max_clients_jitter = 20'000;
     std::function<void(const progress&)> on_progress;  // called every ~2^18 events
 };
 

@@ -1,0 +1,231 @@
+// `pkisim serve CONFIG.ios --data DIR ...`: the lab SCEP CA (issue 3), and
+// `pkisim ca --data DIR COMMAND...`: operator commands sent to it over DIR/admin.sock.
+// Exit codes: 0 success, 1 command failed, 2 usage or configuration error, 3 cannot listen (port
+// in use) or no server on DIR, 4 wrong passphrase, 5 the data folder belongs to another CA,
+// 6 store failure (scep_server/include/pkisim/scep/ca_engine.hpp exit_status).
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/server.hpp"
+#include "pkisim/timers/clock.hpp"
+#include "pkisim/timers/config.hpp"
+
+namespace pkisim::cli {
+
+namespace {
+
+struct serve_options {
+    std::vector<std::string> configs;
+    std::string data;
+    std::string listen = "127.0.0.1:8080";
+    std::string clock_start;
+    double clock_rate = 1.0;
+    bool legacy_crypto = false;
+    std::string ios_limits = "on";
+    unsigned key_bits = 2048;
+    std::string passphrase_file;
+    std::string challenge_file;
+    std::string access_log;
+    std::string server_name;
+    int read_timeout_ms = 10'000;
+    bool include_ca = false;
+};
+
+std::string first_line_of_file(const std::string& path) {
+    std::ifstream in{path};
+    if (!in) throw scep::startup_error(scep::exit_status::config, "cannot read " + path);
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    return line;
+}
+
+// IOS asks for the passphrase at `no shutdown`; never on the command line (it would show in ps).
+std::string read_passphrase(const serve_options& o) {
+    if (!o.passphrase_file.empty()) return first_line_of_file(o.passphrase_file);
+    if (const char* env = std::getenv("PKISIM_CA_PASSPHRASE")) return env;
+    if (!::isatty(STDIN_FILENO)) {
+        throw scep::startup_error(scep::exit_status::config,
+                                  "no CA passphrase: use --passphrase-file FILE or "
+                                  "PKISIM_CA_PASSPHRASE (stdin is not a terminal)");
+    }
+    std::cerr << "% Please enter a passphrase to protect the private key: " << std::flush;
+    termios old{};
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    std::string line;
+    std::getline(std::cin, line);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::cerr << '\n';
+    return line;
+}
+
+int run_serve(const serve_options& o) {
+    auto cfg = timers::load_ios_config_files(o.configs);
+    if (!cfg) {
+        std::cerr << "pkisim serve: " << cfg.error().to_string() << '\n';
+        return 2;
+    }
+    for (const auto& w : cfg->warnings) std::cerr << "pkisim serve: warning: " << w.to_string() << '\n';
+    const timers::server_config* srv = nullptr;
+    if (!o.server_name.empty()) {
+        srv = cfg->find_server(o.server_name);
+    } else if (!cfg->servers.empty()) {
+        srv = &cfg->servers.front();
+    }
+    if (!srv) {
+        std::cerr << "pkisim serve: no `crypto pki server " << o.server_name
+                  << "` section in the configuration\n";
+        return 2;
+    }
+    if (srv->mode_ra) {
+        std::cerr << "pkisim serve: `mode ra` is not supported yet (CA mode only)\n";
+        return 2;
+    }
+    if (srv->shutdown) {
+        std::cerr << "pkisim serve: warning: server " << srv->name
+                  << " is `shutdown` in the configuration; serving anyway\n";
+    }
+    scep::http_options http;
+    const auto colon = o.listen.rfind(':');
+    if (colon == std::string::npos) {
+        std::cerr << "pkisim serve: --listen expects ADDRESS:PORT, e.g. 127.0.0.1:8080\n";
+        return 2;
+    }
+    http.listen_address = o.listen.substr(0, colon);
+    try {
+        const int port = std::stoi(o.listen.substr(colon + 1));
+        if (port < 0 || port > 65535) throw std::out_of_range("port");
+        http.port = static_cast<unsigned short>(port);
+    } catch (const std::exception&) {
+        std::cerr << "pkisim serve: --listen " << o.listen << ": bad port\n";
+        return 2;
+    }
+    if (o.ios_limits != "on" && o.ios_limits != "off") {
+        std::cerr << "pkisim serve: --ios-limits must be on or off\n";
+        return 2;
+    }
+    http.limiter.max_connections = cfg->http.max_connections;  // `ip http max-connections`
+    http.limiter.enabled = o.ios_limits == "on";
+    http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
+    http.access_log = o.access_log;
+
+    std::unique_ptr<timers::clock> base = std::make_unique<timers::system_clock>();
+    std::unique_ptr<timers::clock> warped;
+    if (!o.clock_start.empty()) {
+        auto start = timers::parse_iso8601(o.clock_start);
+        if (!start || o.clock_rate <= 0) {
+            std::cerr << "pkisim serve: --clock-start must be ISO 8601 (2030-01-01T00:00:00Z) "
+                         "and --clock-rate > 0\n";
+            return 2;
+        }
+        warped = std::make_unique<timers::warped_clock>(*base, *start, o.clock_rate);
+    }
+    const timers::clock& clock = warped ? *warped : *base;
+
+    try {
+        scep::load_providers(o.legacy_crypto);
+        scep::engine_options e;
+        e.server = *srv;
+        e.data_dir = std::filesystem::absolute(o.data);
+        e.key_bits = o.key_bits;
+        e.legacy_crypto = o.legacy_crypto;
+        e.include_ca_in_success = o.include_ca;
+        if (!o.challenge_file.empty()) {
+            e.challenge = first_line_of_file(o.challenge_file);
+        } else if (const char* env = std::getenv("PKISIM_CHALLENGE")) {
+            e.challenge = std::string{env};
+        }
+        e.passphrase = read_passphrase(o);
+        scep::server s{std::move(e), std::move(http), clock};
+        std::cout << fmt::format("pkisim serve: CA {} ({}) listening on http://{}/cgi-bin/pkiclient.exe"
+                                 " (admin {})",
+                                 srv->name, scep::subject_string(s.engine().ca_certificate()),
+                                 s.local_address(), s.admin_socket_path().string())
+                  << std::endl;
+        s.run_until_signal();
+        std::cout << "pkisim serve: stopped" << std::endl;
+        return 0;
+    } catch (const scep::startup_error& e) {
+        std::cerr << "pkisim serve: " << e.what() << '\n';
+        return e.exit_code();
+    } catch (const std::exception& e) {
+        std::cerr << "pkisim serve: " << e.what() << '\n';
+        return 1;
+    }
+}
+
+int run_ca(const std::string& data, const std::vector<std::string>& words) {
+    std::string line;
+    for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+    try {
+        const auto r = scep::admin_call(data, line);
+        std::cout << r.text;
+        return r.ok ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::cerr << "pkisim ca: " << e.what() << '\n';
+        return 3;
+    }
+}
+
+}  // namespace
+
+void add_serve_commands(CLI::App& app, int& exit_code) {
+    auto o = std::make_shared<serve_options>();
+    auto* serve = app.add_subcommand("serve", "Run the lab SCEP certificate server (IOS CA mode)");
+    serve->add_option("config", o->configs, "IOS configuration file(s) with `crypto pki server`")
+        ->required()
+        ->check(CLI::ExistingFile);
+    serve->add_option("--data", o->data, "Data folder (CA key, database, CRL, admin socket)")->required();
+    serve->add_option("--listen", o->listen, "ADDRESS:PORT to listen on (port 0 = any)")
+        ->capture_default_str();
+    serve->add_option("--clock-start", o->clock_start, "Warped clock: start instant (ISO 8601, UTC)");
+    serve->add_option("--clock-rate", o->clock_rate, "Warped clock: lab seconds per real second")
+        ->capture_default_str();
+    serve->add_flag("--legacy-crypto", o->legacy_crypto,
+                    "Accept single DES and MD5 (micromdm scepclient, old IOS); RFC 8894 forbids them");
+    serve->add_option("--ios-limits", o->ios_limits,
+                      "on|off: IOS max-connections and 80/min throttle on the listener")
+        ->capture_default_str();
+    serve->add_option("--key-bits", o->key_bits, "RSA size of a new CA key")->capture_default_str();
+    serve->add_option("--passphrase-file", o->passphrase_file,
+                      "File whose first line is the CA key passphrase (else PKISIM_CA_PASSPHRASE, "
+                      "else a prompt)");
+    serve->add_option("--challenge-file", o->challenge_file,
+                      "File whose first line is the static challenge password (else PKISIM_CHALLENGE)");
+    serve->add_option("--access-log", o->access_log, "Append the access log here instead of stderr");
+    serve->add_option("--server", o->server_name, "Which `crypto pki server NAME` (default: the first)");
+    serve->add_option("--read-timeout-ms", o->read_timeout_ms, "HTTP read timeout")
+        ->capture_default_str();
+    serve->add_flag("--include-ca", o->include_ca,
+                    "Put the CA certificate next to the issued one in SUCCESS replies (Cisco VPN client)");
+    serve->callback([o, &exit_code] { exit_code = run_serve(*o); });
+
+    auto data = std::make_shared<std::string>();
+    auto words = std::make_shared<std::vector<std::string>>();
+    auto* ca = app.add_subcommand(
+        "ca", "Operator commands for a running `pkisim serve` (over DATA/admin.sock)");
+    ca->add_option("--data", *data, "Data folder of the running server")->required();
+    ca->add_option("command", *words,
+                   "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
+                   "show server|requests|certificates|timers|http")
+        ->required();
+    ca->callback([data, words, &exit_code] { exit_code = run_ca(*data, *words); });
+}
+
+}  // namespace pkisim::cli

@@ -1,0 +1,703 @@
+#include "pkisim/scep/ca_engine.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <date/date.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "pkisim/scep/crypto.hpp"
+#include "pkisim/timers/timeline.hpp"
+
+namespace pkisim::scep {
+
+namespace {
+
+constexpr std::string_view pki_message_type = "application/x-pki-message";
+
+// Writes a file readable by the owner only (the data folder holds the CA; issue 3 §1).
+void write_private_file(const std::filesystem::path& path, std::string_view data) {
+    const auto tmp = path.string() + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw store_error(fmt::format("cannot write {}", tmp));
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const auto n = ::write(fd, data.data() + done, data.size() - done);
+        if (n <= 0) {
+            ::close(fd);
+            throw store_error(fmt::format("cannot write {}", tmp));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::fsync(fd);
+    ::close(fd);
+    std::filesystem::rename(tmp, path);
+}
+
+std::string as_string(const bytes& b) { return {b.begin(), b.end()}; }
+
+std::string md5_upper_hex(const bytes& data) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int n = 0;
+    EVP_Digest(data.data(), data.size(), md.data(), &n, EVP_md5(), nullptr);
+    std::string out;
+    for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02X}", md[i]);
+    return out;
+}
+
+std::string key_hash(X509* cert) {
+    return transaction_id_for(X509_get0_pubkey(cert));
+}
+
+std::string_view db_level_text(timers::database_level d) {
+    switch (d) {
+        case timers::database_level::minimum: return "Minimum - no cert data written to storage";
+        case timers::database_level::names: return "Names - noncert data written to storage";
+        case timers::database_level::complete:
+            return "Complete - all issued certs written as <serialnum>.cer";
+    }
+    return "";
+}
+
+std::string_view grant_text(timers::grant_mode g) {
+    switch (g) {
+        case timers::grant_mode::manual: return "manual";
+        case timers::grant_mode::auto_grant: return "auto";
+        case timers::grant_mode::none: return "none";
+        case timers::grant_mode::ra_auto: return "ra-auto";
+    }
+    return "manual";
+}
+
+// "30 days", "1 days" (IOS prints the plural even for 1, research §1.4).
+std::string overlap_text(timers::duration d) {
+    const auto day_count = std::chrono::duration_cast<timers::days>(d).count();
+    return fmt::format("{} days", day_count);
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10) {
+    std::uint64_t v = 0;
+    if (s.empty()) return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        const std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > start) out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string ios_countdown(timers::duration d) {
+    if (d < timers::duration{0}) d = timers::duration{0};
+    auto ms = d.count();
+    const auto day_count = ms / 86'400'000;
+    ms %= 86'400'000;
+    const auto h = ms / 3'600'000;
+    ms %= 3'600'000;
+    const auto m = ms / 60'000;
+    ms %= 60'000;
+    const auto s = ms / 1000;
+    ms %= 1000;
+    // research §3.2: leading zero fields dropped; hours space-padded after `d`.
+    if (day_count > 0) return fmt::format("{}d{:2}:{:02}:{:02}.{:03}", day_count, h, m, s, ms);
+    if (h > 0) return fmt::format("{}:{:02}:{:02}.{:03}", h, m, s, ms);
+    if (m > 0) return fmt::format("{}:{:02}.{:03}", m, s, ms);
+    return fmt::format("{}.{:03}", s, ms);
+}
+
+ca_engine::ca_engine(engine_options options, const timers::clock& clock)
+    : options_(std::move(options)), clock_(clock) {
+    if (options_.server.issuer_name.empty()) {
+        options_.server.issuer_name = "CN=" + options_.server.name;  // IOS default
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options_.data_dir, ec);
+    if (ec) {
+        throw startup_error(exit_status::store,
+                            fmt::format("cannot create data folder {}: {}",
+                                        options_.data_dir.string(), ec.message()));
+    }
+    ::chmod(options_.data_dir.c_str(), 0700);
+    try {
+        store_ = std::make_unique<store>(options_.data_dir / "pkisim.db");
+        if (store_->ca_generations().empty()) {
+            create_ca();
+        } else {
+            load_ca();
+        }
+        refresh_crl(clock_.now());
+    } catch (const store_error& e) {
+        throw startup_error(exit_status::store, fmt::format("data folder {}: {}",
+                                                            options_.data_dir.string(), e.what()));
+    }
+}
+
+ca_engine::~ca_engine() = default;
+
+X509* ca_engine::ca_certificate() const { return ca_.cert.get(); }
+std::filesystem::path ca_engine::crl_path() const {
+    return options_.data_dir / (options_.server.name + ".crl");
+}
+std::filesystem::path ca_engine::ca_pem_path() const { return options_.data_dir / "ca.pem"; }
+
+void ca_engine::create_ca() {
+    if (options_.passphrase.empty()) {
+        throw startup_error(exit_status::config, "an empty passphrase cannot protect the CA key");
+    }
+    const time_point now = clock_.now();
+    auto dn = parse_dn(options_.server.issuer_name);
+    if (!dn) {
+        throw startup_error(exit_status::config,
+                            fmt::format("issuer-name '{}' is not a valid DN", options_.server.issuer_name));
+    }
+    evp_pkey_ptr key = generate_rsa_key(options_.key_bits);
+    const auto validity = timers::ca_validity(options_.server, now);  // rule 1
+    x509_ptr cert;
+    // IOS: the CA certificate takes serial 1 and is listed by `show ... certificates`.
+    store_->issue(std::nullopt, [&](std::uint64_t serial) {
+        auto made = make_self_signed_ca(key.get(), dn->get(), validity, serial, options_.server.hash);
+        if (!made) throw store_error("cannot make the CA certificate: " + made.error().message());
+        cert = std::move(*made);
+        return store::built_certificate{to_der(cert.get()), subject_string(cert.get()),
+                                        validity.not_before, validity.not_after};
+    });
+    const std::string pem = encrypt_private_key_pem(key.get(), options_.passphrase);
+    const int gen = store_->add_ca_generation(to_der(cert.get()), pem, ca_state::active);
+    store_->set_meta("server_name", options_.server.name);
+    store_->set_meta("issuer_name", options_.server.issuer_name);
+    ca_ = {gen, std::move(cert), std::move(key)};
+    ca_der_ = to_der(ca_.cert.get());
+    write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
+}
+
+void ca_engine::load_ca() {
+    const auto issuer = store_->meta("issuer_name").value_or("");
+    const auto name = store_->meta("server_name").value_or("");
+    if (issuer != options_.server.issuer_name || name != options_.server.name) {
+        throw startup_error(
+            exit_status::foreign_data,
+            fmt::format("data folder {} belongs to CA '{}' (issuer-name {}), not '{}' ({})",
+                        options_.data_dir.string(), name, issuer, options_.server.name,
+                        options_.server.issuer_name));
+    }
+    for (auto& g : store_->ca_generations()) {
+        if (g.state != ca_state::active) continue;
+        auto cert = x509_from_der(g.cert_der);
+        if (!cert) throw startup_error(exit_status::store, "the stored CA certificate is corrupt");
+        auto key = decrypt_private_key_pem(g.key_pem, options_.passphrase);
+        if (!key) {
+            if (key.error() == make_error_code(error::wrong_passphrase)) {
+                throw startup_error(exit_status::wrong_passphrase,
+                                    "wrong passphrase for the CA key in " + options_.data_dir.string());
+            }
+            throw startup_error(exit_status::store, "the stored CA key is unusable: " +
+                                                        key.error().message());
+        }
+        ca_ = {g.id, std::move(*cert), std::move(*key)};
+        ca_der_ = to_der(ca_.cert.get());
+        if (!std::filesystem::exists(ca_pem_path())) {
+            write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
+        }
+        return;
+    }
+    throw startup_error(exit_status::store, "the data folder has no active CA generation");
+}
+
+void ca_engine::refresh_crl(time_point now) {
+    std::vector<revoked_entry> entries;
+    for (const auto& c : store_->revoked()) entries.push_back({c.serial, *c.revoked_at});
+    const auto next = now + options_.server.crl_lifetime;  // `lifetime crl`
+    auto crl = make_crl(ca_.cert.get(), ca_.key.get(), entries, now, next,
+                        store_->next_crl_number(), options_.server.hash);
+    if (!crl) throw store_error("cannot make the CRL: " + crl.error().message());
+    crl_ = std::move(*crl);
+    crl_next_update_ = next;
+    write_private_file(crl_path(), as_string(to_der(crl_.get())));
+}
+
+time_point ca_engine::tick() {
+    const time_point now = clock_.now();
+    store_->expire_requests(now);
+    // A zero `lifetime crl` would renew on every tick; keep at least a minute.
+    if (now >= crl_next_update_) refresh_crl(now);
+    return std::max(crl_next_update_, now + timers::minutes{1});
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCEP operations.
+
+http_answer ca_engine::get_ca_cert() {
+    // scep-wire §1.6: one CA certificate, no RA -> raw DER, application/x-x509-ca-cert.
+    return {200, "application/x-x509-ca-cert", as_string(ca_der_), false, ""};
+}
+
+http_answer ca_engine::get_ca_caps() {
+    // Model rule 5: GetNextCACert only while a shadow exists (issue 4 adds the shadow).
+    return {200, "text/plain", get_ca_caps_body(false), false, ""};
+}
+
+http_answer ca_engine::get_next_ca_cert() {
+    // Model rule 4: no rollover certificate -> IOS-exact 404.
+    http_answer a;
+    a.status = 404;
+    a.ios_404 = true;
+    a.body = "404 Not Found\r\n";
+    a.detail = "no rollover CA certificate";
+    return a;
+}
+
+http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
+    auto der = encode_cert_rep(params);
+    if (!der && params.digest_nid != NID_sha256) {
+        // A digest we cannot sign with (e.g. MD5 without --legacy-crypto): SHA-256 still lets
+        // the client read the FAILURE (RFC 8894 mandatory digest).
+        params.digest_nid = NID_sha256;
+        der = encode_cert_rep(params);
+    }
+    if (!der) {
+        return {500, "text/plain", "internal error\n", false,
+                "encode CertRep: " + der.error().message()};
+    }
+    return {200, std::string{pki_message_type}, as_string(*der), false, std::move(detail)};
+}
+
+http_answer ca_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
+    auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
+    return reply(failure_for(ctx, ca_.cert.get(), ca_.key.get(), info, std::move(text),
+                             clock_.now()),
+                 std::move(detail));
+}
+
+http_answer ca_engine::pki_operation(byte_view der) {
+    const time_point now = clock_.now();
+    const std::array keys{decryption_key{ca_.cert.get(), ca_.key.get()}};
+    decode_options opts;
+    opts.allow_legacy = options_.legacy_crypto;
+    auto req = decode_pki_message(der, keys, opts);
+    if (!req) {
+        const auto& f = req.error();
+        const auto w = to_wire(f);
+        if (w.failure && f.context) return fail(*f.context, *w.failure, f.text);
+        const unsigned status = w.http_status == 200 ? 400 : w.http_status;
+        return {status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
+    }
+    try {
+        switch (req->type) {
+            case message_type::pkcs_req:
+            case message_type::renewal_req: return enroll(*req, now);
+            case message_type::cert_poll: return poll(*req, now);
+            case message_type::get_cert: return get_cert(*req);
+            case message_type::get_crl: return get_crl(*req);
+            case message_type::cert_rep: break;
+        }
+        return fail(req->context(), fail_info::bad_request, "unexpected messageType");
+    } catch (const std::exception& e) {
+        // Store or OpenSSL failure on our side: the client may retry (never a FAILURE that
+        // would make it give up on a request we might still hold).
+        return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
+    }
+}
+
+http_answer ca_engine::enroll(const pki_request& req, time_point now) {
+    const auto ctx = req.context();
+    const csr_request* csr = req.csr();
+    if (!csr) return fail(ctx, fail_info::bad_request, "no CSR");
+    const std::string type_name{to_string(req.type)};
+
+    // scep-wire §0.12: renewal is classified by the signer certificate, not the message type.
+    bool renewal = false;
+    if (!req.signer_is_self_signed) {
+        std::array<X509*, 1> trusted{ca_.cert.get()};
+        auto chain = verify_signer_chain(req.signer.get(), trusted, now);
+        if (chain) {
+            renewal = true;
+        } else if (req.type == message_type::renewal_req ||
+                   X509_NAME_cmp(X509_get_issuer_name(req.signer.get()),
+                                 X509_get_subject_name(ca_.cert.get())) == 0) {
+            // A RenewalReq, or a certificate that claims to be ours but does not verify now
+            // (expired, revoked key, forged).
+            return fail(ctx, fail_info_for(chain.error()),
+                        fmt::format("renewal signer rejected: {}", chain.error().message()));
+        }
+        // Otherwise a PKCSReq signed by a foreign certificate: an initial enrollment.
+    } else if (req.type == message_type::renewal_req) {
+        return fail(ctx, fail_info::bad_request, "RenewalReq signed by a self-signed certificate");
+    }
+
+    const std::string signer_key = key_hash(req.signer.get());
+    const std::string signer_cert = sha256_fingerprint(req.signer.get());
+    // scep-wire §0.11/§0.13: transactionIDs repeat; the same (transactionID, signer certificate,
+    // CSR) is a re-sent request (micromdm re-sends PKCSReq instead of CertPoll) and is
+    // answered as a poll; the same transactionID and signer with another CSR while the first is
+    // pending is a replay with altered content.
+    for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
+        if (r.signer_cert_hash != signer_cert) continue;
+        if (r.csr_der == csr->der) return answer_existing(req, std::move(r), now);
+        if (r.state == request_state::pending && now < r.expires) {
+            return fail(ctx, fail_info::bad_request,
+                        fmt::format("transactionID already used by pending request {} with "
+                                    "another CSR",
+                                    r.id));
+        }
+    }
+
+    bool one_time_password = false;
+    if (!renewal) {
+        // RFC 8894 §2.3: the challenge is optional for renewals; required for initial
+        // enrollments when a static challenge is configured.
+        if (csr->challenge_password) {
+            const auto& pw = *csr->challenge_password;
+            if (options_.challenge && pw == *options_.challenge) {
+                // static password: accepted
+            } else if (store_->consume_password(pw, now)) {
+                one_time_password = true;
+            } else {
+                return fail(ctx, fail_info::bad_request, "wrong or expired challenge password");
+            }
+        } else if (options_.challenge) {
+            return fail(ctx, fail_info::bad_request, "challenge password required");
+        }
+    }
+
+    const auto mode = options_.server.grant;
+    if (mode == timers::grant_mode::none && !one_time_password) {
+        // IOS `grant none`: every request is rejected.
+        return fail(ctx, fail_info::bad_request, "request rejected (grant none)");
+    }
+
+    request_record r;
+    r.transaction_id = req.transaction_id;
+    r.signer_key_hash = signer_key;
+    r.signer_cert_hash = signer_cert;
+    r.state = request_state::pending;
+    r.csr_der = csr->der;
+    r.subject = csr->subject;
+    r.fingerprint = md5_upper_hex(csr->der);
+    r.renewal = renewal;
+    r.ca_generation = ca_.generation;
+    r.created = now;
+    r.expires = now + options_.server.enrollment_request_lifetime;  // `lifetime enrollment-request`
+    r.id = store_->add_request(r);
+
+    // IOS: a valid one-time password grants the request at once, whatever the grant mode.
+    if (mode == timers::grant_mode::auto_grant || one_time_password) {
+        std::string err;
+        x509_ptr cert = issue(r, now, err);
+        if (!cert) return fail(ctx, fail_info::bad_request, err);
+        auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert.get()}, now);
+        if (options_.include_ca_in_success) p.issued.push_back(ca_.cert.get());
+        return reply(std::move(p), fmt::format("{} SUCCESS serial {}", type_name,
+                                               serial_hex(cert.get())));
+    }
+    return reply(pending_for(ctx, ca_.cert.get(), ca_.key.get(), now),
+                 fmt::format("{} PENDING request {}", type_name, r.id));
+}
+
+http_answer ca_engine::answer_existing(const pki_request& req, request_record r, time_point now) {
+    const auto ctx = req.context();
+    const std::string type_name{to_string(req.type)};
+    if (r.state == request_state::pending && now >= r.expires) {
+        store_->set_request_state(r.id, request_state::expired);
+        r.state = request_state::expired;
+    }
+    switch (r.state) {
+        case request_state::pending:
+            return reply(pending_for(ctx, ca_.cert.get(), ca_.key.get(), now),
+                         fmt::format("{} PENDING request {}", type_name, r.id));
+        case request_state::granted:
+        case request_state::issued: {
+            // RFC 8894 Figure 11/13: keep issued certificates retrievable by transactionID.
+            std::optional<certificate_record> c;
+            if (r.serial) c = store_->certificate(*r.serial);
+            if (!c) return fail(ctx, fail_info::bad_request, "issued certificate missing");
+            auto cert = x509_from_der(c->der);
+            if (!cert) return fail(ctx, fail_info::bad_request, "stored certificate corrupt");
+            auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert->get()}, now);
+            if (options_.include_ca_in_success) p.issued.push_back(ca_.cert.get());
+            return reply(std::move(p),
+                         fmt::format("{} SUCCESS serial {} (request {})", type_name,
+                                     serial_hex(cert->get()), r.id));
+        }
+        case request_state::rejected:
+            return fail(ctx, fail_info::bad_request, fmt::format("request {} was rejected", r.id));
+        case request_state::expired:
+            return fail(ctx, fail_info::bad_request, fmt::format("request {} expired", r.id));
+    }
+    return fail(ctx, fail_info::bad_request, "unknown request state");
+}
+
+http_answer ca_engine::poll(const pki_request& req, time_point now) {
+    // RFC 8894 §3.3.3: match on transactionID; the IssuerAndSubject issuer is not trusted
+    // (scep-wire §0.13). Prefer the request with the same key.
+    auto rows = store_->requests_by_transaction(req.transaction_id);
+    if (rows.empty()) {
+        return fail(req.context(), fail_info::bad_request,
+                    "CertPoll for an unknown transactionID");
+    }
+    const std::string signer_key = key_hash(req.signer.get());
+    for (auto& r : rows) {
+        if (r.signer_key_hash == signer_key) return answer_existing(req, std::move(r), now);
+    }
+    return answer_existing(req, std::move(rows.front()), now);
+}
+
+http_answer ca_engine::get_cert(const pki_request& req) {
+    const auto* id = req.cert_id();
+    if (!id || !id->serial_u64) return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
+    auto c = store_->certificate(*id->serial_u64);
+    if (!c) return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
+    auto cert = x509_from_der(c->der);
+    if (!cert) return fail(req.context(), fail_info::bad_request, "stored certificate corrupt");
+    return reply(success_for(req.context(), ca_.cert.get(), ca_.key.get(), {cert->get()},
+                             clock_.now()),
+                 fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
+}
+
+http_answer ca_engine::get_crl(const pki_request& req) {
+    auto p = success_for(req.context(), ca_.cert.get(), ca_.key.get(), {}, clock_.now());
+    p.crls.push_back(crl_.get());
+    return reply(std::move(p), "GetCRL SUCCESS");
+}
+
+x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& error_text) {
+    auto csr = x509_req_from_der(r.csr_der);
+    if (!csr) {
+        error_text = "stored CSR unreadable";
+        return nullptr;
+    }
+    // Rule 2: notBefore = grant time, notAfter truncated at the CA's notAfter.
+    const auto validity = timers::issued_validity(options_.server.cert_lifetime, now,
+                                                  not_after(ca_.cert.get()));
+    if (validity.not_after <= validity.not_before) {
+        error_text = "the CA certificate has expired";
+        return nullptr;
+    }
+    issue_options o;
+    o.validity = validity;
+    o.hash = options_.server.hash;
+    o.cdp_url = options_.server.cdp_url;
+    x509_ptr cert;
+    const auto serial = store_->issue(r.id, [&](std::uint64_t s) {
+        o.serial = s;
+        auto made = issue_certificate(csr->get(), ca_.cert.get(), ca_.key.get(), o);
+        if (!made) throw store_error("issue: " + made.error().message());
+        cert = std::move(*made);
+        return store::built_certificate{to_der(cert.get()), subject_string(cert.get()),
+                                        not_before(cert.get()), not_after(cert.get())};
+    });
+    write_database_files(serial, cert.get());
+    return cert;
+}
+
+void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
+    // IOS `database level complete`: "all issued certs written as <serialnum>.cer".
+    if (options_.server.db_level != timers::database_level::complete) return;
+    write_private_file(options_.data_dir / fmt::format("{:X}.cer", serial), as_string(to_der(cert)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator commands.
+
+ca_engine::admin_result ca_engine::admin(std::string_view line) {
+    const time_point now = clock_.now();
+    const auto w = words(line);
+    if (w.empty()) return {false, "% empty command\n"};
+    try {
+        store_->expire_requests(now);
+        if (w[0] == "grant" && w.size() == 2) return {true, grant(w[1], now)};
+        if (w[0] == "reject" && w.size() == 2) return {true, reject(w[1], now)};
+        if (w[0] == "revoke" && w.size() == 2) {
+            // IOS `revoke SERIAL` takes hex (what `show ... certificates` prints); accept 0x too.
+            auto text = w[1];
+            if (text.size() > 2 && (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X")) {
+                text.remove_prefix(2);
+            }
+            auto serial = parse_u64(text, 16);
+            if (!serial || !store_->revoke(*serial, now)) {
+                return {false, fmt::format("% Certificate with serial {} not found\n", w[1])};
+            }
+            refresh_crl(now);
+            return {true, fmt::format("% Certificate {:X} succesfully revoked.\n", *serial)};
+        }
+        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate" && w.size() <= 3) {
+            std::uint64_t minutes = 60;  // IOS default: one hour
+            if (w.size() == 3) {
+                auto m = parse_u64(w[2]);
+                if (!m || *m < 1 || *m > 1440) return {false, "% minutes must be 1..1440\n"};
+                minutes = *m;
+            }
+            std::array<unsigned char, 8> raw{};
+            RAND_bytes(raw.data(), static_cast<int>(raw.size()));
+            std::string pw;
+            for (auto b : raw) pw += fmt::format("{:02X}", b);
+            store_->add_password(pw, now + timers::minutes{minutes});
+            return {true, fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
+        }
+        if (w[0] == "show" && w.size() == 2) {
+            if (w[1] == "server") return {true, show_server(now)};
+            if (w[1] == "requests") return {true, show_requests(now)};
+            if (w[1] == "certificates") return {true, show_certificates()};
+            if (w[1] == "timers") return {true, show_timers(now)};
+        }
+    } catch (const std::exception& e) {
+        return {false, fmt::format("% internal error: {}\n", e.what())};
+    }
+    return {false, fmt::format("% Invalid command: {}\n", line)};
+}
+
+std::string ca_engine::grant(std::string_view what, time_point now) {
+    std::string out;
+    std::vector<request_record> targets;
+    if (what == "all") {
+        for (auto& r : store_->requests()) {
+            if (r.state == request_state::pending) targets.push_back(std::move(r));
+        }
+    } else {
+        auto id = parse_u64(what);
+        auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
+        if (!r || r->state != request_state::pending) {
+            return fmt::format("% Request {} is not pending\n", what);
+        }
+        targets.push_back(std::move(*r));
+    }
+    for (const auto& r : targets) {
+        std::string err;
+        auto cert = issue(r, now, err);
+        if (cert) {
+            out += fmt::format("% Granted request {}: serial {}\n", r.id, serial_hex(cert.get()));
+        } else {
+            out += fmt::format("% Request {} not granted: {}\n", r.id, err);
+        }
+    }
+    if (targets.empty()) out = "% No pending requests\n";
+    return out;
+}
+
+std::string ca_engine::reject(std::string_view what, time_point /*now*/) {
+    std::string out;
+    if (what == "all") {
+        for (auto& r : store_->requests()) {
+            if (r.state != request_state::pending) continue;
+            store_->set_request_state(r.id, request_state::rejected);
+            out += fmt::format("% Rejected request {}\n", r.id);
+        }
+        return out.empty() ? "% No pending requests\n" : out;
+    }
+    auto id = parse_u64(what);
+    auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
+    if (!r || r->state != request_state::pending) {
+        return fmt::format("% Request {} is not pending\n", what);
+    }
+    store_->set_request_state(r->id, request_state::rejected);
+    return fmt::format("% Rejected request {}\n", r->id);
+}
+
+std::string ca_engine::show_server(time_point now) {
+    // ios-pki-research.md §1.4 layout.
+    const auto& s = options_.server;
+    std::string out = fmt::format("Certificate Server {}:\n", s.name);
+    out += "    Status: enabled\n    State: enabled\n";
+    out += "    Server's configuration is locked  (enter \"shut\" to unlock it)\n";
+    out += fmt::format("    Issuer name: {}\n", s.issuer_name);
+    out += fmt::format("    CA cert fingerprint: {}\n", md5_fingerprint(ca_.cert.get()));
+    out += fmt::format("    Granting mode is: {}\n", grant_text(s.grant));
+    out += fmt::format("    Last certificate issued serial number (hex): {:X}\n", store_->last_serial());
+    out += fmt::format("    CA certificate expiration timer: {}\n",
+                       timers::to_ios_time(not_after(ca_.cert.get())));
+    out += fmt::format("    CRL NextUpdate timer: {}\n", timers::to_ios_time(crl_next_update_));
+    out += fmt::format("    Current primary storage dir: {}\n", options_.data_dir.string());
+    out += fmt::format("    Database Level: {}\n", db_level_text(s.db_level));
+    if (s.auto_rollover) {
+        out += fmt::format("    Auto-Rollover configured, overlap period {}\n",
+                           overlap_text(*s.auto_rollover));
+        if (auto t = timers::shadow_generation_due(not_after(ca_.cert.get()), s.auto_rollover, now)) {
+            out += fmt::format("    Autorollover timer: {}\n", timers::to_ios_time(*t));
+        }
+    }
+    return out;
+}
+
+std::string ca_engine::show_requests(time_point /*now*/) {
+    // ios-pki-research.md §1.3 layout.
+    std::string out = "Enrollment Request Database:\n\n";
+    const std::string_view rule = "--------------------------------------------------------------\n";
+    out += "Subordinate CA certificate requests:\n";
+    out += "ReqID  State      Fingerprint                      SubjectName\n";
+    out += rule;
+    out += "\nRA certificate requests:\n";
+    out += "ReqID  State      Fingerprint                      SubjectName\n";
+    out += rule;
+    out += "\nRouter certificates requests:\n";
+    out += "ReqID  State      Fingerprint                      SubjectName\n";
+    out += rule;
+    for (const auto& r : store_->requests()) {
+        out += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint,
+                           r.subject);
+    }
+    return out;
+}
+
+std::string ca_engine::show_certificates() {
+    // ios-pki-research.md §1.3 layout.
+    std::string out = "Serial Issued date              Expire date               Subject Name\n";
+    for (const auto& c : store_->certificates()) {
+        out += fmt::format("{:<8}{} {}  {}{}\n", fmt::format("{:X}", c.serial),
+                           timers::to_ios_time(c.not_before), timers::to_ios_time(c.not_after),
+                           c.subject, c.revoked_at ? " (revoked)" : "");
+    }
+    return out;
+}
+
+std::string ca_engine::show_timers(time_point now) {
+    // ios-pki-research.md §3.2 grammar: header, soonest timer, then one line per timer.
+    struct entry {
+        time_point at;
+        std::string name;
+    };
+    auto section = [&](std::string_view title, std::vector<entry> v) {
+        std::sort(v.begin(), v.end(), [](const entry& a, const entry& b) { return a.at < b.at; });
+        std::string s = fmt::format("{}\n", title);
+        if (v.empty()) return s;
+        auto line = [&](const entry& e) {
+            return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
+                               date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
+        };
+        s += fmt::format("|{}\n", line(v.front()));
+        for (const auto& e : v) s += fmt::format("  |{} {}\n", line(e), e.name);
+        return s;
+    };
+    std::vector<entry> pki;
+    for (const auto& r : store_->requests()) {
+        if (r.state == request_state::pending) {
+            pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
+        }
+    }
+    std::vector<entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
+    const auto ca_end = not_after(ca_.cert.get());
+    if (auto t = timers::shadow_generation_due(ca_end, options_.server.auto_rollover, now)) {
+        cs.push_back({*t, "CS SHADOW CERT GENERATION"});
+    }
+    cs.push_back({ca_end, "CS CERT EXPIRE"});
+    return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));
+}
+
+}  // namespace pkisim::scep

@@ -1,0 +1,62 @@
+#include "pkisim/timers/client_model.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace pkisim::timers;
+
+TEST(shadow_state, names_are_the_ios_debug_names) {
+    EXPECT_EQ(to_string(shadow_state::get_new_ca_cert), "GET_NEW_CA_CERT");
+    EXPECT_EQ(to_string(shadow_state::get_new_ca_cert_wait_for_retry), "GET_NEW_CA_CERT_WAIT_FOR_RETRY");
+    EXPECT_EQ(to_string(shadow_state::get_new_router_cert), "GET_NEW_ROUTER_CERT");
+    EXPECT_EQ(to_string(shadow_state::shadow_ready), "SHADOW_READY");
+    EXPECT_EQ(to_string(shadow_state::expired), "EXPIRED");
+    EXPECT_EQ(to_string(shadow_state::idle), "IDLE");
+}
+
+TEST(client_model, defaults_are_the_seed_retry_and_a_10_s_connect_timeout) {
+    const client_model m;
+    EXPECT_EQ(m.shadow_retry_interval, seconds{20});
+    EXPECT_EQ(m.connect_timeout, seconds{10});
+}
+
+TEST(shadow_step, a_404_waits_20_s_then_retries) {
+    const client_model m;
+    const auto now = *parse_iso8601("2034-07-04T03:14:19.184Z");
+    const auto ca_end = *parse_iso8601("2034-12-31");
+    for (auto outcome : {http_outcome::not_found, http_outcome::refused, http_outcome::timed_out}) {
+        const auto next = shadow_step(shadow_state::get_new_ca_cert, outcome, now, ca_end, m);
+        EXPECT_EQ(next.state, shadow_state::get_new_ca_cert_wait_for_retry);
+        EXPECT_EQ(next.at, now + seconds{20});
+    }
+}
+
+TEST(shadow_step, a_200_enrolls_the_rollover_certificate_at_once) {
+    const client_model m;
+    const auto now = *parse_iso8601("2034-12-02");
+    const auto ca_end = *parse_iso8601("2034-12-31");
+    const auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::ok, now, ca_end, m);
+    EXPECT_EQ(next.state, shadow_state::get_new_router_cert);
+    EXPECT_EQ(next.at, now);
+    const auto done = shadow_step(shadow_state::get_new_router_cert, http_outcome::ok, now, ca_end, m);
+    EXPECT_EQ(done.state, shadow_state::shadow_ready);
+}
+
+TEST(shadow_step, the_loop_ends_expired_at_ca_not_after) {
+    const client_model m;
+    const auto ca_end = *parse_iso8601("2034-12-31");
+    const auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, ca_end, ca_end, m);
+    EXPECT_EQ(next.state, shadow_state::expired);
+}
+
+TEST(shadow_step, the_retry_interval_is_a_parameter) {
+    client_model m;
+    m.shadow_retry_interval = seconds{60};
+    const auto now = *parse_iso8601("2034-07-04");
+    const auto next =
+        shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now, *parse_iso8601("2035-01-01"), m);
+    EXPECT_EQ(next.at, now + minutes{1});
+}
+
+}  // namespace
