@@ -67,7 +67,8 @@ bool apply_set(const std::string& spec, server_config& ca, std::vector<server_co
             return true;
         }
         if (ras.empty()) {
-            std::cerr << fmt::format("pkisim check: --set {}: no `mode ra` server in the files\n", spec);
+            std::cerr << fmt::format("pkisim check: --set {}: no `mode ra` server in the files\n",
+                                     spec);
             return false;
         }
         for (auto* ra : ras) {
@@ -150,7 +151,8 @@ int run_check(const check_options& o) {
     }
     server_config* ca = nullptr;
     if (!o.server.empty()) {
-        auto it = std::find_if(cas.begin(), cas.end(), [&](auto* s) { return s->name == o.server; });
+        auto it =
+            std::find_if(cas.begin(), cas.end(), [&](auto* s) { return s->name == o.server; });
         if (it == cas.end()) {
             std::cerr << fmt::format(
                 "pkisim check: --server {}: no issuing `crypto pki server {}` (without mode ra) "
@@ -171,7 +173,8 @@ int run_check(const check_options& o) {
             names += (names.empty() ? "" : ", ") + s->name;
         }
         std::cerr << fmt::format(
-            "pkisim check: several issuing CA servers ({}); choose one with --server NAME\n", names);
+            "pkisim check: several issuing CA servers ({}); choose one with --server NAME\n",
+            names);
         return 2;
     }
 
@@ -181,7 +184,8 @@ int run_check(const check_options& o) {
     std::vector<std::string> skipped;
     for (const auto& tp : cfg->trustpoints) {
         if (cfg->find_server(tp.name) != nullptr) {
-            skipped.push_back(fmt::format("trustpoint {} belongs to crypto pki server {}", tp.name, tp.name));
+            skipped.push_back(
+                fmt::format("trustpoint {} belongs to crypto pki server {}", tp.name, tp.name));
         } else if (tp.enrollment_url.empty() && !tp.auto_enroll) {
             skipped.push_back(fmt::format("trustpoint {} has no enrollment url", tp.name));
         } else {
@@ -190,7 +194,8 @@ int run_check(const check_options& o) {
     }
 
     // The clients meet the HTTP server of the RA when there is one, else the CA's.
-    int max_connections = ras.empty() ? ca->http_max_connections : ras.front()->http_max_connections;
+    int max_connections =
+        ras.empty() ? ca->http_max_connections : ras.front()->http_max_connections;
     for (const auto& s : o.sets) {
         if (!apply_set(s, *ca, ras, clients, max_connections)) {
             return 2;
@@ -231,7 +236,8 @@ int run_check(const check_options& o) {
         j["ca_lifetime_days"] = to_days(ca->ca_lifetime);
         j["certificate_lifetime_days"] = to_days(ca->cert_lifetime);
         j["shadow_generated_at"] = optional_time(a.shadow_generated_at);
-        j["overlap_days"] = a.overlap_days ? nlohmann::json(*a.overlap_days) : nlohmann::json(nullptr);
+        j["overlap_days"] =
+            a.overlap_days ? nlohmann::json(*a.overlap_days) : nlohmann::json(nullptr);
         j["switchover_at"] = to_iso8601(switchover_time(a.ca.not_after));
         j["http_max_connections"] = max_connections;
         j["ra_servers"] = nlohmann::json::array();
@@ -245,8 +251,9 @@ int run_check(const check_options& o) {
             tj["verdict"] = std::string{to_string(t.verdict)};
             tj["first_get_next_ca_cert"] = optional_time(t.first_get_next_ca_cert);
             tj["first_get_next_ca_cert_days_before_ca_expiry"] =
-                t.first_get_next_ca_cert ? nlohmann::json(t.first_get_next_ca_cert_days_before_ca_expiry)
-                                         : nlohmann::json(nullptr);
+                t.first_get_next_ca_cert
+                    ? nlohmann::json(t.first_get_next_ca_cert_days_before_ca_expiry)
+                    : nlohmann::json(nullptr);
             tj["last_first_get_next_ca_cert_days_before_ca_expiry"] =
                 t.last_first_get_next_ca_cert
                     ? nlohmann::json(to_days(a.ca.not_after - *t.last_first_get_next_ca_cert))
@@ -293,11 +300,12 @@ int run_check(const check_options& o) {
     for (const auto* ra : ras) {
         out += fmt::format("RA: crypto pki server {} (mode ra)\n", ra->name);
     }
-    out += fmt::format("HTTP server the clients reach: max-connections {}, throttle {} per {} s, "
-                       "deaf {} s\n",
-                       max_connections, opts.limiter.throttle_limit,
-                       opts.limiter.throttle_window_length.count() / 1000,
-                       opts.limiter.deaf_period.count() / 1000);
+    out += fmt::format(
+        "HTTP server the clients reach: max-connections {}, throttle {} per {} s, "
+        "deaf {} s\n",
+        max_connections, opts.limiter.throttle_limit,
+        opts.limiter.throttle_window_length.count() / 1000,
+        opts.limiter.deaf_period.count() / 1000);
     for (const auto& t : a.trustpoints) {
         out += fmt::format("Trustpoint {}: {}\n", t.name, to_string(t.verdict));
         if (t.first_get_next_ca_cert) {
@@ -307,7 +315,8 @@ int run_check(const check_options& o) {
             out += fmt::format("  fleet first requests {} .. {} days before CA expiry\n",
                                days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
                                days_text(to_days(a.ca.not_after - *t.last_first_get_next_ca_cert)));
-            out += fmt::format("  max 404 window       {} days\n", days_text(t.max_404_window_days));
+            out +=
+                fmt::format("  max 404 window       {} days\n", days_text(t.max_404_window_days));
             out += fmt::format("  min safe overlap     {} days; recommended auto-rollover {}\n",
                                days_text(t.min_safe_overlap_days),
                                days_text(t.recommended_overlap_days));
@@ -317,8 +326,9 @@ int run_check(const check_options& o) {
         out += fmt::format("Skipped: {}\n", s);
     }
     if (a.trustpoints.empty()) {
-        out += "No client trustpoint in the files: pass the clients' configuration too for a "
-               "per-trustpoint verdict.\n";
+        out +=
+            "No client trustpoint in the files: pass the clients' configuration too for a "
+            "per-trustpoint verdict.\n";
     }
     out += "\nFindings:\n";
     for (const auto& f : a.findings) {
@@ -359,8 +369,9 @@ void add_check_command(CLI::App& app, int& exit_code) {
                     "ra.COMMAND=VALUE, trustpoint[.NAME].auto-enroll=80, http.max-connections=16");
     cmd->add_option("--server", opts->server,
                     "the issuing CA to analyse when the files hold several");
-    cmd->footer("Exit codes: 0 safe, 1 storm or outage, 2 usage or configuration error "
-                "(file:line:column: message on stderr).");
+    cmd->footer(
+        "Exit codes: 0 safe, 1 storm or outage, 2 usage or configuration error "
+        "(file:line:column: message on stderr).");
     cmd->callback([opts, &exit_code] { exit_code = run_check(*opts); });
 }
 

@@ -345,13 +345,16 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
 
     const std::string signer_key = key_hash(req.signer.get());
     const std::string signer_cert = sha256_fingerprint(req.signer.get());
-    // scep-wire §0.11/§0.13: transactionIDs repeat; the same (transactionID, signer certificate,
-    // CSR) is a re-sent request (micromdm re-sends PKCSReq instead of CertPoll) and is
-    // answered as a poll; the same transactionID and signer with another CSR while the first is
-    // pending is a replay with altered content.
+    // scep-wire §0.11/§0.13: transactionIDs repeat; the same (transactionID, signer key, CSR)
+    // is a re-sent request (micromdm re-sends PKCSReq instead of CertPoll; certmonger makes a
+    // new self-signed signer for the same key) and is answered as a poll. A renewal signed by
+    // an issued certificate is new even with the same key and CSR (micromdm reuses both) unless
+    // it is signed by the same certificate. The same transactionID and key with another CSR
+    // while the first is pending is a replay with altered content.
     for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
-        if (r.signer_cert_hash != signer_cert) continue;
-        if (r.csr_der == csr->der) return answer_existing(req, std::move(r), now);
+        if (r.signer_key_hash != signer_key) continue;
+        const bool same_signer = r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
+        if (same_signer && r.csr_der == csr->der) return answer_existing(req, std::move(r), now);
         if (r.state == request_state::pending && now < r.expires) {
             return fail(ctx, fail_info::bad_request,
                         fmt::format("transactionID already used by pending request {} with "

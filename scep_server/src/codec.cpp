@@ -1181,10 +1181,10 @@ x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_opti
     if (!options.dns_names.empty() || !options.ip_addresses.empty()) {
         std::string san;
         for (const std::string& d : options.dns_names) {
-            san += (san.empty() ? "" : ",") + std::string{"DNS:"} + d;
+            san.append(san.empty() ? "" : ",").append("DNS:").append(d);
         }
         for (const std::string& ip : options.ip_addresses) {
-            san += (san.empty() ? "" : ",") + std::string{"IP:"} + ip;
+            san.append(san.empty() ? "" : ",").append("IP:").append(ip);
         }
         X509V3_CTX ctx;
         X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);

@@ -538,7 +538,8 @@ std::string serial_hex(const ASN1_INTEGER* serial) {
     if (first == std::string::npos) {
         return "0";
     }
-    return (negative ? "-" : "") + out.substr(first);
+    out.erase(start, first - start);
+    return out;
 }
 std::string serial_hex(const X509* cert) {
     return serial_hex(X509_get0_serialNumber(cert));

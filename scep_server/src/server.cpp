@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -422,7 +423,24 @@ private:
     void close() {
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        stream_.socket().close(ignored);
+        // Lingering close: read what the client still sends (an oversized URL or body we
+        // refused), else the kernel answers the unread bytes with a RST that can destroy our
+        // response in flight.
+        stream_.expires_after(std::chrono::seconds{1});
+        drain();
+    }
+
+    void drain() {
+        stream_.async_read_some(net::buffer(drain_buffer_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->drained_ += n;
+                                    if (ec || self->drained_ > 4 * 1024 * 1024) {
+                                        beast::error_code ignored;
+                                        self->stream_.socket().close(ignored);
+                                        return;
+                                    }
+                                    self->drain();
+                                });
     }
 
     server::impl& srv_;
@@ -431,6 +449,8 @@ private:
     std::optional<http::request_parser<body>> parser_;
     std::optional<http::response<http::string_body>> res_;
     std::string raw_;
+    std::array<char, 4096> drain_buffer_{};
+    std::size_t drained_ = 0;
     std::string peer_;
     std::string method_ = "-";
     std::string operation_ = "-";

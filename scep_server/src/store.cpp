@@ -36,6 +36,11 @@ public:
         return *this;
     }
     statement& bind(int i, const bytes& v) {
+        // An empty vector has no data pointer; sqlite would store NULL.
+        if (v.empty()) {
+            check(sqlite3_bind_zeroblob(stmt_, i, 0));
+            return *this;
+        }
         check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
         return *this;
     }

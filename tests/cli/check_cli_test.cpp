@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -42,7 +43,9 @@ run_result run(const std::string& args) {
     const int status = ::pclose(p);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::ifstream in(err_file);
-    r.err.assign(std::istreambuf_iterator<char>(in), {});
+    std::ostringstream err;
+    err << in.rdbuf();
+    r.err = err.str();
     return r;
 }
 
@@ -60,7 +63,8 @@ std::string config_set(const std::string& dir) {
 TEST(cli_check, seed002_is_a_storm_and_exits_1) {
     const auto r = run("check" + config_set("seed002"));
     EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-    EXPECT_NE(r.out.find("first GetNextCACert 180 days before CA expiry"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("first GetNextCACert 180 days before CA expiry"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("up to 150 days of 404"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("27 such clients"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("`auto-rollover 360`"), std::string::npos) << r.out;
@@ -98,7 +102,8 @@ TEST(cli_check, bad_file_exits_2_with_file_line_column) {
 TEST(cli_check, missing_file_and_bad_options_exit_2) {
     EXPECT_EQ(run("check /nonexistent/file.ios").exit_code, 2);
     EXPECT_EQ(run("check" + config_set("seed002") + " --ca-start yesterday").exit_code, 2);
-    EXPECT_EQ(run("check" + config_set("seed002") + " --set server.auto-rollover=99999").exit_code, 2);
+    EXPECT_EQ(run("check" + config_set("seed002") + " --set server.auto-rollover=99999").exit_code,
+              2);
     EXPECT_EQ(run("check").exit_code, 2);
     EXPECT_EQ(run("frobnicate").exit_code, 2);
 }
@@ -130,8 +135,9 @@ TEST(cli_check, json_has_the_documented_keys_and_seed_numbers) {
 
 TEST(cli_check, json_shadow_is_null_without_auto_rollover) {
     const auto f = temp_dir() / "noroll.ios";
-    std::ofstream(f) << "crypto pki server CA\n lifetime certificate 600\n!\n"
-                        "crypto pki trustpoint TP\n enrollment url http://10.0.0.1\n auto-enroll 70\n";
+    std::ofstream(f)
+        << "crypto pki server CA\n lifetime certificate 600\n!\n"
+           "crypto pki trustpoint TP\n enrollment url http://10.0.0.1\n auto-enroll 70\n";
     const auto r = run("check --json --ca-start 2025-03-24T05:52:21Z '" + f.string() + "'");
     ASSERT_EQ(r.exit_code, 1) << r.err;
     const auto j = nlohmann::json::parse(r.out);

@@ -1,8 +1,6 @@
 // CA-side certificate work (crypto.hpp) and the OpenSSL layer (openssl.hpp).
 #include "pkisim/scep/crypto.hpp"
 
-#include <regex>
-
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 
@@ -13,6 +11,23 @@ namespace pkisim::scep {
 namespace {
 
 using namespace testing;
+
+// "XXXXXXXX XXXXXXXX ..." with `groups` groups of 8 upper-case hex digits (std::regex trips
+// GCC 12's -Wmaybe-uninitialized under ASan -O1).
+bool is_ios_fingerprint(const std::string& s, std::size_t groups) {
+    if (s.size() != groups * 9 - 1) {
+        return false;
+    }
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const bool ok =
+            (i % 9 == 8) ? c == ' ' : ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'));
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
 
 std::uint32_t key_usage(X509* cert) {
     return X509_get_key_usage(cert);
@@ -245,7 +260,7 @@ TEST(openssl_layer, time_round_trips_through_utc_time_and_generalized_time) {
 TEST(openssl_layer, fingerprints_have_the_ios_layout) {
     const authority ca = make_ca();
     const std::string md5 = md5_fingerprint(ca.cert.get());
-    EXPECT_TRUE(std::regex_match(md5, std::regex{"[0-9A-F]{8}( [0-9A-F]{8}){3}"})) << md5;
+    EXPECT_TRUE(is_ios_fingerprint(md5, 4)) << md5;
     std::string compact = md5;
     std::erase(compact, ' ');
     std::string lower = hex_fingerprint(ca.cert.get(), EVP_md5());
@@ -255,8 +270,8 @@ TEST(openssl_layer, fingerprints_have_the_ios_layout) {
     EXPECT_EQ(compact, lower);
     EXPECT_EQ(sha1_fingerprint(ca.cert.get()).size(), 40u);
     EXPECT_EQ(sha256_fingerprint(ca.cert.get()).size(), 64u);
-    EXPECT_TRUE(std::regex_match(ios_fingerprint(ca.cert.get(), EVP_sha1()),
-                                 std::regex{"[0-9A-F]{8}( [0-9A-F]{8}){4}"}));
+    EXPECT_TRUE(is_ios_fingerprint(ios_fingerprint(ca.cert.get(), EVP_sha1()), 5));
+    EXPECT_FALSE(is_ios_fingerprint("cf2c23d1 560F25DB 22E9D10F E595A6D6", 4));
     EXPECT_EQ(to_hex(bytes{0x00, 0xab, 0x10}), "00ab10");
 }
 

@@ -81,10 +81,10 @@ TEST_P(pki_message_round_trip, reply_uses_the_clients_cipher_and_digest) {
     EXPECT_EQ(req->recipient_index, 0u);
     EXPECT_TRUE(req->signer_is_self_signed);
     EXPECT_EQ(X509_cmp(req->signer.get(), c.self_signed.get()), 0);
-    ASSERT_NE(req->csr(), nullptr);
-    EXPECT_EQ(req->csr()->challenge_password, "secret");
-    EXPECT_EQ(req->csr()->subject, "CN=router1,O=lab");
-    EXPECT_TRUE(same_public_key(req->csr()->public_key, c.key));
+    ASSERT_TRUE(std::holds_alternative<csr_request>(req->data));
+    EXPECT_EQ(csr_of(*req).challenge_password, "secret");
+    EXPECT_EQ(csr_of(*req).subject, "CN=router1,O=lab");
+    EXPECT_TRUE(same_public_key(csr_of(*req).public_key, c.key));
     ASSERT_TRUE(req->signing_time);
     EXPECT_EQ(*req->signing_time, test_epoch());
 
@@ -188,8 +188,8 @@ TEST(codec_renewal, renewal_req_signed_by_a_client_auth_certificate_decodes_and_
         EXPECT_EQ(req->type, as_pkcs_req ? message_type::pkcs_req : message_type::renewal_req);
         EXPECT_FALSE(req->signer_is_self_signed);
         EXPECT_EQ(X509_cmp(req->signer.get(), old_cert.get()), 0);
-        EXPECT_FALSE(req->csr()->challenge_password.has_value());
-        EXPECT_TRUE(same_public_key(req->csr()->public_key, renewing.key));
+        EXPECT_FALSE(csr_of(*req).challenge_password.has_value());
+        EXPECT_TRUE(same_public_key(csr_of(*req).public_key, renewing.key));
 
         const std::array trusted{ca.cert.get()};
         EXPECT_TRUE(
@@ -219,9 +219,9 @@ TEST(codec_cert_poll, issuer_and_subject_round_trips) {
     auto req = decode_pki_message(c.cert_poll({ca.cert.get()}, ca.cert.get()), keys);
     ASSERT_TRUE(req) << req.error().text;
     EXPECT_EQ(req->type, message_type::cert_poll);
-    ASSERT_NE(req->poll(), nullptr);
-    EXPECT_EQ(name_to_string(req->poll()->issuer.get()), "CN=ca-server,O=lab");
-    EXPECT_EQ(name_to_string(req->poll()->subject.get()), "CN=router1,O=lab");
+    ASSERT_TRUE(std::holds_alternative<issuer_and_subject>(req->data));
+    EXPECT_EQ(name_to_string(poll_of(*req).issuer.get()), "CN=ca-server,O=lab");
+    EXPECT_EQ(name_to_string(poll_of(*req).subject.get()), "CN=router1,O=lab");
     EXPECT_EQ(req->transaction_id, c.transaction_id);
 }
 
@@ -233,10 +233,11 @@ TEST(codec_get_cert, issuer_and_serial_round_trips_and_reply_carries_the_certifi
     auto req = decode_pki_message(c.get_cert({ca.cert.get()}, issued.get()), keys);
     ASSERT_TRUE(req) << req.error().text;
     EXPECT_EQ(req->type, message_type::get_cert);
-    ASSERT_NE(req->cert_id(), nullptr);
-    EXPECT_EQ(req->cert_id()->serial_hex, "1A2B");
-    EXPECT_EQ(req->cert_id()->serial_u64, 0x1A2Bu);
-    EXPECT_EQ(X509_NAME_cmp(req->cert_id()->issuer.get(), X509_get_subject_name(ca.cert.get())), 0);
+    ASSERT_TRUE(std::holds_alternative<issuer_and_serial>(req->data));
+    EXPECT_EQ(cert_id_of(*req).serial_hex, "1A2B");
+    EXPECT_EQ(cert_id_of(*req).serial_u64, 0x1A2Bu);
+    EXPECT_EQ(X509_NAME_cmp(cert_id_of(*req).issuer.get(), X509_get_subject_name(ca.cert.get())),
+              0);
 
     const bytes reply = answer(*req, ca, pki_status::success, {issued.get()});
     const std::array trusted{ca.cert.get()};
@@ -254,7 +255,7 @@ TEST(codec_get_crl, reply_carries_the_crl_in_the_degenerate_content) {
     auto req = decode_pki_message(c.get_crl({ca.cert.get()}, issued.get()), keys);
     ASSERT_TRUE(req) << req.error().text;
     EXPECT_EQ(req->type, message_type::get_crl);
-    EXPECT_EQ(req->cert_id()->serial_u64, 5u);
+    EXPECT_EQ(cert_id_of(*req).serial_u64, 5u);
 
     const std::array revoked{revoked_entry{5, test_epoch() + timers::days{1}}};
     const x509_crl_ptr crl =
@@ -368,7 +369,7 @@ TEST(codec_envelope, oaep_key_transport_is_accepted) {
     auto req = decode_pki_message(c.pkcs_req({ca.cert.get()}, o), keys);
     ASSERT_TRUE(req) << req.error().text;
     EXPECT_TRUE(req->oaep);
-    EXPECT_EQ(req->csr()->challenge_password, "secret");
+    EXPECT_EQ(csr_of(*req).challenge_password, "secret");
 }
 
 TEST(codec_legacy, single_des_and_md5_are_refused_without_legacy_crypto) {
@@ -528,7 +529,7 @@ TEST(codec_csr, utf8_challenge_password_is_read) {
     const std::array keys{ca.decryption()};
     auto req = decode_pki_message(c.pkcs_req({ca.cert.get()}), keys);
     ASSERT_TRUE(req) << req.error().text;
-    EXPECT_EQ(req->csr()->challenge_password, "s\xc3\xa9same");
+    EXPECT_EQ(csr_of(*req).challenge_password, "s\xc3\xa9same");
 }
 
 TEST(codec_get_next_ca_cert, new_certificates_are_in_the_content_and_the_outer_set) {
@@ -630,7 +631,7 @@ TEST(codec_bad_input, ber_indefinite_length_outer_encoding_is_accepted) {
     const std::array keys{ca.decryption()};
     auto req = decode_pki_message(ber, keys);
     ASSERT_TRUE(req) << req.error().text;
-    EXPECT_EQ(req->csr()->challenge_password, "secret");
+    EXPECT_EQ(csr_of(*req).challenge_password, "secret");
 }
 
 }  // namespace

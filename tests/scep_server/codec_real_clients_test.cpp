@@ -89,17 +89,17 @@ TEST(codec_micromdm, captured_pkcs_req_decodes_with_legacy_crypto) {
         EXPECT_EQ(req->sender_nonce.size(), 16u);
         EXPECT_TRUE(req->signer_is_self_signed);
         EXPECT_EQ(subject_string(req->signer.get()), "O=scep-client,CN=SCEP SIGNER");
-        ASSERT_NE(req->csr(), nullptr);
-        EXPECT_EQ(req->csr()->challenge_password, "secret");
-        EXPECT_NE(req->csr()->subject.find("CN=router-mm"), std::string::npos);
-        EXPECT_TRUE(same_public_key(req->csr()->public_key, fixture_key("client1")));
+        ASSERT_TRUE(std::holds_alternative<csr_request>(req->data));
+        EXPECT_EQ(csr_of(*req).challenge_password, "secret");
+        EXPECT_NE(csr_of(*req).subject.find("CN=router-mm"), std::string::npos);
+        EXPECT_TRUE(same_public_key(csr_of(*req).public_key, fixture_key("client1")));
 
         // The answer goes back in DES + SHA-1, which is what this client can read.
         const x509_ptr issued = [&] {
             issue_options o;
             o.validity = {not_before(ca.cert.get()), not_before(ca.cert.get()) + timers::days{365}};
             o.serial = 2;
-            return issue_certificate(req->csr()->csr.get(), ca.cert.get(), ca.key, o).value();
+            return issue_certificate(csr_of(*req).csr.get(), ca.cert.get(), ca.key, o).value();
         }();
         const bytes reply = encode_cert_rep(success_for(req->context(), ca.cert.get(), ca.key,
                                                         {issued.get()}, test_epoch()))
@@ -139,7 +139,7 @@ TEST(codec_micromdm, captured_renewal_req_decodes_and_its_signer_chains) {
     const x509_ptr old = x509_from_pem(read_file(data_path("micromdm-renewal-signer.pem"))).value();
     EXPECT_EQ(X509_cmp(req->signer.get(), old.get()), 0);
     // micromdm reuses its key and CSR on renewal (scep-wire §1.9).
-    EXPECT_TRUE(same_public_key(req->csr()->public_key, X509_get0_pubkey(old.get())));
+    EXPECT_TRUE(same_public_key(csr_of(*req).public_key, X509_get0_pubkey(old.get())));
     const std::array trusted{ca.cert.get()};
     EXPECT_TRUE(
         verify_signer_chain(req->signer.get(), trusted, not_before(old.get()) + timers::days{1}));
@@ -161,18 +161,18 @@ TEST(codec_certmonger, captured_pkcs_req_decodes_and_is_answered_in_aes_256_and_
     EXPECT_TRUE(req->signer_is_self_signed);
     EXPECT_EQ(X509_get_version(req->signer.get()), 0);  // X.509 v1 signer (scep-wire §1.9)
     EXPECT_FALSE(req->transaction_id.empty());
-    ASSERT_NE(req->csr(), nullptr);
-    EXPECT_EQ(req->csr()->challenge_password, "secret");
-    EXPECT_EQ(req->csr()->subject, "CN=cm1,O=lab");
+    ASSERT_TRUE(std::holds_alternative<csr_request>(req->data));
+    EXPECT_EQ(csr_of(*req).challenge_password, "secret");
+    EXPECT_EQ(csr_of(*req).subject, "CN=cm1,O=lab");
 
     auto client_key = private_key_from_pem(read_file(data_path("certmonger-client.key")));
     ASSERT_TRUE(client_key);
-    EXPECT_TRUE(same_public_key(req->csr()->public_key, client_key->get()));
+    EXPECT_TRUE(same_public_key(csr_of(*req).public_key, client_key->get()));
     issue_options o;
     o.validity = {test_epoch(), test_epoch() + timers::days{365}};
     o.serial = 3;
     const x509_ptr issued =
-        issue_certificate(req->csr()->csr.get(), ca.cert.get(), ca.key, o).value();
+        issue_certificate(csr_of(*req).csr.get(), ca.cert.get(), ca.key, o).value();
     EXPECT_NE(X509_get_ext_by_NID(issued.get(), NID_subject_alt_name, -1), -1);  // -D cm1.example
     const bytes reply = encode_cert_rep(success_for(req->context(), ca.cert.get(), ca.key,
                                                     {issued.get()}, test_epoch()))

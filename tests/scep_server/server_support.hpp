@@ -65,7 +65,6 @@ raw_response http_post(unsigned short port, std::string_view target, const bytes
 raw_response pki_post(unsigned short port, const bytes& der);
 raw_response pki_get(unsigned short port, const bytes& der);
 
-std::string base64(const bytes& data);
 std::string url_escape(std::string_view s);
 
 }  // namespace pkisim::scep::testing

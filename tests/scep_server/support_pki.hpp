@@ -99,6 +99,18 @@ std::string micromdm_get_target(const bytes& der, std::string_view path = "/cgi-
 std::string ios_get_target(const bytes& der, std::string_view path = "/cgi-bin/pkiclient.exe");
 std::string base64(const bytes& der);  // standard alphabet, padded, no line breaks
 
+// The decoded messageData by reference; throws std::bad_variant_access on the wrong type (so
+// tests need no pointer that -Wnull-dereference flags in optimised builds).
+inline const csr_request& csr_of(const pki_request& r) {
+    return std::get<csr_request>(r.data);
+}
+inline const issuer_and_subject& poll_of(const pki_request& r) {
+    return std::get<issuer_and_subject>(r.data);
+}
+inline const issuer_and_serial& cert_id_of(const pki_request& r) {
+    return std::get<issuer_and_serial>(r.data);
+}
+
 // Issues `c`'s CSR from `ca` (end entity, serial, one year from test_epoch()).
 x509_ptr issue_for(const client& c, const authority& ca, std::uint64_t serial,
                    timers::duration lifetime = timers::days{365});

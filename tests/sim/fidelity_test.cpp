@@ -13,6 +13,7 @@
 
 using namespace pkisim;
 using namespace pkisim::sim;
+using pkisim::sim::testing::engine_opt;
 using pkisim::sim::testing::make_scenario;
 
 namespace {
@@ -40,7 +41,7 @@ double days_before_expiry(const sim_result& r, timers::time_point t) {
 }  // namespace
 
 TEST(fidelity, seed002_first_get_next_ca_cert_is_180_days_before_ca_expiry) {
-    const auto r = run_simulation(seed002_uniform(false));
+    const auto r = run_simulation(seed002_uniform(false), engine_opt(engine_kind::cohort));
     ASSERT_TRUE(r.first_get_next_ca_cert_at);
     ASSERT_TRUE(r.first_404_at);
     EXPECT_NEAR(days_before_expiry(r, *r.first_get_next_ca_cert_at), 180.0, 1.0);
@@ -58,21 +59,33 @@ TEST(fidelity, seed002_first_get_next_ca_cert_is_180_days_before_ca_expiry) {
 }
 
 TEST(fidelity, seed002_earliest_clients_window_equals_the_closed_form) {
-    const auto sc = seed002_uniform(false);
-    const auto r = run_simulation(sc, run_options{.engine = engine_kind::exact});
+    // The earliest client in steady state: enrolled on day 385, renewed on days 805 and 1225,
+    // so its last certificate runs exactly 600 days to the CA's end (C - 600).
+    const auto sc = make_scenario(R"(
+time_step = "20s"
+[ca]
+config = "configs/seed002/ca.ios"
+[limiter]
+enabled = false
+[[clients]]
+config = "configs/seed002/client.ios"
+pattern = "instant"
+at = "385d"
+count = 1
+)");
+    const auto r = run_simulation(sc, engine_opt(engine_kind::exact));
     ASSERT_EQ(r.closed_form.trustpoints.size(), 1u);
     const auto& cf = r.closed_form.trustpoints[0];
     EXPECT_DOUBLE_EQ(cf.max_404_window_days, 150.0);
-    // The earliest client of 300 spread over 420 days enrolled 0.7 days after the CA: its last
-    // certificate is 0.7 days shorter than 600, so it asks 0.3 × 0.7 = 0.21 days later.
-    EXPECT_NEAR(r.max_404_window_days, cf.max_404_window_days, 0.5);
+    // Window = first 404 -> the 200 on the first retry after the shadow exists (< 20 s later).
+    EXPECT_NEAR(r.max_404_window_days, cf.max_404_window_days, 20.0 / 86400);
     ASSERT_TRUE(r.first_get_next_ca_cert_at);
     ASSERT_TRUE(cf.first_get_next_ca_cert);
-    EXPECT_NEAR(timers::to_days(*r.first_get_next_ca_cert_at - *cf.first_get_next_ca_cert), 0.0, 0.5);
+    EXPECT_EQ(*r.first_get_next_ca_cert_at, *cf.first_get_next_ca_cert);
 }
 
 TEST(fidelity, seed002_behind_an_ra_gets_404_from_the_ra_until_the_ra_has_the_shadow) {
-    const auto r = run_simulation(seed002_uniform(true));
+    const auto r = run_simulation(seed002_uniform(true), engine_opt(engine_kind::cohort));
     ASSERT_TRUE(r.ra_shadow_at);
     ASSERT_TRUE(r.ra_first_get_next_ca_cert_at);
     // The RA's own certificate (issued on day 0, renewed at 70 %) is truncated on day 1260: the
@@ -93,11 +106,13 @@ TEST(fidelity, seed002_overlap_100_hits_about_64_percent_and_181_or_365_none) {
     for (const auto& c : {row{100, 0.637, 0.02}, row{181, 0.0, 0.0}, row{365, 0.0, 0.0}}) {
         auto sc = seed002_uniform(false);
         ASSERT_TRUE(apply_setting(sc, "overlap", std::to_string(c.overlap)));
-        const auto r = run_simulation(sc);
+        const auto r = run_simulation(sc, engine_opt(engine_kind::cohort));
         const double share = static_cast<double>(r.clients_hit_404) / static_cast<double>(r.clients);
         EXPECT_NEAR(share, c.share, c.tolerance) << "overlap " << c.overlap;
         EXPECT_EQ(r.clients_outage, 0u);
-        if (c.share == 0.0) EXPECT_EQ(r.outcome, verdict::safe) << "overlap " << c.overlap;
+        if (c.share == 0.0) {
+            EXPECT_EQ(r.outcome, verdict::safe) << "overlap " << c.overlap;
+        }
     }
 }
 
@@ -119,8 +134,9 @@ pattern = "instant"
     EXPECT_EQ(timers::to_days(r.ca.not_after - *r.first_get_next_ca_cert_at), 169.5);
     const auto& herd_day = r.daily[1655];
     EXPECT_EQ(herd_day.clients_entered_shadow_loop, 300u);
-    // 300 clients ask in the same minute; the throttle lets at most 80 a minute through.
-    EXPECT_EQ(r.peak_attempts_per_minute, 300u);
+    // 300 clients ask in the same minute (and those not answered ask again 30 s later); the
+    // throttle lets at most 80 a minute through.
+    EXPECT_GE(r.peak_attempts_per_minute, 300u);
     ASSERT_EQ(r.worst_day, 1655);
     std::uint32_t max_accepted = 0;
     for (auto a : r.worst_day_accepted_per_minute) max_accepted = std::max(max_accepted, a);

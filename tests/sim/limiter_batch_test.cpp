@@ -50,7 +50,7 @@ TEST(server_model, batched_admission_equals_one_call_per_attempt) {
             std::mt19937_64 rng{static_cast<std::uint64_t>(max_conn) * 7 + static_cast<std::uint64_t>(window)};
             sim::ms_t base = 0;
             for (int instant = 0; instant < 400; ++instant) {
-                base += static_cast<sim::ms_t>(rng() % 3000);
+                base += 1000 + static_cast<sim::ms_t>(rng() % 3000);  // instants are a step apart
                 const std::uint64_t total = 1 + rng() % 400;
                 std::uint64_t first = 0;
                 while (first < total) {

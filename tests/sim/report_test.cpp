@@ -134,7 +134,7 @@ TEST(cli, simulate_exits_2_with_file_and_line_on_a_bad_scenario) {
     const int rc = std::system(cmd.c_str());
     ASSERT_TRUE(WIFEXITED(rc));
     EXPECT_EQ(WEXITSTATUS(rc), 2);
-    EXPECT_NE(read(dir / "out.txt").find("bad.toml:5: `connect_timeout`: expected a duration"),
+    EXPECT_NE(read(dir / "out.txt").find("bad.toml:4: `connect_timeout`: expected a duration"),
               std::string::npos)
         << read(dir / "out.txt");
     fs::remove_all(dir);

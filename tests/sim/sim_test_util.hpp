@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "pkisim/sim/scenario.hpp"
+#include "pkisim/sim/simulation.hpp"
 
 namespace pkisim::sim::testing {
 
@@ -16,6 +17,12 @@ inline scenario make_scenario(const std::string& toml) {
     auto sc = parse_scenario(toml, "test.toml", source_dir());
     if (!sc) ADD_FAILURE() << sc.error();
     return sc ? *sc : scenario{};
+}
+
+inline run_options engine_opt(engine_kind e) {
+    run_options o;
+    o.engine = e;
+    return o;
 }
 
 }  // namespace pkisim::sim::testing

@@ -8,7 +8,8 @@ using namespace pkisim::timers;
 
 TEST(shadow_state, names_are_the_ios_debug_names) {
     EXPECT_EQ(to_string(shadow_state::get_new_ca_cert), "GET_NEW_CA_CERT");
-    EXPECT_EQ(to_string(shadow_state::get_new_ca_cert_wait_for_retry), "GET_NEW_CA_CERT_WAIT_FOR_RETRY");
+    EXPECT_EQ(to_string(shadow_state::get_new_ca_cert_wait_for_retry),
+              "GET_NEW_CA_CERT_WAIT_FOR_RETRY");
     EXPECT_EQ(to_string(shadow_state::get_new_router_cert), "GET_NEW_ROUTER_CERT");
     EXPECT_EQ(to_string(shadow_state::shadow_ready), "SHADOW_READY");
     EXPECT_EQ(to_string(shadow_state::expired), "EXPIRED");
@@ -39,14 +40,16 @@ TEST(shadow_step, a_200_enrolls_the_rollover_certificate_at_once) {
     const auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::ok, now, ca_end, m);
     EXPECT_EQ(next.state, shadow_state::get_new_router_cert);
     EXPECT_EQ(next.at, now);
-    const auto done = shadow_step(shadow_state::get_new_router_cert, http_outcome::ok, now, ca_end, m);
+    const auto done =
+        shadow_step(shadow_state::get_new_router_cert, http_outcome::ok, now, ca_end, m);
     EXPECT_EQ(done.state, shadow_state::shadow_ready);
 }
 
 TEST(shadow_step, the_loop_ends_expired_at_ca_not_after) {
     const client_model m;
     const auto ca_end = *parse_iso8601("2034-12-31");
-    const auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, ca_end, ca_end, m);
+    const auto next =
+        shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, ca_end, ca_end, m);
     EXPECT_EQ(next.state, shadow_state::expired);
 }
 
@@ -54,8 +57,8 @@ TEST(shadow_step, the_retry_interval_is_a_parameter) {
     client_model m;
     m.shadow_retry_interval = seconds{60};
     const auto now = *parse_iso8601("2034-07-04");
-    const auto next =
-        shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now, *parse_iso8601("2035-01-01"), m);
+    const auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now,
+                                  *parse_iso8601("2035-01-01"), m);
     EXPECT_EQ(next.at, now + minutes{1});
 }
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,9 @@ using namespace pkisim::timers;
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
+    std::ostringstream buf;
+    buf << in.rdbuf();  // not istreambuf_iterator: g++ 12 -O3 warns -Wnull-dereference on it
+    return buf.str();
 }
 
 server_config parse_server(const std::string& body) {
@@ -162,8 +165,9 @@ TEST(ios_config, bare_auto_enroll_renews_at_100_percent) {
 }
 
 TEST(ios_config, unique_prefixes_are_accepted_as_ios_does) {
-    const auto s = parse_server(" auto-roll 365\n lifetime cert 600\n lifetime ca 1825\n"
-                                " LIFETIME CRL 6\n gr ra\n mo ra\n has sha384\n da lev comp\n");
+    const auto s = parse_server(
+        " auto-roll 365\n lifetime cert 600\n lifetime ca 1825\n"
+        " LIFETIME CRL 6\n gr ra\n mo ra\n has sha384\n da lev comp\n");
     EXPECT_EQ(s.auto_rollover, days{365});
     EXPECT_EQ(s.cert_lifetime, days{600});
     EXPECT_EQ(s.ca_lifetime, days{1825});
@@ -172,16 +176,18 @@ TEST(ios_config, unique_prefixes_are_accepted_as_ios_does) {
     EXPECT_TRUE(s.mode_ra);
     EXPECT_EQ(s.hash, hash_algorithm::sha384);
     EXPECT_EQ(s.db_level, database_level::complete);
-    const auto t = parse_trustpoint(" auto-e 70 regen\n enroll url http://x\n enr m ra\n"
-                                    " enr ret per 3\n");
+    const auto t = parse_trustpoint(
+        " auto-e 70 regen\n enroll url http://x\n enr m ra\n"
+        " enr ret per 3\n");
     EXPECT_EQ(t.auto_enroll_percent, 70);
     EXPECT_TRUE(t.regenerate);
     EXPECT_EQ(t.enrollment_url, "http://x");
     EXPECT_TRUE(t.enrollment_mode_ra);
     EXPECT_EQ(t.retry_period, minutes{3});
-    auto cfg = parse_ios_config("cry pki ser CA\n auto-rollover 10\ncry pki trustpoi TP\n"
-                                " auto-enroll 50\nip ht max 16\n",
-                                "t.ios");
+    auto cfg = parse_ios_config(
+        "cry pki ser CA\n auto-rollover 10\ncry pki trustpoi TP\n"
+        " auto-enroll 50\nip ht max 16\n",
+        "t.ios");
     ASSERT_TRUE(cfg) << cfg.error().to_string();
     ASSERT_EQ(cfg->servers.size(), 1U);
     EXPECT_EQ(cfg->servers[0].auto_rollover, days{10});
@@ -199,59 +205,93 @@ struct bad_line {
 
 // Every malformed or out-of-range line gives exactly this message (issue 2 §3.1).
 const bad_line bad_lines[] = {
-    {"server", " lifetime certificate 9000", "t.ios:2:23: lifetime certificate 9000: days must be 0..7305"},
-    {"server", " lifetime cert 9000", "t.ios:2:16: lifetime certificate 9000: days must be 0..7305"},
-    {"server", " lifetime ca-certificate 7306", "t.ios:2:26: lifetime ca-certificate 7306: days must be 0..7305"},
-    {"server", " lifetime certificate 600 24", "t.ios:2:27: lifetime certificate 600 24: hours must be 0..23"},
-    {"server", " lifetime certificate 600 12 60", "t.ios:2:30: lifetime certificate 600 12 60: minutes must be 0..59"},
-    {"server", " lifetime certificate 600 12 30 5", "t.ios:2:33: lifetime certificate 600 12 30 5: unexpected extra word at the end of the command"},
+    {"server", " lifetime certificate 9000",
+     "t.ios:2:23: lifetime certificate 9000: days must be 0..7305"},
+    {"server", " lifetime cert 9000",
+     "t.ios:2:16: lifetime certificate 9000: days must be 0..7305"},
+    {"server", " lifetime ca-certificate 7306",
+     "t.ios:2:26: lifetime ca-certificate 7306: days must be 0..7305"},
+    {"server", " lifetime certificate 600 24",
+     "t.ios:2:27: lifetime certificate 600 24: hours must be 0..23"},
+    {"server", " lifetime certificate 600 12 60",
+     "t.ios:2:30: lifetime certificate 600 12 60: minutes must be 0..59"},
+    {"server", " lifetime certificate 600 12 30 5",
+     "t.ios:2:33: lifetime certificate 600 12 30 5: unexpected extra word at the end of the "
+     "command"},
     {"server", " lifetime certificate", "t.ios:2:23: lifetime certificate: expected days 0..7305"},
-    {"server", " lifetime certificate abc", "t.ios:2:23: lifetime certificate abc: expected days 0..7305"},
-    {"server", " lifetime certificate -5", "t.ios:2:23: lifetime certificate -5: expected days 0..7305"},
-    {"server", " lifetime certificate 0", "t.ios:2:25: lifetime certificate 0: a lifetime of 0 is not usable; expected at least 1 minute"},
+    {"server", " lifetime certificate abc",
+     "t.ios:2:23: lifetime certificate abc: expected days 0..7305"},
+    {"server", " lifetime certificate -5",
+     "t.ios:2:23: lifetime certificate -5: expected days 0..7305"},
+    {"server", " lifetime certificate 0",
+     "t.ios:2:25: lifetime certificate 0: a lifetime of 0 is not usable; expected at least 1 "
+     "minute"},
     {"server", " lifetime crl 337", "t.ios:2:15: lifetime crl 337: hours must be 0..336"},
     {"server", " lifetime crl 24 60", "t.ios:2:18: lifetime crl 24 60: minutes must be 0..59"},
-    {"server", " lifetime enrollment-request 1001", "t.ios:2:30: lifetime enrollment-request 1001: hours must be 0..1000"},
-    {"server", " lifetime", "t.ios:2:11: lifetime: expected ca-certificate, certificate, crl or enrollment-request"},
-    {"server", " lifetime c 600", "t.ios:2:11: lifetime c: ambiguous keyword, could be ca-certificate, certificate or crl"},
-    {"server", " lifetime foo 600", "t.ios:2:11: lifetime foo: expected ca-certificate, certificate, crl or enrollment-request"},
+    {"server", " lifetime enrollment-request 1001",
+     "t.ios:2:30: lifetime enrollment-request 1001: hours must be 0..1000"},
+    {"server", " lifetime",
+     "t.ios:2:11: lifetime: expected ca-certificate, certificate, crl or enrollment-request"},
+    {"server", " lifetime c 600",
+     "t.ios:2:11: lifetime c: ambiguous keyword, could be ca-certificate, certificate or crl"},
+    {"server", " lifetime foo 600",
+     "t.ios:2:11: lifetime foo: expected ca-certificate, certificate, crl or enrollment-request"},
     {"server", " auto-rollover 7306", "t.ios:2:16: auto-rollover 7306: days must be 0..7305"},
     {"server", " auto-rollover 30 25", "t.ios:2:19: auto-rollover 30 25: hours must be 0..23"},
     {"server", " auto-rollover thirty", "t.ios:2:16: auto-rollover thirty: expected days 0..7305"},
-    {"server", " auto-rollover 99999999999999999999", "t.ios:2:16: auto-rollover 99999999999999999999: days must be 0..7305"},
+    {"server", " auto-rollover 99999999999999999999",
+     "t.ios:2:16: auto-rollover 99999999999999999999: days must be 0..7305"},
     {"server", " grant", "t.ios:2:8: grant: expected auto, none or ra-auto"},
     {"server", " grant always", "t.ios:2:8: grant always: expected auto, none or ra-auto"},
     {"server", " mode rx", "t.ios:2:7: mode rx: expected ra or sub-cs"},
-    {"server", " mode ra extra", "t.ios:2:10: mode ra extra: unexpected extra word at the end of the command"},
+    {"server", " mode ra extra",
+     "t.ios:2:10: mode ra extra: unexpected extra word at the end of the command"},
     {"server", " hash md4", "t.ios:2:7: hash md4: expected md5, sha1, sha256, sha384 or sha512"},
-    {"server", " hash sha", "t.ios:2:7: hash sha: ambiguous keyword, could be sha1, sha256, sha384 or sha512"},
-    {"server", " database level full", "t.ios:2:17: database level full: expected minimum, names or complete"},
+    {"server", " hash sha",
+     "t.ios:2:7: hash sha: ambiguous keyword, could be sha1, sha256, sha384 or sha512"},
+    {"server", " database level full",
+     "t.ios:2:17: database level full: expected minimum, names or complete"},
     {"server", " database", "t.ios:2:11: database: expected level, url, archive or username"},
-    {"server", " issuer-name", "t.ios:2:14: issuer-name: expected a distinguished name, e.g. CN=ca.example.com"},
+    {"server", " issuer-name",
+     "t.ios:2:14: issuer-name: expected a distinguished name, e.g. CN=ca.example.com"},
     {"server", " cdp-url", "t.ios:2:10: cdp-url: expected a URL, e.g. http://10.0.0.1/ca.crl"},
-    {"server", " shutdown now", "t.ios:2:11: shutdown now: unexpected extra word at the end of the command"},
+    {"server", " shutdown now",
+     "t.ios:2:11: shutdown now: unexpected extra word at the end of the command"},
     {"server", " no", "t.ios:2:5: no: expected a command to negate"},
     {"server", " s", "t.ios:2:2: s: ambiguous keyword, could be serial-number or shutdown"},
     {"server", " d", "t.ios:2:2: d: ambiguous keyword, could be database or default"},
     {"trustpoint", " auto-enroll 0", "t.ios:2:14: auto-enroll 0: percent must be 1..100"},
     {"trustpoint", " auto-enroll 101", "t.ios:2:14: auto-enroll 101: percent must be 1..100"},
     {"trustpoint", " auto-enroll 70 now", "t.ios:2:17: auto-enroll 70 now: expected regenerate"},
-    {"trustpoint", " auto-enroll 70 regenerate extra", "t.ios:2:28: auto-enroll 70 regenerate extra: unexpected extra word at the end of the command"},
-    {"trustpoint", " auto 70", "t.ios:2:2: auto: ambiguous keyword, could be auto-enroll or auto-trigger"},
-    {"trustpoint", " enrollment retry period 0", "t.ios:2:26: enrollment retry period 0: minutes must be 1..60"},
-    {"trustpoint", " enrollment retry period 61", "t.ios:2:26: enrollment retry period 61: minutes must be 1..60"},
-    {"trustpoint", " enrollment retry count 101", "t.ios:2:25: enrollment retry count 101: count must be 0..100"},
+    {"trustpoint", " auto-enroll 70 regenerate extra",
+     "t.ios:2:28: auto-enroll 70 regenerate extra: unexpected extra word at the end of the "
+     "command"},
+    {"trustpoint", " auto 70",
+     "t.ios:2:2: auto: ambiguous keyword, could be auto-enroll or auto-trigger"},
+    {"trustpoint", " enrollment retry period 0",
+     "t.ios:2:26: enrollment retry period 0: minutes must be 1..60"},
+    {"trustpoint", " enrollment retry period 61",
+     "t.ios:2:26: enrollment retry period 61: minutes must be 1..60"},
+    {"trustpoint", " enrollment retry count 101",
+     "t.ios:2:25: enrollment retry count 101: count must be 0..100"},
     {"trustpoint", " enrollment retry", "t.ios:2:19: enrollment retry: expected period or count"},
-    {"trustpoint", " enrollment url", "t.ios:2:17: enrollment url: expected a URL, e.g. http://10.0.0.1:80"},
+    {"trustpoint", " enrollment url",
+     "t.ios:2:17: enrollment url: expected a URL, e.g. http://10.0.0.1:80"},
     {"trustpoint", " enrollment mode ca", "t.ios:2:18: enrollment mode ca: expected ra"},
-    {"trustpoint", " enrollment p", "t.ios:2:13: enrollment p: ambiguous keyword, could be profile or pkcs12"},
+    {"trustpoint", " enrollment p",
+     "t.ios:2:13: enrollment p: ambiguous keyword, could be profile or pkcs12"},
     {"trustpoint", " rsakeypair", "t.ios:2:13: rsakeypair: expected a key pair label"},
-    {"top", "ip http max-connections 17", "t.ios:1:25: ip http max-connections 17: connections must be 1..16"},
-    {"top", "ip http max-connections 0", "t.ios:1:25: ip http max-connections 0: connections must be 1..16"},
-    {"top", "ip http max-connections", "t.ios:1:25: ip http max-connections: expected connections 1..16"},
+    {"top", "ip http max-connections 17",
+     "t.ios:1:25: ip http max-connections 17: connections must be 1..16"},
+    {"top", "ip http max-connections 0",
+     "t.ios:1:25: ip http max-connections 0: connections must be 1..16"},
+    {"top", "ip http max-connections",
+     "t.ios:1:25: ip http max-connections: expected connections 1..16"},
     {"top", "crypto pki server", "t.ios:1:19: crypto pki server: expected a server name"},
-    {"top", "crypto pki trustpoint", "t.ios:1:23: crypto pki trustpoint: expected a trustpoint name"},
-    {"top", "crypto pki tru X", "t.ios:1:12: crypto pki tru: ambiguous keyword, could be trustpoint or trustpool"},
+    {"top", "crypto pki trustpoint",
+     "t.ios:1:23: crypto pki trustpoint: expected a trustpoint name"},
+    {"top", "crypto pki tru X",
+     "t.ios:1:12: crypto pki tru: ambiguous keyword, could be trustpoint or trustpool"},
 };
 
 TEST(ios_config, malformed_lines_give_the_exact_message) {
@@ -276,12 +316,19 @@ TEST(ios_config, malformed_line_table_has_at_least_30_rows) {
 }
 
 TEST(ios_config, unknown_section_commands_warn_with_file_and_line) {
-    auto cfg = parse_ios_config("crypto pki server CA\n frobnicate 3\n auto-rollover 40\n", "ca.ios");
+    auto cfg =
+        parse_ios_config("crypto pki server CA\n frobnicate 3\n auto-rollover 40\n", "ca.ios");
     ASSERT_TRUE(cfg);
     ASSERT_EQ(cfg->warnings.size(), 1U);
     EXPECT_EQ(cfg->warnings[0].to_string(),
               "ca.ios:2:2: warning: frobnicate: unknown command in crypto pki server CA; ignored");
     EXPECT_EQ(cfg->servers[0].auto_rollover, days{40});  // parsing goes on
+    auto neg = parse_ios_config("crypto pki trustpoint TP\n no frobnicate\n", "c.ios");
+    ASSERT_TRUE(neg);
+    ASSERT_EQ(neg->warnings.size(), 1U);
+    EXPECT_EQ(neg->warnings[0].to_string(),
+              "c.ios:2:2: warning: no frobnicate: unknown command in crypto pki trustpoint TP; "
+              "ignored");
 }
 
 TEST(ios_config, other_sections_bang_lines_and_unknown_top_level_are_skipped) {
@@ -314,8 +361,8 @@ TEST(ios_config, exit_ends_a_section_typed_in_configuration_mode) {
 }
 
 TEST(ios_config, crlf_tabs_empty_and_non_ascii_input_are_handled) {
-    auto crlf = parse_ios_config("crypto pki server CA\r\n\tauto-rollover 365\r\n lifetime cert 600\r\n",
-                                 "t.ios");
+    auto crlf = parse_ios_config(
+        "crypto pki server CA\r\n\tauto-rollover 365\r\n lifetime cert 600\r\n", "t.ios");
     ASSERT_TRUE(crlf) << crlf.error().to_string();
     EXPECT_EQ(crlf->servers[0].auto_rollover, days{365});
     EXPECT_EQ(crlf->servers[0].cert_lifetime, days{600});
@@ -323,16 +370,17 @@ TEST(ios_config, crlf_tabs_empty_and_non_ascii_input_are_handled) {
     ASSERT_TRUE(cr);
     EXPECT_EQ(cr->servers[0].auto_rollover, days{5});
     EXPECT_TRUE(parse_ios_config("", "t.ios").has_value());
-    auto utf = parse_ios_config("crypto pki server CA\n issuer-name CN=Zürich CA\n"
-                                " lifetime certificate \xc3\xa9\n",
-                                "t.ios");
+    auto utf = parse_ios_config(
+        "crypto pki server CA\n issuer-name CN=Zürich CA\n"
+        " lifetime certificate \xc3\xa9\n",
+        "t.ios");
     ASSERT_FALSE(utf);
     EXPECT_EQ(utf.error().message, "lifetime certificate \\xc3\\xa9: expected days 0..7305");
 }
 
 TEST(ios_config, a_section_named_twice_in_one_file_is_re_entered) {
-    auto cfg = parse_ios_config("crypto pki server CA\n grant auto\ncrypto pki server CA\n auto-rollover\n",
-                                "t.ios");
+    auto cfg = parse_ios_config(
+        "crypto pki server CA\n grant auto\ncrypto pki server CA\n auto-rollover\n", "t.ios");
     ASSERT_TRUE(cfg);
     ASSERT_EQ(cfg->servers.size(), 1U);
     EXPECT_EQ(cfg->servers[0].grant, grant_mode::auto_grant);
@@ -347,7 +395,8 @@ TEST(ios_config, exec_commands_pasted_at_top_level_are_skipped_with_a_warning) {
 }
 
 TEST(ios_config, no_ip_http_max_connections_restores_5) {
-    auto cfg = parse_ios_config("ip http max-connections 16\nno ip http max-connections\n", "t.ios");
+    auto cfg =
+        parse_ios_config("ip http max-connections 16\nno ip http max-connections\n", "t.ios");
     ASSERT_TRUE(cfg);
     EXPECT_EQ(cfg->http.max_connections, 5);
 }
@@ -426,17 +475,19 @@ TEST(ios_config, shipped_configs_parse_without_warnings) {
             ++files;
             auto cfg = parse_ios_config(read_file(f.path().string()), f.path().string());
             ASSERT_TRUE(cfg) << cfg.error().to_string();
-            EXPECT_TRUE(cfg->warnings.empty()) << f.path() << ": " << cfg->warnings.front().to_string();
+            EXPECT_TRUE(cfg->warnings.empty())
+                << f.path() << ": " << cfg->warnings.front().to_string();
         }
     }
     EXPECT_GE(files, 11);
 }
 
 class temp_files : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         dir_ = std::filesystem::temp_directory_path() /
-               fmt::format("pkisim-config-test-{}-{}", ::testing::UnitTest::GetInstance()->random_seed(),
+               fmt::format("pkisim-config-test-{}-{}",
+                           ::testing::UnitTest::GetInstance()->random_seed(),
                            reinterpret_cast<std::uintptr_t>(this));
         std::filesystem::create_directories(dir_);
     }
@@ -450,7 +501,8 @@ protected:
 };
 
 TEST_F(temp_files, load_merges_files_and_takes_http_from_the_ra) {
-    const auto ca = write("ca.ios", "crypto pki server CA\n auto-rollover\nip http max-connections 8\n");
+    const auto ca =
+        write("ca.ios", "crypto pki server CA\n auto-rollover\nip http max-connections 8\n");
     const auto ra = write("ra.ios", "crypto pki server RA\n mode ra\nip http max-connections 12\n");
     const auto cl = write("cl.ios", "crypto pki trustpoint TP\n auto-enroll 70\n");
     auto cfg = load_ios_config_files({cl, ca, ra});
@@ -485,9 +537,11 @@ TEST_F(temp_files, a_missing_file_is_an_error_naming_it) {
 // Fuzz-ish: random bytes and mutated real configs never crash (ASan/UBSan in CI).
 TEST(ios_config, random_bytes_and_mutated_configs_never_crash) {
     std::mt19937_64 rng{20261123};
-    const std::string seed_text = read_file(std::string{PKISIM_CONFIGS_DIR} + "/seed002/ca.ios") +
-                                  read_file(std::string{PKISIM_CONFIGS_DIR} + "/seed002/client.ios");
-    const std::string alphabet = "crypto pki server trustpoint lifetime auto-rollover 0123456789 \n\t\r!-";
+    const std::string seed_text =
+        read_file(std::string{PKISIM_CONFIGS_DIR} + "/seed002/ca.ios") +
+        read_file(std::string{PKISIM_CONFIGS_DIR} + "/seed002/client.ios");
+    const std::string alphabet =
+        "crypto pki server trustpoint lifetime auto-rollover 0123456789 \n\t\r!-";
     int parsed = 0;
     for (int i = 0; i < 3000; ++i) {
         std::string text;
@@ -512,10 +566,18 @@ TEST(ios_config, random_bytes_and_mutated_configs_never_crash) {
                 for (int e = 0; e < edits && !text.empty(); ++e) {
                     const auto pos = rng() % text.size();
                     switch (rng() % 4) {
-                        case 0: text[pos] = static_cast<char>(rng() % 256); break;
-                        case 1: text.erase(pos, rng() % 20); break;
-                        case 2: text.insert(pos, std::string(rng() % 30, '9')); break;
-                        default: text.insert(pos, "\n auto-rol"); break;
+                        case 0:
+                            text[pos] = static_cast<char>(rng() % 256);
+                            break;
+                        case 1:
+                            text.erase(pos, rng() % 20);
+                            break;
+                        case 2:
+                            text.insert(pos, std::string(rng() % 30, '9'));
+                            break;
+                        default:
+                            text.insert(pos, "\n auto-rol");
+                            break;
                     }
                 }
                 break;

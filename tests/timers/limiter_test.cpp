@@ -56,8 +56,8 @@ TEST(connection_limiter, attempts_while_deaf_are_ignored_and_counted) {
 
 TEST(connection_limiter, sliding_window_stays_full_until_accepts_age_out) {
     connection_limiter lim;
-    accept_n(lim, t0, 80, duration{100});               // t0 .. t0+7.9 s
-    lim.on_attempt(t0 + seconds{10});                   // deaf until 25 s
+    accept_n(lim, t0, 80, duration{100});                                  // t0 .. t0+7.9 s
+    lim.on_attempt(t0 + seconds{10});                                      // deaf until 25 s
     EXPECT_EQ(lim.on_attempt(t0 + seconds{25}), admission::ignored_deaf);  // 80 still in window
     EXPECT_EQ(lim.counters().deaf_periods, 2U);
     // At t0 + 60 s the first accept (t0) has left the window: room for one.
@@ -66,8 +66,8 @@ TEST(connection_limiter, sliding_window_stays_full_until_accepts_age_out) {
 
 TEST(connection_limiter, fixed_minute_buckets_reset_on_the_minute) {
     connection_limiter lim{limiter_config{.window = throttle_window::fixed_minute}};
-    EXPECT_EQ(accept_n(lim, t0 + seconds{50}, 80, duration{100}), 80);  // 50 s .. 57.9 s
-    EXPECT_EQ(lim.on_attempt(t0 + seconds{59}), admission::ignored_deaf);   // deaf until 74 s
+    EXPECT_EQ(accept_n(lim, t0 + seconds{50}, 80, duration{100}), 80);     // 50 s .. 57.9 s
+    EXPECT_EQ(lim.on_attempt(t0 + seconds{59}), admission::ignored_deaf);  // deaf until 74 s
     EXPECT_EQ(lim.on_attempt(t0 + seconds{74}), admission::accepted);      // new minute bucket
     connection_limiter sliding;
     accept_n(sliding, t0 + seconds{50}, 80, duration{100});

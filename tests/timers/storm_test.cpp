@@ -40,10 +40,11 @@ storm_analysis analyze(const server_config& s, const trustpoint_config& t) {
 
 bool any_finding_contains(const storm_analysis& a, const std::string& text) {
     auto has = [&](const std::vector<std::string>& v) {
-        return std::any_of(v.begin(), v.end(), [&](const auto& f) { return f.find(text) != std::string::npos; });
+        return std::any_of(v.begin(), v.end(),
+                           [&](const auto& f) { return f.find(text) != std::string::npos; });
     };
-    return has(a.findings) ||
-           std::any_of(a.trustpoints.begin(), a.trustpoints.end(), [&](const auto& t) { return has(t.findings); });
+    return has(a.findings) || std::any_of(a.trustpoints.begin(), a.trustpoints.end(),
+                                          [&](const auto& t) { return has(t.findings); });
 }
 
 // Model §4, every number.
@@ -81,7 +82,8 @@ TEST(storm, seed002_27_looping_clients_exceed_the_throttle) {
     const auto a = analyze(server(1825, 600, 30), client(70));
     EXPECT_DOUBLE_EQ(a.trustpoints[0].requests_per_minute_per_client, 3.0);
     EXPECT_EQ(a.trustpoints[0].clients_to_reach_throttle, 27);
-    EXPECT_TRUE(any_finding_contains(a, "27 such clients already exceed the 80 connections/60 s throttle"));
+    EXPECT_TRUE(
+        any_finding_contains(a, "27 such clients already exceed the 80 connections/60 s throttle"));
 }
 
 TEST(storm, seed002_mean_404_window_for_a_uniform_fleet_is_about_87_days) {
@@ -92,7 +94,8 @@ TEST(storm, seed002_mean_404_window_for_a_uniform_fleet_is_about_87_days) {
     double total = 0;
     int n = 0;
     for (int d = 0; d < 420; ++d) {  // issue times C − 600 + d, d ∈ [0, 420)
-        const auto id = issued_validity(s.cert_lifetime, ca.not_after - days{600} + days{d}, ca.not_after);
+        const auto id =
+            issued_validity(s.cert_lifetime, ca.not_after - days{600} + days{d}, ca.not_after);
         const auto r = client_renewal(70, true, id, ca.not_after);
         ASSERT_EQ(r.kind, renewal_kind::shadow);
         total += std::max(0.0, to_days(shadow - r.at));
@@ -154,13 +157,15 @@ TEST(storm, auto_enroll_100_has_no_404_but_zero_slack) {
 TEST(storm, client_lifetime_longer_than_the_ca_uses_the_ca_lifetime) {
     const auto a = analyze(server(365, 730, 30), client(80));
     EXPECT_DOUBLE_EQ(a.trustpoints[0].min_safe_overlap_days, 73.0);
-    EXPECT_EQ(a.trustpoints[0].last_first_get_next_ca_cert, a.trustpoints[0].first_get_next_ca_cert);
+    EXPECT_EQ(a.trustpoints[0].last_first_get_next_ca_cert,
+              a.trustpoints[0].first_get_next_ca_cert);
     EXPECT_TRUE(any_finding_contains(a, "is longer than lifetime ca-certificate"));
 }
 
 TEST(storm, recommendation_is_rounded_to_5_days_and_stays_below_the_ca_lifetime) {
     // 0.2 × 365 = 73 -> max(146, 103) = 146 -> 150.
-    EXPECT_DOUBLE_EQ(analyze(server(1095, 365, 30), client(80)).trustpoints[0].recommended_overlap_days, 150.0);
+    EXPECT_DOUBLE_EQ(
+        analyze(server(1095, 365, 30), client(80)).trustpoints[0].recommended_overlap_days, 150.0);
     // 0.99 × 100 = 99 -> max(198, 129) = 198 -> 200, capped below 120 days -> 115.
     const auto a = analyze(server(120, 100, 30), client(1));
     EXPECT_DOUBLE_EQ(a.trustpoints[0].min_safe_overlap_days, 99.0);
@@ -198,7 +203,8 @@ TEST(storm_property, closed_form_agrees_with_a_walk_of_client_certificates) {
         // One client per start offset on a grid over one renewal interval, each renewing by the
         // rules until its SHADOW point.
         const duration l = std::min(s.cert_lifetime, s.ca_lifetime);
-        const duration r = client_renewal(percent, true, validity{t0, t0 + l}, time_point::max()).at - t0;
+        const duration r =
+            client_renewal(percent, true, validity{t0, t0 + l}, time_point::max()).at - t0;
         const time_point walk_from = std::max(ca.not_before, c - l - 2 * r);
         const duration step = std::max<duration>(days{1}, r / 100);
         std::optional<time_point> earliest;
@@ -211,7 +217,8 @@ TEST(storm_property, closed_form_agrees_with_a_walk_of_client_certificates) {
                 const auto point = client_renewal(tp, id, c);
                 if (point.kind == renewal_kind::shadow) {
                     ASSERT_GE(point.at, *t.first_get_next_ca_cert);
-                    if (!earliest || point.at < *earliest) earliest = point.at;
+                    if (!earliest || point.at < *earliest)
+                        earliest = point.at;
                     if (renewed && (!latest_after_renewal || point.at > *latest_after_renewal)) {
                         latest_after_renewal = point.at;
                     }
@@ -232,7 +239,8 @@ TEST(storm_property, closed_form_agrees_with_a_walk_of_client_certificates) {
         // The 404 window of the earliest client, counted day by day.
         int days_404 = 0;
         for (time_point d = *t.first_get_next_ca_cert; d < c; d += days{1}) {
-            if (d < shadow) ++days_404;
+            if (d < shadow)
+                ++days_404;
         }
         EXPECT_NEAR(days_404, t.max_404_window_days, 1.0) << "iteration " << iteration;
         const bool walk_storm = *earliest < shadow;

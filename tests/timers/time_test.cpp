@@ -18,14 +18,15 @@ TEST(time, iso8601_round_trips) {
 TEST(time, iso8601_accepts_the_documented_forms) {
     EXPECT_EQ(parse_iso8601("2030-01-01"), parse_iso8601("2030-01-01T00:00:00Z"));
     EXPECT_EQ(parse_iso8601("2030-01-01T10:20Z"), parse_iso8601("2030-01-01T10:20:00Z"));
-    EXPECT_EQ(*parse_iso8601("2014-12-31T03:14:39.187Z") - *parse_iso8601("2014-12-31T03:14:19.184Z"),
-              duration{20003});
+    EXPECT_EQ(
+        *parse_iso8601("2014-12-31T03:14:39.187Z") - *parse_iso8601("2014-12-31T03:14:19.184Z"),
+        duration{20003});
 }
 
 TEST(time, iso8601_rejects_malformed_text) {
-    for (const char* bad : {"", "2030", "2030-02-30", "2030-13-01", "2030-01-01T24:00Z",
-                            "2030-01-01T10:60Z", "2030-01-01T10:00:00ZZ", "yesterday",
-                            "2030-01-01T10:00:00.Z", "2030-1-01"}) {
+    for (const char* bad :
+         {"", "2030", "2030-02-30", "2030-13-01", "2030-01-01T24:00Z", "2030-01-01T10:60Z",
+          "2030-01-01T10:00:00ZZ", "yesterday", "2030-01-01T10:00:00.Z", "2030-1-01"}) {
         EXPECT_FALSE(parse_iso8601(bad).has_value()) << bad;
     }
 }

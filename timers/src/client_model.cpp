@@ -5,12 +5,18 @@ namespace pkisim::timers {
 
 std::string_view to_string(shadow_state s) {
     switch (s) {
-        case shadow_state::idle: return "IDLE";
-        case shadow_state::get_new_ca_cert: return "GET_NEW_CA_CERT";
-        case shadow_state::get_new_ca_cert_wait_for_retry: return "GET_NEW_CA_CERT_WAIT_FOR_RETRY";
-        case shadow_state::get_new_router_cert: return "GET_NEW_ROUTER_CERT";
-        case shadow_state::shadow_ready: return "SHADOW_READY";
-        case shadow_state::expired: return "EXPIRED";
+        case shadow_state::idle:
+            return "IDLE";
+        case shadow_state::get_new_ca_cert:
+            return "GET_NEW_CA_CERT";
+        case shadow_state::get_new_ca_cert_wait_for_retry:
+            return "GET_NEW_CA_CERT_WAIT_FOR_RETRY";
+        case shadow_state::get_new_router_cert:
+            return "GET_NEW_ROUTER_CERT";
+        case shadow_state::shadow_ready:
+            return "SHADOW_READY";
+        case shadow_state::expired:
+            return "EXPIRED";
     }
     return "UNKNOWN";
 }

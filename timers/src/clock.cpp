@@ -19,7 +19,8 @@ time_point warped_clock::now() const {
 }
 
 duration warped_clock::to_real(duration d) const {
-    return duration{static_cast<duration::rep>(std::llround(static_cast<double>(d.count()) / rate_))};
+    return duration{
+        static_cast<duration::rep>(std::llround(static_cast<double>(d.count()) / rate_))};
 }
 
 }  // namespace pkisim::timers

@@ -53,30 +53,42 @@ const trustpoint_config* ios_config::find_trustpoint(std::string_view name) cons
 
 std::string_view to_string(grant_mode g) {
     switch (g) {
-        case grant_mode::manual: return "manual";
-        case grant_mode::auto_grant: return "auto";
-        case grant_mode::none: return "none";
-        case grant_mode::ra_auto: return "ra-auto";
+        case grant_mode::manual:
+            return "manual";
+        case grant_mode::auto_grant:
+            return "auto";
+        case grant_mode::none:
+            return "none";
+        case grant_mode::ra_auto:
+            return "ra-auto";
     }
     return "unknown";
 }
 
 std::string_view to_string(hash_algorithm h) {
     switch (h) {
-        case hash_algorithm::md5: return "md5";
-        case hash_algorithm::sha1: return "sha1";
-        case hash_algorithm::sha256: return "sha256";
-        case hash_algorithm::sha384: return "sha384";
-        case hash_algorithm::sha512: return "sha512";
+        case hash_algorithm::md5:
+            return "md5";
+        case hash_algorithm::sha1:
+            return "sha1";
+        case hash_algorithm::sha256:
+            return "sha256";
+        case hash_algorithm::sha384:
+            return "sha384";
+        case hash_algorithm::sha512:
+            return "sha512";
     }
     return "unknown";
 }
 
 std::string_view to_string(database_level d) {
     switch (d) {
-        case database_level::minimum: return "minimum";
-        case database_level::names: return "names";
-        case database_level::complete: return "complete";
+        case database_level::minimum:
+            return "minimum";
+        case database_level::names:
+            return "names";
+        case database_level::complete:
+            return "complete";
     }
     return "unknown";
 }
@@ -90,7 +102,9 @@ struct token {
     int column = 1;  // 1-based
 };
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 std::vector<token> tokenize(std::string_view line, int first_column) {
     std::vector<token> out;
@@ -129,11 +143,13 @@ std::string printable(std::string_view s) {
     return out;
 }
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 bool iequal(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool iprefix(std::string_view prefix, std::string_view word) {
@@ -152,8 +168,8 @@ std::string join_alternatives(const std::vector<std::string_view>& words) {
 }
 
 struct resolution {
-    int index = -1;                          // >= 0: the keyword
-    std::vector<std::string_view> matches;   // > 1: ambiguous
+    int index = -1;                         // >= 0: the keyword
+    std::vector<std::string_view> matches;  // > 1: ambiguous
 };
 
 // IOS: a keyword may be abbreviated to any unique prefix; an exact match always wins.
@@ -182,7 +198,7 @@ resolution resolve(std::string_view tok, keyword_list keywords) {
 // Walks the tokens of one command, remembering the canonical words read so far for messages
 // ("lifetime certificate 9000: days must be 0..7305" even when typed `lifetime cert 9000`).
 class command_reader {
-public:
+  public:
     command_reader(std::span<const token> toks, std::string_view raw_line, source_location where)
         : toks_(toks), raw_(raw_line), where_(std::move(where)) {}
 
@@ -264,7 +280,8 @@ public:
             return tl::unexpected(error("expected " + range));
         }
         const std::string_view t = peek().text;
-        if (t.empty() || !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        if (t.empty() ||
+            !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
             return tl::unexpected(error("expected " + range));
         }
         std::string_view digits = t;
@@ -296,7 +313,7 @@ public:
     const source_location& where() const { return where_; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     void append(std::string_view w) {
         if (!path_.empty()) {
             path_ += ' ';
@@ -366,9 +383,9 @@ tl::expected<duration, parse_error> read_hours_minutes(command_reader& r, long l
 // IOS cs-server mode keywords. Only some are modelled; the others are real IOS commands that
 // do not change any timer, so they are accepted without a warning.
 constexpr std::array<std::string_view, 15> server_keywords = {
-    "auto-rollover", "cdp-url",       "database", "default", "exit",
-    "grant",         "hash",          "issuer-name", "lifetime", "mode",
-    "no",            "redundancy",    "serial-number", "shutdown", "eku"};
+    "auto-rollover", "cdp-url",     "database", "default", "exit", "grant",
+    "hash",          "issuer-name", "lifetime", "mode",    "no",   "redundancy",
+    "serial-number", "shutdown",    "eku"};
 constexpr std::array<std::string_view, 4> lifetime_keywords = {"ca-certificate", "certificate",
                                                                "crl", "enrollment-request"};
 constexpr std::array<std::string_view, 3> grant_keywords = {"auto", "none", "ra-auto"};
@@ -380,15 +397,38 @@ constexpr std::array<std::string_view, 4> database_keywords = {"level", "url", "
 constexpr std::array<std::string_view, 3> level_keywords = {"minimum", "names", "complete"};
 
 // IOS ca-trustpoint mode keywords (modelled: auto-enroll, enrollment, subject-name, rsakeypair).
-constexpr std::array<std::string_view, 29> trustpoint_keywords = {
-    "auto-enroll",  "auto-trigger",     "chain-validation", "crl",          "default",
-    "eckeypair",    "eku",              "enrollment",       "exit",         "fingerprint",
-    "fqdn",         "hash",             "ip-address",       "match",        "no",
-    "ocsp",         "password",         "primary",          "revocation-check", "rsakeypair",
-    "serial-number", "source",          "storage",          "subject-alt-name", "subject-name",
-    "usage",        "validation-usage", "vrf",              "root"};
+constexpr std::array<std::string_view, 29> trustpoint_keywords = {"auto-enroll",
+                                                                  "auto-trigger",
+                                                                  "chain-validation",
+                                                                  "crl",
+                                                                  "default",
+                                                                  "eckeypair",
+                                                                  "eku",
+                                                                  "enrollment",
+                                                                  "exit",
+                                                                  "fingerprint",
+                                                                  "fqdn",
+                                                                  "hash",
+                                                                  "ip-address",
+                                                                  "match",
+                                                                  "no",
+                                                                  "ocsp",
+                                                                  "password",
+                                                                  "primary",
+                                                                  "revocation-check",
+                                                                  "rsakeypair",
+                                                                  "serial-number",
+                                                                  "source",
+                                                                  "storage",
+                                                                  "subject-alt-name",
+                                                                  "subject-name",
+                                                                  "usage",
+                                                                  "validation-usage",
+                                                                  "vrf",
+                                                                  "root"};
 constexpr std::array<std::string_view, 9> enrollment_keywords = {
-    "url", "mode", "retry", "terminal", "profile", "selfsigned", "http-proxy", "credential", "pkcs12"};
+    "url",        "mode",       "retry",      "terminal", "profile",
+    "selfsigned", "http-proxy", "credential", "pkcs12"};
 constexpr std::array<std::string_view, 2> retry_keywords = {"period", "count"};
 
 tl::expected<void, parse_error> apply_server_words(server_config& s, command_reader& r, bool negate,
@@ -418,10 +458,14 @@ tl::expected<void, parse_error> apply_server_words(server_config& s, command_rea
         const std::string_view w = lifetime_keywords[static_cast<std::size_t>(*which)];
         if (negate) {
             const server_config def;
-            if (w == "ca-certificate") s.ca_lifetime = def.ca_lifetime;
-            if (w == "certificate") s.cert_lifetime = def.cert_lifetime;
-            if (w == "crl") s.crl_lifetime = def.crl_lifetime;
-            if (w == "enrollment-request") s.enrollment_request_lifetime = def.enrollment_request_lifetime;
+            if (w == "ca-certificate")
+                s.ca_lifetime = def.ca_lifetime;
+            if (w == "certificate")
+                s.cert_lifetime = def.cert_lifetime;
+            if (w == "crl")
+                s.crl_lifetime = def.crl_lifetime;
+            if (w == "enrollment-request")
+                s.enrollment_request_lifetime = def.enrollment_request_lifetime;
             return {};
         }
         if (w == "crl" || w == "enrollment-request") {
@@ -440,7 +484,8 @@ tl::expected<void, parse_error> apply_server_words(server_config& s, command_rea
             return e;
         }
         if (v->count() == 0) {
-            return tl::unexpected(r.error("a lifetime of 0 is not usable; expected at least 1 minute"));
+            return tl::unexpected(
+                r.error("a lifetime of 0 is not usable; expected at least 1 minute"));
         }
         (w == "ca-certificate" ? s.ca_lifetime : s.cert_lifetime) = *v;
         return {};
@@ -454,8 +499,8 @@ tl::expected<void, parse_error> apply_server_words(server_config& s, command_rea
         if (!g) {
             return tl::unexpected(g.error());
         }
-        static constexpr std::array<grant_mode, 3> modes = {grant_mode::auto_grant, grant_mode::none,
-                                                            grant_mode::ra_auto};
+        static constexpr std::array<grant_mode, 3> modes = {grant_mode::auto_grant,
+                                                            grant_mode::none, grant_mode::ra_auto};
         s.grant = modes[static_cast<std::size_t>(*g)];
         // `grant auto rollover ca-cert|ra-cert` and `grant auto trustpoint TP` narrow what is
         // granted; not modelled, the words are accepted.
@@ -687,8 +732,9 @@ result apply_section_line(Config& cfg, std::span<const token> toks, std::string_
         if (second.matches.size() > 1) {
             return tl::unexpected(r.ambiguous(second));
         }
-        const std::string_view k2 =
-            second.index >= 0 ? keywords[static_cast<std::size_t>(second.index)] : std::string_view{};
+        const std::string_view k2 = second.index >= 0
+                                        ? keywords[static_cast<std::size_t>(second.index)]
+                                        : std::string_view{};
         if (second.index < 0 || k2 == "no" || k2 == "default" || k2 == "exit") {
             return false;
         }
@@ -737,9 +783,9 @@ tl::expected<void, parse_error> apply_single(Config& cfg, std::string_view line,
         return tl::unexpected(r.error());
     }
     if (!*r) {
-        parse_error e{where, fmt::format("{}: not a {} command; expected {}",
-                                         printable(toks.front().text), section,
-                                         keyword_summary(words))};
+        parse_error e{where,
+                      fmt::format("{}: not a {} command; expected {}", printable(toks.front().text),
+                                  section, keyword_summary(words))};
         e.where.column = toks.front().column;
         return tl::unexpected(e);
     }
@@ -748,17 +794,31 @@ tl::expected<void, parse_error> apply_single(Config& cfg, std::string_view line,
 
 // Top level of a running-config. Only these words matter; everything else is skipped.
 constexpr std::array<std::string_view, 19> crypto_words = {
-    "ca", "call", "ctcp", "dynamic-map", "engine", "gdoi", "identity", "ikev2", "ipsec",
-    "isakmp", "key", "keyring", "logging", "map", "mib", "pki", "provisioning", "vpn", "wui"};
-constexpr std::array<std::string_view, 9> pki_words = {
-    "certificate", "crl", "http", "profile", "server", "token", "trustpoint", "trustpool",
-    "notification"};
-constexpr std::array<std::string_view, 19> ip_http_words = {
-    "access-class",   "active-session-modules", "authentication", "client",
-    "digest",         "help-path",              "max-connections", "path",
-    "port",           "secure-active-session-modules", "secure-ciphersuite", "secure-client-auth",
-    "secure-port",    "secure-server",          "secure-trustpoint", "server",
-    "session-module-list", "timeout-policy",    "tls-version"};
+    "ca",    "call",  "ctcp",         "dynamic-map", "engine",  "gdoi",    "identity",
+    "ikev2", "ipsec", "isakmp",       "key",         "keyring", "logging", "map",
+    "mib",   "pki",   "provisioning", "vpn",         "wui"};
+constexpr std::array<std::string_view, 9> pki_words = {"certificate", "crl",       "http",
+                                                       "profile",     "server",    "token",
+                                                       "trustpoint",  "trustpool", "notification"};
+constexpr std::array<std::string_view, 19> ip_http_words = {"access-class",
+                                                            "active-session-modules",
+                                                            "authentication",
+                                                            "client",
+                                                            "digest",
+                                                            "help-path",
+                                                            "max-connections",
+                                                            "path",
+                                                            "port",
+                                                            "secure-active-session-modules",
+                                                            "secure-ciphersuite",
+                                                            "secure-client-auth",
+                                                            "secure-port",
+                                                            "secure-server",
+                                                            "secure-trustpoint",
+                                                            "server",
+                                                            "session-module-list",
+                                                            "timeout-policy",
+                                                            "tls-version"};
 
 enum class section_kind { none, server, trustpoint };
 
@@ -793,7 +853,8 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
         }
         const std::string_view raw = text.substr(pos, end - pos);
         ++line_no;
-        if (end < text.size() && text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') {
+        if (end < text.size() && text[end] == '\r' && end + 1 < text.size() &&
+            text[end + 1] == '\n') {
             ++end;
         }
         const bool last = end >= text.size();
@@ -811,20 +872,26 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                     if (iequal(first, "exit") && toks.size() == 1) {
                         in = section_kind::none;
                     } else {
-                        result r = in == section_kind::server
-                                       ? server_line(cfg.servers[current], toks, raw, where)
-                                       : trustpoint_line(cfg.trustpoints[current], toks, raw, where);
+                        result r =
+                            in == section_kind::server
+                                ? server_line(cfg.servers[current], toks, raw, where)
+                                : trustpoint_line(cfg.trustpoints[current], toks, raw, where);
                         if (!r) {
                             return tl::unexpected(r.error());
                         }
                         if (!*r) {
                             cfg.warnings.push_back(
-                                {where, fmt::format("{}: unknown command in crypto pki {} {}; ignored",
-                                                    printable(first),
-                                                    in == section_kind::server ? "server" : "trustpoint",
-                                                    in == section_kind::server
-                                                        ? cfg.servers[current].name
-                                                        : cfg.trustpoints[current].name)});
+                                {where,
+                                 fmt::format("{}: unknown command in crypto pki {} {}; ignored",
+                                             // `no X` / `default X`: name both words.
+                                             (iequal(first, "no") || iequal(first, "default")) &&
+                                                     toks.size() > 1
+                                                 ? printable(first) + " " + printable(toks[1].text)
+                                                 : printable(first),
+                                             in == section_kind::server ? "server" : "trustpoint",
+                                             in == section_kind::server
+                                                 ? cfg.servers[current].name
+                                                 : cfg.trustpoints[current].name)});
                         }
                     }
                 }
@@ -837,7 +904,8 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                 }
                 if (!r.at_end() && r.peek().text.size() >= 2 && iprefix(r.peek().text, "crypto")) {
                     r.consume("crypto");
-                    const resolution w = r.at_end() ? resolution{} : resolve(r.peek().text, crypto_words);
+                    const resolution w =
+                        r.at_end() ? resolution{} : resolve(r.peek().text, crypto_words);
                     if (w.index >= 0 && crypto_words[static_cast<std::size_t>(w.index)] == "pki") {
                         r.consume("pki");
                         if (r.at_end()) {
@@ -848,26 +916,32 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                 return tl::unexpected(r.ambiguous(p));
                             }
                             const std::string_view pw =
-                                p.index >= 0 ? pki_words[static_cast<std::size_t>(p.index)] : std::string_view{};
+                                p.index >= 0 ? pki_words[static_cast<std::size_t>(p.index)]
+                                             : std::string_view{};
                             if (pw == "server" || pw == "trustpoint") {
                                 r.consume(pw);
                                 if (r.at_end()) {
-                                    return tl::unexpected(r.error(fmt::format("expected a {} name", pw)));
+                                    return tl::unexpected(
+                                        r.error(fmt::format("expected a {} name", pw)));
                                 }
                                 const std::string name{r.peek().text};
                                 r.consume_raw();
                                 if (is_no) {
                                     cfg.warnings.push_back(
-                                        {where, fmt::format("{}: removing a section is not modelled; ignored",
-                                                            r.path())});
+                                        {where,
+                                         fmt::format(
+                                             "{}: removing a section is not modelled; ignored",
+                                             r.path())});
                                 } else if (!r.at_end()) {
                                     // e.g. the exec command `crypto pki server NAME rollover`.
                                     cfg.warnings.push_back(
-                                        {where, fmt::format("{} {}: not a configuration command; skipped",
-                                                            r.path(), printable(r.rest()))});
+                                        {where,
+                                         fmt::format("{} {}: not a configuration command; skipped",
+                                                     r.path(), printable(r.rest()))});
                                 } else if (pw == "server") {
-                                    auto it = std::find_if(cfg.servers.begin(), cfg.servers.end(),
-                                                           [&](const auto& s) { return s.name == name; });
+                                    auto it =
+                                        std::find_if(cfg.servers.begin(), cfg.servers.end(),
+                                                     [&](const auto& s) { return s.name == name; });
                                     if (it == cfg.servers.end()) {
                                         server_config s;
                                         s.name = name;
@@ -879,8 +953,9 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                     current = static_cast<std::size_t>(it - cfg.servers.begin());
                                     in = section_kind::server;
                                 } else {
-                                    auto it = std::find_if(cfg.trustpoints.begin(), cfg.trustpoints.end(),
-                                                           [&](const auto& t) { return t.name == name; });
+                                    auto it =
+                                        std::find_if(cfg.trustpoints.begin(), cfg.trustpoints.end(),
+                                                     [&](const auto& t) { return t.name == name; });
                                     if (it == cfg.trustpoints.end()) {
                                         trustpoint_config t;
                                         t.name = name;
@@ -888,20 +963,22 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                         cfg.trustpoints.push_back(std::move(t));
                                         it = std::prev(cfg.trustpoints.end());
                                     }
-                                    current = static_cast<std::size_t>(it - cfg.trustpoints.begin());
+                                    current =
+                                        static_cast<std::size_t>(it - cfg.trustpoints.begin());
                                     in = section_kind::trustpoint;
                                 }
                             }
                         }
                     }
-                } else if (!r.at_end() && iequal(r.peek().text, "ip") && toks.size() >= 2 + (is_no ? 1 : 0)) {
+                } else if (!r.at_end() && iequal(r.peek().text, "ip") &&
+                           toks.size() >= 2 + (is_no ? 1 : 0)) {
                     r.consume("ip");
                     if (r.peek().text.size() >= 2 && iprefix(r.peek().text, "http")) {
                         r.consume("http");
                         if (!r.at_end()) {
                             const resolution h = resolve(r.peek().text, ip_http_words);
-                            if (h.index >= 0 &&
-                                ip_http_words[static_cast<std::size_t>(h.index)] == "max-connections") {
+                            if (h.index >= 0 && ip_http_words[static_cast<std::size_t>(h.index)] ==
+                                                    "max-connections") {
                                 r.consume("max-connections");
                                 if (is_no) {
                                     cfg.http.max_connections = http_config{}.max_connections;
@@ -964,9 +1041,9 @@ tl::expected<ios_config, parse_error> load_ios_config_files(const std::vector<st
         }
         for (auto& s : cfg->servers) {
             if (const auto* prev = merged.find_server(s.name)) {
-                return tl::unexpected(parse_error{
-                    s.where, fmt::format("crypto pki server {}: already defined at {}",
-                                         printable(s.name), prev->where.to_string())});
+                return tl::unexpected(
+                    parse_error{s.where, fmt::format("crypto pki server {}: already defined at {}",
+                                                     printable(s.name), prev->where.to_string())});
             }
         }
         for (auto& t : cfg->trustpoints) {

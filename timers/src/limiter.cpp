@@ -8,18 +8,24 @@ namespace pkisim::timers {
 
 std::string_view to_string(throttle_window w) {
     switch (w) {
-        case throttle_window::sliding: return "sliding";
-        case throttle_window::fixed_minute: return "fixed-minute";
-        case throttle_window::reset_after_deaf: return "reset-after-deaf";
+        case throttle_window::sliding:
+            return "sliding";
+        case throttle_window::fixed_minute:
+            return "fixed-minute";
+        case throttle_window::reset_after_deaf:
+            return "reset-after-deaf";
     }
     return "unknown";
 }
 
 std::string_view to_string(admission a) {
     switch (a) {
-        case admission::accepted: return "accepted";
-        case admission::dropped_max_connections: return "dropped-max-connections";
-        case admission::ignored_deaf: return "ignored-deaf";
+        case admission::accepted:
+            return "accepted";
+        case admission::dropped_max_connections:
+            return "dropped-max-connections";
+        case admission::ignored_deaf:
+            return "ignored-deaf";
     }
     return "unknown";
 }
@@ -116,7 +122,9 @@ admission connection_limiter::on_attempt(time_point t) {
                 ++ring_size_;
                 break;
             }
-            case throttle_window::fixed_minute: ++bucket_count_; break;
+            case throttle_window::fixed_minute:
+                ++bucket_count_;
+                break;
             case throttle_window::reset_after_deaf:
                 if (bucket_count_ == 0) {
                     bucket_start_ = t;

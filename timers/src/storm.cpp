@@ -18,9 +18,12 @@ namespace pkisim::timers {
 
 std::string_view to_string(storm_verdict v) {
     switch (v) {
-        case storm_verdict::safe: return "safe";
-        case storm_verdict::storm: return "storm";
-        case storm_verdict::outage: return "outage";
+        case storm_verdict::safe:
+            return "safe";
+        case storm_verdict::storm:
+            return "storm";
+        case storm_verdict::outage:
+            return "outage";
     }
     return "unknown";
 }
@@ -45,7 +48,9 @@ std::string seconds_text(duration d) {
     return days_text(s);
 }
 
-std::string date_text(time_point t) { return to_iso8601(t).substr(0, 10); }
+std::string date_text(time_point t) {
+    return to_iso8601(t).substr(0, 10);
+}
 
 // Recommended overlap (documented in storm.hpp): max(factor × minimum, minimum + margin),
 // rounded up to a multiple of 5 days, kept strictly below the CA lifetime.
@@ -78,8 +83,8 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
     bool overlap_unusable = false;
     if (server.auto_rollover) {
         // Rule 3; an overlap of a whole CA life or more puts the shadow at the CA's birth.
-        a.shadow_generated_at = std::max(*shadow_generation_time(c, server.auto_rollover),
-                                         a.ca.not_before);
+        a.shadow_generated_at =
+            std::max(*shadow_generation_time(c, server.auto_rollover), a.ca.not_before);
         a.overlap_days = to_days(*server.auto_rollover);
         if (*server.auto_rollover >= ca_life) {
             overlap_unusable = true;
@@ -115,17 +120,20 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
     for (const auto& tp : trustpoints) {
         trustpoint_storm t;
         t.name = tp.name;
-        const double retry_s = static_cast<double>(options.client.shadow_retry_interval.count()) / 1000.0;
+        const double retry_s =
+            static_cast<double>(options.client.shadow_retry_interval.count()) / 1000.0;
         if (retry_s > 0) {
             t.requests_per_minute_per_client = 60.0 / retry_s;
             const double window_s =
                 static_cast<double>(options.limiter.throttle_window_length.count()) / 1000.0;
             const double per_window = window_s / retry_s;
-            // Smallest N with N × per_window > limit: the (limit+1)-th attempt starts a deaf period.
+            // Smallest N with N × per_window > limit: the (limit+1)-th attempt starts a deaf
+            // period.
             t.clients_to_reach_throttle =
-                per_window > 0
-                    ? static_cast<int>(std::floor(options.limiter.throttle_limit / per_window + 1e-9)) + 1
-                    : 0;
+                per_window > 0 ? static_cast<int>(std::floor(
+                                     options.limiter.throttle_limit / per_window + 1e-9)) +
+                                     1
+                               : 0;
         }
         const std::string tpn = fmt::format("trustpoint {}", tp.name);
 
@@ -149,15 +157,16 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
         const duration min_safe = c - first.at;
         t.first_get_next_ca_cert_days_before_ca_expiry = to_days(min_safe);
         t.min_safe_overlap_days = to_days(min_safe);
-        t.recommended_overlap_days = recommend_overlap(t.min_safe_overlap_days, ca_life_days, options);
+        t.recommended_overlap_days =
+            recommend_overlap(t.min_safe_overlap_days, ca_life_days, options);
 
         // Latest first request in steady state: shortest last certificate, length L − P·L
         // when certificates renew untruncated every P·L; a single instant when every
         // certificate is truncated (client lifetime ≥ CA lifetime).
         if (server.cert_lifetime < ca_life && p < 100) {
-            const duration renew_every = client_renewal(p, true, validity{time_point{}, time_point{} + l},
-                                                        time_point::max())
-                                             .at.time_since_epoch();
+            const duration renew_every =
+                client_renewal(p, true, validity{time_point{}, time_point{} + l}, time_point::max())
+                    .at.time_since_epoch();
             const duration shortest = l - renew_every;
             t.last_first_get_next_ca_cert =
                 client_renewal(p, true, validity{c - shortest, c}, c).at;

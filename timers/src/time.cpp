@@ -41,7 +41,9 @@ bool expect(std::string_view s, std::size_t& pos, char c) {
 
 }  // namespace
 
-double to_days(duration d) { return static_cast<double>(d.count()) / ms_per_day; }
+double to_days(duration d) {
+    return static_cast<double>(d.count()) / ms_per_day;
+}
 
 duration from_days(double d) {
     const double ms = std::round(d * ms_per_day);
@@ -132,10 +134,9 @@ std::string to_ios_time(time_point t) {
     const date::year_month_day ymd{day};
     const date::hh_mm_ss<duration> hms{t - day};
     const unsigned m = unsigned{ymd.month()};
-    return fmt::format("{:02}:{:02}:{:02} UTC {} {} {}", hms.hours().count(),
-                       hms.minutes().count(), hms.seconds().count(),
-                       month_names[(m >= 1 && m <= 12) ? m - 1 : 0], unsigned{ymd.day()},
-                       int{ymd.year()});
+    return fmt::format("{:02}:{:02}:{:02} UTC {} {} {}", hms.hours().count(), hms.minutes().count(),
+                       hms.seconds().count(), month_names[(m >= 1 && m <= 12) ? m - 1 : 0],
+                       unsigned{ymd.day()}, int{ymd.year()});
 }
 
 }  // namespace pkisim::timers

@@ -60,9 +60,11 @@ renewal_point client_renewal(int auto_enroll_percent, bool auto_enroll, const va
     // §2 timer 1: notBefore + P % of the life, computed in milliseconds (integer, exact for
     // whole-minute lifetimes times whole percents).
     const auto life = id.not_after - id.not_before;
-    const time_point at = id.not_before + duration{life.count() / 100 * p + life.count() % 100 * p / 100};
+    const time_point at =
+        id.not_before + duration{life.count() / 100 * p + life.count() % 100 * p / 100};
     // §2 timer 2: a certificate that ends with the CA needs the next CA first.
-    const renewal_kind kind = is_truncated(id, ca_not_after) ? renewal_kind::shadow : renewal_kind::renew;
+    const renewal_kind kind =
+        is_truncated(id, ca_not_after) ? renewal_kind::shadow : renewal_kind::renew;
     return {kind, at};
 }
 

@@ -73,13 +73,21 @@ struct server_model {
     admission_counts admit(timers::time_point origin, const arrivals& a, ms_t service,
                            std::vector<ms_t>* accepted_at = nullptr) {
         admission_counts out;
+        if (!limiter.config().enabled) {
+            // `--ios-limits off`: the policy admits everything and counts nothing we need.
+            out.accepted = a.count;
+            if (accepted_at != nullptr)
+                for (std::uint64_t j = a.first; j < a.first + a.count; ++j)
+                    accepted_at->push_back(a.time_of(j));
+            return out;
+        }
         const std::uint64_t end = a.first + a.count;
         std::uint64_t j = a.first;
         while (j < end) {
             const ms_t t = std::max(last_, a.time_of(j));
             last_ = t;
             release_until(origin, t);
-            const time_point tp = origin + timers::duration{t};
+            const timers::time_point tp = origin + timers::duration{t};
             if (limiter.is_deaf(tp)) {
                 const ms_t until = (limiter.deaf_until() - origin).count();
                 const std::uint64_t j2 = std::max(j + 1, a.first_at_or_after(until, j));

@@ -58,7 +58,8 @@ struct server_config {
     duration crl_lifetime = hours{168};
     // IOS: `lifetime enrollment-request H [M]`, hours 0..1000, default 168 h.
     duration enrollment_request_lifetime = hours{168};
-    // IOS: absent = no auto-rollover; bare `auto-rollover` = 30 days.
+    // IOS: absent = no auto-rollover; bare `auto-rollover` = 30 days. `auto-rollover 0`
+    // (IOS range 0..CA life) is read as "shadow generated at CA expiry": no usable overlap.
     std::optional<duration> auto_rollover;
     grant_mode grant = grant_mode::manual;
     bool mode_ra = false;

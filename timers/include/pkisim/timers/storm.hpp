@@ -15,8 +15,8 @@
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/config.hpp"
 #include "pkisim/timers/limiter.hpp"
-#include "pkisim/timers/timeline.hpp"
 #include "pkisim/timers/time.hpp"
+#include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::timers {
 
@@ -43,8 +43,8 @@ struct trustpoint_storm {
     // shortest one that still ends with the CA): the fleet's first requests fall in
     // [first_get_next_ca_cert, last_first_get_next_ca_cert].
     std::optional<time_point> last_first_get_next_ca_cert;
-    double max_404_window_days = 0;  // worst case: earliest request -> shadow (or CA expiry)
-    double min_safe_overlap_days = 0;     // (1 − P) × min(client lifetime, CA lifetime)
+    double max_404_window_days = 0;    // worst case: earliest request -> shadow (or CA expiry)
+    double min_safe_overlap_days = 0;  // (1 − P) × min(client lifetime, CA lifetime)
     double recommended_overlap_days = 0;
     // Requests per minute of one looping client, and how many looping clients reach the
     // throttle (seed 002: 3 per minute, 27 clients).
