@@ -16,5 +16,9 @@ void add_simulate_command(CLI::App& app, int& exit_code);
 // `pkisim serve` and `pkisim ca ...`
 void add_serve_commands(CLI::App& app, int& exit_code);
 #endif
+#ifdef PKISIM_HAS_SCEP_CLIENT
+// `pkisim client ...`: an IOS-like SCEP client for the lab.
+void add_client_command(CLI::App& app, int& exit_code);
+#endif
 
 }  // namespace pkisim::cli

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
 #ifdef PKISIM_HAS_SCEP
     pkisim::cli::add_serve_commands(app, exit_code);
 #endif
+#ifdef PKISIM_HAS_SCEP_CLIENT
+    pkisim::cli::add_client_command(app, exit_code);
+#endif
 
     try {
         app.parse(argc, argv);

@@ -8,12 +8,13 @@ timeout 60 scepclient -server-url "$URL" -challenge secret -private-key "$T/clie
     -cn router1 -organization lab >"$T/enroll.log" 2>&1 || fail "enroll: $(cat "$T/enroll.log")"
 openssl verify -CAfile "$T/data/ca.pem" "$T/client.pem" || fail "first certificate does not verify"
 first=$(openssl x509 -in "$T/client.pem" -noout -serial)
-cp "$T/client.pem" "$T/first.pem"
+# scepclient signs with -certificate and writes the renewed certificate over that file.
+cp "$T/client.pem" "$T/renew.pem"
 timeout 60 scepclient -server-url "$URL" -challenge secret -private-key "$T/client.key" \
-    -certificate "$T/first.pem" -cn router1 -organization lab >"$T/renew.log" 2>&1 ||
+    -certificate "$T/renew.pem" -cn router1 -organization lab >"$T/renew.log" 2>&1 ||
     fail "renew: $(cat "$T/renew.log")"
-second=$(openssl x509 -in "$T/client.pem" -noout -serial)
+second=$(openssl x509 -in "$T/renew.pem" -noout -serial)
 [[ $first != "$second" ]] || fail "renewal returned the same certificate ($first)"
-openssl verify -CAfile "$T/data/ca.pem" "$T/client.pem" || fail "renewed certificate does not verify"
+openssl verify -CAfile "$T/data/ca.pem" "$T/renew.pem" || fail "renewed certificate does not verify"
 grep -q 'RenewalReq SUCCESS' "$T/server.err" || fail "the server did not see a RenewalReq"
 echo "OK: enrolled $first, renewed $second"

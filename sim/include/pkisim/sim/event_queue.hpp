@@ -1,20 +1,24 @@
-// The simulator's event queue: a timing wheel of 2^bits one-tick slots for the near future plus a
-// 4-ary heap for events beyond the wheel. Events are delivered in (time, insertion order), so a
-// run replays exactly (the SimGrid / simcpp20 rule), and a slot's events come out as one batch:
-// an "instant" that the simulator sorts and merges into cohorts.
+// The simulator's event queue: a two-level timing wheel plus a 4-ary heap. Events are delivered
+// in (time, insertion order), so a run replays exactly (the SimGrid / simcpp20 rule), and the
+// events of one tick come out as one batch: an "instant" that the simulator sorts and merges
+// into cohorts.
 //
-//   event_queue q{0, 12};               // starts at tick 0, wheel of 4096 ticks
+//   event_queue q{0};                   // starts at tick 0
 //   q.push(20, client_id);              // fire at tick 20
 //   auto e = q.pop();                   // e.time == 20, e.payload == client_id
 //   std::vector<std::uint64_t> batch;
 //   std::int64_t t = q.pop_instant(batch);   // every event of the next instant, in order
 //
-// Why a wheel: the shadow loop re-arms every client 20 s ahead, so almost every push lands a
-// few thousand ticks ahead of now; appending to a slot vector is O(1) and cache friendly, where a
-// heap would pay log2(10^6) cache misses per event. Ties need no sequence numbers in the wheel:
-// an event that went to the overflow heap for time t was pushed while t was still beyond the
-// wheel, i.e. before any event for t could be pushed into the wheel, so heap events of an
-// instant always precede its wheel events, and the heap orders its own ties by sequence.
+// Layout: level 0 = one vector per tick of the current block of 1024 ticks; level 1 = one
+// append-only vector per block for the next 63 blocks; beyond that, a 4-ary heap ordered by
+// (time, sequence). When time enters a block, that block's level-1 vector is distributed into
+// the level-0 slots. Why: the shadow loop re-arms every client ~20 s ahead, so nearly every push
+// lands a few thousand ticks ahead; appending to one of 64 hot vectors and later to one of
+// 1024 slots stays in cache where a heap would pay log2(10^6) cache misses per event.
+// Ties need no sequence numbers in the wheel: an event for tick t reaches the heap only while t
+// is beyond level 1, level 1 only while t is beyond the current block, and level 0 only once t's
+// block is current (after level 1 was distributed, in insertion order); so for any t, heap
+// events precede level-1 events precede direct level-0 events, each group in insertion order.
 #pragma once
 
 #include <algorithm>
@@ -35,25 +39,25 @@ public:
         std::uint64_t payload;
     };
 
-    // wheel_bits is clamped to 6..24 (64 ticks .. 16 M ticks).
-    explicit event_queue(tick start = 0, unsigned wheel_bits = 16)
-        : now_(start),
-          slots_(std::size_t{1} << clamp_bits(wheel_bits)),
-          mask_(slots_.size() - 1),
-          bits_(slots_.size() / 64, 0),
-          summary_((bits_.size() + 63) / 64, 0) {}
+    // `wheel_bits` is accepted for compatibility and ignored: the wheel always spans 64 blocks
+    // of 1024 ticks.
+    explicit event_queue(tick start = 0, unsigned /*wheel_bits*/ = 16)
+        : now_(start), block_(start >> block_bits), l0_(block_size), l1_(blocks) {}
 
     // Schedules `payload` at tick t. Requires t >= now().
     void push(tick t, std::uint64_t payload) {
         assert(t >= now_);
         ++size_;
-        const auto ahead = static_cast<std::uint64_t>(t - now_);
-        if (ahead < slots_.size()) {
-            const std::size_t s = static_cast<std::size_t>(t) & mask_;
-            auto& slot = slots_[s];
-            if (slot.empty()) set_bit(s);
-            slot.push_back(payload);
-            ++wheel_count_;
+        const tick bt = t >> block_bits;
+        if (bt == block_) {
+            const auto s = static_cast<std::size_t>(t & (block_size - 1));
+            l0_[s].push_back(payload);
+            bits0_[s >> 6] |= std::uint64_t{1} << (s & 63);
+            ++n0_;
+        } else if (bt - block_ < static_cast<tick>(blocks)) {
+            const auto b = static_cast<std::size_t>(bt & (blocks - 1));
+            l1_[b].push_back(timed{t, payload});
+            bits1_ |= std::uint64_t{1} << b;
         } else {
             heap_push(far_event{t, seq_++, payload});
         }
@@ -61,7 +65,7 @@ public:
 
     bool empty() const { return size_ == 0; }
     std::size_t size() const { return size_; }
-    // The time of the last delivered event (the simulated "now").
+    // The time of the last delivered instant (the simulated "now").
     tick now() const { return now_; }
 
     // The next event. Requires !empty().
@@ -87,23 +91,31 @@ public:
             out.swap(batch_);
         } else {
             out.assign(batch_.begin() + static_cast<std::ptrdiff_t>(batch_pos_), batch_.end());
-            batch_.clear();
         }
+        batch_.clear();
         batch_pos_ = 0;
         size_ -= out.size();
         return now_;
     }
 
-    // Bytes held by the queue (slot vectors, heap, batch), for the memory report.
+    // Bytes held by the queue, for the memory report.
     std::size_t memory_bytes() const {
-        std::size_t b = slots_.capacity() * sizeof(std::vector<std::uint64_t>) +
-                        (bits_.capacity() + summary_.capacity()) * 8 +
+        std::size_t b = (l0_.capacity() + l1_.capacity()) * sizeof(std::vector<std::uint64_t>) +
                         heap_.capacity() * sizeof(far_event) + batch_.capacity() * 8;
-        for (const auto& s : slots_) b += s.capacity() * 8;
+        for (const auto& v : l0_) b += v.capacity() * 8;
+        for (const auto& v : l1_) b += v.capacity() * sizeof(timed);
         return b;
     }
 
 private:
+    static constexpr unsigned block_bits = 10;
+    static constexpr std::size_t block_size = std::size_t{1} << block_bits;
+    static constexpr std::size_t blocks = 64;
+
+    struct timed {
+        tick time;
+        std::uint64_t payload;
+    };
     struct far_event {
         tick time;
         std::uint64_t seq;
@@ -113,67 +125,73 @@ private:
         }
     };
 
-    void set_bit(std::size_t s) {
-        bits_[s >> 6] |= std::uint64_t{1} << (s & 63);
-        summary_[s >> 12] |= std::uint64_t{1} << ((s >> 6) & 63);
-    }
-    void clear_bit(std::size_t s) {
-        auto& w = bits_[s >> 6];
-        w &= ~(std::uint64_t{1} << (s & 63));
-        if (w == 0) summary_[s >> 12] &= ~(std::uint64_t{1} << ((s >> 6) & 63));
-    }
-    // First occupied slot index >= from, or npos.
-    std::size_t find_from(std::size_t from) const {
-        const std::size_t n = slots_.size();
-        if (from >= n) return npos;
-        std::size_t w = from >> 6;
-        std::uint64_t word = bits_[w] & (~std::uint64_t{0} << (from & 63));
-        if (word != 0) return (w << 6) + static_cast<std::size_t>(std::countr_zero(word));
-        // Whole words after w, via the summary.
-        std::size_t sw = (w + 1) >> 6;
-        if ((w + 1) >= bits_.size()) return npos;
-        std::uint64_t sword = summary_[sw] & (~std::uint64_t{0} << ((w + 1) & 63));
-        while (true) {
-            if (sword != 0) {
-                const std::size_t wi = (sw << 6) + static_cast<std::size_t>(std::countr_zero(sword));
-                return (wi << 6) + static_cast<std::size_t>(std::countr_zero(bits_[wi]));
-            }
-            if (++sw >= summary_.size()) return npos;
-            sword = summary_[sw];
+    // First occupied level-0 slot >= from, or block_size.
+    std::size_t next_slot(std::size_t from) const {
+        for (std::size_t w = from >> 6; w < block_size / 64; ++w) {
+            std::uint64_t word = bits0_[w];
+            if (w == (from >> 6)) word &= ~std::uint64_t{0} << (from & 63);
+            if (word != 0) return (w << 6) + static_cast<std::size_t>(std::countr_zero(word));
         }
+        return block_size;
     }
 
     void load_next_instant() {
         assert(size_ > 0);
         batch_.clear();
         batch_pos_ = 0;
-        tick t_wheel = std::numeric_limits<tick>::max();
-        std::size_t slot = npos;
-        if (wheel_count_ > 0) {
-            const std::size_t start = static_cast<std::size_t>(now_) & mask_;
-            slot = find_from(start);
-            if (slot == npos) slot = find_from(0);
-            assert(slot != npos);
-            const std::size_t dist = (slot - start) & mask_;
-            t_wheel = now_ + static_cast<tick>(dist);
-        }
-        const tick t_heap = heap_.empty() ? std::numeric_limits<tick>::max() : heap_.front().time;
-        const tick t = std::min(t_wheel, t_heap);
-        now_ = t;
-        while (!heap_.empty() && heap_.front().time == t) {
-            batch_.push_back(heap_.front().payload);
-            heap_pop();
-        }
-        if (t == t_wheel) {
-            auto& v = slots_[slot];
-            wheel_count_ -= v.size();
-            if (batch_.empty()) {
-                batch_.swap(v);  // the slot keeps the batch's old buffer: no allocation
-            } else {
-                batch_.insert(batch_.end(), v.begin(), v.end());
+        constexpr tick none = std::numeric_limits<tick>::max();
+        while (true) {
+            const tick block_start = block_ << block_bits;
+            tick t0 = none;
+            std::size_t slot = block_size;
+            if (n0_ > 0) {
+                slot = next_slot(static_cast<std::size_t>(std::max(now_, block_start) - block_start));
+                assert(slot < block_size);
+                t0 = block_start + static_cast<tick>(slot);
             }
-            v.clear();
-            clear_bit(slot);
+            const tick th = heap_.empty() ? none : heap_.front().time;
+            const tick t = std::min(t0, th);
+            if (t < block_start + static_cast<tick>(block_size)) {
+                now_ = t;
+                while (!heap_.empty() && heap_.front().time == t) {
+                    batch_.push_back(heap_.front().payload);
+                    heap_pop();
+                }
+                if (t == t0) {
+                    auto& v = l0_[slot];
+                    n0_ -= v.size();
+                    if (batch_.empty()) {
+                        batch_.swap(v);  // the slot keeps the batch's old buffer
+                    } else {
+                        batch_.insert(batch_.end(), v.begin(), v.end());
+                    }
+                    v.clear();
+                    bits0_[slot >> 6] &= ~(std::uint64_t{1} << (slot & 63));
+                }
+                return;
+            }
+            // The current block is done: move to the next block that has events.
+            tick next = th == none ? none : (th >> block_bits);
+            if (bits1_ != 0) {
+                const unsigned from = static_cast<unsigned>((block_ + 1) & (blocks - 1));
+                const std::uint64_t rot = std::rotr(bits1_, static_cast<int>(from));
+                const tick nb = block_ + 1 + std::countr_zero(rot);
+                next = std::min(next, nb);
+            }
+            assert(next != none);
+            block_ = next;
+            now_ = std::max(now_, block_ << block_bits);
+            const auto b = static_cast<std::size_t>(block_ & (blocks - 1));
+            if (bits1_ & (std::uint64_t{1} << b)) {
+                for (const auto& e : l1_[b]) {
+                    const auto s = static_cast<std::size_t>(e.time & (block_size - 1));
+                    l0_[s].push_back(e.payload);
+                    bits0_[s >> 6] |= std::uint64_t{1} << (s & 63);
+                }
+                n0_ += l1_[b].size();
+                l1_[b].clear();
+                bits1_ &= ~(std::uint64_t{1} << b);
+            }
         }
     }
 
@@ -208,19 +226,17 @@ private:
         heap_[i] = last;
     }
 
-    static constexpr unsigned clamp_bits(unsigned b) { return b < 6 ? 6 : (b > 24 ? 24 : b); }
-    static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
-
     tick now_;
-    std::vector<std::vector<std::uint64_t>> slots_;
-    std::size_t mask_;
-    std::vector<std::uint64_t> bits_;
-    std::vector<std::uint64_t> summary_;
+    tick block_;
+    std::vector<std::vector<std::uint64_t>> l0_;
+    std::uint64_t bits0_[block_size / 64] = {};
+    std::vector<std::vector<timed>> l1_;
+    std::uint64_t bits1_ = 0;
     std::vector<far_event> heap_;
     std::vector<std::uint64_t> batch_;
     std::size_t batch_pos_ = 0;
     std::size_t size_ = 0;
-    std::size_t wheel_count_ = 0;
+    std::size_t n0_ = 0;
     std::uint64_t seq_ = 0;
 };
 
