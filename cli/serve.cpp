@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,22 +42,27 @@ struct serve_options {
     std::string access_log;
     std::string server_name;
     int read_timeout_ms = 10'000;
+    int backlog = 64;
     bool include_ca = false;
 };
 
 std::string first_line_of_file(const std::string& path) {
     std::ifstream in{path};
-    if (!in) throw scep::startup_error(scep::exit_status::config, "cannot read " + path);
+    if (!in)
+        throw scep::startup_error(scep::exit_status::config, "cannot read " + path);
     std::string line;
     std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+        line.pop_back();
     return line;
 }
 
 // IOS asks for the passphrase at `no shutdown`; never on the command line (it would show in ps).
 std::string read_passphrase(const serve_options& o) {
-    if (!o.passphrase_file.empty()) return first_line_of_file(o.passphrase_file);
-    if (const char* env = std::getenv("PKISIM_CA_PASSPHRASE")) return env;
+    if (!o.passphrase_file.empty())
+        return first_line_of_file(o.passphrase_file);
+    if (const char* env = std::getenv("PKISIM_CA_PASSPHRASE"))
+        return env;
     if (!::isatty(STDIN_FILENO)) {
         throw scep::startup_error(scep::exit_status::config,
                                   "no CA passphrase: use --passphrase-file FILE or "
@@ -81,7 +87,8 @@ int run_serve(const serve_options& o) {
         std::cerr << "pkisim serve: " << cfg.error().to_string() << '\n';
         return 2;
     }
-    for (const auto& w : cfg->warnings) std::cerr << "pkisim serve: warning: " << w.to_string() << '\n';
+    for (const auto& w : cfg->warnings)
+        std::cerr << "pkisim serve: warning: " << w.to_string() << '\n';
     const timers::server_config* srv = nullptr;
     if (!o.server_name.empty()) {
         srv = cfg->find_server(o.server_name);
@@ -110,7 +117,8 @@ int run_serve(const serve_options& o) {
     http.listen_address = o.listen.substr(0, colon);
     try {
         const int port = std::stoi(o.listen.substr(colon + 1));
-        if (port < 0 || port > 65535) throw std::out_of_range("port");
+        if (port < 0 || port > 65535)
+            throw std::out_of_range("port");
         http.port = static_cast<unsigned short>(port);
     } catch (const std::exception&) {
         std::cerr << "pkisim serve: --listen " << o.listen << ": bad port\n";
@@ -120,15 +128,18 @@ int run_serve(const serve_options& o) {
         std::cerr << "pkisim serve: --ios-limits must be on or off\n";
         return 2;
     }
-    http.limiter.max_connections = cfg->http.max_connections;  // `ip http max-connections`
+    // `ip http max-connections` of the device that runs this server.
+    http.limiter.max_connections = srv->http_max_connections;
     http.limiter.enabled = o.ios_limits == "on";
     http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
+    http.backlog = o.backlog;
     http.access_log = o.access_log;
 
     std::unique_ptr<timers::clock> base = std::make_unique<timers::system_clock>();
     std::unique_ptr<timers::clock> warped;
-    if (!o.clock_start.empty()) {
-        auto start = timers::parse_iso8601(o.clock_start);
+    if (!o.clock_start.empty() || o.clock_rate != 1.0) {
+        auto start = o.clock_start.empty() ? std::optional{base->now()}
+                                           : timers::parse_iso8601(o.clock_start);
         if (!start || o.clock_rate <= 0) {
             std::cerr << "pkisim serve: --clock-start must be ISO 8601 (2030-01-01T00:00:00Z) "
                          "and --clock-rate > 0\n";
@@ -153,10 +164,11 @@ int run_serve(const serve_options& o) {
         }
         e.passphrase = read_passphrase(o);
         scep::server s{std::move(e), std::move(http), clock};
-        std::cout << fmt::format("pkisim serve: CA {} ({}) listening on http://{}/cgi-bin/pkiclient.exe"
-                                 " (admin {})",
-                                 srv->name, scep::subject_string(s.engine().ca_certificate()),
-                                 s.local_address(), s.admin_socket_path().string())
+        std::cout << fmt::format(
+                         "pkisim serve: CA {} ({}) listening on http://{}/cgi-bin/pkiclient.exe"
+                         " (admin {})",
+                         srv->name, scep::subject_string(s.engine().ca_certificate()),
+                         s.local_address(), s.admin_socket_path().string())
                   << std::endl;
         s.run_until_signal();
         std::cout << "pkisim serve: stopped" << std::endl;
@@ -172,7 +184,8 @@ int run_serve(const serve_options& o) {
 
 int run_ca(const std::string& data, const std::vector<std::string>& words) {
     std::string line;
-    for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+    for (const auto& w : words)
+        line += (line.empty() ? "" : " ") + w;
     try {
         const auto r = scep::admin_call(data, line);
         std::cout << r.text;
@@ -191,29 +204,37 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("config", o->configs, "IOS configuration file(s) with `crypto pki server`")
         ->required()
         ->check(CLI::ExistingFile);
-    serve->add_option("--data", o->data, "Data folder (CA key, database, CRL, admin socket)")->required();
+    serve->add_option("--data", o->data, "Data folder (CA key, database, CRL, admin socket)")
+        ->required();
     serve->add_option("--listen", o->listen, "ADDRESS:PORT to listen on (port 0 = any)")
         ->capture_default_str();
-    serve->add_option("--clock-start", o->clock_start, "Warped clock: start instant (ISO 8601, UTC)");
+    serve->add_option("--clock-start", o->clock_start,
+                      "Warped clock: start instant (ISO 8601, UTC)");
     serve->add_option("--clock-rate", o->clock_rate, "Warped clock: lab seconds per real second")
         ->capture_default_str();
-    serve->add_flag("--legacy-crypto", o->legacy_crypto,
-                    "Accept single DES and MD5 (micromdm scepclient, old IOS); RFC 8894 forbids them");
-    serve->add_option("--ios-limits", o->ios_limits,
-                      "on|off: IOS max-connections and 80/min throttle on the listener")
+    serve->add_flag(
+        "--legacy-crypto", o->legacy_crypto,
+        "Accept single DES and MD5 (micromdm scepclient, old IOS); RFC 8894 forbids them");
+    serve
+        ->add_option("--ios-limits", o->ios_limits,
+                     "on|off: IOS max-connections and 80/min throttle on the listener")
         ->capture_default_str();
     serve->add_option("--key-bits", o->key_bits, "RSA size of a new CA key")->capture_default_str();
     serve->add_option("--passphrase-file", o->passphrase_file,
                       "File whose first line is the CA key passphrase (else PKISIM_CA_PASSPHRASE, "
                       "else a prompt)");
-    serve->add_option("--challenge-file", o->challenge_file,
-                      "File whose first line is the static challenge password (else PKISIM_CHALLENGE)");
-    serve->add_option("--access-log", o->access_log, "Append the access log here instead of stderr");
-    serve->add_option("--server", o->server_name, "Which `crypto pki server NAME` (default: the first)");
+    serve->add_option(
+        "--challenge-file", o->challenge_file,
+        "File whose first line is the static challenge password (else PKISIM_CHALLENGE)");
+    serve->add_option("--access-log", o->access_log,
+                      "Append the access log here instead of stderr");
+    serve->add_option("--server", o->server_name,
+                      "Which `crypto pki server NAME` (default: the first)");
     serve->add_option("--read-timeout-ms", o->read_timeout_ms, "HTTP read timeout")
         ->capture_default_str();
-    serve->add_flag("--include-ca", o->include_ca,
-                    "Put the CA certificate next to the issued one in SUCCESS replies (Cisco VPN client)");
+    serve->add_flag(
+        "--include-ca", o->include_ca,
+        "Put the CA certificate next to the issued one in SUCCESS replies (Cisco VPN client)");
     serve->callback([o, &exit_code] { exit_code = run_serve(*o); });
 
     auto data = std::make_shared<std::string>();

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 #include "pkisim/sim/report.hpp"
@@ -51,7 +51,8 @@ int run_simulate(const simulate_args& a) {
             return 2;
         }
     }
-    if (a.seed) sc->seed = *a.seed;
+    if (a.seed)
+        sc->seed = *a.seed;
     if (a.clients) {
         if (auto r = sim::apply_setting(*sc, "clients", std::to_string(*a.clients)); !r) {
             std::cerr << r.error() << '\n';
@@ -86,9 +87,9 @@ int run_simulate(const simulate_args& a) {
     opt.exact_max_clients = a.exact_max_clients;
     if (show_progress) {
         opt.on_progress = [wall_start](const sim::progress& p) {
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                              wall_start)
-                                    .count();
+            const double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start)
+                    .count();
             std::fprintf(stderr, "\r  %s  %5.1f %%  %.1f M events/s   ",
                          timers::to_iso8601(p.sim_now).substr(0, 10).c_str(), 100.0 * p.fraction,
                          secs > 0 ? static_cast<double>(p.events) / secs / 1e6 : 0.0);
@@ -111,7 +112,8 @@ int run_simulate(const simulate_args& a) {
     const sim::sim_result result = sim::run_simulation(*sc, opt);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    if (show_progress) std::fprintf(stderr, "\r%70s\r", "");
+    if (show_progress)
+        std::fprintf(stderr, "\r%70s\r", "");
 
     sim::report_options ro;
     ro.deterministic = a.deterministic;
@@ -120,9 +122,11 @@ int run_simulate(const simulate_args& a) {
         std::cerr << w.error() << '\n';
         return 2;
     }
-    if (sweep) std::cout << sim::sweep_table(*sweep) << '\n';
+    if (sweep)
+        std::cout << sim::sweep_table(*sweep) << '\n';
     std::cout << sim::verdict_text(*sc, result, out_dir);
-    if (!a.deterministic) std::cout << fmt::format("  ({:.2f} s)\n", wall);
+    if (!a.deterministic)
+        std::cout << fmt::format("  ({:.2f} s)\n", wall);
     return result.outcome == sim::verdict::safe ? 0 : 1;
 }
 

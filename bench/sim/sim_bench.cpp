@@ -11,6 +11,7 @@
 // 2^20 precomputed exponential samples, so the figure is the queue, not the RNG.
 #include <sys/resource.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,10 +19,9 @@
 #include <fstream>
 #include <memory>
 #include <queue>
-#include <tuple>
-#include <unistd.h>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -42,7 +42,8 @@ const std::vector<std::int64_t>& exp_table() {
         std::vector<std::int64_t> t(1u << 20);
         std::mt19937_64 rng{7};
         std::exponential_distribution<double> d{1.0 / hold_mean};
-        for (auto& v : t) v = static_cast<std::int64_t>(d(rng));
+        for (auto& v : t)
+            v = static_cast<std::int64_t>(d(rng));
         return t;
     }();
     return table;
@@ -52,7 +53,8 @@ const std::vector<std::int64_t>& exp_table() {
 std::unique_ptr<event_queue> hold_queue(std::size_t pending) {
     auto q = std::make_unique<event_queue>(0, 16);
     const auto& t = exp_table();
-    for (std::size_t i = 0; i < pending; ++i) q->push(t[i & (t.size() - 1)], i);
+    for (std::size_t i = 0; i < pending; ++i)
+        q->push(t[i & (t.size() - 1)], i);
     return q;
 }
 
@@ -83,7 +85,8 @@ void BM_event_queue_hold(benchmark::State& state) {
     auto q = hold_queue(pending);
     std::size_t k = pending;
     hold_loop(*q, pending, k);
-    for (auto _ : state) benchmark::DoNotOptimize(hold_loop(*q, 1'000'000, k));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(hold_loop(*q, 1'000'000, k));
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 1'000'000);
 }
 BENCHMARK(BM_event_queue_hold)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
@@ -95,7 +98,8 @@ void BM_binary_heap_hold(benchmark::State& state) {
     const auto& t = exp_table();
     const auto pending = static_cast<std::size_t>(state.range(0));
     std::uint64_t seq = 0;
-    for (std::size_t i = 0; i < pending; ++i) q.emplace(t[i & (t.size() - 1)], seq++, i);
+    for (std::size_t i = 0; i < pending; ++i)
+        q.emplace(t[i & (t.size() - 1)], seq++, i);
     std::size_t k = pending;
     for (auto _ : state) {
         for (int i = 0; i < 1'000'000; ++i) {
@@ -114,7 +118,8 @@ scenario seed002(std::uint64_t clients) {
         std::fprintf(stderr, "%s\n", sc.error().c_str());
         std::exit(2);
     }
-    if (auto r = apply_setting(*sc, "clients", std::to_string(clients)); !r) std::exit(2);
+    if (auto r = apply_setting(*sc, "clients", std::to_string(clients)); !r)
+        std::exit(2);
     return *sc;
 }
 
@@ -123,7 +128,8 @@ void BM_seed002_cohort(benchmark::State& state) {
     run_options o;
     o.engine = engine_kind::cohort;
     std::uint64_t events = 0;
-    for (auto _ : state) events = run_simulation(sc, o).events;
+    for (auto _ : state)
+        events = run_simulation(sc, o).events;
     state.counters["events"] = static_cast<double>(events);
 }
 BENCHMARK(BM_seed002_cohort)->Arg(1'000)->Arg(10'000)->Unit(benchmark::kMillisecond)->Iterations(1);
@@ -132,14 +138,16 @@ long vm_hwm_kb() {
     std::ifstream in{"/proc/self/status"};
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stol(line.substr(6));
     return -1;
 }
 long vm_rss_kb() {
     std::ifstream in{"/proc/self/status"};
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+        if (line.rfind("VmRSS:", 0) == 0)
+            return std::stol(line.substr(6));
     return -1;
 }
 
@@ -153,24 +161,30 @@ int scale_run(std::uint64_t clients, const std::string& engine) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const long hwm = vm_hwm_kb();
     std::printf("%llu %s %.3f %llu %ld %ld %llu %llu %.3f\n",
-                static_cast<unsigned long long>(clients), std::string{to_string(r.engine)}.c_str(), s,
-                static_cast<unsigned long long>(r.events), hwm, base_kb,
+                static_cast<unsigned long long>(clients), std::string{to_string(r.engine)}.c_str(),
+                s, static_cast<unsigned long long>(r.events), hwm, base_kb,
                 static_cast<unsigned long long>(r.memory_bytes),
                 static_cast<unsigned long long>(r.clients_hit_404), r.mean_404_window_days);
     return 0;
 }
 
 void scale_table() {
-    std::printf("\nSeed 002 (configs/seed002.toml: RA, 30-day overlap, 600 d at 70 %%), whole CA life + 60 d\n");
+    std::printf(
+        "\nSeed 002 (configs/seed002.toml: RA, 30-day overlap, 600 d at 70 %%), whole CA life + 60 "
+        "d\n");
     std::printf("%10s %7s %9s %14s %10s %12s %14s %10s\n", "clients", "engine", "seconds", "events",
                 "VmHWM MiB", "B/client*", "engine B/cl", "mean days");
-    const std::pair<std::uint64_t, const char*> runs[] = {
-        {1'000, "exact"}, {1'000, "cohort"}, {10'000, "cohort"}, {100'000, "cohort"}, {1'000'000, "cohort"}};
+    const std::pair<std::uint64_t, const char*> runs[] = {{1'000, "exact"},
+                                                          {1'000, "cohort"},
+                                                          {10'000, "cohort"},
+                                                          {100'000, "cohort"},
+                                                          {1'000'000, "cohort"}};
     for (const auto& [n, engine] : runs) {
         const std::string cmd = fmt::format("/proc/{}/exe --scale {} {}", getpid(), n, engine);
         std::unique_ptr<FILE, int (*)(FILE*)> p{popen(cmd.c_str(), "r"), pclose};
         char buf[512] = {};
-        if (!p || fgets(buf, sizeof buf, p.get()) == nullptr) continue;
+        if (!p || fgets(buf, sizeof buf, p.get()) == nullptr)
+            continue;
         unsigned long long clients = 0, events = 0, engine_bytes = 0, hit = 0;
         double s = 0, mean = 0;
         long hwm = 0, base = 0;
@@ -178,12 +192,13 @@ void scale_table() {
         if (std::sscanf(buf, "%llu %15s %lf %llu %ld %ld %llu %llu %lf", &clients, eng, &s, &events,
                         &hwm, &base, &engine_bytes, &hit, &mean) != 9)
             continue;
-        std::printf("%10llu %7s %9.2f %14llu %10.1f %12.0f %14.1f %10.2f\n", clients, eng, s, events,
-                    static_cast<double>(hwm) / 1024.0,
+        std::printf("%10llu %7s %9.2f %14llu %10.1f %12.0f %14.1f %10.2f\n", clients, eng, s,
+                    events, static_cast<double>(hwm) / 1024.0,
                     static_cast<double>(hwm - base) * 1024.0 / static_cast<double>(clients),
                     static_cast<double>(engine_bytes) / static_cast<double>(clients), mean);
     }
-    std::printf("* (VmHWM - VmRSS before the run) / clients: the whole run's peak growth per client.\n");
+    std::printf(
+        "* (VmHWM - VmRSS before the run) / clients: the whole run's peak growth per client.\n");
 }
 
 void simpy_table() {
@@ -203,7 +218,8 @@ void simpy_table() {
     const char* eps = std::strstr(buf, "events_per_second=");
     const double simpy = eps ? std::atof(eps + 18) : 0;
     std::printf("  python3-simpy 2.3.1, 1e5 pending: %8.3f M events/s\n", simpy / 1e6);
-    if (simpy > 0) std::printf("  ratio at 1e5 pending: %.0fx\n", cpp_1e5 / simpy);
+    if (simpy > 0)
+        std::printf("  ratio at 1e5 pending: %.0fx\n", cpp_1e5 / simpy);
 }
 
 }  // namespace
@@ -223,8 +239,10 @@ int main(int argc, char** argv) {
             rest.push_back(argv[i]);
         }
     }
-    if (simpy) simpy_table();
-    if (scale) scale_table();
+    if (simpy)
+        simpy_table();
+    if (scale)
+        scale_table();
     int n = static_cast<int>(rest.size());
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();

@@ -28,7 +28,8 @@ constexpr std::string_view pki_message_type = "application/x-pki-message";
 void write_private_file(const std::filesystem::path& path, std::string_view data) {
     const auto tmp = path.string() + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw store_error(fmt::format("cannot write {}", tmp));
+    if (fd < 0)
+        throw store_error(fmt::format("cannot write {}", tmp));
     std::size_t done = 0;
     while (done < data.size()) {
         const auto n = ::write(fd, data.data() + done, data.size() - done);
@@ -43,14 +44,17 @@ void write_private_file(const std::filesystem::path& path, std::string_view data
     std::filesystem::rename(tmp, path);
 }
 
-std::string as_string(const bytes& b) { return {b.begin(), b.end()}; }
+std::string as_string(const bytes& b) {
+    return {b.begin(), b.end()};
+}
 
 std::string md5_upper_hex(const bytes& data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int n = 0;
     EVP_Digest(data.data(), data.size(), md.data(), &n, EVP_md5(), nullptr);
     std::string out;
-    for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02X}", md[i]);
+    for (unsigned i = 0; i < n; ++i)
+        out += fmt::format("{:02X}", md[i]);
     return out;
 }
 
@@ -60,8 +64,10 @@ std::string key_hash(X509* cert) {
 
 std::string_view db_level_text(timers::database_level d) {
     switch (d) {
-        case timers::database_level::minimum: return "Minimum - no cert data written to storage";
-        case timers::database_level::names: return "Names - noncert data written to storage";
+        case timers::database_level::minimum:
+            return "Minimum - no cert data written to storage";
+        case timers::database_level::names:
+            return "Names - noncert data written to storage";
         case timers::database_level::complete:
             return "Complete - all issued certs written as <serialnum>.cer";
     }
@@ -70,10 +76,14 @@ std::string_view db_level_text(timers::database_level d) {
 
 std::string_view grant_text(timers::grant_mode g) {
     switch (g) {
-        case timers::grant_mode::manual: return "manual";
-        case timers::grant_mode::auto_grant: return "auto";
-        case timers::grant_mode::none: return "none";
-        case timers::grant_mode::ra_auto: return "ra-auto";
+        case timers::grant_mode::manual:
+            return "manual";
+        case timers::grant_mode::auto_grant:
+            return "auto";
+        case timers::grant_mode::none:
+            return "none";
+        case timers::grant_mode::ra_auto:
+            return "ra-auto";
     }
     return "manual";
 }
@@ -86,9 +96,11 @@ std::string overlap_text(timers::duration d) {
 
 std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10) {
     std::uint64_t v = 0;
-    if (s.empty()) return std::nullopt;
+    if (s.empty())
+        return std::nullopt;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+    if (ec != std::errc{} || p != s.data() + s.size())
+        return std::nullopt;
     return v;
 }
 
@@ -96,10 +108,13 @@ std::vector<std::string_view> words(std::string_view line) {
     std::vector<std::string_view> out;
     std::size_t i = 0;
     while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+            ++i;
         const std::size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-        if (i > start) out.push_back(line.substr(start, i - start));
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
+            ++i;
+        if (i > start)
+            out.push_back(line.substr(start, i - start));
     }
     return out;
 }
@@ -107,7 +122,8 @@ std::vector<std::string_view> words(std::string_view line) {
 }  // namespace
 
 std::string ios_countdown(timers::duration d) {
-    if (d < timers::duration{0}) d = timers::duration{0};
+    if (d < timers::duration{0})
+        d = timers::duration{0};
     auto ms = d.count();
     const auto day_count = ms / 86'400'000;
     ms %= 86'400'000;
@@ -118,9 +134,12 @@ std::string ios_countdown(timers::duration d) {
     const auto s = ms / 1000;
     ms %= 1000;
     // research §3.2: leading zero fields dropped; hours space-padded after `d`.
-    if (day_count > 0) return fmt::format("{}d{:2}:{:02}:{:02}.{:03}", day_count, h, m, s, ms);
-    if (h > 0) return fmt::format("{}:{:02}:{:02}.{:03}", h, m, s, ms);
-    if (m > 0) return fmt::format("{}:{:02}.{:03}", m, s, ms);
+    if (day_count > 0)
+        return fmt::format("{}d{:2}:{:02}:{:02}.{:03}", day_count, h, m, s, ms);
+    if (h > 0)
+        return fmt::format("{}:{:02}:{:02}.{:03}", h, m, s, ms);
+    if (m > 0)
+        return fmt::format("{}:{:02}.{:03}", m, s, ms);
     return fmt::format("{}.{:03}", s, ms);
 }
 
@@ -153,11 +172,15 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
 
 ca_engine::~ca_engine() = default;
 
-X509* ca_engine::ca_certificate() const { return ca_.cert.get(); }
+X509* ca_engine::ca_certificate() const {
+    return ca_.cert.get();
+}
 std::filesystem::path ca_engine::crl_path() const {
     return options_.data_dir / (options_.server.name + ".crl");
 }
-std::filesystem::path ca_engine::ca_pem_path() const { return options_.data_dir / "ca.pem"; }
+std::filesystem::path ca_engine::ca_pem_path() const {
+    return options_.data_dir / "ca.pem";
+}
 
 void ca_engine::create_ca() {
     if (options_.passphrase.empty()) {
@@ -166,16 +189,25 @@ void ca_engine::create_ca() {
     const time_point now = clock_.now();
     auto dn = parse_dn(options_.server.issuer_name);
     if (!dn) {
-        throw startup_error(exit_status::config,
-                            fmt::format("issuer-name '{}' is not a valid DN", options_.server.issuer_name));
+        throw startup_error(exit_status::config, fmt::format("issuer-name '{}' is not a valid DN",
+                                                             options_.server.issuer_name));
     }
-    evp_pkey_ptr key = generate_rsa_key(options_.key_bits);
+    evp_pkey_ptr key;
+    if (!options_.existing_key_pem.empty()) {
+        auto existing = private_key_from_pem(options_.existing_key_pem);
+        if (!existing) throw startup_error(exit_status::config, "the given CA key is not a private key");
+        key = std::move(*existing);
+    } else {
+        key = generate_rsa_key(options_.key_bits);
+    }
     const auto validity = timers::ca_validity(options_.server, now);  // rule 1
     x509_ptr cert;
     // IOS: the CA certificate takes serial 1 and is listed by `show ... certificates`.
     store_->issue(std::nullopt, [&](std::uint64_t serial) {
-        auto made = make_self_signed_ca(key.get(), dn->get(), validity, serial, options_.server.hash);
-        if (!made) throw store_error("cannot make the CA certificate: " + made.error().message());
+        auto made =
+            make_self_signed_ca(key.get(), dn->get(), validity, serial, options_.server.hash);
+        if (!made)
+            throw store_error("cannot make the CA certificate: " + made.error().message());
         cert = std::move(*made);
         return store::built_certificate{to_der(cert.get()), subject_string(cert.get()),
                                         validity.not_before, validity.not_after};
@@ -200,17 +232,20 @@ void ca_engine::load_ca() {
                         options_.server.issuer_name));
     }
     for (auto& g : store_->ca_generations()) {
-        if (g.state != ca_state::active) continue;
+        if (g.state != ca_state::active)
+            continue;
         auto cert = x509_from_der(g.cert_der);
-        if (!cert) throw startup_error(exit_status::store, "the stored CA certificate is corrupt");
+        if (!cert)
+            throw startup_error(exit_status::store, "the stored CA certificate is corrupt");
         auto key = decrypt_private_key_pem(g.key_pem, options_.passphrase);
         if (!key) {
             if (key.error() == make_error_code(error::wrong_passphrase)) {
-                throw startup_error(exit_status::wrong_passphrase,
-                                    "wrong passphrase for the CA key in " + options_.data_dir.string());
+                throw startup_error(
+                    exit_status::wrong_passphrase,
+                    "wrong passphrase for the CA key in " + options_.data_dir.string());
             }
-            throw startup_error(exit_status::store, "the stored CA key is unusable: " +
-                                                        key.error().message());
+            throw startup_error(exit_status::store,
+                                "the stored CA key is unusable: " + key.error().message());
         }
         ca_ = {g.id, std::move(*cert), std::move(*key)};
         ca_der_ = to_der(ca_.cert.get());
@@ -224,11 +259,13 @@ void ca_engine::load_ca() {
 
 void ca_engine::refresh_crl(time_point now) {
     std::vector<revoked_entry> entries;
-    for (const auto& c : store_->revoked()) entries.push_back({c.serial, *c.revoked_at});
+    for (const auto& c : store_->revoked())
+        entries.push_back({c.serial, *c.revoked_at});
     const auto next = now + options_.server.crl_lifetime;  // `lifetime crl`
     auto crl = make_crl(ca_.cert.get(), ca_.key.get(), entries, now, next,
                         store_->next_crl_number(), options_.server.hash);
-    if (!crl) throw store_error("cannot make the CRL: " + crl.error().message());
+    if (!crl)
+        throw store_error("cannot make the CRL: " + crl.error().message());
     crl_ = std::move(*crl);
     crl_next_update_ = next;
     write_private_file(crl_path(), as_string(to_der(crl_.get())));
@@ -238,7 +275,8 @@ time_point ca_engine::tick() {
     const time_point now = clock_.now();
     store_->expire_requests(now);
     // A zero `lifetime crl` would renew on every tick; keep at least a minute.
-    if (now >= crl_next_update_) refresh_crl(now);
+    if (now >= crl_next_update_)
+        refresh_crl(now);
     return std::max(crl_next_update_, now + timers::minutes{1});
 }
 
@@ -282,9 +320,9 @@ http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
 
 http_answer ca_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
     auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
-    return reply(failure_for(ctx, ca_.cert.get(), ca_.key.get(), info, std::move(text),
-                             clock_.now()),
-                 std::move(detail));
+    return reply(
+        failure_for(ctx, ca_.cert.get(), ca_.key.get(), info, std::move(text), clock_.now()),
+        std::move(detail));
 }
 
 http_answer ca_engine::pki_operation(byte_view der) {
@@ -296,18 +334,24 @@ http_answer ca_engine::pki_operation(byte_view der) {
     if (!req) {
         const auto& f = req.error();
         const auto w = to_wire(f);
-        if (w.failure && f.context) return fail(*f.context, *w.failure, f.text);
+        if (w.failure && f.context)
+            return fail(*f.context, *w.failure, f.text);
         const unsigned status = w.http_status == 200 ? 400 : w.http_status;
         return {status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
     }
     try {
         switch (req->type) {
             case message_type::pkcs_req:
-            case message_type::renewal_req: return enroll(*req, now);
-            case message_type::cert_poll: return poll(*req, now);
-            case message_type::get_cert: return get_cert(*req);
-            case message_type::get_crl: return get_crl(*req);
-            case message_type::cert_rep: break;
+            case message_type::renewal_req:
+                return enroll(*req, now);
+            case message_type::cert_poll:
+                return poll(*req, now);
+            case message_type::get_cert:
+                return get_cert(*req);
+            case message_type::get_crl:
+                return get_crl(*req);
+            case message_type::cert_rep:
+                break;
         }
         return fail(req->context(), fail_info::bad_request, "unexpected messageType");
     } catch (const std::exception& e) {
@@ -320,7 +364,8 @@ http_answer ca_engine::pki_operation(byte_view der) {
 http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     const auto ctx = req.context();
     const csr_request* csr = req.csr();
-    if (!csr) return fail(ctx, fail_info::bad_request, "no CSR");
+    if (!csr)
+        return fail(ctx, fail_info::bad_request, "no CSR");
     const std::string type_name{to_string(req.type)};
 
     // scep-wire §0.12: renewal is classified by the signer certificate, not the message type.
@@ -352,9 +397,12 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     // it is signed by the same certificate. The same transactionID and key with another CSR
     // while the first is pending is a replay with altered content.
     for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
-        if (r.signer_key_hash != signer_key) continue;
-        const bool same_signer = r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
-        if (same_signer && r.csr_der == csr->der) return answer_existing(req, std::move(r), now);
+        if (r.signer_key_hash != signer_key)
+            continue;
+        const bool same_signer =
+            r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
+        if (same_signer && r.csr_der == csr->der)
+            return answer_existing(req, std::move(r), now);
         if (r.state == request_state::pending && now < r.expires) {
             return fail(ctx, fail_info::bad_request,
                         fmt::format("transactionID already used by pending request {} with "
@@ -405,11 +453,13 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     if (mode == timers::grant_mode::auto_grant || one_time_password) {
         std::string err;
         x509_ptr cert = issue(r, now, err);
-        if (!cert) return fail(ctx, fail_info::bad_request, err);
+        if (!cert)
+            return fail(ctx, fail_info::bad_request, err);
         auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert.get()}, now);
-        if (options_.include_ca_in_success) p.issued.push_back(ca_.cert.get());
-        return reply(std::move(p), fmt::format("{} SUCCESS serial {}", type_name,
-                                               serial_hex(cert.get())));
+        if (options_.include_ca_in_success)
+            p.issued.push_back(ca_.cert.get());
+        return reply(std::move(p),
+                     fmt::format("{} SUCCESS serial {}", type_name, serial_hex(cert.get())));
     }
     return reply(pending_for(ctx, ca_.cert.get(), ca_.key.get(), now),
                  fmt::format("{} PENDING request {}", type_name, r.id));
@@ -430,15 +480,18 @@ http_answer ca_engine::answer_existing(const pki_request& req, request_record r,
         case request_state::issued: {
             // RFC 8894 Figure 11/13: keep issued certificates retrievable by transactionID.
             std::optional<certificate_record> c;
-            if (r.serial) c = store_->certificate(*r.serial);
-            if (!c) return fail(ctx, fail_info::bad_request, "issued certificate missing");
+            if (r.serial)
+                c = store_->certificate(*r.serial);
+            if (!c)
+                return fail(ctx, fail_info::bad_request, "issued certificate missing");
             auto cert = x509_from_der(c->der);
-            if (!cert) return fail(ctx, fail_info::bad_request, "stored certificate corrupt");
+            if (!cert)
+                return fail(ctx, fail_info::bad_request, "stored certificate corrupt");
             auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert->get()}, now);
-            if (options_.include_ca_in_success) p.issued.push_back(ca_.cert.get());
-            return reply(std::move(p),
-                         fmt::format("{} SUCCESS serial {} (request {})", type_name,
-                                     serial_hex(cert->get()), r.id));
+            if (options_.include_ca_in_success)
+                p.issued.push_back(ca_.cert.get());
+            return reply(std::move(p), fmt::format("{} SUCCESS serial {} (request {})", type_name,
+                                                   serial_hex(cert->get()), r.id));
         }
         case request_state::rejected:
             return fail(ctx, fail_info::bad_request, fmt::format("request {} was rejected", r.id));
@@ -453,26 +506,29 @@ http_answer ca_engine::poll(const pki_request& req, time_point now) {
     // (scep-wire §0.13). Prefer the request with the same key.
     auto rows = store_->requests_by_transaction(req.transaction_id);
     if (rows.empty()) {
-        return fail(req.context(), fail_info::bad_request,
-                    "CertPoll for an unknown transactionID");
+        return fail(req.context(), fail_info::bad_request, "CertPoll for an unknown transactionID");
     }
     const std::string signer_key = key_hash(req.signer.get());
     for (auto& r : rows) {
-        if (r.signer_key_hash == signer_key) return answer_existing(req, std::move(r), now);
+        if (r.signer_key_hash == signer_key)
+            return answer_existing(req, std::move(r), now);
     }
     return answer_existing(req, std::move(rows.front()), now);
 }
 
 http_answer ca_engine::get_cert(const pki_request& req) {
     const auto* id = req.cert_id();
-    if (!id || !id->serial_u64) return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
+    if (!id || !id->serial_u64)
+        return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
     auto c = store_->certificate(*id->serial_u64);
-    if (!c) return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
+    if (!c)
+        return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
     auto cert = x509_from_der(c->der);
-    if (!cert) return fail(req.context(), fail_info::bad_request, "stored certificate corrupt");
-    return reply(success_for(req.context(), ca_.cert.get(), ca_.key.get(), {cert->get()},
-                             clock_.now()),
-                 fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
+    if (!cert)
+        return fail(req.context(), fail_info::bad_request, "stored certificate corrupt");
+    return reply(
+        success_for(req.context(), ca_.cert.get(), ca_.key.get(), {cert->get()}, clock_.now()),
+        fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
 }
 
 http_answer ca_engine::get_crl(const pki_request& req) {
@@ -488,8 +544,8 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
         return nullptr;
     }
     // Rule 2: notBefore = grant time, notAfter truncated at the CA's notAfter.
-    const auto validity = timers::issued_validity(options_.server.cert_lifetime, now,
-                                                  not_after(ca_.cert.get()));
+    const auto validity =
+        timers::issued_validity(options_.server.cert_lifetime, now, not_after(ca_.cert.get()));
     if (validity.not_after <= validity.not_before) {
         error_text = "the CA certificate has expired";
         return nullptr;
@@ -502,7 +558,8 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     const auto serial = store_->issue(r.id, [&](std::uint64_t s) {
         o.serial = s;
         auto made = issue_certificate(csr->get(), ca_.cert.get(), ca_.key.get(), o);
-        if (!made) throw store_error("issue: " + made.error().message());
+        if (!made)
+            throw store_error("issue: " + made.error().message());
         cert = std::move(*made);
         return store::built_certificate{to_der(cert.get()), subject_string(cert.get()),
                                         not_before(cert.get()), not_after(cert.get())};
@@ -513,8 +570,10 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
 
 void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
     // IOS `database level complete`: "all issued certs written as <serialnum>.cer".
-    if (options_.server.db_level != timers::database_level::complete) return;
-    write_private_file(options_.data_dir / fmt::format("{:X}.cer", serial), as_string(to_der(cert)));
+    if (options_.server.db_level != timers::database_level::complete)
+        return;
+    write_private_file(options_.data_dir / fmt::format("{:X}.cer", serial),
+                       as_string(to_der(cert)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,11 +582,14 @@ void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
 ca_engine::admin_result ca_engine::admin(std::string_view line) {
     const time_point now = clock_.now();
     const auto w = words(line);
-    if (w.empty()) return {false, "% empty command\n"};
+    if (w.empty())
+        return {false, "% empty command\n"};
     try {
         store_->expire_requests(now);
-        if (w[0] == "grant" && w.size() == 2) return {true, grant(w[1], now)};
-        if (w[0] == "reject" && w.size() == 2) return {true, reject(w[1], now)};
+        if (w[0] == "grant" && w.size() == 2)
+            return {true, grant(w[1], now)};
+        if (w[0] == "reject" && w.size() == 2)
+            return {true, reject(w[1], now)};
         if (w[0] == "revoke" && w.size() == 2) {
             // IOS `revoke SERIAL` takes hex (what `show ... certificates` prints); accept 0x too.
             auto text = w[1];
@@ -545,21 +607,28 @@ ca_engine::admin_result ca_engine::admin(std::string_view line) {
             std::uint64_t minutes = 60;  // IOS default: one hour
             if (w.size() == 3) {
                 auto m = parse_u64(w[2]);
-                if (!m || *m < 1 || *m > 1440) return {false, "% minutes must be 1..1440\n"};
+                if (!m || *m < 1 || *m > 1440)
+                    return {false, "% minutes must be 1..1440\n"};
                 minutes = *m;
             }
             std::array<unsigned char, 8> raw{};
             RAND_bytes(raw.data(), static_cast<int>(raw.size()));
             std::string pw;
-            for (auto b : raw) pw += fmt::format("{:02X}", b);
+            for (auto b : raw)
+                pw += fmt::format("{:02X}", b);
             store_->add_password(pw, now + timers::minutes{minutes});
-            return {true, fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
+            return {true,
+                    fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
         }
         if (w[0] == "show" && w.size() == 2) {
-            if (w[1] == "server") return {true, show_server(now)};
-            if (w[1] == "requests") return {true, show_requests(now)};
-            if (w[1] == "certificates") return {true, show_certificates()};
-            if (w[1] == "timers") return {true, show_timers(now)};
+            if (w[1] == "server")
+                return {true, show_server(now)};
+            if (w[1] == "requests")
+                return {true, show_requests(now)};
+            if (w[1] == "certificates")
+                return {true, show_certificates()};
+            if (w[1] == "timers")
+                return {true, show_timers(now)};
         }
     } catch (const std::exception& e) {
         return {false, fmt::format("% internal error: {}\n", e.what())};
@@ -572,7 +641,8 @@ std::string ca_engine::grant(std::string_view what, time_point now) {
     std::vector<request_record> targets;
     if (what == "all") {
         for (auto& r : store_->requests()) {
-            if (r.state == request_state::pending) targets.push_back(std::move(r));
+            if (r.state == request_state::pending)
+                targets.push_back(std::move(r));
         }
     } else {
         auto id = parse_u64(what);
@@ -591,7 +661,8 @@ std::string ca_engine::grant(std::string_view what, time_point now) {
             out += fmt::format("% Request {} not granted: {}\n", r.id, err);
         }
     }
-    if (targets.empty()) out = "% No pending requests\n";
+    if (targets.empty())
+        out = "% No pending requests\n";
     return out;
 }
 
@@ -599,7 +670,8 @@ std::string ca_engine::reject(std::string_view what, time_point /*now*/) {
     std::string out;
     if (what == "all") {
         for (auto& r : store_->requests()) {
-            if (r.state != request_state::pending) continue;
+            if (r.state != request_state::pending)
+                continue;
             store_->set_request_state(r.id, request_state::rejected);
             out += fmt::format("% Rejected request {}\n", r.id);
         }
@@ -623,7 +695,8 @@ std::string ca_engine::show_server(time_point now) {
     out += fmt::format("    Issuer name: {}\n", s.issuer_name);
     out += fmt::format("    CA cert fingerprint: {}\n", md5_fingerprint(ca_.cert.get()));
     out += fmt::format("    Granting mode is: {}\n", grant_text(s.grant));
-    out += fmt::format("    Last certificate issued serial number (hex): {:X}\n", store_->last_serial());
+    out += fmt::format("    Last certificate issued serial number (hex): {:X}\n",
+                       store_->last_serial());
     out += fmt::format("    CA certificate expiration timer: {}\n",
                        timers::to_ios_time(not_after(ca_.cert.get())));
     out += fmt::format("    CRL NextUpdate timer: {}\n", timers::to_ios_time(crl_next_update_));
@@ -632,7 +705,8 @@ std::string ca_engine::show_server(time_point now) {
     if (s.auto_rollover) {
         out += fmt::format("    Auto-Rollover configured, overlap period {}\n",
                            overlap_text(*s.auto_rollover));
-        if (auto t = timers::shadow_generation_due(not_after(ca_.cert.get()), s.auto_rollover, now)) {
+        if (auto t =
+                timers::shadow_generation_due(not_after(ca_.cert.get()), s.auto_rollover, now)) {
             out += fmt::format("    Autorollover timer: {}\n", timers::to_ios_time(*t));
         }
     }
@@ -642,7 +716,8 @@ std::string ca_engine::show_server(time_point now) {
 std::string ca_engine::show_requests(time_point /*now*/) {
     // ios-pki-research.md §1.3 layout.
     std::string out = "Enrollment Request Database:\n\n";
-    const std::string_view rule = "--------------------------------------------------------------\n";
+    const std::string_view rule =
+        "--------------------------------------------------------------\n";
     out += "Subordinate CA certificate requests:\n";
     out += "ReqID  State      Fingerprint                      SubjectName\n";
     out += rule;
@@ -679,13 +754,15 @@ std::string ca_engine::show_timers(time_point now) {
     auto section = [&](std::string_view title, std::vector<entry> v) {
         std::sort(v.begin(), v.end(), [](const entry& a, const entry& b) { return a.at < b.at; });
         std::string s = fmt::format("{}\n", title);
-        if (v.empty()) return s;
+        if (v.empty())
+            return s;
         auto line = [&](const entry& e) {
             return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
                                date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
         };
         s += fmt::format("|{}\n", line(v.front()));
-        for (const auto& e : v) s += fmt::format("  |{} {}\n", line(e), e.name);
+        for (const auto& e : v)
+            s += fmt::format("  |{} {}\n", line(e), e.name);
         return s;
     };
     std::vector<entry> pki;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -13,11 +14,11 @@
 #include <optional>
 #include <thread>
 
+#include <date/date.h>
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <date/date.h>
-#include <fmt/format.h>
 
 namespace pkisim::scep {
 
@@ -34,9 +35,12 @@ std::string percent_decode(std::string_view s) {
     std::string out;
     out.reserve(s.size());
     auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
         return -1;
     };
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -52,11 +56,16 @@ std::string percent_decode(std::string_view s) {
 
 std::optional<bytes> lenient_base64_decode(std::string_view s) {
     auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+' || c == '-') return 62;  // '-' = URL-safe (micromdm, scep-wire §0.7)
-        if (c == '/' || c == '_') return 63;
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+' || c == '-')
+            return 62;  // '-' = URL-safe (micromdm, scep-wire §0.7)
+        if (c == '/' || c == '_')
+            return 63;
         return -1;
     };
     bytes out;
@@ -65,13 +74,15 @@ std::optional<bytes> lenient_base64_decode(std::string_view s) {
     int bits = 0;
     bool padding = false;
     for (char c : s) {
-        if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;  // IOS %0A line breaks
+        if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
+            continue;  // IOS %0A line breaks
         if (c == '=') {
             padding = true;
             continue;
         }
         const int v = value(c);
-        if (v < 0 || padding) return std::nullopt;
+        if (v < 0 || padding)
+            return std::nullopt;
         acc = (acc << 6) | static_cast<std::uint32_t>(v);
         bits += 6;
         if (bits >= 8) {
@@ -79,7 +90,8 @@ std::optional<bytes> lenient_base64_decode(std::string_view s) {
             out.push_back(static_cast<std::uint8_t>((acc >> bits) & 0xFF));
         }
     }
-    if (bits >= 6) return std::nullopt;  // a lone trailing character cannot be base64
+    if (bits >= 6)
+        return std::nullopt;  // a lone trailing character cannot be base64
     return out;
 }
 
@@ -102,7 +114,8 @@ query parse_query(std::string_view q) {
         q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
         const auto eq = item.find('=');
         const auto key = percent_decode(item.substr(0, eq));
-        const auto value = eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1));
+        const auto value =
+            eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1));
         // Parameters in any order (micromdm sends message first, scep-wire §0.7).
         if (key == "operation") {
             out.operation = value;
@@ -114,7 +127,8 @@ query parse_query(std::string_view q) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
+    if (a.size() != b.size())
+        return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (std::tolower(static_cast<unsigned char>(a[i])) !=
             std::tolower(static_cast<unsigned char>(b[i]))) {
@@ -166,9 +180,12 @@ struct server::impl {
         const tcp::endpoint ep{address, http.port};
         const auto where = fmt::format("{}:{}", http.listen_address, http.port);
         acceptor.open(ep.protocol(), ec);
-        if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
-        if (!ec) acceptor.bind(ep, ec);
-        if (!ec) acceptor.listen(http.backlog, ec);
+        if (!ec)
+            acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec)
+            acceptor.bind(ep, ec);
+        if (!ec)
+            acceptor.listen(http.backlog, ec);
         if (ec) {
             throw startup_error(exit_status::listen,
                                 fmt::format("cannot listen on {}: {}", where, ec.message()));
@@ -194,18 +211,22 @@ struct server::impl {
         const mode_t old = ::umask(077);
         boost::system::error_code ec;
         admin_acceptor.open(local{}, ec);
-        if (!ec) admin_acceptor.bind(local::endpoint{admin_path.string()}, ec);
-        if (!ec) admin_acceptor.listen(8, ec);
+        if (!ec)
+            admin_acceptor.bind(local::endpoint{admin_path.string()}, ec);
+        if (!ec)
+            admin_acceptor.listen(8, ec);
         ::umask(old);
         if (ec) {
-            throw startup_error(exit_status::listen, fmt::format("cannot create admin socket {}: {}",
-                                                                 admin_path.string(), ec.message()));
+            throw startup_error(exit_status::listen,
+                                fmt::format("cannot create admin socket {}: {}",
+                                            admin_path.string(), ec.message()));
         }
         ::chmod(admin_path.c_str(), 0600);
     }
 
     void log(std::string_view line) {
-        if (http.quiet) return;
+        if (http.quiet)
+            return;
         std::lock_guard lock{log_mutex};
         if (log_file.is_open()) {
             log_file << line << '\n';
@@ -245,14 +266,14 @@ struct server::impl {
     std::thread net_thread;
     std::thread engine_thread;
     bool started = false;
-    bool stopped = false;
+    std::atomic<bool> stopped{false};
 };
 
 namespace {
 
 // One HTTP connection (Beast listener/session split; all on the network thread).
 class http_session : public std::enable_shared_from_this<http_session> {
-public:
+  public:
     http_session(server::impl& srv, tcp::socket socket) : srv_(srv), stream_(std::move(socket)) {
         boost::system::error_code ec;
         const auto ep = stream_.socket().remote_endpoint(ec);
@@ -264,7 +285,7 @@ public:
 
     void run() { do_read(); }
 
-private:
+  private:
     using body = http::vector_body<std::uint8_t>;
 
     void do_read() {
@@ -273,10 +294,9 @@ private:
         // The request line carries GET PKIOperation's message: room for the URL + headers.
         parser_->header_limit(static_cast<std::uint32_t>(srv_.http.url_limit + 16 * 1024));
         stream_.expires_after(srv_.http.read_timeout);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             self->on_read(ec);
-                         });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -296,9 +316,12 @@ private:
         keep_alive_ = false;
         method_ = "-";
         operation_ = "-";
-        if (ec == http::error::body_limit) return send_plain(413, "request body too large\n");
-        if (ec == http::error::header_limit) return send_plain(414, "request URL or headers too large\n");
-        if (ec) return send_plain(400, fmt::format("bad HTTP request: {}\n", ec.message()));
+        if (ec == http::error::body_limit)
+            return send_plain(413, "request body too large\n");
+        if (ec == http::error::header_limit)
+            return send_plain(414, "request URL or headers too large\n");
+        if (ec)
+            return send_plain(400, fmt::format("bad HTTP request: {}\n", ec.message()));
         handle(parser_->release());
     }
 
@@ -306,7 +329,8 @@ private:
         keep_alive_ = req.keep_alive();
         method_ = std::string{req.method_string()};
         const std::string_view target = req.target();
-        if (target.size() > srv_.http.url_limit) return send_plain(414, "request URL too large\n");
+        if (target.size() > srv_.http.url_limit)
+            return send_plain(414, "request URL too large\n");
         const auto qpos = target.find('?');
         const auto path = target.substr(0, qpos);
         const auto q = parse_query(qpos == std::string_view::npos ? std::string_view{}
@@ -320,10 +344,13 @@ private:
         if (req.method() != http::verb::get && req.method() != http::verb::post) {
             return send_plain(405, "method not allowed\n");
         }
-        if (q.operation.empty()) return send_plain(400, "missing operation parameter\n");
+        if (q.operation.empty())
+            return send_plain(400, "missing operation parameter\n");
         auto& engine = *srv_.engine;
-        if (iequals(q.operation, "GetCACert")) return run_on_engine([&engine] { return engine.get_ca_cert(); });
-        if (iequals(q.operation, "GetCACaps")) return run_on_engine([&engine] { return engine.get_ca_caps(); });
+        if (iequals(q.operation, "GetCACert"))
+            return run_on_engine([&engine] { return engine.get_ca_cert(); });
+        if (iequals(q.operation, "GetCACaps"))
+            return run_on_engine([&engine] { return engine.get_ca_caps(); });
         if (iequals(q.operation, "GetNextCACert")) {
             return run_on_engine([&engine] { return engine.get_next_ca_cert(); });
         }
@@ -333,13 +360,17 @@ private:
                 // scep-wire §0.9: no Content-Type required.
                 der = std::move(req.body());
             } else {
-                if (!q.message) return send_plain(400, "missing message parameter\n");
+                if (!q.message)
+                    return send_plain(400, "missing message parameter\n");
                 auto decoded = lenient_base64_decode(*q.message);
-                if (!decoded) return send_plain(400, "message is not base64\n");
+                if (!decoded)
+                    return send_plain(400, "message is not base64\n");
                 der = std::move(*decoded);
             }
-            if (der.empty()) return send_plain(400, "empty pkiMessage\n");
-            return run_on_engine([&engine, der = std::move(der)] { return engine.pki_operation(der); });
+            if (der.empty())
+                return send_plain(400, "empty pkiMessage\n");
+            return run_on_engine(
+                [&engine, der = std::move(der)] { return engine.pki_operation(der); });
         }
         return send_plain(400, fmt::format("unknown operation '{}'\n", q.operation));
     }
@@ -354,8 +385,12 @@ private:
             } catch (const std::exception& e) {
                 a = {500, "text/plain", "internal error\n", false, e.what()};
             }
-            net::post(self->stream_.get_executor(),
-                      [self, a = std::move(a)]() mutable { self->send(std::move(a)); });
+            // Hand our reference over: the session must die on the network thread (its
+            // destructor updates the limiter).
+            auto executor = self->stream_.get_executor();
+            net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
+                self->send(std::move(a));
+            });
         });
     }
 
@@ -365,7 +400,8 @@ private:
         a.content_type = "text/plain";
         a.detail = text.substr(0, text.find('\n'));
         a.body = std::move(text);
-        if (status >= 400) keep_alive_ = false;
+        if (status >= 400)
+            keep_alive_ = false;
         send(std::move(a));
     }
 
@@ -390,15 +426,15 @@ private:
         res_.emplace(static_cast<http::status>(a.status), 11);
         res_->set(http::field::date, http_date(now));
         res_->set(http::field::server, "cisco-IOS");
-        if (!a.content_type.empty()) res_->set(http::field::content_type, a.content_type);
+        if (!a.content_type.empty())
+            res_->set(http::field::content_type, a.content_type);
         res_->body() = std::move(a.body);
         res_->keep_alive(keep_alive_);
         res_->prepare_payload();  // Content-Length, never chunked (scep-wire §1.1)
         stream_.expires_after(srv_.http.read_timeout);
-        http::async_write(stream_, *res_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->on_write(ec);
-                          });
+        http::async_write(
+            stream_, *res_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
     }
 
     void on_write(beast::error_code ec) {
@@ -416,7 +452,8 @@ private:
         srv_.log(fmt::format("{} {} {} {} {} {}ms {}", timers::to_iso8601(srv_.clock.now()), peer_,
                              method_, operation_, status_, ms, detail_));
         res_.reset();
-        if (ec || !keep_alive_) return close();
+        if (ec || !keep_alive_)
+            return close();
         do_read();
     }
 
@@ -462,7 +499,7 @@ private:
 
 // One operator command over DIR/admin.sock: a line in, "ok|error\n" + text out, then close.
 class admin_session : public std::enable_shared_from_this<admin_session> {
-public:
+  public:
     admin_session(server::impl& srv, local::socket socket)
         : srv_(srv), socket_(std::move(socket)), timer_(srv.net_ctx) {}
 
@@ -482,21 +519,24 @@ public:
             }
         });
         net::async_read_until(socket_, net::dynamic_buffer(line_, 4096), '\n',
-                              [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                                  self->on_line(ec, n);
-                              });
+                              [self = shared_from_this()](boost::system::error_code ec,
+                                                          std::size_t n) { self->on_line(ec, n); });
     }
 
-private:
+  private:
     void on_line(boost::system::error_code ec, std::size_t n) {
-        if (ec) return;
+        if (ec)
+            return;
         std::string cmd = line_.substr(0, n);
-        while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r')) cmd.pop_back();
-        if (cmd == "show http") return reply({true, srv_.show_http()});
+        while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r'))
+            cmd.pop_back();
+        if (cmd == "show http")
+            return reply({true, srv_.show_http()});
         auto& engine = *srv_.engine;
-        net::post(srv_.engine_ctx, [self = shared_from_this(), &engine, cmd] {
+        net::post(srv_.engine_ctx, [self = shared_from_this(), &engine, cmd]() mutable {
             auto r = engine.admin(cmd);
-            net::post(self->srv_.net_ctx, [self, r = std::move(r)] { self->reply(r); });
+            auto& ctx = self->srv_.net_ctx;
+            net::post(ctx, [self = std::move(self), r = std::move(r)] { self->reply(r); });
         });
     }
 
@@ -520,15 +560,18 @@ private:
 }  // namespace
 
 void server::impl::do_accept() {
-    if (stopped || deaf) return;
+    if (stopped || deaf)
+        return;
     acceptor.async_accept(net_ctx, [this](boost::system::error_code ec, tcp::socket socket) {
         on_accept(ec, std::move(socket));
     });
 }
 
 void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || stopped) return;
-    if (ec) return do_accept();  // e.g. the peer went away before accept
+    if (ec == net::error::operation_aborted || stopped)
+        return;
+    if (ec)
+        return do_accept();  // e.g. the peer went away before accept
     const time_point now = clock.now();
     switch (limiter.on_attempt(now)) {
         case timers::admission::accepted:
@@ -549,9 +592,11 @@ void server::impl::enter_deaf(time_point now) {
     // Model §3: the listener stops listening for the deaf period (IOS: 15 s).
     deaf = true;
     const auto wait = clock.to_real(limiter.deaf_until() - now);
-    deaf_timer.expires_after(std::chrono::milliseconds{std::max<timers::duration::rep>(wait.count(), 0)});
+    deaf_timer.expires_after(
+        std::chrono::milliseconds{std::max<timers::duration::rep>(wait.count(), 0)});
     deaf_timer.async_wait([this](boost::system::error_code ec) {
-        if (!ec) end_deaf();
+        if (!ec)
+            end_deaf();
     });
 }
 
@@ -563,7 +608,8 @@ void server::impl::end_deaf() {
     for (;;) {
         tcp::socket s{net_ctx};
         acceptor.accept(s, ec);
-        if (ec) break;
+        if (ec)
+            break;
         ++counters.reset_after_deaf;
         abort_close(s);
     }
@@ -573,8 +619,10 @@ void server::impl::end_deaf() {
 
 void server::impl::do_admin_accept() {
     admin_acceptor.async_accept([this](boost::system::error_code ec, local::socket s) {
-        if (ec == net::error::operation_aborted || stopped) return;
-        if (!ec) std::make_shared<admin_session>(*this, std::move(s))->run();
+        if (ec == net::error::operation_aborted || stopped)
+            return;
+        if (!ec)
+            std::make_shared<admin_session>(*this, std::move(s))->run();
         do_admin_accept();
     });
 }
@@ -584,7 +632,8 @@ void server::impl::schedule_tick() {
     // poll keeps it simple and cheap.
     tick_timer.expires_after(std::chrono::seconds{1});
     tick_timer.async_wait([this](boost::system::error_code ec) {
-        if (ec || stopped) return;
+        if (ec || stopped)
+            return;
         try {
             engine->tick();
         } catch (const std::exception& e) {
@@ -598,22 +647,27 @@ std::string server::impl::show_http() const {
     const auto& c = limiter.counters();
     const auto& cfg = limiter.config();
     const auto now = clock.now();
-    std::string out = fmt::format("HTTP server {} (IOS limits {}):\n", fmt::format("{}:{}",
-                                  http.listen_address, acceptor.local_endpoint().port()),
-                                  cfg.enabled ? "on" : "off");
-    out += fmt::format("    Maximum connections (ip http max-connections): {}\n", cfg.max_connections);
-    out += fmt::format("    Throttle: {}, {} connections per {} s, deaf {} s, window {}\n",
-                       cfg.throttle ? "on" : "off", cfg.throttle_limit,
-                       std::chrono::duration_cast<std::chrono::seconds>(cfg.throttle_window_length).count(),
-                       std::chrono::duration_cast<std::chrono::seconds>(cfg.deaf_period).count(),
-                       timers::to_string(cfg.window));
-    out += fmt::format("    Listener: {}\n", limiter.is_deaf(now)
-                                                 ? "deaf until " + timers::to_iso8601(limiter.deaf_until())
-                                                 : std::string{"listening"});
+    std::string out =
+        fmt::format("HTTP server {} (IOS limits {}):\n",
+                    fmt::format("{}:{}", http.listen_address, acceptor.local_endpoint().port()),
+                    cfg.enabled ? "on" : "off");
+    out +=
+        fmt::format("    Maximum connections (ip http max-connections): {}\n", cfg.max_connections);
+    out += fmt::format(
+        "    Throttle: {}, {} connections per {} s, deaf {} s, window {}\n",
+        cfg.throttle ? "on" : "off", cfg.throttle_limit,
+        std::chrono::duration_cast<std::chrono::seconds>(cfg.throttle_window_length).count(),
+        std::chrono::duration_cast<std::chrono::seconds>(cfg.deaf_period).count(),
+        timers::to_string(cfg.window));
+    out +=
+        fmt::format("    Listener: {}\n",
+                    limiter.is_deaf(now) ? "deaf until " + timers::to_iso8601(limiter.deaf_until())
+                                         : std::string{"listening"});
     out += fmt::format("    Connections accepted: {}\n", c.accepted);
     out += fmt::format("    Dropped (max-connections): {}\n", c.dropped_max_connections);
     out += fmt::format("    Ignored while deaf: {}\n", c.ignored_deaf);
-    out += fmt::format("    Reset from the backlog after a deaf period: {}\n", counters.reset_after_deaf);
+    out += fmt::format("    Reset from the backlog after a deaf period: {}\n",
+                       counters.reset_after_deaf);
     out += fmt::format("    Deaf periods: {} ({} s in total)\n", c.deaf_periods,
                        std::chrono::duration_cast<std::chrono::seconds>(c.deaf_time).count());
     out += fmt::format("    Open connections: {} (peak {})\n", c.open, c.peak_open);
@@ -631,12 +685,14 @@ server::server(engine_options engine, http_options http, const timers::clock& cl
 server::~server() {
     stop();
     boost::system::error_code ec;
-    if (!impl_->admin_path.empty()) std::filesystem::remove(impl_->admin_path, ec);
+    if (!impl_->admin_path.empty())
+        std::filesystem::remove(impl_->admin_path, ec);
 }
 
 void server::start() {
     auto& i = *impl_;
-    if (i.started) return;
+    if (i.started)
+        return;
     i.started = true;
     i.net_guard.emplace(i.net_ctx.get_executor());
     i.engine_guard.emplace(i.engine_ctx.get_executor());
@@ -651,7 +707,8 @@ void server::start() {
 
 void server::stop() {
     auto& i = *impl_;
-    if (!i.started || i.stopped) return;
+    if (!i.started || i.stopped)
+        return;
     // Close the listeners on their own thread, let the engine finish what it is doing (a store
     // transaction is never cut in half), then stop both loops.
     std::promise<void> closed;
@@ -674,8 +731,10 @@ void server::stop() {
     i.net_guard.reset();
     i.engine_ctx.stop();
     i.net_ctx.stop();
-    if (i.engine_thread.joinable()) i.engine_thread.join();
-    if (i.net_thread.joinable()) i.net_thread.join();
+    if (i.engine_thread.joinable())
+        i.engine_thread.join();
+    if (i.net_thread.joinable())
+        i.net_thread.join();
 }
 
 void server::run_until_signal() {
@@ -692,11 +751,17 @@ std::string server::local_address() const {
     return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
-unsigned short server::local_port() const { return impl_->acceptor.local_endpoint().port(); }
+unsigned short server::local_port() const {
+    return impl_->acceptor.local_endpoint().port();
+}
 
-std::filesystem::path server::admin_socket_path() const { return impl_->admin_path; }
+std::filesystem::path server::admin_socket_path() const {
+    return impl_->admin_path;
+}
 
-ca_engine& server::engine() { return *impl_->engine; }
+ca_engine& server::engine() {
+    return *impl_->engine;
+}
 
 ca_engine::admin_result admin_call(const std::filesystem::path& data_dir, const std::string& line) {
     net::io_context ctx{1};

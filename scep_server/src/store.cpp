@@ -12,12 +12,16 @@ namespace pkisim::scep {
 
 namespace {
 
-std::int64_t to_ms(time_point t) { return t.time_since_epoch().count(); }
-time_point from_ms(std::int64_t v) { return time_point{timers::duration{v}}; }
+std::int64_t to_ms(time_point t) {
+    return t.time_since_epoch().count();
+}
+time_point from_ms(std::int64_t v) {
+    return time_point{timers::duration{v}};
+}
 
 // One prepared statement; finalized on scope exit.
 class statement {
-public:
+  public:
     statement(sqlite3* db, const char* sql) : db_(db) {
         if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
             throw store_error(fmt::format("sqlite prepare: {}", sqlite3_errmsg(db)));
@@ -51,8 +55,10 @@ public:
     // true = a row is available.
     bool step() {
         const int rc = sqlite3_step(stmt_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
+        if (rc == SQLITE_ROW)
+            return true;
+        if (rc == SQLITE_DONE)
+            return false;
         throw store_error(fmt::format("sqlite step: {}", sqlite3_errmsg(db_)));
     }
     std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
@@ -69,9 +75,10 @@ public:
         return p ? bytes(p, p + n) : bytes{};
     }
 
-private:
+  private:
     void check(int rc) {
-        if (rc != SQLITE_OK) throw store_error(fmt::format("sqlite bind: {}", sqlite3_errmsg(db_)));
+        if (rc != SQLITE_OK)
+            throw store_error(fmt::format("sqlite bind: {}", sqlite3_errmsg(db_)));
     }
     sqlite3* db_;
     sqlite3_stmt* stmt_ = nullptr;
@@ -79,10 +86,11 @@ private:
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope.
 class transaction {
-public:
+  public:
     explicit transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
     ~transaction() {
-        if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (!done_)
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
     transaction(const transaction&) = delete;
     transaction& operator=(const transaction&) = delete;
@@ -91,7 +99,7 @@ public:
         done_ = true;
     }
 
-private:
+  private:
     void run(const char* sql) {
         char* err = nullptr;
         if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -127,15 +135,21 @@ CREATE TABLE IF NOT EXISTS passwords (
 )sql";
 
 request_state parse_request_state(std::string_view s) {
-    if (s == "granted") return request_state::granted;
-    if (s == "rejected") return request_state::rejected;
-    if (s == "issued") return request_state::issued;
-    if (s == "expired") return request_state::expired;
+    if (s == "granted")
+        return request_state::granted;
+    if (s == "rejected")
+        return request_state::rejected;
+    if (s == "issued")
+        return request_state::issued;
+    if (s == "expired")
+        return request_state::expired;
     return request_state::pending;
 }
 ca_state parse_ca_state(std::string_view s) {
-    if (s == "shadow") return ca_state::shadow;
-    if (s == "archived") return ca_state::archived;
+    if (s == "shadow")
+        return ca_state::shadow;
+    if (s == "archived")
+        return ca_state::archived;
     return ca_state::active;
 }
 
@@ -157,7 +171,8 @@ request_record read_request(const statement& s) {
     r.ca_generation = static_cast<int>(s.int64(9));
     r.created = from_ms(s.int64(10));
     r.expires = from_ms(s.int64(11));
-    if (!s.is_null(12)) r.serial = static_cast<std::uint64_t>(s.int64(12));
+    if (!s.is_null(12))
+        r.serial = static_cast<std::uint64_t>(s.int64(12));
     return r;
 }
 
@@ -171,8 +186,10 @@ certificate_record read_certificate(const statement& s) {
     c.subject = s.text(2);
     c.not_before = from_ms(s.int64(3));
     c.not_after = from_ms(s.int64(4));
-    if (!s.is_null(5)) c.revoked_at = from_ms(s.int64(5));
-    if (!s.is_null(6)) c.request_id = s.int64(6);
+    if (!s.is_null(5))
+        c.revoked_at = from_ms(s.int64(5));
+    if (!s.is_null(6))
+        c.request_id = s.int64(6);
     return c;
 }
 
@@ -180,20 +197,28 @@ certificate_record read_certificate(const statement& s) {
 
 std::string_view to_string(request_state s) noexcept {
     switch (s) {
-        case request_state::pending: return "pending";
-        case request_state::granted: return "granted";
-        case request_state::rejected: return "rejected";
-        case request_state::issued: return "issued";
-        case request_state::expired: return "expired";
+        case request_state::pending:
+            return "pending";
+        case request_state::granted:
+            return "granted";
+        case request_state::rejected:
+            return "rejected";
+        case request_state::issued:
+            return "issued";
+        case request_state::expired:
+            return "expired";
     }
     return "pending";
 }
 
 std::string_view to_string(ca_state s) noexcept {
     switch (s) {
-        case ca_state::active: return "active";
-        case ca_state::shadow: return "shadow";
-        case ca_state::archived: return "archived";
+        case ca_state::active:
+            return "active";
+        case ca_state::shadow:
+            return "shadow";
+        case ca_state::archived:
+            return "archived";
     }
     return "active";
 }
@@ -201,7 +226,8 @@ std::string_view to_string(ca_state s) noexcept {
 store::store(const std::filesystem::path& file) {
     // Create the file 0600 ourselves: sqlite would use the umask (the CA key lives in it).
     const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) throw store_error(fmt::format("cannot open {}", file.string()));
+    if (fd < 0)
+        throw store_error(fmt::format("cannot open {}", file.string()));
     ::fchmod(fd, 0600);
     ::close(fd);
     if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
@@ -218,7 +244,9 @@ store::store(const std::filesystem::path& file) {
     exec(schema);
 }
 
-store::~store() { sqlite3_close(db_); }
+store::~store() {
+    sqlite3_close(db_);
+}
 
 void store::exec(const char* sql) {
     char* err = nullptr;
@@ -232,13 +260,15 @@ void store::exec(const char* sql) {
 std::optional<std::string> store::meta(std::string_view key) {
     statement s{db_, "SELECT value FROM meta WHERE key = ?"};
     s.bind(1, key);
-    if (s.step()) return s.text(0);
+    if (s.step())
+        return s.text(0);
     return std::nullopt;
 }
 
 void store::set_meta(std::string_view key, std::string_view value) {
-    statement s{db_, "INSERT INTO meta (key, value) VALUES (?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"};
+    statement s{db_,
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"};
     s.bind(1, key).bind(2, value);
     s.step();
 }
@@ -247,7 +277,8 @@ std::vector<ca_generation_record> store::ca_generations() {
     statement s{db_, "SELECT id, cert_der, key_pem, state FROM ca_generations ORDER BY id"};
     std::vector<ca_generation_record> out;
     while (s.step()) {
-        out.push_back({static_cast<int>(s.int64(0)), s.blob(1), s.text(2), parse_ca_state(s.text(3))});
+        out.push_back(
+            {static_cast<int>(s.int64(0)), s.blob(1), s.text(2), parse_ca_state(s.text(3))});
     }
     return out;
 }
@@ -291,8 +322,9 @@ std::uint64_t store::issue(std::optional<std::int64_t> request_id,
         u.step();
     }
     {
-        statement i{db_, "INSERT INTO certificates (serial, der, subject, not_before, not_after, "
-                         "request_id) VALUES (?, ?, ?, ?, ?, ?)"};
+        statement i{db_,
+                    "INSERT INTO certificates (serial, der, subject, not_before, not_after, "
+                    "request_id) VALUES (?, ?, ?, ?, ?, ?)"};
         i.bind(1, static_cast<std::int64_t>(serial))
             .bind(2, cert.der)
             .bind(3, cert.subject)
@@ -315,18 +347,22 @@ std::uint64_t store::issue(std::optional<std::int64_t> request_id,
 }
 
 std::optional<certificate_record> store::certificate(std::uint64_t serial) {
-    statement s{db_, fmt::format("SELECT {} FROM certificates WHERE serial = ?", certificate_columns)
-                         .c_str()};
+    statement s{
+        db_,
+        fmt::format("SELECT {} FROM certificates WHERE serial = ?", certificate_columns).c_str()};
     s.bind(1, static_cast<std::int64_t>(serial));
-    if (s.step()) return read_certificate(s);
+    if (s.step())
+        return read_certificate(s);
     return std::nullopt;
 }
 
 std::vector<certificate_record> store::certificates() {
-    statement s{db_,
-                fmt::format("SELECT {} FROM certificates ORDER BY serial", certificate_columns).c_str()};
+    statement s{
+        db_,
+        fmt::format("SELECT {} FROM certificates ORDER BY serial", certificate_columns).c_str()};
     std::vector<certificate_record> out;
-    while (s.step()) out.push_back(read_certificate(s));
+    while (s.step())
+        out.push_back(read_certificate(s));
     return out;
 }
 
@@ -336,22 +372,26 @@ std::vector<certificate_record> store::revoked() {
                                  certificate_columns)
                          .c_str()};
     std::vector<certificate_record> out;
-    while (s.step()) out.push_back(read_certificate(s));
+    while (s.step())
+        out.push_back(read_certificate(s));
     return out;
 }
 
 bool store::revoke(std::uint64_t serial, time_point at) {
-    if (!certificate(serial)) return false;
-    statement s{db_, "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL"};
+    if (!certificate(serial))
+        return false;
+    statement s{db_,
+                "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL"};
     s.bind(1, to_ms(at)).bind(2, static_cast<std::int64_t>(serial));
     s.step();
     return true;
 }
 
 std::int64_t store::add_request(const request_record& r) {
-    statement s{db_, "INSERT INTO requests (transaction_id, signer_key_hash, signer_cert_hash, "
-                     "state, csr_der, subject, fingerprint, renewal, ca_generation, created, "
-                     "expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+    statement s{db_,
+                "INSERT INTO requests (transaction_id, signer_key_hash, signer_cert_hash, "
+                "state, csr_der, subject, fingerprint, renewal, ca_generation, created, "
+                "expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
     s.bind(1, r.transaction_id)
         .bind(2, r.signer_key_hash)
         .bind(3, r.signer_cert_hash)
@@ -370,24 +410,28 @@ std::int64_t store::add_request(const request_record& r) {
 std::optional<request_record> store::request(std::int64_t id) {
     statement s{db_, fmt::format("SELECT {} FROM requests WHERE id = ?", request_columns).c_str()};
     s.bind(1, id);
-    if (s.step()) return read_request(s);
+    if (s.step())
+        return read_request(s);
     return std::nullopt;
 }
 
 std::vector<request_record> store::requests_by_transaction(std::string_view transaction_id) {
-    statement s{db_, fmt::format("SELECT {} FROM requests WHERE transaction_id = ? ORDER BY id DESC",
-                                 request_columns)
-                         .c_str()};
+    statement s{db_,
+                fmt::format("SELECT {} FROM requests WHERE transaction_id = ? ORDER BY id DESC",
+                            request_columns)
+                    .c_str()};
     s.bind(1, transaction_id);
     std::vector<request_record> out;
-    while (s.step()) out.push_back(read_request(s));
+    while (s.step())
+        out.push_back(read_request(s));
     return out;
 }
 
 std::vector<request_record> store::requests() {
     statement s{db_, fmt::format("SELECT {} FROM requests ORDER BY id", request_columns).c_str()};
     std::vector<request_record> out;
-    while (s.step()) out.push_back(read_request(s));
+    while (s.step())
+        out.push_back(read_request(s));
     return out;
 }
 
@@ -398,7 +442,8 @@ void store::set_request_state(std::int64_t id, request_state st) {
 }
 
 int store::expire_requests(time_point now) {
-    statement s{db_, "UPDATE requests SET state = 'expired' WHERE state = 'pending' AND expires <= ?"};
+    statement s{db_,
+                "UPDATE requests SET state = 'expired' WHERE state = 'pending' AND expires <= ?"};
     s.bind(1, to_ms(now));
     s.step();
     return sqlite3_changes(db_);
@@ -411,7 +456,8 @@ void store::add_password(std::string_view password, time_point expires) {
 }
 
 bool store::consume_password(std::string_view password, time_point now) {
-    statement s{db_, "UPDATE passwords SET used = 1 WHERE password = ? AND used = 0 AND expires > ?"};
+    statement s{db_,
+                "UPDATE passwords SET used = 1 WHERE password = ? AND used = 0 AND expires > ?"};
     s.bind(1, password).bind(2, to_ms(now));
     s.step();
     return sqlite3_changes(db_) == 1;
@@ -420,7 +466,8 @@ bool store::consume_password(std::string_view password, time_point now) {
 std::uint64_t store::next_crl_number() {
     transaction t{db_};
     std::uint64_t n = 1;
-    if (auto v = meta("crl_number")) n = std::stoull(*v) + 1;
+    if (auto v = meta("crl_number"))
+        n = std::stoull(*v) + 1;
     set_meta("crl_number", std::to_string(n));
     t.commit();
     return n;

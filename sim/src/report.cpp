@@ -18,7 +18,8 @@ using ordered_json = nlohmann::ordered_json;
 constexpr double ms_per_day = 86'400'000.0;
 
 ordered_json time_or_null(const std::optional<time_point>& t) {
-    if (!t) return nullptr;
+    if (!t)
+        return nullptr;
     return timers::to_iso8601(*t);
 }
 
@@ -31,11 +32,20 @@ std::string html_escape(std::string_view s) {
     out.reserve(s.size());
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -51,7 +61,8 @@ std::string with_commas(std::uint64_t v) {
     const std::string digits = fmt::format("{}", v);
     std::string out;
     for (std::size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        if (i > 0 && (digits.size() - i) % 3 == 0)
+            out += ',';
         out += digits[i];
     }
     return out;
@@ -79,7 +90,8 @@ struct chart {
 };
 
 double nice_step(double range, int target) {
-    if (range <= 0) return 1;
+    if (range <= 0)
+        return 1;
     const double raw = range / target;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     const double f = raw / mag;
@@ -98,13 +110,17 @@ std::string render(const chart& c) {
     const double ph = h - mt - mb;
     double xmin = c.x.empty() ? 0 : c.x.front();
     double xmax = c.x.empty() ? 1 : c.x.back();
-    if (xmax <= xmin) xmax = xmin + 1;
+    if (xmax <= xmin)
+        xmax = xmin + 1;
     auto tr = [&](double v) { return c.log_y ? std::log10(1 + std::max(0.0, v)) : v; };
     double ymax = 0;
     for (const auto& s : c.lines)
-        for (double v : s.y) ymax = std::max(ymax, tr(v));
-    if (c.hline) ymax = std::max(ymax, tr(c.hline->first));
-    if (ymax <= 0) ymax = 1;
+        for (double v : s.y)
+            ymax = std::max(ymax, tr(v));
+    if (c.hline)
+        ymax = std::max(ymax, tr(c.hline->first));
+    if (ymax <= 0)
+        ymax = 1;
     if (c.log_y) {
         ymax = std::ceil(ymax);
     } else {
@@ -153,8 +169,8 @@ std::string render(const chart& c) {
             x, mt, x, mt + ph, x, mt + ph + 16, num(v));
     }
     o += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444444\"/>\n", ml,
-        mt, pw, ph);
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444444\"/>\n",
+        ml, mt, pw, ph);
     o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
                      ml + pw / 2, mt + ph + 34, html_escape(c.x_label));
     o += fmt::format(
@@ -173,7 +189,8 @@ std::string render(const chart& c) {
         const double x = px(c.vline->first);
         o += fmt::format(
             "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#555555\" "
-            "stroke-dasharray=\"2 3\"/><text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#555555\">{}</text>\n",
+            "stroke-dasharray=\"2 3\"/><text x=\"{:.1f}\" y=\"{:.1f}\" "
+            "fill=\"#555555\">{}</text>\n",
             x, mt, x, mt + ph, x + 3, mt + 12, html_escape(c.vline->second));
     }
     for (const auto& s : c.lines) {
@@ -204,13 +221,16 @@ std::string render(const chart& c) {
 // The days worth showing: around the storm if there is one, else the whole horizon.
 std::pair<std::size_t, std::size_t> day_range(const sim_result& r) {
     const std::size_t n = r.daily.size();
-    if (n == 0) return {0, 0};
-    if (!r.first_get_next_ca_cert_at) return {0, n};
+    if (n == 0)
+        return {0, 0};
+    if (!r.first_get_next_ca_cert_at)
+        return {0, n};
     const auto first = static_cast<std::size_t>(
         std::max(0.0, std::floor(timers::to_days(*r.first_get_next_ca_cert_at - r.start)) - 20));
     const auto ca_end = static_cast<std::size_t>(timers::to_days(r.ca.not_after - r.start));
     std::size_t last = std::min(n, ca_end + 31);
-    if (last <= first) last = n;
+    if (last <= first)
+        last = n;
     return {std::min(first, n - 1), last};
 }
 
@@ -266,7 +286,8 @@ std::string recommendation(const scenario& sc, const sim_result& r) {
     if ((r.totals.deaf_ms > 0 || r.totals.connections_dropped_max_connections > 0) &&
         sc.front().http.max_connections < 16)
         parts.push_back("`ip http max-connections 16` on the server the clients talk to");
-    if (parts.empty()) return "no change needed";
+    if (parts.empty())
+        return "no change needed";
     std::string out;
     for (std::size_t i = 0; i < parts.size(); ++i) {
         out += (i == 0 ? "" : "; ") + parts[i];
@@ -342,13 +363,16 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
 
 std::string daily_csv(const sim_result& r) {
     std::string out = "day,date";
-    for (const auto& [name, _] : count_columns) out += fmt::format(",{}", name);
+    for (const auto& [name, _] : count_columns)
+        out += fmt::format(",{}", name);
     out += ",deaf_seconds\n";
     for (std::size_t d = 0; d < r.daily.size(); ++d) {
         const auto& row = r.daily[d];
-        const auto date = timers::to_iso8601(r.start + timers::days{static_cast<int>(d)}).substr(0, 10);
+        const auto date =
+            timers::to_iso8601(r.start + timers::days{static_cast<int>(d)}).substr(0, 10);
         out += fmt::format("{},{}", d, date);
-        for (const auto& [_, member] : count_columns) out += fmt::format(",{}", row.*member);
+        for (const auto& [_, member] : count_columns)
+            out += fmt::format(",{}", row.*member);
         out += fmt::format(",{}\n", num(static_cast<double>(row.deaf_ms) / 1000.0));
     }
     return out;
@@ -362,15 +386,13 @@ std::string sweep_csv(const sweep_result& s) {
         s.key);
     for (const auto& p : s.points) {
         const auto& r = p.result;
-        out += fmt::format("{},{},{},{},{:.2f},{:.2f},{},{},{},{},{}\n", p.value,
-                           to_string(r.outcome), r.clients, r.clients_hit_404,
-                           r.mean_404_window_days, r.max_404_window_days,
-                           r.first_404_at ? fmt::format("{:.2f}", days_before(r.ca.not_after,
-                                                                               *r.first_404_at))
-                                          : std::string{},
-                           r.peak_attempts_per_minute,
-                           num(static_cast<double>(r.totals.deaf_ms) / 1000.0),
-                           r.totals.enrollments_failed, r.clients_outage);
+        out += fmt::format(
+            "{},{},{},{},{:.2f},{:.2f},{},{},{},{},{}\n", p.value, to_string(r.outcome), r.clients,
+            r.clients_hit_404, r.mean_404_window_days, r.max_404_window_days,
+            r.first_404_at ? fmt::format("{:.2f}", days_before(r.ca.not_after, *r.first_404_at))
+                           : std::string{},
+            r.peak_attempts_per_minute, num(static_cast<double>(r.totals.deaf_ms) / 1000.0),
+            r.totals.enrollments_failed, r.clients_outage);
     }
     return out;
 }
@@ -399,7 +421,8 @@ std::string plot_daily_svg(const sim_result& r) {
     }
     c.lines = {req, nf, ok, deaf, ef};
     if (r.shadow_generated_at)
-        c.vline = std::pair{timers::to_days(*r.shadow_generated_at - r.start), std::string{"shadow CA"}};
+        c.vline =
+            std::pair{timers::to_days(*r.shadow_generated_at - r.start), std::string{"shadow CA"}};
     return render(c);
 }
 
@@ -415,7 +438,8 @@ std::string plot_loop_svg(const sim_result& r) {
     std::uint64_t cum = 0;
     for (std::size_t d = 0; d < b; ++d) {
         cum += r.daily[d].clients_outage;
-        if (d < a) continue;
+        if (d < a)
+            continue;
         c.x.push_back(static_cast<double>(d));
         loop.y.push_back(static_cast<double>(r.daily[d].peak_clients_in_shadow_loop));
         outage.y.push_back(static_cast<double>(cum));
@@ -428,11 +452,12 @@ std::string plot_loop_svg(const sim_result& r) {
 std::string plot_worst_day_svg(const scenario& sc, const sim_result& r) {
     chart c;
     c.id = "plot-worst-day";
-    c.title = r.worst_day >= 0
-                  ? fmt::format("Connection attempts per minute on the busiest day ({}, day {})",
-                                timers::to_iso8601(r.start + timers::days{r.worst_day}).substr(0, 10),
-                                r.worst_day)
-                  : std::string{"Connection attempts per minute (no traffic)"};
+    c.title =
+        r.worst_day >= 0
+            ? fmt::format("Connection attempts per minute on the busiest day ({}, day {})",
+                          timers::to_iso8601(r.start + timers::days{r.worst_day}).substr(0, 10),
+                          r.worst_day)
+            : std::string{"Connection attempts per minute (no traffic)"};
     c.x_label = "minute of the day (UTC)";
     c.y_label = "connections per minute";
     series att{"attempts", "#1f77b4", {}};
@@ -445,7 +470,8 @@ std::string plot_worst_day_svg(const scenario& sc, const sim_result& r) {
         peak = std::max(peak, att.y.back());
     }
     c.lines = {att, acc};
-    if (sc.throttle) c.hline = std::pair{80.0, std::string{"throttle: 80 connections/minute"}};
+    if (sc.throttle)
+        c.hline = std::pair{80.0, std::string{"throttle: 80 connections/minute"}};
     c.log_y = peak > 800;
     return render(c);
 }
@@ -490,70 +516,76 @@ std::string plot_sweep_svg(const sweep_result& s) {
 std::string verdict_text(const scenario& sc, const sim_result& r, const std::string& out_dir) {
     std::string o;
     const auto pct = [&](std::uint64_t n) {
-        return r.clients == 0 ? 0.0 : 100.0 * static_cast<double>(n) / static_cast<double>(r.clients);
+        return r.clients == 0 ? 0.0
+                              : 100.0 * static_cast<double>(n) / static_cast<double>(r.clients);
     };
     switch (r.outcome) {
         case verdict::safe:
-            o += fmt::format("Verdict: SAFE. None of the {} clients asked for the next CA "
-                             "certificate before the server had it.\n",
-                             with_commas(r.clients));
+            o += fmt::format(
+                "Verdict: SAFE. None of the {} clients asked for the next CA "
+                "certificate before the server had it.\n",
+                with_commas(r.clients));
             break;
         case verdict::storm:
-            o += fmt::format("Verdict: STORM. {} of {} clients ({:.1f} %) got GetNextCACert "
-                             "404 Not Found.\n",
-                             with_commas(r.clients_hit_404), with_commas(r.clients),
-                             pct(r.clients_hit_404));
+            o += fmt::format(
+                "Verdict: STORM. {} of {} clients ({:.1f} %) got GetNextCACert "
+                "404 Not Found.\n",
+                with_commas(r.clients_hit_404), with_commas(r.clients), pct(r.clients_hit_404));
             break;
         case verdict::outage:
-            o += fmt::format("Verdict: OUTAGE. {} of {} clients ({:.1f} %) ended without a valid "
-                             "certificate; {} got GetNextCACert 404 Not Found.\n",
-                             with_commas(r.clients_outage), with_commas(r.clients),
-                             pct(r.clients_outage), with_commas(r.clients_hit_404));
+            o += fmt::format(
+                "Verdict: OUTAGE. {} of {} clients ({:.1f} %) ended without a valid "
+                "certificate; {} got GetNextCACert 404 Not Found.\n",
+                with_commas(r.clients_outage), with_commas(r.clients), pct(r.clients_outage),
+                with_commas(r.clients_hit_404));
             break;
     }
     o += fmt::format("  CA certificate: {} .. {}", timers::to_iso8601(r.ca.not_before),
                      timers::to_iso8601(r.ca.not_after));
     if (r.shadow_generated_at) {
-        o += fmt::format("; shadow CA generated {} ({} days before expiry)",
-                         timers::to_iso8601(*r.shadow_generated_at),
-                         num(std::round(days_before(r.ca.not_after, *r.shadow_generated_at) * 10) / 10));
+        o += fmt::format(
+            "; shadow CA generated {} ({} days before expiry)",
+            timers::to_iso8601(*r.shadow_generated_at),
+            num(std::round(days_before(r.ca.not_after, *r.shadow_generated_at) * 10) / 10));
     } else {
         o += "; no shadow CA (no auto-rollover)";
     }
     o += ".\n";
     if (sc.ra) {
-        o += r.ra_shadow_at
-                 ? fmt::format("  The RA had the shadow CA from {} (it first asked the CA on {}).\n",
-                               timers::to_iso8601(*r.ra_shadow_at),
-                               r.ra_first_get_next_ca_cert_at
-                                   ? timers::to_iso8601(*r.ra_first_get_next_ca_cert_at)
-                                   : std::string{"-"})
-                 : std::string{"  The RA never got the shadow CA.\n"};
+        o +=
+            r.ra_shadow_at
+                ? fmt::format("  The RA had the shadow CA from {} (it first asked the CA on {}).\n",
+                              timers::to_iso8601(*r.ra_shadow_at),
+                              r.ra_first_get_next_ca_cert_at
+                                  ? timers::to_iso8601(*r.ra_first_get_next_ca_cert_at)
+                                  : std::string{"-"})
+                : std::string{"  The RA never got the shadow CA.\n"};
     }
     if (r.first_404_at) {
         o += fmt::format("  First 404: {}, {:.1f} days before the CA expires; last 404: {}.\n",
                          timers::to_iso8601(*r.first_404_at),
                          days_before(r.ca.not_after, *r.first_404_at),
                          r.last_404_at ? timers::to_iso8601(*r.last_404_at) : std::string{"-"});
-        o += fmt::format("  404 window per client: mean {:.1f} days, longest {:.1f} days; {} "
-                         "GetNextCACert attempts, {} answered 404.\n",
-                         r.mean_404_window_days, r.max_404_window_days,
-                         with_commas(r.totals.get_next_ca_cert_requests),
-                         with_commas(r.totals.responses_404));
+        o += fmt::format(
+            "  404 window per client: mean {:.1f} days, longest {:.1f} days; {} "
+            "GetNextCACert attempts, {} answered 404.\n",
+            r.mean_404_window_days, r.max_404_window_days,
+            with_commas(r.totals.get_next_ca_cert_requests), with_commas(r.totals.responses_404));
     }
-    o += fmt::format("  Peak load: {} connection attempts in one minute{} against the 80/minute "
-                     "throttle; the server was deaf for {:.1f} hours in total ({} connections "
-                     "ignored, {} dropped at max-connections {}).\n",
-                     with_commas(r.peak_attempts_per_minute),
-                     r.peak_minute_at ? fmt::format(" ({})", timers::to_iso8601(*r.peak_minute_at))
-                                      : std::string{},
-                     static_cast<double>(r.totals.deaf_ms) / 3.6e6,
-                     with_commas(r.totals.connections_ignored_deaf),
-                     with_commas(r.totals.connections_dropped_max_connections),
-                     sc.front().http.max_connections);
-    o += fmt::format("  Enrollments: {} succeeded, {} attempts failed because the server did not "
-                     "answer or refused.\n",
-                     with_commas(r.totals.enrollments_ok), with_commas(r.totals.enrollments_failed));
+    o += fmt::format(
+        "  Peak load: {} connection attempts in one minute{} against the 80/minute "
+        "throttle; the server was deaf for {:.1f} hours in total ({} connections "
+        "ignored, {} dropped at max-connections {}).\n",
+        with_commas(r.peak_attempts_per_minute),
+        r.peak_minute_at ? fmt::format(" ({})", timers::to_iso8601(*r.peak_minute_at))
+                         : std::string{},
+        static_cast<double>(r.totals.deaf_ms) / 3.6e6,
+        with_commas(r.totals.connections_ignored_deaf),
+        with_commas(r.totals.connections_dropped_max_connections), sc.front().http.max_connections);
+    o += fmt::format(
+        "  Enrollments: {} succeeded, {} attempts failed because the server did not "
+        "answer or refused.\n",
+        with_commas(r.totals.enrollments_ok), with_commas(r.totals.enrollments_failed));
     o += fmt::format("  Clients with an invalid certificate (outage): {}.\n",
                      with_commas(r.clients_outage));
     o += fmt::format("  Recommended: {}.\n", recommendation(sc, r));
@@ -564,9 +596,9 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
 }
 
 std::string sweep_table(const sweep_result& s) {
-    std::string o = fmt::format("{:>14}  {:>7}  {:>14}  {:>10}  {:>10}  {:>12}  {:>10}\n", s.key,
-                                "verdict", "clients 404", "mean days", "max days",
-                                "peak/minute", "outage");
+    std::string o =
+        fmt::format("{:>14}  {:>7}  {:>14}  {:>10}  {:>10}  {:>12}  {:>10}\n", s.key, "verdict",
+                    "clients 404", "mean days", "max days", "peak/minute", "outage");
     for (std::size_t i = 0; i < s.points.size(); ++i) {
         const auto& r = s.points[i].result;
         o += fmt::format("{:>14}  {:>7}  {:>14}  {:>10.1f}  {:>10.1f}  {:>12}  {:>10}{}\n",
@@ -597,7 +629,8 @@ std::string report_html(const scenario& sc, const sim_result& r,
          "svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n";
     h += fmt::format("<h1>pkisim simulate: {}</h1>\n",
                      html_escape(sc.name.empty() ? sc.path : sc.name));
-    if (!sc.description.empty()) h += fmt::format("<p>{}</p>\n", html_escape(sc.description));
+    if (!sc.description.empty())
+        h += fmt::format("<p>{}</p>\n", html_escape(sc.description));
     h += fmt::format("<div id=\"verdict\" class=\"verdict {}\"><pre>{}</pre></div>\n",
                      to_string(r.outcome), html_escape(verdict_text(sc, r, ".")));
     h += "<h2>Plots</h2>\n";
@@ -612,7 +645,8 @@ std::string report_html(const scenario& sc, const sim_result& r,
     h += "<h2>Summary</h2>\n<pre>" + html_escape(summary_json(sc, r, report_options{true, 0})) +
          "</pre>\n";
     h += "<h2>Closed form (pkisim check)</h2>\n<ul>\n";
-    for (const auto& f : r.closed_form.findings) h += "<li>" + html_escape(f) + "</li>\n";
+    for (const auto& f : r.closed_form.findings)
+        h += "<li>" + html_escape(f) + "</li>\n";
     for (const auto& t : r.closed_form.trustpoints)
         for (const auto& f : t.findings)
             h += "<li>" + html_escape(t.name) + ": " + html_escape(f) + "</li>\n";
@@ -621,9 +655,9 @@ std::string report_html(const scenario& sc, const sim_result& r,
         "<p>Scenario <code>{}</code>: start {}, horizon {}, seed {}, time step {}, latency {}, "
         "shadow retry {}, connect timeout {}, retry jitter {}, clock skew ±{}, service "
         "GetNextCACert {}, enrollment {}, throttle window {}.</p>\n",
-        html_escape(sc.path), timers::to_iso8601(sc.start),
-        format_duration(sc.effective_horizon()), sc.seed, format_duration(sc.time_step),
-        format_duration(sc.latency), format_duration(sc.client.shadow_retry_interval),
+        html_escape(sc.path), timers::to_iso8601(sc.start), format_duration(sc.effective_horizon()),
+        sc.seed, format_duration(sc.time_step), format_duration(sc.latency),
+        format_duration(sc.client.shadow_retry_interval),
         format_duration(sc.client.connect_timeout), format_duration(sc.retry_jitter),
         format_duration(sc.clock_skew), format_duration(sc.service_get_next_ca_cert),
         format_duration(sc.service_enrollment), timers::to_string(sc.throttle_window));
@@ -646,16 +680,17 @@ std::string report_html(const scenario& sc, const sim_result& r,
                          html_escape(sc.ra->config_text));
     std::vector<std::string> shown;
     for (const auto& g : sc.groups) {
-        if (std::find(shown.begin(), shown.end(), g.config_path) != shown.end()) continue;
+        if (std::find(shown.begin(), shown.end(), g.config_path) != shown.end())
+            continue;
         shown.push_back(g.config_path);
         h += fmt::format("<h3>Clients: {}</h3>\n<pre>{}</pre>\n", html_escape(g.config_path),
                          html_escape(g.config_text));
     }
-    h += fmt::format("<p>Data: <a href=\"summary.json\">summary.json</a>, <a "
-                     "href=\"daily.csv\">daily.csv</a>. Engine {}, {} events{}.</p>\n",
-                     to_string(r.engine), r.events,
-                     o.deterministic ? std::string{}
-                                     : fmt::format(", {:.2f} s", o.wall_seconds));
+    h += fmt::format(
+        "<p>Data: <a href=\"summary.json\">summary.json</a>, <a "
+        "href=\"daily.csv\">daily.csv</a>. Engine {}, {} events{}.</p>\n",
+        to_string(r.engine), r.events,
+        o.deterministic ? std::string{} : fmt::format(", {:.2f} s", o.wall_seconds));
     h += "</body>\n</html>\n";
     return h;
 }
@@ -666,13 +701,15 @@ tl::expected<void, std::string> write_report(const std::string& dir, const scena
                                              const report_options& o) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return tl::make_unexpected(fmt::format("{}: cannot create: {}", dir, ec.message()));
+    if (ec)
+        return tl::make_unexpected(fmt::format("{}: cannot create: {}", dir, ec.message()));
     auto write = [&](const std::string& name,
                      const std::string& content) -> tl::expected<void, std::string> {
         const auto path = (std::filesystem::path{dir} / name).string();
         std::ofstream out{path, std::ios::binary};
         out << content;
-        if (!out) return tl::make_unexpected(fmt::format("{}: cannot write", path));
+        if (!out)
+            return tl::make_unexpected(fmt::format("{}: cannot write", path));
         return {};
     };
     // report.html shows no wall time unless asked, so that it stays byte-identical.
@@ -686,10 +723,13 @@ tl::expected<void, std::string> write_report(const std::string& dir, const scena
         {"report.html", report_html(sc, r, sweep, page)},
     };
     for (const auto& [name, content] : files)
-        if (auto w = write(name, content); !w) return w;
+        if (auto w = write(name, content); !w)
+            return w;
     if (sweep) {
-        if (auto w = write("sweep.svg", plot_sweep_svg(*sweep)); !w) return w;
-        if (auto w = write("sweep.csv", sweep_csv(*sweep)); !w) return w;
+        if (auto w = write("sweep.svg", plot_sweep_svg(*sweep)); !w)
+            return w;
+        if (auto w = write("sweep.csv", sweep_csv(*sweep)); !w)
+            return w;
     }
     return {};
 }

@@ -18,23 +18,30 @@ namespace fs = std::filesystem;
 
 std::string_view to_string(enrollment_pattern p) {
     switch (p) {
-        case enrollment_pattern::instant: return "instant";
-        case enrollment_pattern::uniform: return "uniform";
-        case enrollment_pattern::spread: return "spread";
-        case enrollment_pattern::batches: return "batches";
-        case enrollment_pattern::csv: return "csv";
+        case enrollment_pattern::instant:
+            return "instant";
+        case enrollment_pattern::uniform:
+            return "uniform";
+        case enrollment_pattern::spread:
+            return "spread";
+        case enrollment_pattern::batches:
+            return "batches";
+        case enrollment_pattern::csv:
+            return "csv";
     }
     return "?";
 }
 
 std::uint64_t scenario::clients() const {
     std::uint64_t n = 0;
-    for (const auto& g : groups) n += g.count;
+    for (const auto& g : groups)
+        n += g.count;
     return n;
 }
 
 duration scenario::effective_horizon() const {
-    if (horizon) return *horizon;
+    if (horizon)
+        return *horizon;
     return ca.server.ca_lifetime + timers::days{60};
 }
 
@@ -43,7 +50,8 @@ std::optional<duration> parse_duration_text(std::string_view text) {
     double total_ms = 0;
     bool any = false;
     auto skip_ws = [&] {
-        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
+            ++i;
     };
     skip_ws();
     while (i < text.size()) {
@@ -51,7 +59,8 @@ std::optional<duration> parse_duration_text(std::string_view text) {
         while (j < text.size() &&
                (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.'))
             ++j;
-        if (j == i) return std::nullopt;
+        if (j == i)
+            return std::nullopt;
         double v = 0;
         try {
             v = std::stod(std::string(text.substr(i, j - i)));
@@ -59,7 +68,8 @@ std::optional<duration> parse_duration_text(std::string_view text) {
             return std::nullopt;
         }
         std::size_t k = j;
-        while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
+        while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k])))
+            ++k;
         const std::string_view unit = text.substr(j, k - j);
         double scale = 0;
         if (unit.empty() || unit == "s") {
@@ -80,19 +90,22 @@ std::optional<duration> parse_duration_text(std::string_view text) {
         i = k;
         skip_ws();
     }
-    if (!any || total_ms < 0 || total_ms > 1e15) return std::nullopt;
+    if (!any || total_ms < 0 || total_ms > 1e15)
+        return std::nullopt;
     return duration{static_cast<duration::rep>(std::llround(total_ms))};
 }
 
 std::string format_duration(duration d) {
     auto ms = d.count();
-    if (ms == 0) return "0s";
+    if (ms == 0)
+        return "0s";
     std::string out;
     const std::pair<long long, const char*> units[] = {
         {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
     for (const auto& [scale, name] : units) {
         if (ms >= scale) {
-            if (!out.empty()) out += ' ';
+            if (!out.empty())
+                out += ' ';
             out += fmt::format("{}{}", ms / scale, name);
             ms %= scale;
         }
@@ -110,7 +123,8 @@ struct loader {
         return fmt::format("{}:{}", file, n.source().begin.line);
     }
     std::string where(const toml::table& t, std::string_view key) const {
-        if (const auto* n = t.get(key)) return where(*n);
+        if (const auto* n = t.get(key))
+            return where(*n);
         return fmt::format("{}:{}", file, t.source().begin.line);
     }
 
@@ -119,24 +133,26 @@ struct loader {
         const auto* n = t.get(key);
         if (n == nullptr) {
             if (required)
-                return tl::make_unexpected(
-                    fmt::format("{}: expected a key `{}` (a string) in this table", where(t, key),
-                                key));
+                return tl::make_unexpected(fmt::format(
+                    "{}: expected a key `{}` (a string) in this table", where(t, key), key));
             return std::string{};
         }
-        if (const auto* s = n->as_string()) return s->get();
-        return tl::make_unexpected(
-            fmt::format("{}: `{}`: expected a string", where(*n), key));
+        if (const auto* s = n->as_string())
+            return s->get();
+        return tl::make_unexpected(fmt::format("{}: `{}`: expected a string", where(*n), key));
     }
 
     tl::expected<std::optional<duration>, std::string> duration_at(const toml::table& t,
                                                                    std::string_view key) const {
         const auto* n = t.get(key);
-        if (n == nullptr) return std::optional<duration>{};
+        if (n == nullptr)
+            return std::optional<duration>{};
         if (const auto* s = n->as_string()) {
-            if (auto d = parse_duration_text(s->get())) return std::optional<duration>{*d};
+            if (auto d = parse_duration_text(s->get()))
+                return std::optional<duration>{*d};
         } else if (const auto* i = n->as_integer()) {
-            if (i->get() >= 0) return std::optional<duration>{timers::seconds{i->get()}};
+            if (i->get() >= 0)
+                return std::optional<duration>{timers::seconds{i->get()}};
         } else if (const auto* f = n->as_floating_point()) {
             if (f->get() >= 0)
                 return std::optional<duration>{
@@ -152,9 +168,11 @@ struct loader {
                                                                   std::int64_t lo,
                                                                   std::int64_t hi) const {
         const auto* n = t.get(key);
-        if (n == nullptr) return std::optional<std::int64_t>{};
+        if (n == nullptr)
+            return std::optional<std::int64_t>{};
         if (const auto* i = n->as_integer()) {
-            if (i->get() >= lo && i->get() <= hi) return std::optional<std::int64_t>{i->get()};
+            if (i->get() >= lo && i->get() <= hi)
+                return std::optional<std::int64_t>{i->get()};
         }
         return tl::make_unexpected(
             fmt::format("{}: `{}`: expected an integer in {}..{}", where(*n), key, lo, hi));
@@ -166,9 +184,11 @@ struct loader {
         for (const auto& [k, v] : t) {
             if (std::find(known.begin(), known.end(), k.str()) == known.end()) {
                 std::string list;
-                for (auto kk : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", kk);
-                return tl::make_unexpected(fmt::format("{}: unknown key `{}` in {}; expected one of: {}",
-                                                       where(v), k.str(), table_name, list));
+                for (auto kk : known)
+                    list += fmt::format("{}{}", list.empty() ? "" : ", ", kk);
+                return tl::make_unexpected(
+                    fmt::format("{}: unknown key `{}` in {}; expected one of: {}", where(v),
+                                k.str(), table_name, list));
             }
         }
         return true;
@@ -176,24 +196,27 @@ struct loader {
 
     std::string resolve(const std::string& p) const {
         fs::path path{p};
-        if (path.is_relative()) path = fs::path{base_dir} / path;
+        if (path.is_relative())
+            path = fs::path{base_dir} / path;
         return path.lexically_normal().string();
     }
 
     tl::expected<std::pair<std::string, timers::ios_config>, std::string> read_ios(
         const toml::table& t, std::string_view key) const {
         auto rel = string_at(t, key, true);
-        if (!rel) return tl::make_unexpected(rel.error());
+        if (!rel)
+            return tl::make_unexpected(rel.error());
         const std::string path = resolve(*rel);
         std::ifstream in{path, std::ios::binary};
         if (!in)
-            return tl::make_unexpected(fmt::format("{}: `{}`: cannot read IOS file {}",
-                                                   where(t, key), key, path));
+            return tl::make_unexpected(
+                fmt::format("{}: `{}`: cannot read IOS file {}", where(t, key), key, path));
         std::stringstream ss;
         ss << in.rdbuf();
         std::string text = ss.str();
         auto cfg = timers::parse_ios_config(text, path);
-        if (!cfg) return tl::make_unexpected(cfg.error().to_string());
+        if (!cfg)
+            return tl::make_unexpected(cfg.error().to_string());
         return std::make_pair(std::move(text), std::move(*cfg));
     }
 
@@ -202,15 +225,18 @@ struct loader {
                                                                  std::string_view key,
                                                                  time_point start) const {
         const auto* n = t.get(key);
-        if (n == nullptr) return std::optional<duration>{};
+        if (n == nullptr)
+            return std::optional<duration>{};
         if (const auto* s = n->as_string()) {
-            if (auto d = parse_duration_text(s->get())) return std::optional<duration>{*d};
+            if (auto d = parse_duration_text(s->get()))
+                return std::optional<duration>{*d};
             if (auto tp = timers::parse_iso8601(s->get()); tp && *tp >= start)
                 return std::optional<duration>{*tp - start};
         }
         return duration_at(t, key).and_then(
             [&](std::optional<duration> d) -> tl::expected<std::optional<duration>, std::string> {
-                if (d) return d;
+                if (d)
+                    return d;
                 return tl::make_unexpected(fmt::format(
                     "{}: `{}`: expected an offset from the start (\"1460d\") or a date not "
                     "before the start",
@@ -221,25 +247,27 @@ struct loader {
     tl::expected<server_side, std::string> read_server(const toml::table& t,
                                                        std::string_view table_name,
                                                        time_point start, bool want_ra) const {
-        if (auto ok = check_keys(t, {"config", "server", "manual_rollover", "trustpoint"},
-                                 table_name);
+        if (auto ok =
+                check_keys(t, {"config", "server", "manual_rollover", "trustpoint"}, table_name);
             !ok)
             return tl::make_unexpected(ok.error());
         auto ios = read_ios(t, "config");
-        if (!ios) return tl::make_unexpected(ios.error());
+        if (!ios)
+            return tl::make_unexpected(ios.error());
         server_side side;
         side.config_path = resolve(*string_at(t, "config", true));
         side.config_text = std::move(ios->first);
         const auto& cfg = ios->second;
         auto name = string_at(t, "server", false);
-        if (!name) return tl::make_unexpected(name.error());
+        if (!name)
+            return tl::make_unexpected(name.error());
         const timers::server_config* s = nullptr;
         if (!name->empty()) {
             s = cfg.find_server(*name);
             if (s == nullptr)
-                return tl::make_unexpected(fmt::format(
-                    "{}: `server`: no `crypto pki server {}` in {}", where(t, "server"), *name,
-                    side.config_path));
+                return tl::make_unexpected(
+                    fmt::format("{}: `server`: no `crypto pki server {}` in {}", where(t, "server"),
+                                *name, side.config_path));
         } else {
             for (const auto& sv : cfg.servers) {
                 if (sv.mode_ra == want_ra) {
@@ -247,16 +275,18 @@ struct loader {
                     break;
                 }
             }
-            if (s == nullptr && !cfg.servers.empty()) s = &cfg.servers.front();
+            if (s == nullptr && !cfg.servers.empty())
+                s = &cfg.servers.front();
             if (s == nullptr)
-                return tl::make_unexpected(fmt::format(
-                    "{}: `config`: expected a `crypto pki server` section in {}",
-                    where(t, "config"), side.config_path));
+                return tl::make_unexpected(
+                    fmt::format("{}: `config`: expected a `crypto pki server` section in {}",
+                                where(t, "config"), side.config_path));
         }
         side.server = *s;
         side.http = cfg.http;
         auto mr = offset_at(t, "manual_rollover", start);
-        if (!mr) return tl::make_unexpected(mr.error());
+        if (!mr)
+            return tl::make_unexpected(mr.error());
         side.manual_rollover = *mr;
         return side;
     }
@@ -281,7 +311,8 @@ struct loader {
         }
         if (const auto* n = root.get("start")) {
             std::optional<time_point> tp;
-            if (const auto* s = n->as_string()) tp = timers::parse_iso8601(s->get());
+            if (const auto* s = n->as_string())
+                tp = timers::parse_iso8601(s->get());
             if (const auto* d = n->as_date_time()) {
                 const auto& dt = d->get();
                 tp = time_point{date::sys_days{date::year{dt.date.year} / dt.date.month /
@@ -294,9 +325,9 @@ struct loader {
                 tp = time_point{date::sys_days{date::year{dd.year} / dd.month / dd.day}};
             }
             if (!tp)
-                return tl::make_unexpected(fmt::format(
-                    "{}: `start`: expected a UTC date such as \"2025-01-01T00:00:00Z\"",
-                    where(*n)));
+                return tl::make_unexpected(
+                    fmt::format("{}: `start`: expected a UTC date such as \"2025-01-01T00:00:00Z\"",
+                                where(*n)));
             sc.start = *tp;
         } else {
             sc.start = *timers::parse_iso8601("2025-01-01T00:00:00Z");
@@ -307,15 +338,16 @@ struct loader {
             return tl::make_unexpected(v.error());
         }
         if (auto v = int_at(root, "seed", 0, std::numeric_limits<std::int64_t>::max()); v) {
-            if (*v) sc.seed = static_cast<std::uint64_t>(**v);
+            if (*v)
+                sc.seed = static_cast<std::uint64_t>(**v);
         } else {
             return tl::make_unexpected(v.error());
         }
         if (auto v = duration_at(root, "time_step"); v) {
             if (*v) {
                 if (**v <= duration{0} || **v > timers::seconds{60})
-                    return tl::make_unexpected(fmt::format(
-                        "{}: `time_step`: expected 1ms..60s", where(root, "time_step")));
+                    return tl::make_unexpected(fmt::format("{}: `time_step`: expected 1ms..60s",
+                                                           where(root, "time_step")));
                 sc.time_step = **v;
             }
         } else {
@@ -324,23 +356,25 @@ struct loader {
 
         const auto* ca = root.get_as<toml::table>("ca");
         if (ca == nullptr)
-            return tl::make_unexpected(fmt::format(
-                "{}:1: expected a [ca] table with `config = \"ca.ios\"`", file));
+            return tl::make_unexpected(
+                fmt::format("{}:1: expected a [ca] table with `config = \"ca.ios\"`", file));
         auto ca_side = read_server(*ca, "[ca]", sc.start, false);
-        if (!ca_side) return tl::make_unexpected(ca_side.error());
+        if (!ca_side)
+            return tl::make_unexpected(ca_side.error());
         sc.ca = std::move(*ca_side);
         if (sc.ca.server.mode_ra)
             return tl::make_unexpected(fmt::format(
-                "{}: [ca]: the server section has `mode ra`; put the RA under [ra]",
-                where(*ca)));
+                "{}: [ca]: the server section has `mode ra`; put the RA under [ra]", where(*ca)));
 
         if (const auto* ra = root.get_as<toml::table>("ra")) {
             auto ra_side = read_server(*ra, "[ra]", sc.start, true);
-            if (!ra_side) return tl::make_unexpected(ra_side.error());
+            if (!ra_side)
+                return tl::make_unexpected(ra_side.error());
             // The RA's own certificate comes from a trustpoint in the same file.
             auto ios = read_ios(*ra, "config");
             auto tpname = string_at(*ra, "trustpoint", false);
-            if (!tpname) return tl::make_unexpected(tpname.error());
+            if (!tpname)
+                return tl::make_unexpected(tpname.error());
             const timers::trustpoint_config* tp = nullptr;
             if (!tpname->empty()) {
                 tp = ios->second.find_trustpoint(*tpname);
@@ -361,11 +395,11 @@ struct loader {
         }
 
         if (const auto* net = root.get_as<toml::table>("network")) {
-            if (auto ok = check_keys(*net,
-                                     {"latency", "connect_timeout", "shadow_retry_interval",
-                                      "retry_jitter", "clock_skew", "service_get_next_ca_cert",
-                                      "service_enrollment"},
-                                     "[network]");
+            if (auto ok = check_keys(
+                    *net,
+                    {"latency", "connect_timeout", "shadow_retry_interval", "retry_jitter",
+                     "clock_skew", "service_get_next_ca_cert", "service_enrollment"},
+                    "[network]");
                 !ok)
                 return tl::make_unexpected(ok.error());
             struct field {
@@ -381,19 +415,22 @@ struct loader {
                                     {"service_enrollment", &sc.service_enrollment}};
             for (const auto& f : fields) {
                 auto v = duration_at(*net, f.key);
-                if (!v) return tl::make_unexpected(v.error());
-                if (*v) *f.target = **v;
+                if (!v)
+                    return tl::make_unexpected(v.error());
+                if (*v)
+                    *f.target = **v;
             }
             if (sc.client.shadow_retry_interval <= duration{0})
-                return tl::make_unexpected(fmt::format(
-                    "{}: `shadow_retry_interval`: expected more than 0",
-                    where(*net, "shadow_retry_interval")));
+                return tl::make_unexpected(
+                    fmt::format("{}: `shadow_retry_interval`: expected more than 0",
+                                where(*net, "shadow_retry_interval")));
         }
         if (const auto* lim = root.get_as<toml::table>("limiter")) {
             if (auto ok = check_keys(*lim, {"window", "throttle", "enabled"}, "[limiter]"); !ok)
                 return tl::make_unexpected(ok.error());
             auto w = string_at(*lim, "window", false);
-            if (!w) return tl::make_unexpected(w.error());
+            if (!w)
+                return tl::make_unexpected(w.error());
             if (!w->empty()) {
                 if (*w == "sliding") {
                     sc.throttle_window = timers::throttle_window::sliding;
@@ -402,14 +439,15 @@ struct loader {
                 } else if (*w == "reset_after_deaf") {
                     sc.throttle_window = timers::throttle_window::reset_after_deaf;
                 } else {
-                    return tl::make_unexpected(fmt::format(
-                        "{}: `window`: expected \"sliding\", \"fixed_minute\" or "
-                        "\"reset_after_deaf\"",
-                        where(*lim, "window")));
+                    return tl::make_unexpected(
+                        fmt::format("{}: `window`: expected \"sliding\", \"fixed_minute\" or "
+                                    "\"reset_after_deaf\"",
+                                    where(*lim, "window")));
                 }
             }
-            for (auto [key, target] : {std::pair{std::string_view{"throttle"}, &sc.throttle},
-                                       std::pair{std::string_view{"enabled"}, &sc.limiter_enabled}}) {
+            for (auto [key, target] :
+                 {std::pair{std::string_view{"throttle"}, &sc.throttle},
+                  std::pair{std::string_view{"enabled"}, &sc.limiter_enabled}}) {
                 if (const auto* n = lim->get(key)) {
                     if (const auto* b = n->as_boolean()) {
                         *target = b->get();
@@ -431,7 +469,8 @@ struct loader {
                 return tl::make_unexpected(
                     fmt::format("{}: [[clients]]: expected a table", where(node)));
             auto group = read_group(*g, sc);
-            if (!group) return tl::make_unexpected(group.error());
+            if (!group)
+                return tl::make_unexpected(group.error());
             sc.groups.push_back(std::move(*group));
         }
         return sc;
@@ -447,14 +486,17 @@ struct loader {
             return tl::make_unexpected(ok.error());
         client_group out;
         auto name = string_at(g, "name", false);
-        if (!name) return tl::make_unexpected(name.error());
+        if (!name)
+            return tl::make_unexpected(name.error());
         out.name = name->empty() ? fmt::format("group{}", sc.groups.size() + 1) : *name;
         auto ios = read_ios(g, "config");
-        if (!ios) return tl::make_unexpected(ios.error());
+        if (!ios)
+            return tl::make_unexpected(ios.error());
         out.config_path = resolve(*string_at(g, "config", true));
         out.config_text = std::move(ios->first);
         auto tpname = string_at(g, "trustpoint", false);
-        if (!tpname) return tl::make_unexpected(tpname.error());
+        if (!tpname)
+            return tl::make_unexpected(tpname.error());
         const timers::trustpoint_config* tp = nullptr;
         if (!tpname->empty()) {
             tp = ios->second.find_trustpoint(*tpname);
@@ -462,14 +504,16 @@ struct loader {
             tp = &ios->second.trustpoints.front();
         }
         if (tp == nullptr)
-            return tl::make_unexpected(fmt::format(
-                "{}: expected a `crypto pki trustpoint{}` in {}", where(g, "config"),
-                tpname->empty() ? "" : " " + *tpname, out.config_path));
+            return tl::make_unexpected(
+                fmt::format("{}: expected a `crypto pki trustpoint{}` in {}", where(g, "config"),
+                            tpname->empty() ? "" : " " + *tpname, out.config_path));
         out.trustpoint = *tp;
         auto count = int_at(g, "count", 0, 100'000'000);
-        if (!count) return tl::make_unexpected(count.error());
+        if (!count)
+            return tl::make_unexpected(count.error());
         auto server = string_at(g, "server", false);
-        if (!server) return tl::make_unexpected(server.error());
+        if (!server)
+            return tl::make_unexpected(server.error());
         if (server->empty()) {
             out.via_ra = sc.ra.has_value();
         } else if (*server == "ra") {
@@ -484,7 +528,8 @@ struct loader {
                 fmt::format("{}: `server`: expected \"ca\" or \"ra\"", where(g, "server")));
         }
         auto pattern = string_at(g, "pattern", false);
-        if (!pattern) return tl::make_unexpected(pattern.error());
+        if (!pattern)
+            return tl::make_unexpected(pattern.error());
         const std::string p = pattern->empty() ? "spread" : *pattern;
         if (p == "instant") {
             out.pattern = enrollment_pattern::instant;
@@ -503,11 +548,15 @@ struct loader {
                 where(g, "pattern")));
         }
         auto at = offset_at(g, "at", sc.start);
-        if (!at) return tl::make_unexpected(at.error());
-        if (*at) out.at = **at;
+        if (!at)
+            return tl::make_unexpected(at.error());
+        if (*at)
+            out.at = **at;
         auto window = duration_at(g, "window");
-        if (!window) return tl::make_unexpected(window.error());
-        if (*window) out.window = **window;
+        if (!window)
+            return tl::make_unexpected(window.error());
+        if (*window)
+            out.window = **window;
         if ((out.pattern == enrollment_pattern::uniform ||
              out.pattern == enrollment_pattern::spread) &&
             out.window <= duration{0})
@@ -528,9 +577,11 @@ struct loader {
                     return tl::make_unexpected(fmt::format(
                         "{}: `batches`: expected {{ at = \"0d\", count = 100 }}", where(b)));
                 auto bat = offset_at(*bt, "at", sc.start);
-                if (!bat) return tl::make_unexpected(bat.error());
+                if (!bat)
+                    return tl::make_unexpected(bat.error());
                 auto bc = int_at(*bt, "count", 0, 100'000'000);
-                if (!bc) return tl::make_unexpected(bc.error());
+                if (!bc)
+                    return tl::make_unexpected(bc.error());
                 if (!*bat || !*bc)
                     return tl::make_unexpected(fmt::format(
                         "{}: `batches`: expected {{ at = \"0d\", count = 100 }}", where(b)));
@@ -540,11 +591,12 @@ struct loader {
             out.count = total;
             if (*count && static_cast<std::uint64_t>(**count) != total)
                 return tl::make_unexpected(
-                    fmt::format("{}: `count` = {} but the batches add up to {}",
-                                where(g, "count"), **count, total));
+                    fmt::format("{}: `count` = {} but the batches add up to {}", where(g, "count"),
+                                **count, total));
         } else if (out.pattern == enrollment_pattern::csv) {
             auto rel = string_at(g, "csv", true);
-            if (!rel) return tl::make_unexpected(rel.error());
+            if (!rel)
+                return tl::make_unexpected(rel.error());
             const std::string path = resolve(*rel);
             std::ifstream in{path};
             if (!in)
@@ -557,14 +609,16 @@ struct loader {
                 auto first = line.substr(0, line.find(','));
                 while (!first.empty() && std::isspace(static_cast<unsigned char>(first.back())))
                     first.pop_back();
-                if (first.empty() || first[0] == '#') continue;
+                if (first.empty() || first[0] == '#')
+                    continue;
                 std::optional<duration> d = parse_duration_text(first);
                 if (!d) {
                     if (auto when = timers::parse_iso8601(first); when && *when >= sc.start)
                         d = *when - sc.start;
                 }
                 if (!d) {
-                    if (lineno == 1) continue;  // a header line
+                    if (lineno == 1)
+                        continue;  // a header line
                     return tl::make_unexpected(fmt::format(
                         "{}:{}: expected an offset (\"12d 3h\") or a date not before the start",
                         path, lineno));
@@ -574,8 +628,8 @@ struct loader {
             out.count = out.times.size();
         } else {
             if (!*count)
-                return tl::make_unexpected(fmt::format(
-                    "{}: [[clients]]: expected `count` (number of clients)", where(g)));
+                return tl::make_unexpected(
+                    fmt::format("{}: [[clients]]: expected `count` (number of clients)", where(g)));
             out.count = static_cast<std::uint64_t>(**count);
         }
         return out;
@@ -591,19 +645,20 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
     try {
         root = toml::parse(text, display_name);
     } catch (const toml::parse_error& e) {
-        return tl::make_unexpected(fmt::format("{}:{}:{}: {}", display_name,
-                                               e.source().begin.line, e.source().begin.column,
-                                               e.description()));
+        return tl::make_unexpected(fmt::format("{}:{}:{}: {}", display_name, e.source().begin.line,
+                                               e.source().begin.column, e.description()));
     }
     loader l{display_name, base_dir};
     auto sc = l.load(root);
-    if (sc) sc->path = display_name;
+    if (sc)
+        sc->path = display_name;
     return sc;
 }
 
 tl::expected<scenario, std::string> load_scenario(const std::string& path) {
     std::ifstream in{path, std::ios::binary};
-    if (!in) return tl::make_unexpected(fmt::format("{}: cannot read the scenario file", path));
+    if (!in)
+        return tl::make_unexpected(fmt::format("{}: cannot read the scenario file", path));
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string base = fs::path{path}.parent_path().string();
@@ -618,41 +673,51 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
     };
     auto as_duration = [&](duration& target) -> tl::expected<void, std::string> {
         auto d = parse_duration_text(value);
-        if (!d) return err("expected a duration such as 20s, 36ms or 420d");
+        if (!d)
+            return err("expected a duration such as 20s, 36ms or 420d");
         target = *d;
         return {};
     };
     const std::string v{value};
-    if (key == "overlap") return apply_setting(sc, "ca.auto-rollover", value);
-    if (key == "auto-enroll") return apply_setting(sc, "clients.auto-enroll", value);
-    if (key == "lifetime") return apply_setting(sc, "ca.lifetime", "certificate " + v);
+    if (key == "overlap")
+        return apply_setting(sc, "ca.auto-rollover", value);
+    if (key == "auto-enroll")
+        return apply_setting(sc, "clients.auto-enroll", value);
+    if (key == "lifetime")
+        return apply_setting(sc, "ca.lifetime", "certificate " + v);
     if (key.starts_with("ca.") || key.starts_with("ra.server.")) {
         auto& server = key.starts_with("ca.") ? sc.ca.server : sc.ra->server;
-        if (key.starts_with("ra.") && !sc.ra) return err("the scenario has no [ra]");
+        if (key.starts_with("ra.") && !sc.ra)
+            return err("the scenario has no [ra]");
         const auto cmd = std::string{key.substr(key.find('.') + 1)};
         const auto cmd2 = cmd.starts_with("server.") ? cmd.substr(7) : cmd;
         auto r = timers::apply_server_command(server, cmd2 + " " + v, where);
-        if (!r) return err(r.error().message);
+        if (!r)
+            return err(r.error().message);
         return {};
     }
     if (key.starts_with("ra.")) {
-        if (!sc.ra) return err("the scenario has no [ra]");
+        if (!sc.ra)
+            return err("the scenario has no [ra]");
         if (key == "ra.manual_rollover") {
             auto d = parse_duration_text(value);
-            if (!d) return err("expected an offset such as 1460d");
+            if (!d)
+                return err("expected an offset such as 1460d");
             sc.ra->manual_rollover = *d;
             return {};
         }
         auto r = timers::apply_trustpoint_command(sc.ra_trustpoint,
                                                   std::string{key.substr(3)} + " " + v, where);
-        if (!r) return err(r.error().message);
+        if (!r)
+            return err(r.error().message);
         return {};
     }
     if (key.starts_with("clients.") && key != "clients.count") {
         for (auto& g : sc.groups) {
             auto r = timers::apply_trustpoint_command(g.trustpoint,
                                                       std::string{key.substr(8)} + " " + v, where);
-            if (!r) return err(r.error().message);
+            if (!r)
+                return err(r.error().message);
         }
         return {};
     }
@@ -663,7 +728,8 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         } catch (...) {
             return err("expected a number of clients");
         }
-        if (n == 0 || n > 100'000'000) return err("expected 1..100000000 clients");
+        if (n == 0 || n > 100'000'000)
+            return err("expected 1..100000000 clients");
         const std::uint64_t old = sc.clients();
         std::uint64_t given = 0;
         for (std::size_t i = 0; i < sc.groups.size(); ++i) {
@@ -702,7 +768,8 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         } catch (...) {
             return err("expected 1..16");
         }
-        if (n < 1 || n > 16) return err("expected 1..16 (IOS `ip http max-connections`)");
+        if (n < 1 || n > 16)
+            return err("expected 1..16 (IOS `ip http max-connections`)");
         (sc.ra ? sc.ra->http : sc.ca.http).max_connections = n;
         return {};
     }
@@ -716,27 +783,37 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
     }
     if (key == "horizon") {
         duration d{};
-        if (auto r = as_duration(d); !r) return r;
+        if (auto r = as_duration(d); !r)
+            return r;
         sc.horizon = d;
         return {};
     }
     if (key == "time_step") {
-        if (auto r = as_duration(sc.time_step); !r) return r;
+        if (auto r = as_duration(sc.time_step); !r)
+            return r;
         if (sc.time_step <= duration{0} || sc.time_step > timers::seconds{60})
             return err("expected 1ms..60s");
         return {};
     }
-    if (key == "latency") return as_duration(sc.latency);
-    if (key == "connect_timeout") return as_duration(sc.client.connect_timeout);
+    if (key == "latency")
+        return as_duration(sc.latency);
+    if (key == "connect_timeout")
+        return as_duration(sc.client.connect_timeout);
     if (key == "shadow_retry_interval") {
-        if (auto r = as_duration(sc.client.shadow_retry_interval); !r) return r;
-        if (sc.client.shadow_retry_interval <= duration{0}) return err("expected more than 0");
+        if (auto r = as_duration(sc.client.shadow_retry_interval); !r)
+            return r;
+        if (sc.client.shadow_retry_interval <= duration{0})
+            return err("expected more than 0");
         return {};
     }
-    if (key == "retry_jitter") return as_duration(sc.retry_jitter);
-    if (key == "clock_skew") return as_duration(sc.clock_skew);
-    if (key == "service_get_next_ca_cert") return as_duration(sc.service_get_next_ca_cert);
-    if (key == "service_enrollment") return as_duration(sc.service_enrollment);
+    if (key == "retry_jitter")
+        return as_duration(sc.retry_jitter);
+    if (key == "clock_skew")
+        return as_duration(sc.clock_skew);
+    if (key == "service_get_next_ca_cert")
+        return as_duration(sc.service_get_next_ca_cert);
+    if (key == "service_enrollment")
+        return as_duration(sc.service_enrollment);
     if (key == "throttle_window") {
         if (value == "sliding") {
             sc.throttle_window = timers::throttle_window::sliding;

@@ -18,25 +18,34 @@ namespace pkisim::sim {
 
 std::string_view to_string(engine_kind e) {
     switch (e) {
-        case engine_kind::exact: return "exact";
-        case engine_kind::cohort: return "cohort";
-        case engine_kind::automatic: return "auto";
+        case engine_kind::exact:
+            return "exact";
+        case engine_kind::cohort:
+            return "cohort";
+        case engine_kind::automatic:
+            return "auto";
     }
     return "?";
 }
 
 std::optional<engine_kind> parse_engine_kind(std::string_view text) {
-    if (text == "exact") return engine_kind::exact;
-    if (text == "cohort") return engine_kind::cohort;
-    if (text == "auto") return engine_kind::automatic;
+    if (text == "exact")
+        return engine_kind::exact;
+    if (text == "cohort")
+        return engine_kind::cohort;
+    if (text == "auto")
+        return engine_kind::automatic;
     return std::nullopt;
 }
 
 std::string_view to_string(verdict v) {
     switch (v) {
-        case verdict::safe: return "safe";
-        case verdict::storm: return "storm";
-        case verdict::outage: return "outage";
+        case verdict::safe:
+            return "safe";
+        case verdict::storm:
+            return "storm";
+        case verdict::outage:
+            return "outage";
     }
     return "?";
 }
@@ -52,11 +61,11 @@ constexpr ms_t ms_per_minute = 60'000;
 // limiter has room for only some of them, it is the enrollments that fail (the conservative
 // reading of seed 002: "legitimate enrollments fail").
 enum phase : std::uint8_t {
-    ph_switchover = 0,      // SHADOW_READY: the rollover CA and ID certificate become active
-    ph_get_next_ca = 1,     // GET_NEW_CA_CERT: send GetNextCACert
-    ph_rollover_enroll = 2, // GET_NEW_ROUTER_CERT: PKCSReq to the shadow CA
-    ph_enroll = 3,          // initial enrollment or RENEW
-    ph_cert_expiry = 4,     // no auto-enroll (or gave up): the certificate runs out
+    ph_switchover = 0,       // SHADOW_READY: the rollover CA and ID certificate become active
+    ph_get_next_ca = 1,      // GET_NEW_CA_CERT: send GetNextCACert
+    ph_rollover_enroll = 2,  // GET_NEW_ROUTER_CERT: PKCSReq to the shadow CA
+    ph_enroll = 3,           // initial enrollment or RENEW
+    ph_cert_expiry = 4,      // no auto-enroll (or gave up): the certificate runs out
 };
 
 enum flag : std::uint8_t { fl_hit_404 = 1, fl_in_loop = 2 };
@@ -66,29 +75,36 @@ struct cohort {
     std::uint64_t count = 0;
     ms_t cert_nb = 0;
     ms_t cert_na = 0;
-    ms_t skew = 0;            // client clock − server clock (ms); dropped once in the loop
-    ms_t first_404 = never;   // earliest first 404 of the members (not part of the state)
+    ms_t skew = 0;           // client clock − server clock (ms); dropped once in the loop
+    ms_t first_404 = never;  // earliest first 404 of the members (not part of the state)
     std::uint32_t version = 0;
     std::uint16_t group = 0;  // groups.size() = the RA itself
     std::uint8_t phase = ph_enroll;
     std::uint8_t flags = 0;
-    std::uint16_t tries = 0;  // failed attempts of the current enrollment
-    std::uint16_t ca_gen = 0; // which CA generation issued the current certificate
+    std::uint16_t tries = 0;   // failed attempts of the current enrollment
+    std::uint16_t ca_gen = 0;  // which CA generation issued the current certificate
 };
 
 bool same_state(const cohort& a, const cohort& b) {
-    return a.phase == b.phase && a.group == b.group && a.ca_gen == b.ca_gen &&
-           a.flags == b.flags && a.tries == b.tries && a.cert_nb == b.cert_nb &&
-           a.cert_na == b.cert_na && a.skew == b.skew;
+    return a.phase == b.phase && a.group == b.group && a.ca_gen == b.ca_gen && a.flags == b.flags &&
+           a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
+           a.skew == b.skew;
 }
 bool state_less(const cohort& a, const cohort& b) {
-    if (a.phase != b.phase) return a.phase < b.phase;
-    if (a.group != b.group) return a.group < b.group;
-    if (a.ca_gen != b.ca_gen) return a.ca_gen < b.ca_gen;
-    if (a.flags != b.flags) return a.flags < b.flags;
-    if (a.tries != b.tries) return a.tries < b.tries;
-    if (a.cert_nb != b.cert_nb) return a.cert_nb < b.cert_nb;
-    if (a.cert_na != b.cert_na) return a.cert_na < b.cert_na;
+    if (a.phase != b.phase)
+        return a.phase < b.phase;
+    if (a.group != b.group)
+        return a.group < b.group;
+    if (a.ca_gen != b.ca_gen)
+        return a.ca_gen < b.ca_gen;
+    if (a.flags != b.flags)
+        return a.flags < b.flags;
+    if (a.tries != b.tries)
+        return a.tries < b.tries;
+    if (a.cert_nb != b.cert_nb)
+        return a.cert_nb < b.cert_nb;
+    if (a.cert_na != b.cert_na)
+        return a.cert_na < b.cert_na;
     return a.skew < b.skew;
 }
 
@@ -102,7 +118,7 @@ timers::limiter_config limiter_for(const scenario& sc, const server_side& side) 
 }
 
 class simulator {
-public:
+  public:
     simulator(const scenario& sc, bool merge, const run_options& opt)
         : sc_(sc),
           merge_(merge),
@@ -124,14 +140,15 @@ public:
 
     sim_result run();
 
-private:
+  private:
     static unsigned wheel_bits_for(const scenario& sc) {
         // Cover a few shadow retries + connect timeouts ahead; beyond that, the heap.
         const ms_t span = 4 * (sc.client.shadow_retry_interval.count() +
                                sc.client.connect_timeout.count() + 60'000);
         const ms_t ticks = span / std::max<ms_t>(1, sc.time_step.count());
         unsigned bits = 6;
-        while (bits < 20 && (ms_t{1} << bits) < ticks) ++bits;
+        while (bits < 20 && (ms_t{1} << bits) < ticks)
+            ++bits;
         return bits;
     }
 
@@ -186,13 +203,14 @@ private:
     }
 
     day_counters& day_at(ms_t ms) {
-        const auto d = static_cast<std::size_t>(std::clamp<ms_t>(ms / ms_per_day, 0,
-                                                                 static_cast<ms_t>(daily_.size()) - 1));
+        const auto d = static_cast<std::size_t>(
+            std::clamp<ms_t>(ms / ms_per_day, 0, static_cast<ms_t>(daily_.size()) - 1));
         return daily_[d];
     }
 
     ms_t draw_jitter() {
-        if (sc_.retry_jitter.count() <= 0) return 0;
+        if (sc_.retry_jitter.count() <= 0)
+            return 0;
         const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
         return static_cast<ms_t>(u * static_cast<double>(sc_.retry_jitter.count()));
     }
@@ -200,7 +218,8 @@ private:
     // CA generations: gen 0 is created at the start; gen k+1 is the shadow of gen k.
     void build_generations();
     bool ca_has_gen(std::size_t g, ms_t t) const {
-        if (g >= gens_.size()) return false;
+        if (g >= gens_.size())
+            return false;
         return g == 0 || t >= shadow_at_[g - 1];
     }
     std::optional<std::size_t> active_gen(ms_t t) const {
@@ -212,7 +231,8 @@ private:
         return std::nullopt;
     }
     bool server_has_gen(bool via_ra, std::size_t g, ms_t t) const {
-        if (via_ra) return !ra_dead_ && ra_known_gen_ >= g;
+        if (via_ra)
+            return !ra_dead_ && ra_known_gen_ >= g;
         return ca_has_gen(g, t);
     }
 
@@ -234,7 +254,8 @@ private:
     void collect_deaf(ms_t now) {
         day_at(now).deaf_ms += ra_server_.take_deaf_ms();
         const ms_t ca_deaf = ca_server_.take_deaf_ms();
-        if (!sc_.ra) day_at(now).deaf_ms += ca_deaf;
+        if (!sc_.ra)
+            day_at(now).deaf_ms += ca_deaf;
     }
 
     void schedule_renewal(std::uint32_t idx);
@@ -314,14 +335,19 @@ void simulator::build_generations() {
         if (gens_.size() == 1 && sc_.ca.manual_rollover) {
             // Operator `rollover`: the shadow is made at once (ios-pki-model.md §1 exec commands).
             const auto manual = origin_ + *sc_.ca.manual_rollover;
-            if (!s || manual < *s) s = manual;
+            if (!s || manual < *s)
+                s = manual;
         }
-        if (!s) break;
-        if (*s < cur.not_before) s = cur.not_before;
-        if (*s >= cur.not_after) break;
+        if (!s)
+            break;
+        if (*s < cur.not_before)
+            s = cur.not_before;
+        if (*s >= cur.not_after)
+            break;
         shadow_at_.push_back(ms_of(*s));
         gens_.push_back(timers::shadow_ca_validity(cur.not_after, srv.ca_lifetime));
-        if (ms_of(gens_.back().not_before) > horizon_ms_) break;
+        if (ms_of(gens_.back().not_before) > horizon_ms_)
+            break;
     }
 }
 
@@ -333,12 +359,15 @@ void simulator::note_minute(ms_t now, std::uint64_t attempts, std::uint64_t acce
     }
     cur_minute_attempts_ += attempts;
     const auto slot = static_cast<std::size_t>(minute % 1440);
-    minute_attempts_[slot] += static_cast<std::uint32_t>(std::min<std::uint64_t>(attempts, UINT32_MAX));
-    minute_accepted_[slot] += static_cast<std::uint32_t>(std::min<std::uint64_t>(accepted, UINT32_MAX));
+    minute_attempts_[slot] +=
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(attempts, UINT32_MAX));
+    minute_accepted_[slot] +=
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(accepted, UINT32_MAX));
 }
 
 void simulator::flush_minute() {
-    if (cur_minute_ < 0) return;
+    if (cur_minute_ < 0)
+        return;
     auto& d = day_at(cur_minute_ * ms_per_minute);
     d.peak_attempts_per_minute = std::max(d.peak_attempts_per_minute, cur_minute_attempts_);
     if (cur_minute_attempts_ > r_.peak_attempts_per_minute) {
@@ -351,8 +380,8 @@ void simulator::flush_minute() {
 void simulator::flush_day() {
     flush_minute();
     const auto& d = daily_[static_cast<std::size_t>(cur_day_)];
-    const std::uint64_t total = d.connections_accepted + d.connections_dropped_max_connections +
-                                d.connections_ignored_deaf;
+    const std::uint64_t total =
+        d.connections_accepted + d.connections_dropped_max_connections + d.connections_ignored_deaf;
     if (total > worst_day_total_) {
         worst_day_total_ = total;
         r_.worst_day = static_cast<int>(cur_day_);
@@ -387,7 +416,8 @@ void simulator::schedule_renewal(std::uint32_t idx) {
 }
 
 void simulator::leave_loop(cohort& c, ms_t when, std::uint64_t n) {
-    if ((c.flags & fl_in_loop) == 0) return;
+    if ((c.flags & fl_in_loop) == 0)
+        return;
     if (!is_ra(c)) {
         in_loop_ -= n;
         if (c.flags & fl_hit_404) {
@@ -423,7 +453,8 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         outage(idx, now);
         return;
     }
-    if (!ra_client) day_at(now).enrollment_attempts += k;
+    if (!ra_client)
+        day_at(now).enrollment_attempts += k;
 
     const ms_t lat = sc_.latency.count();
     const ms_t service = sc_.service_enrollment.count();
@@ -456,9 +487,11 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         }
         ok = forwarded_ok;
         reply += 2 * lat + service;
-        if (ra_dead_ || sc_.ra->server.grant == timers::grant_mode::none) ok = 0;
+        if (ra_dead_ || sc_.ra->server.grant == timers::grant_mode::none)
+            ok = 0;
     }
-    if (!gen || sc_.ca.server.grant == timers::grant_mode::none) ok = 0;
+    if (!gen || sc_.ca.server.grant == timers::grant_mode::none)
+        ok = 0;
     const std::uint64_t failed_other = a.accepted - ok;
 
     if (!ra_client) {
@@ -474,9 +507,8 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     const auto fail = [&](std::uint32_t part, timers::http_outcome outcome, ms_t when_known) {
         cohort& c = pool_[part];
         if (rollover) {
-            const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert,
-                                                outcome, at(when_known), client_ca_na,
-                                                sc_.client);
+            const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert, outcome,
+                                                at(when_known), client_ca_na, sc_.client);
             if (tr.state == timers::shadow_state::expired) {
                 outage(part, when_known);
                 return;
@@ -507,7 +539,8 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     std::uint32_t rest = idx;
     std::uint64_t rest_count = k;
     auto take = [&](std::uint64_t n) -> std::optional<std::uint32_t> {
-        if (n == 0) return std::nullopt;
+        if (n == 0)
+            return std::nullopt;
         if (n == rest_count) {
             rest_count = 0;
             return rest;
@@ -520,14 +553,15 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         c.tries = 0;
         if (rollover) {
             // SHADOW_READY: keep the current certificate until the switchover (§1 rule 7).
-            const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert,
-                                                timers::http_outcome::ok, at(reply),
-                                                client_ca_na, sc_.client);
+            const auto tr =
+                timers::shadow_step(timers::shadow_state::get_new_router_cert,
+                                    timers::http_outcome::ok, at(reply), client_ca_na, sc_.client);
             (void)tr;  // always shadow_ready on a 200
             c.phase = ph_switchover;
             if (ra_client) {
                 ra_known_gen_ = std::max(ra_known_gen_, *gen);
-                if (!r_.ra_shadow_at) r_.ra_shadow_at = at(reply);
+                if (!r_.ra_shadow_at)
+                    r_.ra_shadow_at = at(reply);
             }
             schedule(*part, ms_of(timers::switchover_time(gens_[c.ca_gen].not_after)));
         } else {
@@ -539,8 +573,10 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
             schedule_renewal(*part);
         }
     }
-    if (auto part = take(failed_other)) fail(*part, timers::http_outcome::failure, reply);
-    if (auto part = take(a.dropped)) fail(*part, timers::http_outcome::refused, now + 2 * lat);
+    if (auto part = take(failed_other))
+        fail(*part, timers::http_outcome::failure, reply);
+    if (auto part = take(a.dropped))
+        fail(*part, timers::http_outcome::refused, now + 2 * lat);
     if (auto part = take(a.ignored))
         fail(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
 }
@@ -561,7 +597,8 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         c0.skew = 0;
         c0.cert_nb = ms_of(gens_[c0.ca_gen].not_before);
         if (ra_client) {
-            if (!r_.ra_first_get_next_ca_cert_at) r_.ra_first_get_next_ca_cert_at = at(now);
+            if (!r_.ra_first_get_next_ca_cert_at)
+                r_.ra_first_get_next_ca_cert_at = at(now);
         } else {
             in_loop_ += k;
             day_at(now).clients_entered_shadow_loop += k;
@@ -571,15 +608,16 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     }
     if (now >= ms_of(ca_na)) {
         // Asking after the CA expired: §2.3 "forever, until the CA expires".
-        const auto tr = timers::shadow_step(timers::shadow_state::get_new_ca_cert,
-                                            timers::http_outcome::timed_out, at(now), ca_na,
-                                            sc_.client);
+        const auto tr =
+            timers::shadow_step(timers::shadow_state::get_new_ca_cert,
+                                timers::http_outcome::timed_out, at(now), ca_na, sc_.client);
         if (tr.state == timers::shadow_state::expired) {
             outage(idx, now);
             return;
         }
     }
-    if (!ra_client) day_at(now).get_next_ca_cert_requests += k;
+    if (!ra_client)
+        day_at(now).get_next_ca_cert_requests += k;
 
     const ms_t lat = sc_.latency.count();
     const ms_t service = sc_.service_get_next_ca_cert.count();
@@ -592,7 +630,8 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     std::uint32_t rest = idx;
     std::uint64_t rest_count = k;
     auto take = [&](std::uint64_t n) -> std::optional<std::uint32_t> {
-        if (n == 0) return std::nullopt;
+        if (n == 0)
+            return std::nullopt;
         if (n == rest_count) {
             rest_count = 0;
             return rest;
@@ -614,8 +653,10 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                     r_.clients_hit_404 += n;
                     sum_first_404_ += static_cast<std::int64_t>(n) * when;
                 }
-                if (!r_.first_404_at || at(when) < *r_.first_404_at) r_.first_404_at = at(when);
-                if (!r_.last_404_at || at(when) > *r_.last_404_at) r_.last_404_at = at(when);
+                if (!r_.first_404_at || at(when) < *r_.first_404_at)
+                    r_.first_404_at = at(when);
+                if (!r_.last_404_at || at(when) > *r_.last_404_at)
+                    r_.last_404_at = at(when);
             } else if (outcome == timers::http_outcome::ok) {
                 d.responses_200 += n;
                 d.clients_got_next_ca += n;
@@ -650,7 +691,8 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         react(*part, has_next ? timers::http_outcome::ok : timers::http_outcome::not_found,
               arrival + service + lat);
     }
-    if (auto part = take(a.dropped)) react(*part, timers::http_outcome::refused, now + 2 * lat);
+    if (auto part = take(a.dropped))
+        react(*part, timers::http_outcome::refused, now + 2 * lat);
     if (auto part = take(a.ignored))
         react(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
 }
@@ -675,9 +717,11 @@ void simulator::do_switchover(std::uint32_t idx, ms_t now) {
 void simulator::do_ra_manual_rollover(ms_t now) {
     // Operator `crypto pki server RA rollover`: the RA fetches the shadow now (seed 002 fix
     // step 4). Its pending timer is cancelled by bumping the record's version.
-    if (ra_index_ == std::numeric_limits<std::uint32_t>::max()) return;
+    if (ra_index_ == std::numeric_limits<std::uint32_t>::max())
+        return;
     cohort& c = pool_[ra_index_];
-    if (c.count == 0 || c.phase == ph_switchover) return;
+    if (c.count == 0 || c.phase == ph_switchover)
+        return;
     ++c.version;
     c.phase = ph_get_next_ca;
     c.tries = 0;
@@ -686,11 +730,21 @@ void simulator::do_ra_manual_rollover(ms_t now) {
 
 void simulator::handle(std::uint32_t idx, ms_t now) {
     switch (pool_[idx].phase) {
-        case ph_enroll: do_enroll(idx, now, false); return;
-        case ph_rollover_enroll: do_enroll(idx, now, true); return;
-        case ph_get_next_ca: do_get_next_ca(idx, now); return;
-        case ph_switchover: do_switchover(idx, now); return;
-        case ph_cert_expiry: outage(idx, now); return;
+        case ph_enroll:
+            do_enroll(idx, now, false);
+            return;
+        case ph_rollover_enroll:
+            do_enroll(idx, now, true);
+            return;
+        case ph_get_next_ca:
+            do_get_next_ca(idx, now);
+            return;
+        case ph_switchover:
+            do_switchover(idx, now);
+            return;
+        case ph_cert_expiry:
+            outage(idx, now);
+            return;
     }
 }
 
@@ -701,20 +755,22 @@ void simulator::seed_fleet() {
         cohort ra;
         ra.count = 1;
         ra.group = ra_group_;
-        const auto id = timers::issued_validity(sc_.ca.server.cert_lifetime, origin_,
-                                                gens_[0].not_after);
+        const auto id =
+            timers::issued_validity(sc_.ca.server.cert_lifetime, origin_, gens_[0].not_after);
         ra.cert_nb = ms_of(id.not_before);
         ra.cert_na = ms_of(id.not_after);
         ra_index_ = alloc(ra);
         schedule_renewal(ra_index_);
-        if (sc_.ra->manual_rollover) queue_.push(tick_of(sc_.ra->manual_rollover->count()),
-                                                 std::numeric_limits<std::uint64_t>::max());
+        if (sc_.ra->manual_rollover)
+            queue_.push(tick_of(sc_.ra->manual_rollover->count()),
+                        std::numeric_limits<std::uint64_t>::max());
     }
     const ms_t skew = sc_.clock_skew.count();
     for (std::size_t gi = 0; gi < sc_.groups.size(); ++gi) {
         const auto& g = sc_.groups[gi];
         auto add = [&](ms_t when, std::uint64_t n) {
-            if (n == 0) return;
+            if (n == 0)
+                return;
             cohort c;
             c.group = static_cast<std::uint16_t>(gi);
             c.phase = ph_enroll;
@@ -727,7 +783,8 @@ void simulator::seed_fleet() {
                 c.count = 1;
                 if (skew > 0) {
                     const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-                    c.skew = static_cast<ms_t>(std::llround((2 * u - 1) * static_cast<double>(skew)));
+                    c.skew =
+                        static_cast<ms_t>(std::llround((2 * u - 1) * static_cast<double>(skew)));
                 }
                 schedule(alloc(c), when);
             }
@@ -735,7 +792,9 @@ void simulator::seed_fleet() {
         const ms_t at0 = g.at.count();
         const ms_t win = g.window.count();
         switch (g.pattern) {
-            case enrollment_pattern::instant: add(at0, g.count); break;
+            case enrollment_pattern::instant:
+                add(at0, g.count);
+                break;
             case enrollment_pattern::spread:
                 for (std::uint64_t i = 0; i < g.count; ++i) {
                     const double f = (static_cast<double>(i) + 0.5) / static_cast<double>(g.count);
@@ -749,10 +808,12 @@ void simulator::seed_fleet() {
                 }
                 break;
             case enrollment_pattern::batches:
-                for (const auto& b : g.batches) add(b.at.count(), b.count);
+                for (const auto& b : g.batches)
+                    add(b.at.count(), b.count);
                 break;
             case enrollment_pattern::csv:
-                for (const auto& t : g.times) add(t.count(), 1);
+                for (const auto& t : g.times)
+                    add(t.count(), 1);
                 break;
         }
     }
@@ -764,11 +825,13 @@ sim_result simulator::run() {
     r_.start = origin_;
     r_.end = origin_ + timers::duration{horizon_ms_};
     r_.ca = gens_[0];
-    if (!shadow_at_.empty()) r_.shadow_generated_at = at(shadow_at_[0]);
+    if (!shadow_at_.empty())
+        r_.shadow_generated_at = at(shadow_at_[0]);
     r_.clients = sc_.clients();
     {
         std::vector<timers::trustpoint_config> tps;
-        for (const auto& g : sc_.groups) tps.push_back(g.trustpoint);
+        for (const auto& g : sc_.groups)
+            tps.push_back(g.trustpoint);
         timers::storm_options so;
         so.client = sc_.client;
         so.limiter = limiter_for(sc_, sc_.front());
@@ -782,7 +845,8 @@ sim_result simulator::run() {
     std::uint64_t next_progress = 1u << 18;
     while (!queue_.empty()) {
         const auto t = queue_.next_time();
-        if (t > horizon_tick_) break;
+        if (t > horizon_tick_)
+            break;
         queue_.pop_instant(batch);
         now_tick_ = t;
         const ms_t now = t * step_;
@@ -799,17 +863,21 @@ sim_result simulator::run() {
                 continue;
             }
             const auto idx = static_cast<std::uint32_t>(p & 0xffffffffu);
-            if (pool_[idx].version != static_cast<std::uint32_t>(p >> 32)) continue;  // cancelled
+            if (pool_[idx].version != static_cast<std::uint32_t>(p >> 32))
+                continue;  // cancelled
             live.push_back(idx);
         }
         events_ += live.size();
-        if (ra_rollover) do_ra_manual_rollover(now);
+        if (ra_rollover)
+            do_ra_manual_rollover(now);
         if (live.size() > 1) {
             std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
                 const auto& ca = pool_[a];
                 const auto& cb = pool_[b];
-                if (state_less(ca, cb)) return true;
-                if (state_less(cb, ca)) return false;
+                if (state_less(ca, cb))
+                    return true;
+                if (state_less(cb, ca))
+                    return false;
                 return a < b;
             });
             if (merge_) {
@@ -828,19 +896,22 @@ sim_result simulator::run() {
             }
         }
         instant_total_ = 0;
-        for (const auto idx : live) instant_total_ += pool_[idx].count;
+        for (const auto idx : live)
+            instant_total_ += pool_[idx].count;
         instant_total_ = std::max<std::uint64_t>(1, instant_total_);
         instant_next_ = 0;
-        for (const auto idx : live) handle(idx, now);
+        for (const auto idx : live)
+            handle(idx, now);
         collect_deaf(now);
         auto& d = day_at(now);
         d.peak_clients_in_shadow_loop = std::max(d.peak_clients_in_shadow_loop, in_loop_);
         if (events_ >= next_progress) {
             next_progress = events_ + (1u << 18);
             if (opt_.on_progress)
-                opt_.on_progress(progress{at(now), static_cast<double>(now) /
-                                                       static_cast<double>(std::max<ms_t>(1, horizon_ms_)),
-                                          events_});
+                opt_.on_progress(progress{
+                    at(now),
+                    static_cast<double>(now) / static_cast<double>(std::max<ms_t>(1, horizon_ms_)),
+                    events_});
         }
     }
     flush_day();
@@ -872,13 +943,14 @@ sim_result simulator::run() {
         t.clients_first_404 += d.clients_first_404;
         t.clients_got_next_ca += d.clients_got_next_ca;
         t.clients_outage += d.clients_outage;
-        t.peak_clients_in_shadow_loop = std::max(t.peak_clients_in_shadow_loop, d.peak_clients_in_shadow_loop);
-        t.peak_attempts_per_minute = std::max(t.peak_attempts_per_minute, d.peak_attempts_per_minute);
+        t.peak_clients_in_shadow_loop =
+            std::max(t.peak_clients_in_shadow_loop, d.peak_clients_in_shadow_loop);
+        t.peak_attempts_per_minute =
+            std::max(t.peak_attempts_per_minute, d.peak_attempts_per_minute);
     }
     if (r_.clients_hit_404 > 0) {
-        r_.mean_404_window_days =
-            timers::to_days(timers::duration{(sum_exit_ - sum_first_404_) /
-                                             static_cast<std::int64_t>(r_.clients_hit_404)});
+        r_.mean_404_window_days = timers::to_days(timers::duration{
+            (sum_exit_ - sum_first_404_) / static_cast<std::int64_t>(r_.clients_hit_404)});
         r_.max_404_window_days = timers::to_days(timers::duration{max_window_});
     }
     r_.events = events_;
@@ -887,7 +959,7 @@ sim_result simulator::run() {
                       queue_.memory_bytes() + daily_.capacity() * sizeof(day_counters);
     r_.ca_connections_accepted = ca_accepted_;
     r_.ca_connections_refused_or_ignored = ca_refused_;
-    r_.outcome = r_.clients_outage > 0 ? verdict::outage
+    r_.outcome = r_.clients_outage > 0    ? verdict::outage
                  : r_.clients_hit_404 > 0 ? verdict::storm
                                           : verdict::safe;
     if (r_.worst_day_attempts_per_minute.empty()) {
@@ -902,8 +974,12 @@ sim_result simulator::run() {
 sim_result run_simulation(const scenario& sc, const run_options& options) {
     bool merge = true;
     switch (options.engine) {
-        case engine_kind::exact: merge = false; break;
-        case engine_kind::cohort: merge = true; break;
+        case engine_kind::exact:
+            merge = false;
+            break;
+        case engine_kind::cohort:
+            merge = true;
+            break;
         case engine_kind::automatic:
             // Without jitter both engines give the same daily counters (tested), and the
             // cohort engine is faster from a few hundred clients on; with jitter they agree only

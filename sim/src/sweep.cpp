@@ -28,15 +28,17 @@ tl::expected<sweep_spec, std::string> parse_sweep(std::string_view text) {
             to = std::stod(std::string{rhs.substr(dots + 2, colon == std::string_view::npos
                                                                 ? std::string_view::npos
                                                                 : colon - dots - 2)});
-            if (colon != std::string_view::npos) step = std::stod(std::string{rhs.substr(colon + 1)});
+            if (colon != std::string_view::npos)
+                step = std::stod(std::string{rhs.substr(colon + 1)});
         } catch (...) {
             return tl::make_unexpected(
                 fmt::format("--sweep {}: expected numbers in FROM..TO[:STEP]", text));
         }
-        if (step == 0) step = spec.key == "overlap" ? 30 : 5;
+        if (step == 0)
+            step = spec.key == "overlap" ? 30 : 5;
         if (to < from || step <= 0 || (to - from) / step > 200)
-            return tl::make_unexpected(fmt::format(
-                "--sweep {}: expected FROM <= TO and at most 200 values", text));
+            return tl::make_unexpected(
+                fmt::format("--sweep {}: expected FROM <= TO and at most 200 values", text));
         for (double v = from; v <= to + 1e-9; v += step) {
             spec.values.push_back(std::fabs(v - std::round(v)) < 1e-9
                                       ? fmt::format("{}", std::llround(v))
@@ -46,7 +48,8 @@ tl::expected<sweep_spec, std::string> parse_sweep(std::string_view text) {
         std::size_t i = 0;
         while (i <= rhs.size()) {
             auto j = rhs.find(',', i);
-            if (j == std::string_view::npos) j = rhs.size();
+            if (j == std::string_view::npos)
+                j = rhs.size();
             auto v = rhs.substr(i, j - i);
             if (v.empty())
                 return tl::make_unexpected(fmt::format("--sweep {}: empty value", text));
@@ -66,7 +69,8 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
     std::vector<scenario> scenarios;
     for (const auto& v : spec.values) {
         scenario sc = base;
-        if (auto r = apply_setting(sc, spec.key, v); !r) return tl::make_unexpected(r.error());
+        if (auto r = apply_setting(sc, spec.key, v); !r)
+            return tl::make_unexpected(r.error());
         scenarios.push_back(std::move(sc));
         out.points.push_back(sweep_point{v, {}});
     }
@@ -79,12 +83,16 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
         }
     };
     std::vector<std::thread> pool;
-    const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(scenarios.size())));
-    for (unsigned t = 0; t < n; ++t) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
+    const unsigned n =
+        std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(scenarios.size())));
+    for (unsigned t = 0; t < n; ++t)
+        pool.emplace_back(worker);
+    for (auto& t : pool)
+        t.join();
 
     for (std::size_t i = 0; i < out.points.size(); ++i) {
-        if (out.points[i].result.outcome != verdict::safe) continue;
+        if (out.points[i].result.outcome != verdict::safe)
+            continue;
         if (!out.smallest_safe) {
             out.smallest_safe = i;
             continue;
@@ -97,7 +105,8 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
         } catch (...) {
             continue;  // not numeric: the first safe one in the given order
         }
-        if (a < b) out.smallest_safe = i;
+        if (a < b)
+            out.smallest_safe = i;
     }
     return out;
 }

@@ -52,7 +52,8 @@ TEST(admin_channel, manual_grant_flow_pending_then_operator_grant_then_poll_succ
     ASSERT_TRUE(poll);
     ASSERT_EQ(poll->status, pki_status::success);
     EXPECT_EQ(subject_string(poll->certs.front().get()), "CN=router7,O=lab");
-    EXPECT_NE(admin_call(dir, "show certificates").text.find("CN=router7,O=lab"), std::string::npos);
+    EXPECT_NE(admin_call(dir, "show certificates").text.find("CN=router7,O=lab"),
+              std::string::npos);
 }
 
 TEST(admin_channel, reject_revoke_password_and_errors) {
@@ -79,7 +80,8 @@ TEST(admin_channel, show_http_counts_connections_and_requests) {
     h.limiter.enabled = true;
     h.limiter.max_connections = 16;
     test_server s{grant_mode::auto_grant, std::nullopt, h};
-    for (int i = 0; i < 3; ++i) http_get(s.port(), "/cgi-bin/pkiclient.exe?operation=GetCACaps");
+    for (int i = 0; i < 3; ++i)
+        http_get(s.port(), "/cgi-bin/pkiclient.exe?operation=GetCACaps");
     http_get(s.port(), "/nope");
     const auto text = admin_call(s.srv->admin_socket_path().parent_path(), "show http").text;
     EXPECT_NE(text.find("(IOS limits on)"), std::string::npos) << text;

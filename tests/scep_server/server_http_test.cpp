@@ -16,7 +16,8 @@ using namespace testing;
 using timers::grant_mode;
 
 constexpr std::string_view caps_target = "/cgi-bin/pkiclient.exe?operation=GetCACaps";
-constexpr std::string_view cisco_agent = "User-Agent: Mozilla/4.0 (compatible; MSIE 5.0; Cisco PKI)\r\n";
+constexpr std::string_view cisco_agent =
+    "User-Agent: Mozilla/4.0 (compatible; MSIE 5.0; Cisco PKI)\r\n";
 
 // Decodes a 200 application/x-pki-message answer for the holder of (recipient, key).
 tl::expected<cert_rep, std::error_code> read_rep(const raw_response& r, X509* ca, X509* recipient,
@@ -30,9 +31,10 @@ TEST(scep_http, get_next_ca_cert_without_rollover_is_the_ios_404_byte_for_byte) 
     auto r = http_get(s.port(), "/cgi-bin/pkiclient.exe?operation=GetNextCACert&message=labca",
                       "1.0", cisco_agent);
     // Model §1 rule 4; the Date comes from the server's (manual) clock.
-    EXPECT_EQ(r.raw,
-              "HTTP/1.1 404 Not Found\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nServer: cisco-IOS\r\n"
-              "Accept-Ranges: none\r\n\r\n404 Not Found\r\n");
+    EXPECT_EQ(
+        r.raw,
+        "HTTP/1.1 404 Not Found\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nServer: cisco-IOS\r\n"
+        "Accept-Ranges: none\r\n\r\n404 Not Found\r\n");
     EXPECT_EQ(r.body.size(), 15u);
 }
 
@@ -44,8 +46,9 @@ TEST(scep_http, get_ca_caps_lists_the_keywords_with_content_length) {
     EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
     EXPECT_EQ(r.header("Server"), "cisco-IOS");
     // Model rule 5: no GetNextCACert without a shadow.
-    EXPECT_EQ(r.body, "AES\nDES3\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-384\nSHA-512\n"
-                      "SCEPStandard\n");
+    EXPECT_EQ(r.body,
+              "AES\nDES3\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-384\nSHA-512\n"
+              "SCEPStandard\n");
 }
 
 TEST(scep_http, get_ca_cert_is_the_raw_der_ca_certificate) {
@@ -60,10 +63,11 @@ TEST(scep_http, get_ca_cert_is_the_raw_der_ca_certificate) {
 
 TEST(scep_http, any_path_ending_in_pkiclient_exe_is_served) {
     test_server s;
-    for (const auto* path : {"/cgi-bin/pkiclient.exe", "/scep/myscep/pkiclient.exe",
-                             "/scep:8081/pkiclient.exe", "/pkiclient.exe",
-                             "/certsrv/mscep/mscep.dll/pkiclient.exe"}) {
-        auto r = http_get(s.port(), fmt::format("{}?operation=GetCACert&message=Test-Router", path));
+    for (const auto* path :
+         {"/cgi-bin/pkiclient.exe", "/scep/myscep/pkiclient.exe", "/scep:8081/pkiclient.exe",
+          "/pkiclient.exe", "/certsrv/mscep/mscep.dll/pkiclient.exe"}) {
+        auto r =
+            http_get(s.port(), fmt::format("{}?operation=GetCACert&message=Test-Router", path));
         EXPECT_EQ(r.status, 200u) << path;
     }
 }
@@ -71,8 +75,8 @@ TEST(scep_http, any_path_ending_in_pkiclient_exe_is_served) {
 TEST(scep_http, http11_keep_alive_serves_several_requests_on_one_connection) {
     test_server s;
     const std::string one = fmt::format("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", caps_target);
-    const std::string last = fmt::format("GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                                         caps_target);
+    const std::string last =
+        fmt::format("GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", caps_target);
     auto r = http_raw(s.port(), one + one + last);
     std::size_t count = 0;
     for (auto pos = r.raw.find("HTTP/1.1 200 OK"); pos != std::string::npos;
@@ -97,7 +101,7 @@ TEST(scep_http, ios_style_get_with_line_breaks_over_http10_gets_its_certificate)
     auto rep = read_rep(r, s.ca(), c.self_signed.get(), c.key);
     ASSERT_TRUE(rep) << rep.error().message();
     ASSERT_EQ(rep->status, pki_status::success) << rep->fail_info_text;
-    EXPECT_EQ(rep->digest_nid, NID_sha1);        // signed with the client's digest (§0.3)
+    EXPECT_EQ(rep->digest_nid, NID_sha1);          // signed with the client's digest (§0.3)
     EXPECT_EQ(rep->cipher_nid, NID_des_ede3_cbc);  // encrypted with the client's cipher (§0.2)
     ASSERT_EQ(rep->certs.size(), 1u);
     EXPECT_EQ(subject_string(rep->certs.front().get()), "CN=R15.labtech.su,serialNumber=67109104");
@@ -123,7 +127,8 @@ TEST(scep_http, old_ios_des_and_md5_enroll_only_with_legacy_crypto) {
     auto e = lab_engine_options(d.path, grant_mode::auto_grant);
     e.legacy_crypto = true;
     test_server legacy{grant_mode::auto_grant, e};
-    auto r = http_get(legacy.port(), ios_get_target(c.pkcs_req({legacy.ca()}, o)), "1.0", cisco_agent);
+    auto r =
+        http_get(legacy.port(), ios_get_target(c.pkcs_req({legacy.ca()}, o)), "1.0", cisco_agent);
     ASSERT_EQ(r.status, 200u);
     decode_options lenient;
     lenient.allow_legacy = true;
@@ -156,15 +161,23 @@ struct expectation {
     unsigned status = 400;
     fail_info failure = fail_info::bad_request;
 };
-expectation http(unsigned status) { return {expectation::http_status, status, {}}; }
-expectation failure(fail_info f) { return {expectation::scep_failure, 200, f}; }
-expectation success() { return {expectation::scep_success, 200, {}}; }
-expectation silence() { return {expectation::no_answer, 0, {}}; }
+expectation http(unsigned status) {
+    return {expectation::http_status, status, {}};
+}
+expectation failure(fail_info f) {
+    return {expectation::scep_failure, 200, f};
+}
+expectation success() {
+    return {expectation::scep_success, 200, {}};
+}
+expectation silence() {
+    return {expectation::no_answer, 0, {}};
+}
 
 struct bad_input_fixture {
     bad_input_fixture() : s{grant_mode::auto_grant, std::nullopt, make_http()} {
         foreign_ca = make_ca("ca", "CN=foreign-ca,O=elsewhere");
-        fake_ours = make_ca("shadow", "CN=labca,O=lab");  // same name as our CA, other key
+        fake_ours = make_ca("ra", "CN=labca,O=lab");  // same name as our CA, other key
     }
     static http_options make_http() {
         http_options h;
@@ -205,57 +218,72 @@ std::vector<bad_case> bad_cases() {
     v.push_back({"unknown operation", get(p + "?operation=Frobnicate"), http(400)});
     v.push_back({"operation with a typo", get(p + "?operation=GetCACertX"), http(400)});
     v.push_back({"only a message parameter", get(p + "?message=AAAA"), http(400)});
-    v.push_back({"PKIOperation GET without message", get(p + "?operation=PKIOperation"), http(400)});
-    v.push_back({"PKIOperation GET empty message", get(p + "?operation=PKIOperation&message="), http(400)});
+    v.push_back(
+        {"PKIOperation GET without message", get(p + "?operation=PKIOperation"), http(400)});
+    v.push_back(
+        {"PKIOperation GET empty message", get(p + "?operation=PKIOperation&message="), http(400)});
     v.push_back({"message not base64", get(p + "?operation=PKIOperation&message=!!!!"), http(400)});
-    v.push_back({"message of one base64 character", get(p + "?operation=PKIOperation&message=A"), http(400)});
-    v.push_back({"message of three garbage bytes", get(p + "?operation=PKIOperation&message=AAAA"), http(400)});
-    v.push_back({"message is base64 text", get(p + "?operation=PKIOperation&message=aGVsbG8gd29ybGQ%3D"),
+    v.push_back({"message of one base64 character", get(p + "?operation=PKIOperation&message=A"),
                  http(400)});
+    v.push_back({"message of three garbage bytes", get(p + "?operation=PKIOperation&message=AAAA"),
+                 http(400)});
+    v.push_back({"message is base64 text",
+                 get(p + "?operation=PKIOperation&message=aGVsbG8gd29ybGQ%3D"), http(400)});
     v.push_back({"POST with empty body",
-                 [p](bad_input_fixture& f) { return http_post(f.s.port(), p + "?operation=PKIOperation", {}); },
-                 http(400)});
-    v.push_back({"POST text body",
                  [p](bad_input_fixture& f) {
-                     return http_post(f.s.port(), p + "?operation=PKIOperation", bytes{'h', 'i', '!'});
+                     return http_post(f.s.port(), p + "?operation=PKIOperation", {});
                  },
                  http(400)});
+    v.push_back(
+        {"POST text body",
+         [p](bad_input_fixture& f) {
+             return http_post(f.s.port(), p + "?operation=PKIOperation", bytes{'h', 'i', '!'});
+         },
+         http(400)});
     // Seeded garbage: plain random, and random behind a DER SEQUENCE header.
     for (std::size_t size : {1u, 2u, 16u, 100u, 1000u, 4000u}) {
         for (bool sequence : {false, true}) {
-            if (size < 4 && sequence) continue;
-            v.push_back({fmt::format("POST {} random bytes{}", size, sequence ? " as SEQUENCE" : ""),
-                         [p, size, sequence](bad_input_fixture& f) {
-                             std::mt19937 rng{static_cast<unsigned>(size * 7 + (sequence ? 1 : 0))};
-                             bytes body(size);
-                             for (auto& b : body) b = static_cast<std::uint8_t>(rng());
-                             if (sequence) {
-                                 body[0] = 0x30;
-                                 body[1] = 0x82;
-                                 body[2] = static_cast<std::uint8_t>((size - 4) >> 8);
-                                 body[3] = static_cast<std::uint8_t>((size - 4) & 0xFF);
-                             }
-                             return http_post(f.s.port(), p + "?operation=PKIOperation", body);
-                         },
-                         http(400)});
+            if (size < 4 && sequence)
+                continue;
+            v.push_back(
+                {fmt::format("POST {} random bytes{}", size, sequence ? " as SEQUENCE" : ""),
+                 [p, size, sequence](bad_input_fixture& f) {
+                     std::mt19937 rng{static_cast<unsigned>(size * 7 + (sequence ? 1 : 0))};
+                     bytes body(size);
+                     for (auto& b : body)
+                         b = static_cast<std::uint8_t>(rng());
+                     if (sequence) {
+                         body[0] = 0x30;
+                         body[1] = 0x82;
+                         body[2] = static_cast<std::uint8_t>((size - 4) >> 8);
+                         body[3] = static_cast<std::uint8_t>((size - 4) & 0xFF);
+                     }
+                     return http_post(f.s.port(), p + "?operation=PKIOperation", body);
+                 },
+                 http(400)});
         }
     }
-    v.push_back({"PUT method", raw("PUT " + p + "?operation=GetCACaps HTTP/1.0\r\n\r\n"), http(405)});
-    v.push_back({"DELETE method", raw("DELETE " + p + "?operation=GetCACaps HTTP/1.0\r\n\r\n"), http(405)});
+    v.push_back(
+        {"PUT method", raw("PUT " + p + "?operation=GetCACaps HTTP/1.0\r\n\r\n"), http(405)});
+    v.push_back(
+        {"DELETE method", raw("DELETE " + p + "?operation=GetCACaps HTTP/1.0\r\n\r\n"), http(405)});
     v.push_back({"oversized URL (70 KB)",
-                 get(p + "?operation=PKIOperation&message=" + std::string(70 * 1024, 'A')), http(414)});
+                 get(p + "?operation=PKIOperation&message=" + std::string(70 * 1024, 'A')),
+                 http(414)});
     v.push_back({"oversized header block",
                  raw(fmt::format("GET {}?operation=GetCACaps HTTP/1.0\r\nX-Big: {}\r\n\r\n", p,
                                  std::string(90 * 1024, 'x'))),
                  http(414)});
-    v.push_back({"oversized body (Content-Length 300 KB)",
-                 raw(fmt::format("POST {}?operation=PKIOperation HTTP/1.0\r\nContent-Length: 300000\r\n\r\n0",
-                                 p)),
-                 http(413)});
+    v.push_back(
+        {"oversized body (Content-Length 300 KB)",
+         raw(fmt::format(
+             "POST {}?operation=PKIOperation HTTP/1.0\r\nContent-Length: 300000\r\n\r\n0", p)),
+         http(413)});
     v.push_back({"garbage request line", raw("GARBAGE\r\n\r\n"), http(400)});
-    v.push_back({"malformed HTTP version", raw("GET " + p + "?operation=GetCACaps HTTP/1\r\n\r\n"), http(400)});
-    v.push_back({"header without colon", raw("GET " + p + "?operation=GetCACaps HTTP/1.0\r\nBroken\r\n\r\n"),
+    v.push_back({"malformed HTTP version", raw("GET " + p + "?operation=GetCACaps HTTP/1\r\n\r\n"),
                  http(400)});
+    v.push_back({"header without colon",
+                 raw("GET " + p + "?operation=GetCACaps HTTP/1.0\r\nBroken\r\n\r\n"), http(400)});
     v.push_back({"slow client never finishes its headers",
                  raw("GET " + p + "?operation=GetCACaps HTTP/1.0\r\nHost: x\r\n"), silence()});
     v.push_back({"connection that sends nothing", raw(""), silence()});
@@ -296,22 +324,25 @@ std::vector<bad_case> bad_cases() {
                  failure(fail_info::bad_request)});
     v.push_back({"RenewalReq signed by a self-signed certificate",
                  [](bad_input_fixture& f) {
-                     return pki_post(f.s.port(), f.good.renewal_req({f.s.ca()}, f.good.self_signed.get(),
-                                                                    f.good.key));
+                     return pki_post(
+                         f.s.port(),
+                         f.good.renewal_req({f.s.ca()}, f.good.self_signed.get(), f.good.key));
                  },
                  failure(fail_info::bad_request)});
     v.push_back({"RenewalReq signed by an unknown CA's certificate",
                  [](bad_input_fixture& f) {
                      static x509_ptr foreign = issue_for(f.good, f.foreign_ca, 5);
                      f.recipient = foreign.get();
-                     return pki_post(f.s.port(), f.good.renewal_req({f.s.ca()}, foreign.get(), f.good.key));
+                     return pki_post(f.s.port(),
+                                     f.good.renewal_req({f.s.ca()}, foreign.get(), f.good.key));
                  },
                  failure(fail_info::bad_request)});
     v.push_back({"PKCSReq signed by a forged certificate in our CA's name",
                  [](bad_input_fixture& f) {
                      static x509_ptr forged = issue_for(f.good, f.fake_ours, 6);
                      f.recipient = forged.get();
-                     return pki_post(f.s.port(), f.good.pkcs_req({f.s.ca()}, {}, forged.get(), f.good.key));
+                     return pki_post(f.s.port(),
+                                     f.good.pkcs_req({f.s.ca()}, {}, forged.get(), f.good.key));
                  },
                  failure(fail_info::bad_request)});
     v.push_back({"CertPoll for an unknown transaction",
@@ -415,14 +446,15 @@ TEST(scep_http, fifty_bad_inputs_get_their_documented_answers_and_service_contin
 TEST(scep_http, replay_with_another_csr_while_pending_is_refused) {
     test_server s{grant_mode::manual};
     auto c = make_client("client1", "CN=r1", "secret");
-    auto first = read_rep(pki_post(s.port(), c.pkcs_req({s.ca()})), s.ca(), c.self_signed.get(), c.key);
+    auto first =
+        read_rep(pki_post(s.port(), c.pkcs_req({s.ca()})), s.ca(), c.self_signed.get(), c.key);
     ASSERT_TRUE(first);
     EXPECT_EQ(first->status, pki_status::pending);
     // Same transactionID and signer, another CSR (scep-wire §0.11).
     auto other = make_client("client1", "CN=someone-else", "secret");
     other.self_signed = share(c.self_signed.get());
-    auto replay = read_rep(pki_post(s.port(), other.pkcs_req({s.ca()})), s.ca(), c.self_signed.get(),
-                           c.key);
+    auto replay =
+        read_rep(pki_post(s.port(), other.pkcs_req({s.ca()})), s.ca(), c.self_signed.get(), c.key);
     ASSERT_TRUE(replay);
     EXPECT_EQ(replay->status, pki_status::failure);
     EXPECT_EQ(s.srv->engine().database().requests().size(), 1u);

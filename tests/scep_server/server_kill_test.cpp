@@ -29,10 +29,11 @@ using namespace testing;
 
 // A `pkisim serve` child process; its first stdout line carries the listening address.
 class child_server {
-public:
+  public:
     child_server(const std::filesystem::path& dir, const std::string& config) {
         int out[2];
-        if (::pipe(out) != 0) throw std::runtime_error("pipe");
+        if (::pipe(out) != 0)
+            throw std::runtime_error("pipe");
         const std::string data = (dir / "data").string();
         const std::string config_path = (dir / config).string();
         const std::string pass = (dir / "passphrase").string();
@@ -44,9 +45,10 @@ public:
             const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
             ::dup2(fd, STDERR_FILENO);
             ::close(out[0]);
-            ::execl(PKISIM_BINARY, PKISIM_BINARY, "serve", config_path.c_str(), "--data", data.c_str(),
-                    "--listen", "127.0.0.1:0", "--passphrase-file", pass.c_str(), "--challenge-file",
-                    challenge.c_str(), "--ios-limits", "off", static_cast<char*>(nullptr));
+            ::execl(PKISIM_BINARY, PKISIM_BINARY, "serve", config_path.c_str(), "--data",
+                    data.c_str(), "--listen", "127.0.0.1:0", "--passphrase-file", pass.c_str(),
+                    "--challenge-file", challenge.c_str(), "--ios-limits", "off",
+                    static_cast<char*>(nullptr));
             ::_exit(127);
         }
         ::close(out[1]);
@@ -57,15 +59,18 @@ public:
         while (line.find('\n') == std::string::npos && ::poll(&p, 1, 10'000) > 0) {
             char buf[256];
             const auto n = ::read(out_, buf, sizeof buf);
-            if (n <= 0) break;
+            if (n <= 0)
+                break;
             line.append(buf, static_cast<std::size_t>(n));
         }
         const auto at = line.find("127.0.0.1:");
-        if (at == std::string::npos) throw std::runtime_error("server did not start: " + line);
+        if (at == std::string::npos)
+            throw std::runtime_error("server did not start: " + line);
         port_ = static_cast<unsigned short>(std::stoi(line.substr(at + 10)));
     }
     ~child_server() {
-        if (pid_ > 0) kill_now();
+        if (pid_ > 0)
+            kill_now();
         ::close(out_);
     }
     child_server(const child_server&) = delete;
@@ -86,7 +91,7 @@ public:
     }
     unsigned short port() const { return port_; }
 
-private:
+  private:
     pid_t pid_ = -1;
     int out_ = -1;
     unsigned short port_ = 0;
@@ -106,7 +111,8 @@ std::map<std::uint64_t, bytes> enroll_until_dead(unsigned short port, X509* ca, 
             auto r = pki_post(port, c.pkcs_req({ca}));
             std::array<X509*, 1> trusted{ca};
             auto rep = decode_cert_rep(r.body_bytes(), c.self_signed.get(), c.key, trusted);
-            if (!rep || rep->status != pki_status::success) break;
+            if (!rep || rep->status != pki_status::success)
+                break;
             X509* cert = rep->certs.front().get();
             received.emplace(*serial_u64(cert), to_der(cert));
         } catch (const std::exception&) {
@@ -120,7 +126,8 @@ TEST(kill9, every_received_certificate_survives_and_serials_never_repeat) {
     constexpr std::array<std::string_view, 3> pending_keys{"client2", "ra", "shadow"};
     load_providers(false);
     temp_dir dir;
-    write_text(dir.path / "auto.ios", "crypto pki server labca\n issuer-name CN=labca,O=lab\n grant auto\n");
+    write_text(dir.path / "auto.ios",
+               "crypto pki server labca\n issuer-name CN=labca,O=lab\n grant auto\n");
     write_text(dir.path / "manual.ios", "crypto pki server labca\n issuer-name CN=labca,O=lab\n");
     write_text(dir.path / "passphrase", "kill-test-passphrase\n");
     write_text(dir.path / "challenge", "secret\n");
@@ -133,7 +140,8 @@ TEST(kill9, every_received_certificate_survives_and_serials_never_repeat) {
     for (int round = 0; round < 5; ++round) {
         child_server child{dir.path, "auto.ios"};
         if (!ca) {
-            ca = x509_from_der(http_get(child.port(), "/cgi-bin/pkiclient.exe?operation=GetCACert").body_bytes())
+            ca = x509_from_der(http_get(child.port(), "/cgi-bin/pkiclient.exe?operation=GetCACert")
+                                   .body_bytes())
                      .value();
         }
         std::atomic<bool> stop{false};
@@ -147,7 +155,8 @@ TEST(kill9, every_received_certificate_survives_and_serials_never_repeat) {
         std::cerr << "round " << round << ": killed after " << delay << " ms; the client received "
                   << got.size() << " certificates\n";
         for (auto& [serial, der] : got) {
-            if (!all_received.emplace(serial, der).second) ++repeats;
+            if (!all_received.emplace(serial, der).second)
+                ++repeats;
         }
     }
     EXPECT_EQ(repeats, 0u);
@@ -192,7 +201,8 @@ TEST(kill9, every_received_certificate_survives_and_serials_never_repeat) {
     // Serials are contiguous from the CA's 1: none skipped by a crash, none reused.
     const auto certs = db.certificates();
     std::set<std::uint64_t> serials;
-    for (const auto& c : certs) serials.insert(c.serial);
+    for (const auto& c : certs)
+        serials.insert(c.serial);
     EXPECT_EQ(serials.size(), certs.size());
     EXPECT_EQ(*serials.rbegin(), db.last_serial());
     EXPECT_EQ(serials.size(), db.last_serial());

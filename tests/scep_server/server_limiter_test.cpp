@@ -2,8 +2,8 @@
 // What a client sees: over max-connections -> the connection is closed at once (RST, no answer);
 // while deaf -> its handshake completes in the kernel backlog but no HTTP answer comes, and it
 // is reset when the deaf period ends; after the deaf period -> normal service.
-#include <boost/asio.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio.hpp>
 
 #include "pkisim/scep/server.hpp"
 #include "server_support.hpp"
@@ -52,7 +52,8 @@ TEST(listener_limiter, connections_over_max_connections_are_dropped_at_once) {
 
 TEST(listener_limiter, throttle_makes_the_listener_deaf_then_it_serves_again) {
     test_server s{timers::grant_mode::auto_grant, std::nullopt, limited(16, 3)};
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(http_get(s.port(), caps).status, 200u);
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(http_get(s.port(), caps).status, 200u);
     // The 4th connection in the window starts the deaf period and is not answered.
     EXPECT_TRUE(http_get(s.port(), caps).closed_without_answer);
     // While deaf: the kernel completes the handshake, but no HTTP answer ever comes.
@@ -65,7 +66,8 @@ TEST(listener_limiter, throttle_makes_the_listener_deaf_then_it_serves_again) {
     const auto text = admin_call(s.srv->admin_socket_path().parent_path(), "show http").text;
     EXPECT_NE(text.find("Deaf periods: 1"), std::string::npos) << text;
     EXPECT_NE(text.find("Ignored while deaf: 1"), std::string::npos) << text;
-    EXPECT_NE(text.find("Reset from the backlog after a deaf period: 1"), std::string::npos) << text;
+    EXPECT_NE(text.find("Reset from the backlog after a deaf period: 1"), std::string::npos)
+        << text;
     EXPECT_NE(text.find("Connections accepted: 4"), std::string::npos) << text;
 }
 

@@ -2,8 +2,8 @@
 
 #include <stdlib.h>
 
-#include <boost/asio.hpp>
 #include <fmt/format.h>
+#include <boost/asio.hpp>
 
 namespace pkisim::scep::testing {
 
@@ -12,7 +12,8 @@ using tcp = net::ip::tcp;
 
 temp_dir::temp_dir() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "pkisim-server-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    if (!::mkdtemp(tmpl.data()))
+        throw std::runtime_error("mkdtemp failed");
     path = tmpl;
 }
 
@@ -35,6 +36,9 @@ engine_options lab_engine_options(const std::filesystem::path& dir, timers::gran
     o.data_dir = dir / "data";
     o.passphrase = "lab-passphrase";
     o.challenge = "secret";
+    // A fixture key instead of RSA key generation in every test. Not "ca": tests use make_ca()
+    // (key "ca") as a foreign CA.
+    o.existing_key_pem = private_key_to_pem(fixture_key("shadow"));
     return o;
 }
 
@@ -42,7 +46,8 @@ test_server::test_server(timers::grant_mode grant, std::optional<engine_options>
                          std::optional<http_options> http) {
     load_providers(engine && engine->legacy_crypto);
     engine_options e = engine ? std::move(*engine) : lab_engine_options(dir.path, grant);
-    if (engine) e.data_dir = dir.path / "data";
+    if (engine)
+        e.data_dir = dir.path / "data";
     http_options h = http ? std::move(*http) : http_options{};
     h.listen_address = "127.0.0.1";
     h.port = 0;
@@ -54,7 +59,9 @@ test_server::test_server(timers::grant_mode grant, std::optional<engine_options>
     srv->start();
 }
 
-test_server::~test_server() { srv->stop(); }
+test_server::~test_server() {
+    srv->stop();
+}
 
 std::string raw_response::header(std::string_view name) const {
     std::size_t pos = head.find("\r\n");
@@ -63,9 +70,11 @@ std::string raw_response::header(std::string_view name) const {
         const auto line = head.substr(pos + 2, end - pos - 2);
         const auto colon = line.find(':');
         if (colon != std::string::npos && line.size() >= name.size() &&
-            strncasecmp(line.c_str(), std::string{name}.c_str(), colon) == 0 && colon == name.size()) {
+            strncasecmp(line.c_str(), std::string{name}.c_str(), colon) == 0 &&
+            colon == name.size()) {
             auto v = line.substr(colon + 1);
-            while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+            while (!v.empty() && v.front() == ' ')
+                v.erase(0, 1);
             return v;
         }
         pos = end;
@@ -73,7 +82,8 @@ std::string raw_response::header(std::string_view name) const {
     return "";
 }
 
-raw_response http_raw(unsigned short port, std::string_view request, std::chrono::milliseconds timeout) {
+raw_response http_raw(unsigned short port, std::string_view request,
+                      std::chrono::milliseconds timeout) {
     net::io_context ctx{1};
     tcp::socket s{ctx};
     s.connect({net::ip::make_address("127.0.0.1"), port});
@@ -111,22 +121,24 @@ raw_response http_raw(unsigned short port, std::string_view request, std::chrono
     }
     r.head = r.raw.substr(0, sep == std::string::npos ? r.raw.size() : sep + 2);
     r.body = sep == std::string::npos ? std::string{} : r.raw.substr(sep + 4);
-    if (r.raw.size() > 12) r.status = static_cast<unsigned>(std::stoul(r.raw.substr(9, 3)));
+    if (r.raw.size() > 12)
+        r.status = static_cast<unsigned>(std::stoul(r.raw.substr(9, 3)));
     return r;
 }
 
 raw_response http_get(unsigned short port, std::string_view target, std::string_view version,
                       std::string_view extra_headers) {
-    return http_raw(port, fmt::format("GET {} HTTP/{}\r\nHost: 127.0.0.1\r\n{}{}\r\n", target,
-                                      version, version == "1.1" ? "Connection: close\r\n" : "",
-                                      extra_headers));
+    return http_raw(port,
+                    fmt::format("GET {} HTTP/{}\r\nHost: 127.0.0.1\r\n{}{}\r\n", target, version,
+                                version == "1.1" ? "Connection: close\r\n" : "", extra_headers));
 }
 
 raw_response http_post(unsigned short port, std::string_view target, const bytes& body,
                        std::string_view extra_headers) {
-    std::string req = fmt::format("POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                                  "Content-Length: {}\r\n{}\r\n",
-                                  target, body.size(), extra_headers);
+    std::string req = fmt::format(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        "Content-Length: {}\r\n{}\r\n",
+        target, body.size(), extra_headers);
     req.append(body.begin(), body.end());
     return http_raw(port, req);
 }

@@ -57,8 +57,8 @@ struct raw_response {
 // Sends `request` verbatim, reads until EOF (or timeout).
 raw_response http_raw(unsigned short port, std::string_view request,
                       std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
-raw_response http_get(unsigned short port, std::string_view target, std::string_view version = "1.0",
-                      std::string_view extra_headers = "");
+raw_response http_get(unsigned short port, std::string_view target,
+                      std::string_view version = "1.0", std::string_view extra_headers = "");
 raw_response http_post(unsigned short port, std::string_view target, const bytes& body,
                        std::string_view extra_headers = "");
 // PKIOperation: POST the message, or GET with standard base64 URL-escaped (%2B %2F %3D).

@@ -26,14 +26,17 @@ config = "tests/data/sim/mini/ca.ios"
 config = "tests/data/sim/mini/client.ios"
 pattern = "uniform"
 window = "16h 48m"
-count = )" + std::to_string(clients) + "\n";
-    if (with_ra) toml += "[ra]\nconfig = \"tests/data/sim/mini/ra.ios\"\n";
+count = )" + std::to_string(clients) +
+                       "\n";
+    if (with_ra)
+        toml += "[ra]\nconfig = \"tests/data/sim/mini/ra.ios\"\n";
     return make_scenario(toml);
 }
 
 void expect_same(const sim_result& a, const sim_result& b) {
     ASSERT_EQ(a.daily.size(), b.daily.size());
-    for (std::size_t d = 0; d < a.daily.size(); ++d) EXPECT_EQ(a.daily[d], b.daily[d]) << "day " << d;
+    for (std::size_t d = 0; d < a.daily.size(); ++d)
+        EXPECT_EQ(a.daily[d], b.daily[d]) << "day " << d;
     EXPECT_EQ(a.clients_hit_404, b.clients_hit_404);
     EXPECT_EQ(a.clients_outage, b.clients_outage);
     EXPECT_EQ(a.first_404_at, b.first_404_at);
@@ -76,11 +79,13 @@ TEST(engine_agreement, auto_picks_exact_for_small_fleets_and_cohort_for_large_on
 TEST(simulation, same_scenario_and_seed_give_identical_results_and_seeds_matter) {
     const auto a = run_simulation(mini(true, 300));
     const auto b = run_simulation(mini(true, 300));
-    for (std::size_t d = 0; d < a.daily.size(); ++d) EXPECT_EQ(a.daily[d], b.daily[d]);
+    for (std::size_t d = 0; d < a.daily.size(); ++d)
+        EXPECT_EQ(a.daily[d], b.daily[d]);
     auto other = mini(true, 300);
     other.seed = 12;
     const auto c = run_simulation(other);
     bool differs = false;
-    for (std::size_t d = 0; d < a.daily.size(); ++d) differs = differs || !(a.daily[d] == c.daily[d]);
+    for (std::size_t d = 0; d < a.daily.size(); ++d)
+        differs = differs || !(a.daily[d] == c.daily[d]);
     EXPECT_TRUE(differs);
 }

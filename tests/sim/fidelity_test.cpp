@@ -29,8 +29,10 @@ enabled = false
 config = "configs/seed002/client.ios"
 pattern = "spread"
 window = "420d"
-count = )" + std::to_string(clients) + "\n";
-    if (with_ra) toml += "[ra]\nconfig = \"configs/scenarios/seed002-ra.ios\"\n";
+count = )" + std::to_string(clients) +
+                       "\n";
+    if (with_ra)
+        toml += "[ra]\nconfig = \"configs/scenarios/seed002-ra.ios\"\n";
     return make_scenario(toml);
 }
 
@@ -107,7 +109,8 @@ TEST(fidelity, seed002_overlap_100_hits_about_64_percent_and_181_or_365_none) {
         auto sc = seed002_uniform(false);
         ASSERT_TRUE(apply_setting(sc, "overlap", std::to_string(c.overlap)));
         const auto r = run_simulation(sc, engine_opt(engine_kind::cohort));
-        const double share = static_cast<double>(r.clients_hit_404) / static_cast<double>(r.clients);
+        const double share =
+            static_cast<double>(r.clients_hit_404) / static_cast<double>(r.clients);
         EXPECT_NEAR(share, c.share, c.tolerance) << "overlap " << c.overlap;
         EXPECT_EQ(r.clients_outage, 0u);
         if (c.share == 0.0) {
@@ -139,7 +142,8 @@ pattern = "instant"
     EXPECT_GE(r.peak_attempts_per_minute, 300u);
     ASSERT_EQ(r.worst_day, 1655);
     std::uint32_t max_accepted = 0;
-    for (auto a : r.worst_day_accepted_per_minute) max_accepted = std::max(max_accepted, a);
+    for (auto a : r.worst_day_accepted_per_minute)
+        max_accepted = std::max(max_accepted, a);
     EXPECT_LE(max_accepted, 80u);
     EXPECT_GE(max_accepted, 60u);
     // Two hours: ~120 minutes × (≤ 80 accepted); offered ~ 300 clients every 20-30 s.

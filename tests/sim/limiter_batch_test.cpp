@@ -27,8 +27,12 @@ admission_counts one_by_one(timers::connection_limiter& lim, std::vector<sim::ms
                 ++out.accepted;
                 open.push_back(t + service);
                 break;
-            case timers::admission::dropped_max_connections: ++out.dropped; break;
-            case timers::admission::ignored_deaf: ++out.ignored; break;
+            case timers::admission::dropped_max_connections:
+                ++out.dropped;
+                break;
+            case timers::admission::ignored_deaf:
+                ++out.ignored;
+                break;
         }
     }
     return out;
@@ -47,14 +51,16 @@ TEST(server_model, batched_admission_equals_one_call_per_attempt) {
             timers::connection_limiter reference{cfg};
             std::vector<sim::ms_t> open;
             const auto origin = timers::time_point{} + timers::days{20000};
-            std::mt19937_64 rng{static_cast<std::uint64_t>(max_conn) * 7 + static_cast<std::uint64_t>(window)};
+            std::mt19937_64 rng{static_cast<std::uint64_t>(max_conn) * 7 +
+                                static_cast<std::uint64_t>(window)};
             sim::ms_t base = 0;
             for (int instant = 0; instant < 400; ++instant) {
                 base += 1000 + static_cast<sim::ms_t>(rng() % 3000);  // instants are a step apart
                 const std::uint64_t total = 1 + rng() % 400;
                 std::uint64_t first = 0;
                 while (first < total) {
-                    const std::uint64_t count = std::min<std::uint64_t>(total - first, 1 + rng() % 150);
+                    const std::uint64_t count =
+                        std::min<std::uint64_t>(total - first, 1 + rng() % 150);
                     arrivals a{base, 1000, total, first, count};
                     const sim::ms_t service = 36 + static_cast<sim::ms_t>(rng() % 300);
                     const auto got = batched.admit(origin, a, service);

@@ -43,8 +43,8 @@ std::string read(const fs::path& p) {
 
 fs::path temp_dir(const std::string& name) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    auto dir = fs::temp_directory_path() /
-               (std::string{"pkisim-sim-"} + info->test_suite_name() + "-" + info->name() + "-" + name);
+    auto dir = fs::temp_directory_path() / (std::string{"pkisim-sim-"} + info->test_suite_name() +
+                                            "-" + info->name() + "-" + name);
     fs::remove_all(dir);
     return dir;
 }
@@ -56,17 +56,31 @@ TEST(report, writes_every_file_with_the_summary_keys_of_the_issue) {
     const auto r = run_simulation(sc);
     const auto dir = temp_dir("a");
     ASSERT_TRUE(write_report(dir.string(), sc, r, std::nullopt, report_options{false, 1.5}));
-    for (const char* f : {"summary.json", "daily.csv", "daily.svg", "loop.svg", "worst-day.svg",
-                          "report.html"})
+    for (const char* f :
+         {"summary.json", "daily.csv", "daily.svg", "loop.svg", "worst-day.svg", "report.html"})
         EXPECT_TRUE(fs::exists(dir / f)) << f;
     const auto j = nlohmann::json::parse(read(dir / "summary.json"));
-    for (const char* key :
-         {"verdict", "ca_not_after", "shadow_generated_at", "first_404_at",
-          "first_404_days_before_ca_expiry", "last_404_at", "clients", "clients_hit_404",
-          "max_404_window_days", "mean_404_window_days", "get_next_ca_cert_requests",
-          "connections_accepted", "connections_dropped_max_connections",
-          "connections_ignored_deaf", "deaf_seconds", "enrollments_ok", "enrollments_failed",
-          "clients_outage", "events", "wall_seconds", "engine"})
+    for (const char* key : {"verdict",
+                            "ca_not_after",
+                            "shadow_generated_at",
+                            "first_404_at",
+                            "first_404_days_before_ca_expiry",
+                            "last_404_at",
+                            "clients",
+                            "clients_hit_404",
+                            "max_404_window_days",
+                            "mean_404_window_days",
+                            "get_next_ca_cert_requests",
+                            "connections_accepted",
+                            "connections_dropped_max_connections",
+                            "connections_ignored_deaf",
+                            "deaf_seconds",
+                            "enrollments_ok",
+                            "enrollments_failed",
+                            "clients_outage",
+                            "events",
+                            "wall_seconds",
+                            "engine"})
         EXPECT_TRUE(j.contains(key)) << key;
     EXPECT_EQ(j["verdict"], "storm");
     EXPECT_EQ(j["clients"], 200);
@@ -129,8 +143,9 @@ TEST(cli, simulate_exits_2_with_file_and_line_on_a_bad_scenario) {
         out << "[ca]\nconfig = \"" << PKISIM_SOURCE_DIR << "/configs/seed002/ca.ios\"\n"
             << "[network]\nconnect_timeout = \"later\"\n";
     }
-    const std::string cmd = std::string{PKISIM_BINARY} + " simulate " + (dir / "bad.toml").string() +
-                            " --quiet > " + (dir / "out.txt").string() + " 2>&1";
+    const std::string cmd = std::string{PKISIM_BINARY} + " simulate " +
+                            (dir / "bad.toml").string() + " --quiet > " +
+                            (dir / "out.txt").string() + " 2>&1";
     const int rc = std::system(cmd.c_str());
     ASSERT_TRUE(WIFEXITED(rc));
     EXPECT_EQ(WEXITSTATUS(rc), 2);
@@ -142,9 +157,10 @@ TEST(cli, simulate_exits_2_with_file_and_line_on_a_bad_scenario) {
 
 TEST(cli, simulate_writes_the_report_and_says_where_it_is) {
     const auto dir = temp_dir("cli");
-    const std::string cmd = std::string{PKISIM_BINARY} + " simulate " + PKISIM_SOURCE_DIR +
-                            "/configs/seed002-fix.toml --clients 200 --quiet --deterministic --out " +
-                            dir.string() + " > " + dir.string() + ".txt 2>&1";
+    const std::string cmd =
+        std::string{PKISIM_BINARY} + " simulate " + PKISIM_SOURCE_DIR +
+        "/configs/seed002-fix.toml --clients 200 --quiet --deterministic --out " + dir.string() +
+        " > " + dir.string() + ".txt 2>&1";
     const int rc = std::system(cmd.c_str());
     ASSERT_TRUE(WIFEXITED(rc));
     EXPECT_EQ(WEXITSTATUS(rc), 0);  // safe
@@ -161,15 +177,17 @@ TEST(cli, simulate_writes_the_report_and_says_where_it_is) {
 // console errors. Skipped only when Chromium is not installed.
 TEST(report_html, loads_in_headless_chromium_with_the_plots_and_no_errors) {
     const char* chromium = "/usr/bin/chromium";
-    if (!fs::exists(chromium)) GTEST_SKIP() << "no " << chromium;
+    if (!fs::exists(chromium))
+        GTEST_SKIP() << "no " << chromium;
     const auto sc = mini_ra();
     const auto dir = temp_dir("html");
     ASSERT_TRUE(write_report(dir.string(), sc, run_simulation(sc), std::nullopt, {true, 0}));
     const auto profile = dir / "profile";
     const std::string flags =
-        std::string{" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                    "--disable-background-networking --disable-component-update --disable-sync "
-                    "--enable-logging=stderr --v=0 --user-data-dir="} +
+        std::string{
+            " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+            "--disable-background-networking --disable-component-update --disable-sync "
+            "--enable-logging=stderr --v=0 --user-data-dir="} +
         profile.string();
     const std::string url = "file://" + (dir / "report.html").string();
     const std::string cmd = std::string{chromium} + flags + " --dump-dom " + url + " > " +
@@ -184,11 +202,14 @@ TEST(report_html, loads_in_headless_chromium_with_the_plots_and_no_errors) {
     EXPECT_NE(dom.find("Verdict: STORM"), std::string::npos);
     const auto log = read(dir / "log.txt");
     EXPECT_EQ(log.find("Uncaught"), std::string::npos) << log;
-    EXPECT_EQ(log.find("CONSOLE(") == std::string::npos ? std::string::npos : log.find("ERROR:CONSOLE"),
-              std::string::npos)
+    EXPECT_EQ(
+        log.find("CONSOLE(") == std::string::npos ? std::string::npos : log.find("ERROR:CONSOLE"),
+        std::string::npos)
         << log;
-    const std::string shot = std::string{chromium} + flags + " --window-size=1000,2400 --screenshot=" +
-                             (dir / "page.png").string() + " " + url + " > /dev/null 2>&1";
+    const std::string shot =
+        std::string{chromium} + flags +
+        " --window-size=1000,2400 --screenshot=" + (dir / "page.png").string() + " " + url +
+        " > /dev/null 2>&1";
     ASSERT_EQ(std::system(shot.c_str()), 0);
     EXPECT_GT(fs::file_size(dir / "page.png"), 10'000u);
     fs::remove_all(dir);

@@ -38,8 +38,8 @@ TEST(scenario, reads_the_ios_files_and_defaults) {
 }
 
 TEST(scenario, the_seed002_configs_in_the_repository_load) {
-    for (const char* name : {"seed002", "seed002-fix", "seed002-phase-locked", "seed002-late-ra",
-                             "ios-defaults"}) {
+    for (const char* name :
+         {"seed002", "seed002-fix", "seed002-phase-locked", "seed002-late-ra", "ios-defaults"}) {
         auto sc = load_scenario(source_dir() + "/configs/" + name + ".toml");
         EXPECT_TRUE(sc) << name << ": " << (sc ? "" : sc.error());
     }

@@ -10,12 +10,15 @@
 
 namespace pkisim::sim::testing {
 
-inline std::string source_dir() { return PKISIM_SOURCE_DIR; }
+inline std::string source_dir() {
+    return PKISIM_SOURCE_DIR;
+}
 
 // Parses inline TOML; IOS paths are relative to the repository root.
 inline scenario make_scenario(const std::string& toml) {
     auto sc = parse_scenario(toml, "test.toml", source_dir());
-    if (!sc) ADD_FAILURE() << sc.error();
+    if (!sc)
+        ADD_FAILURE() << sc.error();
     return sc ? *sc : scenario{};
 }
 

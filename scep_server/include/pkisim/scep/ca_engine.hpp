@@ -59,6 +59,10 @@ struct engine_options {
     // enrollments must carry it or a valid one-time password.
     std::optional<std::string> challenge;
     unsigned key_bits = 2048;
+    // IOS: "if a key with that label exists it is used; otherwise one is generated at first
+    // `no shutdown`" (ios-pki-research.md §1.1). An unencrypted PEM private key to use for a
+    // new CA instead of generating one (tests use fixture keys to stay fast).
+    std::string existing_key_pem;
     // --legacy-crypto: accept single DES and MD5 (scep-wire §0.1).
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.

@@ -32,7 +32,7 @@
 namespace pkisim::sim {
 
 class event_queue {
-public:
+  public:
     using tick = std::int64_t;
     struct event {
         tick time;
@@ -70,14 +70,16 @@ public:
 
     // The next event. Requires !empty().
     event pop() {
-        if (batch_pos_ == batch_.size()) load_next_instant();
+        if (batch_pos_ == batch_.size())
+            load_next_instant();
         --size_;
         return event{now_, batch_[batch_pos_++]};
     }
 
     // The time of the next event (after the ones already delivered). Requires !empty().
     tick next_time() {
-        if (batch_pos_ == batch_.size()) load_next_instant();
+        if (batch_pos_ == batch_.size())
+            load_next_instant();
         return now_;
     }
 
@@ -86,7 +88,8 @@ public:
     // while the caller handles `out` come back in the next call. Requires !empty().
     tick pop_instant(std::vector<std::uint64_t>& out) {
         out.clear();
-        if (batch_pos_ == batch_.size()) load_next_instant();
+        if (batch_pos_ == batch_.size())
+            load_next_instant();
         if (batch_pos_ == 0) {
             out.swap(batch_);
         } else {
@@ -102,12 +105,14 @@ public:
     std::size_t memory_bytes() const {
         std::size_t b = (l0_.capacity() + l1_.capacity()) * sizeof(std::vector<std::uint64_t>) +
                         heap_.capacity() * sizeof(far_event) + batch_.capacity() * 8;
-        for (const auto& v : l0_) b += v.capacity() * 8;
-        for (const auto& v : l1_) b += v.capacity() * sizeof(timed);
+        for (const auto& v : l0_)
+            b += v.capacity() * 8;
+        for (const auto& v : l1_)
+            b += v.capacity() * sizeof(timed);
         return b;
     }
 
-private:
+  private:
     static constexpr unsigned block_bits = 10;
     static constexpr std::size_t block_size = std::size_t{1} << block_bits;
     static constexpr std::size_t blocks = 64;
@@ -129,8 +134,10 @@ private:
     std::size_t next_slot(std::size_t from) const {
         for (std::size_t w = from >> 6; w < block_size / 64; ++w) {
             std::uint64_t word = bits0_[w];
-            if (w == (from >> 6)) word &= ~std::uint64_t{0} << (from & 63);
-            if (word != 0) return (w << 6) + static_cast<std::size_t>(std::countr_zero(word));
+            if (w == (from >> 6))
+                word &= ~std::uint64_t{0} << (from & 63);
+            if (word != 0)
+                return (w << 6) + static_cast<std::size_t>(std::countr_zero(word));
         }
         return block_size;
     }
@@ -145,7 +152,8 @@ private:
             tick t0 = none;
             std::size_t slot = block_size;
             if (n0_ > 0) {
-                slot = next_slot(static_cast<std::size_t>(std::max(now_, block_start) - block_start));
+                slot =
+                    next_slot(static_cast<std::size_t>(std::max(now_, block_start) - block_start));
                 assert(slot < block_size);
                 t0 = block_start + static_cast<tick>(slot);
             }
@@ -200,7 +208,8 @@ private:
         heap_.push_back(e);
         while (i > 0) {
             const std::size_t p = (i - 1) / 4;
-            if (!heap_[i].before(heap_[p])) break;
+            if (!heap_[i].before(heap_[p]))
+                break;
             std::swap(heap_[i], heap_[p]);
             i = p;
         }
@@ -208,18 +217,22 @@ private:
     void heap_pop() {
         const far_event last = heap_.back();
         heap_.pop_back();
-        if (heap_.empty()) return;
+        if (heap_.empty())
+            return;
         std::size_t i = 0;
         const std::size_t n = heap_.size();
         while (true) {
             const std::size_t c = 4 * i + 1;
-            if (c >= n) break;
+            if (c >= n)
+                break;
             std::size_t best = c;
             const std::size_t end = std::min(c + 4, n);
             for (std::size_t j = c + 1; j < end; ++j) {
-                if (heap_[j].before(heap_[best])) best = j;
+                if (heap_[j].before(heap_[best]))
+                    best = j;
             }
-            if (!heap_[best].before(last)) break;
+            if (!heap_[best].before(last))
+                break;
             heap_[i] = heap_[best];
             i = best;
         }

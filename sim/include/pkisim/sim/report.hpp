@@ -31,8 +31,8 @@ std::string daily_csv(const sim_result& r);
 std::string sweep_csv(const sweep_result& s);
 
 // Plots (hand-written SVG, no scripts).
-std::string plot_daily_svg(const sim_result& r);       // requests and outcomes per day
-std::string plot_loop_svg(const sim_result& r);        // clients in the shadow loop per day
+std::string plot_daily_svg(const sim_result& r);  // requests and outcomes per day
+std::string plot_loop_svg(const sim_result& r);   // clients in the shadow loop per day
 std::string plot_worst_day_svg(const scenario& sc, const sim_result& r);  // per minute vs 80/min
 std::string plot_sweep_svg(const sweep_result& s);
 

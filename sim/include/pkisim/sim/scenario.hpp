@@ -71,7 +71,7 @@ struct scenario {
     std::string path;  // the scenario file (resolved)
     std::string name;
     std::string description;
-    time_point start{};  // CA created (first `no shutdown`)
+    time_point start{};               // CA created (first `no shutdown`)
     std::optional<duration> horizon;  // default: CA lifetime + 60 days
     std::uint64_t seed = 1;
     // Client actions happen on this grid (model resolution). 1 s keeps the 20 s shadow retry
@@ -83,7 +83,7 @@ struct scenario {
     timers::trustpoint_config ra_trustpoint;  // the RA's own certificate (auto-enroll)
 
     // IOS has no command for these (ios-pki-model.md §2.3, §2.5, §3).
-    timers::client_model client;  // shadow retry interval (20 s), connect timeout (10 s)
+    timers::client_model client;             // shadow retry interval (20 s), connect timeout (10 s)
     duration latency = timers::duration{2};  // one way, client <-> server
     duration retry_jitter{0};                // uniform extra delay in [0, jitter] per retry
     duration clock_skew{0};                  // per-client skew uniform in [-skew, +skew]

@@ -39,7 +39,8 @@ struct arrivals {
     }
     // The first member index >= lo that arrives at or after t.
     std::uint64_t first_at_or_after(ms_t t, std::uint64_t lo) const {
-        if (t <= base) return lo;
+        if (t <= base)
+            return lo;
         const auto need = static_cast<std::uint64_t>(t - base) * total;
         const auto sp = static_cast<std::uint64_t>(std::max<ms_t>(spread, 1));
         const std::uint64_t j = (need + sp - 1) / sp;
@@ -99,7 +100,8 @@ struct server_model {
                 case timers::admission::accepted:
                     ++out.accepted;
                     closes.push(t + service);
-                    if (accepted_at != nullptr) accepted_at->push_back(t);
+                    if (accepted_at != nullptr)
+                        accepted_at->push_back(t);
                     ++j;
                     break;
                 case timers::admission::dropped_max_connections: {
@@ -109,7 +111,10 @@ struct server_model {
                     j = j2;
                     break;
                 }
-                case timers::admission::ignored_deaf: ++out.ignored; ++j; break;
+                case timers::admission::ignored_deaf:
+                    ++out.ignored;
+                    ++j;
+                    break;
             }
         }
         return out;

@@ -33,13 +33,12 @@ struct sweep_point {
 
 struct sweep_result {
     std::string key;
-    std::vector<sweep_point> points;      // in the order given
+    std::vector<sweep_point> points;           // in the order given
     std::optional<std::size_t> smallest_safe;  // index of the numerically smallest safe value
 };
 
 // Runs every value on `threads` worker threads; results do not depend on the thread count.
 tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sweep_spec& spec,
-                                                  const run_options& options,
-                                                  unsigned threads = 2);
+                                                  const run_options& options, unsigned threads = 2);
 
 }  // namespace pkisim::sim
