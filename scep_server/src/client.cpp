@@ -80,6 +80,23 @@ bytes fresh_nonce() {
     return nonce;
 }
 
+// The start of an error body, when it is printable text (servers often explain themselves).
+std::string snippet(std::string_view body) {
+    body = body.substr(0, std::min<std::size_t>(body.size(), 120));
+    std::string out;
+    for (char c : body) {
+        if (c == '\n' || c == '\r') {
+            out += ' ';
+        } else if (std::isprint(static_cast<unsigned char>(c)) == 0) {
+            return {};
+        } else {
+            out += c;
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 std::string trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -382,7 +399,7 @@ client_result<ca_certs> scep_client::get_ca_cert() const {
     auto a = http_get(target("GetCACert", percent_encode(options_.ca_identifier)));
     if (!a) return tl::unexpected(a.error());
     if (a->status != 200) {
-        return tl::unexpected(make_failure(client_error::http_status, "GetCACert", a->status));
+        return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
     byte_view der{reinterpret_cast<const std::uint8_t*>(a->body.data()), a->body.size()};
     auto bundle = parse_certs_only(der);
@@ -404,7 +421,7 @@ client_result<next_ca_result> scep_client::get_next_ca_cert(const ca_certs& curr
     // IOS CS answers 404 until the shadow CA exists (issue 3 §2); the client retries.
     if (a->status == 404) return r;
     if (a->status != 200) {
-        return tl::unexpected(make_failure(client_error::http_status, "GetNextCACert", a->status));
+        return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
     byte_view der{reinterpret_cast<const std::uint8_t*>(a->body.data()), a->body.size()};
     auto trusted = current.all();
@@ -436,7 +453,7 @@ client_result<cert_rep> scep_client::pki_operation(const bytes& message, const c
                                                                        options_.ios_line_breaks)));
     if (!a) return tl::unexpected(a.error());
     if (a->status != 200) {
-        return tl::unexpected(make_failure(client_error::http_status, "PKIOperation", a->status));
+        return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
     byte_view der{reinterpret_cast<const std::uint8_t*>(a->body.data()), a->body.size()};
     auto trusted = ca.all();
@@ -444,8 +461,15 @@ client_result<cert_rep> scep_client::pki_operation(const bytes& message, const c
     opts.allow_legacy = options_.legacy_crypto;
     auto rep = decode_cert_rep(der, recipient_cert, recipient_key, trusted, opts);
     if (!rep) {
-        return tl::unexpected(make_failure(client_error::bad_response,
-                                           "CertRep unreadable: " + rep.error().message()));
+        std::string text = "CertRep unreadable: " + rep.error().message();
+        const auto ec = rep.error();
+        // micromdm scepserver answers in single DES whatever we sent (scep-wire §0.2).
+        if (!options_.legacy_crypto && (ec == error::decrypt_failed ||
+                                        ec == error::legacy_algorithm_disabled ||
+                                        ec == error::unsupported_algorithm)) {
+            text += " (a single-DES or MD5 reply? try --legacy-crypto)";
+        }
+        return tl::unexpected(make_failure(client_error::bad_response, std::move(text)));
     }
     return std::move(*rep);
 }

@@ -686,9 +686,9 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
     if (key == "lifetime")
         return apply_setting(sc, "ca.lifetime", "certificate " + v);
     if (key.starts_with("ca.") || key.starts_with("ra.server.")) {
-        auto& server = key.starts_with("ca.") ? sc.ca.server : sc.ra->server;
         if (key.starts_with("ra.") && !sc.ra)
             return err("the scenario has no [ra]");
+        auto& server = key.starts_with("ca.") ? sc.ca.server : sc.ra->server;
         const auto cmd = std::string{key.substr(key.find('.') + 1)};
         const auto cmd2 = cmd.starts_with("server.") ? cmd.substr(7) : cmd;
         auto r = timers::apply_server_command(server, cmd2 + " " + v, where);

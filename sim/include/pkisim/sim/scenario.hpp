@@ -111,6 +111,7 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
 // `--set key=value` and sweeps. Keys:
 //   overlap | ca.auto-rollover          → CA `auto-rollover V` (days)
 //   ca.<server command>                  → CA `<command> V` (e.g. ca.lifetime=certificate 600)
+//   ra.server.<server command>           → the RA's `crypto pki server` section
 //   ra.<trustpoint command>              → the RA's trustpoint (e.g. ra.auto-enroll=95)
 //   auto-enroll | clients.<tp command>   → every client group's trustpoint
 //   clients | count                      → total clients, split across groups by their share
