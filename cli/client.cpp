@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -66,7 +67,8 @@ struct usage_error : std::runtime_error {
 
 std::string read_text(const std::string& path) {
     std::ifstream in{path, std::ios::binary};
-    if (!in) throw usage_error("cannot read " + path);
+    if (!in)
+        throw usage_error("cannot read " + path);
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
@@ -74,11 +76,12 @@ std::string read_text(const std::string& path) {
 
 // Private keys and certificates: written whole, keys 0600 from the start (no umask window).
 void write_file(const fs::path& path, std::string_view text, bool secret) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                          secret ? 0600 : 0644);
-    if (fd < 0) throw usage_error(fmt::format("cannot write {}: {}", path.string(),
-                                              std::strerror(errno)));
-    if (secret) ::fchmod(fd, 0600);
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
+    if (fd < 0)
+        throw usage_error(fmt::format("cannot write {}: {}", path.string(), std::strerror(errno)));
+    if (secret)
+        ::fchmod(fd, 0600);
     std::size_t done = 0;
     while (done < text.size()) {
         auto n = ::write(fd, text.data() + done, text.size() - done);
@@ -94,13 +97,17 @@ void write_file(const fs::path& path, std::string_view text, bool secret) {
 // --key FILE: loaded, or a new RSA 2048 key written 0600 when the file does not exist.
 evp_pkey_ptr load_or_generate_key(const std::string& path, bool& generated) {
     generated = false;
-    if (path.empty()) throw usage_error("--key FILE is required for this operation");
+    if (path.empty())
+        throw usage_error("--key FILE is required for this operation");
     if (fs::exists(path)) {
         auto k = private_key_from_pem(read_text(path));
-        if (!k) throw usage_error(fmt::format("{}: not an unencrypted PEM private key", path));
+        if (!k)
+            throw usage_error(fmt::format("{}: not an unencrypted PEM private key", path));
         return std::move(*k);
     }
     auto k = generate_rsa_key(2048);
+    if (auto dir = fs::path{path}.parent_path(); !dir.empty())
+        fs::create_directories(dir);
     write_file(path, private_key_to_pem(k.get()), true);
     generated = true;
     return k;
@@ -111,31 +118,39 @@ std::optional<std::string> read_challenge(const client_cli_options& o) {
     if (!o.challenge_file.empty()) {
         std::string s = read_text(o.challenge_file);
         auto nl = s.find_first_of("\r\n");
-        if (nl != std::string::npos) s.resize(nl);
+        if (nl != std::string::npos)
+            s.resize(nl);
         return s;
     }
-    if (const char* env = std::getenv("PKISIM_CHALLENGE")) return std::string{env};
+    if (const char* env = std::getenv("PKISIM_CHALLENGE"))
+        return std::string{env};
     return std::nullopt;
 }
 
 std::string subject_of(const client_cli_options& o) {
-    if (!o.subject.empty()) return o.subject;
-    if (!o.cn.empty()) return "CN=" + o.cn;
+    if (!o.subject.empty())
+        return o.subject;
+    if (!o.cn.empty())
+        return "CN=" + o.cn;
     return {};
 }
 
 int exit_for(const client_failure& f) {
     switch (f.code) {
         case client_error::bad_url:
-        case client_error::bad_request: return usage;
+        case client_error::bad_request:
+            return usage;
         case client_error::resolve_failed:
         case client_error::connect_refused:
         case client_error::connect_timeout:
         case client_error::read_timeout:
-        case client_error::network: return unreachable;
-        case client_error::scep_failure: return not_done;
+        case client_error::network:
+            return unreachable;
+        case client_error::scep_failure:
+            return not_done;
         case client_error::http_status:
-        case client_error::bad_response: return bad_answer;
+        case client_error::bad_response:
+            return bad_answer;
     }
     return bad_answer;
 }
@@ -152,16 +167,19 @@ std::string describe(X509* cert) {
 
 std::string pem_of(const std::vector<x509_ptr>& certs) {
     std::string s;
-    for (const auto& c : certs) s += to_pem(c.get());
+    for (const auto& c : certs)
+        s += to_pem(c.get());
     return s;
 }
 
 // GetCACert from the server, or the certificates of --ca FILE (IOS keeps the CA it
 // authenticated; GetNextCACert is verified against it).
 client_result<ca_certs> current_ca(const scep_client& c, const client_cli_options& o) {
-    if (o.ca.empty()) return c.get_ca_cert();
+    if (o.ca.empty())
+        return c.get_ca_cert();
     auto chain = x509_chain_from_pem(read_text(o.ca));
-    if (!chain) throw usage_error(o.ca + ": no PEM certificate");
+    if (!chain)
+        throw usage_error(o.ca + ": no PEM certificate");
     return classify_ca_certs(std::move(*chain), "file " + o.ca);
 }
 
@@ -169,10 +187,14 @@ int run_client(const client_cli_options& o) {
     client_options co = o.ios ? ios_client_options(o.url, o.trustpoint) : client_options{};
     co.url = o.url;
     co.exact_path = o.exact_path;
-    if (!o.trustpoint.empty()) co.ca_identifier = o.trustpoint;
-    if (o.http10) co.http_version = 10;
-    if (o.post) co.method = pki_operation_method::post;
-    if (o.get) co.method = pki_operation_method::get;
+    if (!o.trustpoint.empty())
+        co.ca_identifier = o.trustpoint;
+    if (o.http10)
+        co.http_version = 10;
+    if (o.post)
+        co.method = pki_operation_method::post;
+    if (o.get)
+        co.method = pki_operation_method::get;
     co.legacy_crypto = o.legacy_crypto;
     co.connect_timeout = std::chrono::milliseconds{static_cast<long>(o.connect_timeout * 1000)};
     co.read_timeout = std::chrono::milliseconds{static_cast<long>(o.read_timeout * 1000)};
@@ -184,31 +206,34 @@ int run_client(const client_cli_options& o) {
     }
     const scep_client& c = *cp;
     const fs::path out{o.out};
-    if (o.operation != "getcacaps") fs::create_directories(out);
+    if (o.operation != "getcacaps")
+        fs::create_directories(out);
 
     if (o.operation == "getcacaps") {
         auto caps = c.get_ca_caps();
-        if (!caps) return report("GetCACaps", caps.error());
+        if (!caps)
+            return report("GetCACaps", caps.error());
         std::string list;
-        for (const auto& k : caps->keywords) list += (list.empty() ? "" : " ") + k;
+        for (const auto& k : caps->keywords)
+            list += (list.empty() ? "" : " ") + k;
         if (caps->http_status != 200) {
             std::cout << fmt::format("GetCACaps: HTTP {} (treated as no capabilities)\n",
                                      caps->http_status);
         } else {
             std::cout << "GetCACaps: " << (list.empty() ? "(empty)" : list) << '\n';
         }
-        std::cout << fmt::format("would use {} / {} for PKIOperation by {}\n",
-                                 algorithm_name(caps->cipher_nid(o.legacy_crypto)),
-                                 algorithm_name(caps->digest_nid(o.legacy_crypto)),
-                                 (o.post || (!o.get && !o.ios && caps->post_supported()))
-                                     ? "POST"
-                                     : "GET");
+        std::cout << fmt::format(
+            "would use {} / {} for PKIOperation by {}\n",
+            algorithm_name(caps->cipher_nid(o.legacy_crypto)),
+            algorithm_name(caps->digest_nid(o.legacy_crypto)),
+            (o.post || (!o.get && !o.ios && caps->post_supported())) ? "POST" : "GET");
         return ok;
     }
 
     if (o.operation == "getca") {
         auto ca = c.get_ca_cert();
-        if (!ca) return report("GetCACert", ca.error());
+        if (!ca)
+            return report("GetCACert", ca.error());
         write_file(out / "ca.pem", to_pem(ca->ca.get()), false);
         write_file(out / "cachain.pem", pem_of(ca->certs), false);
         std::cout << fmt::format("GetCACert: {}, {} certificate(s); CA {} MD5 {}\n",
@@ -227,12 +252,15 @@ int run_client(const client_cli_options& o) {
 
     if (o.operation == "getnextca") {
         auto ca = current_ca(c, o);
-        if (!ca) return report("GetCACert", ca.error());
+        if (!ca)
+            return report("GetCACert", ca.error());
         auto next = c.get_next_ca_cert(*ca);
-        if (!next) return report("GetNextCACert", next.error());
+        if (!next)
+            return report("GetNextCACert", next.error());
         if (!next->available) {
-            std::cout << fmt::format("GetNextCACert: {} Not Found (no rollover CA certificate yet)\n",
-                                     next->http_status);
+            std::cout << fmt::format(
+                "GetNextCACert: {} Not Found (no rollover CA certificate yet)\n",
+                next->http_status);
             return not_done;
         }
         write_file(out / "nextca.pem", pem_of(next->certs), false);
@@ -244,20 +272,26 @@ int run_client(const client_cli_options& o) {
     }
 
     if (o.operation == "getcrl") {
-        if (o.cert.empty() || o.key.empty()) throw usage_error("getcrl needs --cert and --key");
+        if (o.cert.empty() || o.key.empty())
+            throw usage_error("getcrl needs --cert and --key");
         auto key = private_key_from_pem(read_text(o.key));
-        if (!key) throw usage_error(o.key + ": not a PEM private key");
+        if (!key)
+            throw usage_error(o.key + ": not a PEM private key");
         auto cert = x509_from_pem(read_text(o.cert));
-        if (!cert) throw usage_error(o.cert + ": not a PEM certificate");
+        if (!cert)
+            throw usage_error(o.cert + ": not a PEM certificate");
         auto caps = c.get_ca_caps();
-        if (!caps) return report("GetCACaps", caps.error());
+        if (!caps)
+            return report("GetCACaps", caps.error());
         auto ca = current_ca(c, o);
-        if (!ca) return report("GetCACert", ca.error());
+        if (!ca)
+            return report("GetCACert", ca.error());
         auto crl = c.get_crl({cert->get(), key->get()}, cert->get(), *caps, *ca);
-        if (!crl) return report("GetCRL", crl.error());
+        if (!crl)
+            return report("GetCRL", crl.error());
         write_file(out / "ca.crl", to_pem(crl->get()), false);
         std::cout << fmt::format("GetCRL: {} revoked certificate(s); written to {}\n",
-                                 sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl->get())),
+                                 std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl->get()))),
                                  (out / "ca.crl").string());
         return ok;
     }
@@ -270,29 +304,35 @@ int run_client(const client_cli_options& o) {
     evp_pkey_ptr key;
     std::string subject = subject_of(o);
     if (renew) {
-        if (o.cert.empty() || o.key.empty()) throw usage_error("renew needs --cert and --key");
+        if (o.cert.empty() || o.key.empty())
+            throw usage_error("renew needs --cert and --key");
         auto k = private_key_from_pem(read_text(o.key));
-        if (!k) throw usage_error(o.key + ": not a PEM private key");
+        if (!k)
+            throw usage_error(o.key + ": not a PEM private key");
         old_key = std::move(*k);
         auto cert = x509_from_pem(read_text(o.cert));
-        if (!cert) throw usage_error(o.cert + ": not a PEM certificate");
+        if (!cert)
+            throw usage_error(o.cert + ": not a PEM certificate");
         old_cert = std::move(*cert);
-        if (subject.empty()) subject = subject_string(old_cert.get());
+        if (subject.empty())
+            subject = subject_string(old_cert.get());
         // IOS `auto-enroll ... regenerate` = a new key; without it the key is reused.
         key = o.new_key.empty() ? share(old_key.get()) : load_or_generate_key(o.new_key, generated);
     } else {
+        if (subject.empty())
+            throw usage_error(o.operation + " needs --cn or --subject");
         key = load_or_generate_key(o.key, generated);
     }
-    if (subject.empty()) throw usage_error(o.operation + " needs --cn or --subject");
     if (generated) {
-        std::cout << fmt::format("generated RSA 2048 key {}\n",
-                                 renew ? o.new_key : o.key);
+        std::cout << fmt::format("generated RSA 2048 key {}\n", renew ? o.new_key : o.key);
     }
 
     auto caps = c.get_ca_caps();
-    if (!caps) return report("GetCACaps", caps.error());
+    if (!caps)
+        return report("GetCACaps", caps.error());
     auto ca = current_ca(c, o);
-    if (!ca) return report("GetCACert", ca.error());
+    if (!ca)
+        return report("GetCACert", ca.error());
     write_file(out / "ca.pem", to_pem(ca->ca.get()), false);
 
     poll_options po;
@@ -304,8 +344,10 @@ int run_client(const client_cli_options& o) {
     if (o.operation == "poll") {
         op_name = "CertPoll";
         auto pending = c.resume(key.get(), subject, *caps, o.transaction_id);
-        if (!pending) return report(op_name, pending.error());
-        if (po.max_polls == 0) po.max_polls = 1;
+        if (!pending)
+            return report(op_name, pending.error());
+        if (po.max_polls == 0)
+            po.max_polls = 1;
         r = c.poll(*pending, *caps, *ca, po);
     } else {
         enroll_request req;
@@ -324,14 +366,15 @@ int run_client(const client_cli_options& o) {
         }
         r = c.enroll(req, *caps, *ca, po);
     }
-    if (!r) return report(op_name, r.error());
-    const std::string algs = fmt::format("{}/{}, {}", algorithm_name(r->cipher_nid),
-                                         algorithm_name(r->digest_nid),
-                                         r->polls == 1 ? std::string{"1 poll"}
-                                                       : fmt::format("{} polls", r->polls));
+    if (!r)
+        return report(op_name, r.error());
+    std::string algs =
+        fmt::format("{}/{}", algorithm_name(r->cipher_nid), algorithm_name(r->digest_nid));
+    if (r->polls > 0)
+        algs += fmt::format(", {} poll{}", r->polls, r->polls == 1 ? "" : "s");
     if (r->status == pki_status::pending) {
-        std::cout << fmt::format("{}: PENDING, transactionID {} ({})\n", op_name,
-                                 r->transaction_id, algs);
+        std::cout << fmt::format("{}: PENDING, transactionID {} ({})\n", op_name, r->transaction_id,
+                                 algs);
         std::cout << fmt::format("poll later: pkisim client {} poll --key {} --subject '{}'\n",
                                  o.url, renew && !o.new_key.empty() ? o.new_key : o.key, subject);
         return not_done;
@@ -364,11 +407,11 @@ void add_client_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--key", o->key,
                     "PEM private key (enroll: generated RSA 2048, mode 0600, if missing)");
-    cmd->add_option("--new-key", o->new_key,
-                    "renew: a new key (IOS `regenerate`; generated if missing); default reuse --key");
+    cmd->add_option(
+        "--new-key", o->new_key,
+        "renew: a new key (IOS `regenerate`; generated if missing); default reuse --key");
     cmd->add_option("--cert", o->cert, "PEM certificate (renew: the one to renew; getcrl)");
-    cmd->add_option("--ca", o->ca,
-                    "PEM CA (+RA) certificates to use instead of asking GetCACert");
+    cmd->add_option("--ca", o->ca, "PEM CA (+RA) certificates to use instead of asking GetCACert");
     cmd->add_option("--cn", o->cn, "Subject common name (shortcut for --subject CN=...)");
     cmd->add_option("--subject", o->subject, "Subject DN, e.g. 'CN=r1,O=lab'");
     cmd->add_option("--dns", o->dns, "subjectAltName dNSName (repeatable)");

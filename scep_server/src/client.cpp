@@ -7,15 +7,15 @@
 #include <thread>
 #include <utility>
 
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/x509v3.h>
 
 #include "pkisim/scep/crypto.hpp"
 
@@ -61,7 +61,9 @@ std::string percent_encode(std::string_view s) {
     return out;
 }
 
-bool is_ca_cert(X509* cert) { return X509_check_ca(cert) != 0; }
+bool is_ca_cert(X509* cert) {
+    return X509_check_ca(cert) != 0;
+}
 
 bool has_key_usage(X509* cert, std::uint32_t bits) {
     // UINT32_MAX when there is no keyUsage extension: every usage allowed (RFC 5280 §4.2.1.3).
@@ -93,13 +95,16 @@ std::string snippet(std::string_view body) {
             out += c;
         }
     }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
+    while (!out.empty() && out.back() == ' ')
+        out.pop_back();
     return out;
 }
 
 std::string trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
     return std::string{s};
 }
 
@@ -112,9 +117,11 @@ x509_ptr pick_issued(std::vector<x509_ptr>& certs, const EVP_PKEY* key,
             leaf = std::move(c);
         }
     }
-    if (!leaf && !certs.empty()) leaf = std::move(certs.front());
+    if (!leaf && !certs.empty())
+        leaf = std::move(certs.front());
     for (auto& c : certs) {
-        if (c) chain.push_back(std::move(c));
+        if (c)
+            chain.push_back(std::move(c));
     }
     return leaf;
 }
@@ -123,16 +130,26 @@ x509_ptr pick_issued(std::vector<x509_ptr>& certs, const EVP_PKEY* key,
 
 std::string_view to_string(client_error e) noexcept {
     switch (e) {
-        case client_error::bad_url: return "bad URL";
-        case client_error::resolve_failed: return "host not found";
-        case client_error::connect_refused: return "connection refused";
-        case client_error::connect_timeout: return "connect timeout";
-        case client_error::read_timeout: return "read timeout";
-        case client_error::network: return "network error";
-        case client_error::http_status: return "HTTP error";
-        case client_error::scep_failure: return "SCEP FAILURE";
-        case client_error::bad_response: return "bad response";
-        case client_error::bad_request: return "cannot build request";
+        case client_error::bad_url:
+            return "bad URL";
+        case client_error::resolve_failed:
+            return "host not found";
+        case client_error::connect_refused:
+            return "connection refused";
+        case client_error::connect_timeout:
+            return "connect timeout";
+        case client_error::read_timeout:
+            return "read timeout";
+        case client_error::network:
+            return "network error";
+        case client_error::http_status:
+            return "HTTP error";
+        case client_error::scep_failure:
+            return "SCEP FAILURE";
+        case client_error::bad_response:
+            return "bad response";
+        case client_error::bad_request:
+            return "cannot build request";
     }
     return "unknown error";
 }
@@ -143,12 +160,14 @@ std::string client_failure::message() const {
         m = fmt::format("HTTP {}", http_status);
         if (http_status != 0) {
             auto reason = http::obsolete_reason(static_cast<http::status>(http_status));
-            if (!reason.empty() && reason != "<unknown-status>") m += fmt::format(" {}", reason);
+            if (!reason.empty() && reason != "<unknown-status>")
+                m += fmt::format(" {}", reason);
         }
     } else if (code == client_error::scep_failure && failure) {
         m += fmt::format(" {}", to_string(*failure));
     }
-    if (!text.empty()) m += ": " + text;
+    if (!text.empty())
+        m += ": " + text;
     return m;
 }
 
@@ -171,21 +190,27 @@ bool ca_caps::has(std::string_view keyword) const {
 }
 
 int ca_caps::cipher_nid(bool legacy) const {
-    if (has("AES") || has("SCEPStandard")) return NID_aes_128_cbc;  // RFC 8894 §3.5.2: AES-128
-    if (has("DES3")) return NID_des_ede3_cbc;
+    if (has("AES") || has("SCEPStandard"))
+        return NID_aes_128_cbc;  // RFC 8894 §3.5.2: AES-128
+    if (has("DES3"))
+        return NID_des_ede3_cbc;
     return legacy ? NID_des_cbc : NID_des_ede3_cbc;  // old IOS: DES when nothing is advertised
 }
 
 int ca_caps::digest_nid(bool legacy) const {
-    if (has("SHA-256") || has("SCEPStandard")) return NID_sha256;
-    if (has("SHA-512")) return NID_sha512;
-    if (has("SHA-1")) return NID_sha1;
+    if (has("SHA-256") || has("SCEPStandard"))
+        return NID_sha256;
+    if (has("SHA-512"))
+        return NID_sha512;
+    if (has("SHA-1"))
+        return NID_sha1;
     return legacy ? NID_md5 : NID_sha1;  // old IOS: MD5 when nothing is advertised
 }
 
 std::vector<X509*> ca_certs::all() const {
     std::vector<X509*> v;
-    for (const auto& c : certs) v.push_back(c.get());
+    for (const auto& c : certs)
+        v.push_back(c.get());
     return v;
 }
 
@@ -197,18 +222,24 @@ client_result<ca_certs> classify_ca_certs(std::vector<x509_ptr> certs, std::stri
     out.content_type = std::move(content_type);
     X509* ca = nullptr;
     for (auto& c : certs) {
-        if (ca == nullptr && is_ca_cert(c.get()) && is_self_signed(c.get())) ca = c.get();
+        if (ca == nullptr && is_ca_cert(c.get()) && is_self_signed(c.get()))
+            ca = c.get();
     }
     for (auto& c : certs) {
-        if (ca == nullptr && is_ca_cert(c.get())) ca = c.get();
+        if (ca == nullptr && is_ca_cert(c.get()))
+            ca = c.get();
     }
-    if (ca == nullptr) ca = certs.front().get();
+    if (ca == nullptr)
+        ca = certs.front().get();
     X509* enc = nullptr;
     X509* sig = nullptr;
     for (auto& c : certs) {
-        if (c.get() == ca || is_ca_cert(c.get())) continue;
-        if (enc == nullptr && has_key_usage(c.get(), KU_KEY_ENCIPHERMENT)) enc = c.get();
-        if (sig == nullptr && has_key_usage(c.get(), KU_DIGITAL_SIGNATURE)) sig = c.get();
+        if (c.get() == ca || is_ca_cert(c.get()))
+            continue;
+        if (enc == nullptr && has_key_usage(c.get(), KU_KEY_ENCIPHERMENT))
+            enc = c.get();
+        if (sig == nullptr && has_key_usage(c.get(), KU_DIGITAL_SIGNATURE))
+            sig = c.get();
     }
     out.ca = share(ca);
     out.encryption = share(enc != nullptr ? enc : ca);
@@ -226,21 +257,31 @@ std::string encode_get_message(byte_view der, bool line_breaks) {
     out.reserve(b64.size() + b64.size() / 16);
     for (std::size_t i = 0; i < b64.size(); ++i) {
         // IOS: a line break after every 64 base64 characters (smallstep/certificates#2100).
-        if (line_breaks && i > 0 && i % 64 == 0) out += "%0A";
+        if (line_breaks && i > 0 && i % 64 == 0)
+            out += "%0A";
         switch (b64[i]) {
-            case '+': out += "%2B"; break;
-            case '/': out += "%2F"; break;
-            case '=': out += "%3D"; break;
-            default: out += b64[i];
+            case '+':
+                out += "%2B";
+                break;
+            case '/':
+                out += "%2F";
+                break;
+            case '=':
+                out += "%3D";
+                break;
+            default:
+                out += b64[i];
         }
     }
-    if (line_breaks && !b64.empty()) out += "%0A";
+    if (line_breaks && !b64.empty())
+        out += "%0A";
     return out;
 }
 
 // ---------------------------------------------------------------------------------------------
 scep_client::scep_client(client_options options) : options_(std::move(options)) {
-    if (!options_.now) options_.now = wall_clock_now;
+    if (!options_.now)
+        options_.now = wall_clock_now;
     load_providers(options_.legacy_crypto);
     // http://host[:port][/path]
     std::string_view u = options_.url;
@@ -253,11 +294,14 @@ scep_client::scep_client(client_options options) : options_(std::move(options)) 
     auto slash = u.find('/');
     std::string_view authority = u.substr(0, slash);
     std::string_view path = slash == std::string_view::npos ? std::string_view{} : u.substr(slash);
-    if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-    if (authority.empty()) throw std::invalid_argument("SCEP URL has no host: " + options_.url);
+    if (auto q = path.find('?'); q != std::string_view::npos)
+        path = path.substr(0, q);
+    if (authority.empty())
+        throw std::invalid_argument("SCEP URL has no host: " + options_.url);
     if (authority.front() == '[') {  // [::1]:8080
         auto close = authority.find(']');
-        if (close == std::string_view::npos) throw std::invalid_argument("bad IPv6 host in URL");
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("bad IPv6 host in URL");
         host_ = std::string{authority.substr(1, close - 1)};
         auto rest = authority.substr(close + 1);
         port_ = rest.size() > 1 && rest.front() == ':' ? std::string{rest.substr(1)} : "80";
@@ -268,23 +312,27 @@ scep_client::scep_client(client_options options) : options_(std::move(options)) 
         host_ = std::string{authority};
         port_ = "80";
     }
-    if (host_.empty() || port_.empty() ||
-        !std::all_of(port_.begin(), port_.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (host_.empty() || port_.empty() || !std::all_of(port_.begin(), port_.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c));
+        })) {
         throw std::invalid_argument("bad host or port in SCEP URL: " + options_.url);
     }
     // IOS appends /pkiclient.exe to the configured path; no path means /cgi-bin
     // (ios-pki-model.md §2).
     std::string p{path};
-    while (!p.empty() && p.back() == '/') p.pop_back();
-    if (p.empty()) p = "/cgi-bin";
-    if (!options_.exact_path && !ends_with_icase(p, "/pkiclient.exe")) p += "/pkiclient.exe";
+    while (!p.empty() && p.back() == '/')
+        p.pop_back();
+    if (p.empty())
+        p = "/cgi-bin";
+    if (!options_.exact_path && !ends_with_icase(p, "/pkiclient.exe"))
+        p += "/pkiclient.exe";
     path_ = std::move(p);
 }
 
 std::string scep_client::target(std::string_view operation, std::string_view message) const {
     std::string t = fmt::format("{}?operation={}", path_, operation);
-    if (!message.empty()) t += fmt::format("&message={}", message);
+    if (!message.empty())
+        t += fmt::format("&message={}", message);
     return t;
 }
 
@@ -305,7 +353,8 @@ client_result<scep_client::http_answer> scep_client::exchange(bool post, const s
     tcp::resolver resolver{ioc};
     beast::error_code ec;
     auto endpoints = resolver.resolve(host_, port_, ec);
-    if (ec) return tl::unexpected(make_failure(client_error::resolve_failed, ec.message()));
+    if (ec)
+        return tl::unexpected(make_failure(client_error::resolve_failed, ec.message()));
 
     beast::tcp_stream stream{ioc};
     stream.expires_after(options_.connect_timeout);
@@ -315,23 +364,25 @@ client_result<scep_client::http_answer> scep_client::exchange(bool post, const s
     ioc.run();
     if (connect_ec) {
         if (connect_ec == beast::error::timeout) {
-            return tl::unexpected(make_failure(client_error::connect_timeout,
-                                               fmt::format("no answer from {}:{} within {} ms",
-                                                           host_, port_,
-                                                           options_.connect_timeout.count())));
+            return tl::unexpected(
+                make_failure(client_error::connect_timeout,
+                             fmt::format("no answer from {}:{} within {} ms", host_, port_,
+                                         options_.connect_timeout.count())));
         }
         if (connect_ec == net::error::connection_refused) {
-            return tl::unexpected(make_failure(client_error::connect_refused,
-                                               fmt::format("{}:{}", host_, port_)));
+            return tl::unexpected(
+                make_failure(client_error::connect_refused, fmt::format("{}:{}", host_, port_)));
         }
         return tl::unexpected(make_failure(client_error::network, connect_ec.message()));
     }
 
     http::request<http::string_body> req{post ? http::verb::post : http::verb::get, target,
                                          options_.http_version};
-    req.set(http::field::host, port_ == "80" ? host_ : host_ + ":" + port_);
+    const std::string host = host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_;
+    req.set(http::field::host, port_ == "80" ? host : host + ":" + port_);
     req.set(http::field::user_agent, options_.user_agent);
-    if (options_.http_version >= 11) req.set(http::field::connection, "close");
+    if (options_.http_version >= 11)
+        req.set(http::field::connection, "close");
     if (post) {
         // scep-wire §0.9: the server must not require it, but we send the RFC's type.
         req.set(http::field::content_type, "application/x-pki-message");
@@ -379,17 +430,21 @@ client_result<scep_client::http_answer> scep_client::exchange(bool post, const s
 // ---------------------------------------------------------------------------------------------
 client_result<ca_caps> scep_client::get_ca_caps() const {
     auto a = http_get(target("GetCACaps", percent_encode(options_.ca_identifier)));
-    if (!a) return tl::unexpected(a.error());
+    if (!a)
+        return tl::unexpected(a.error());
     ca_caps caps;
     caps.http_status = a->status;
     // RFC 8894 §3.5.2: an HTTP error or an empty body means "nothing supported".
-    if (a->status != 200) return caps;
+    if (a->status != 200)
+        return caps;
     std::string_view body = a->body;
     while (!body.empty()) {
         auto nl = body.find('\n');
         auto line = trim(body.substr(0, nl));
-        if (!line.empty()) caps.keywords.push_back(std::move(line));
-        if (nl == std::string_view::npos) break;
+        if (!line.empty())
+            caps.keywords.push_back(std::move(line));
+        if (nl == std::string_view::npos)
+            break;
         body.remove_prefix(nl + 1);
     }
     return caps;
@@ -397,7 +452,8 @@ client_result<ca_caps> scep_client::get_ca_caps() const {
 
 client_result<ca_certs> scep_client::get_ca_cert() const {
     auto a = http_get(target("GetCACert", percent_encode(options_.ca_identifier)));
-    if (!a) return tl::unexpected(a.error());
+    if (!a)
+        return tl::unexpected(a.error());
     if (a->status != 200) {
         return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
@@ -415,11 +471,13 @@ client_result<ca_certs> scep_client::get_ca_cert() const {
 
 client_result<next_ca_result> scep_client::get_next_ca_cert(const ca_certs& current) const {
     auto a = http_get(target("GetNextCACert", percent_encode(options_.ca_identifier)));
-    if (!a) return tl::unexpected(a.error());
+    if (!a)
+        return tl::unexpected(a.error());
     next_ca_result r;
     r.http_status = a->status;
     // IOS CS answers 404 until the shadow CA exists (issue 3 §2); the client retries.
-    if (a->status == 404) return r;
+    if (a->status == 404)
+        return r;
     if (a->status != 200) {
         return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
@@ -449,9 +507,10 @@ client_result<cert_rep> scep_client::pki_operation(const bytes& message, const c
     bool post = options_.method == pki_operation_method::post ||
                 (options_.method == pki_operation_method::automatic && caps.post_supported());
     auto a = post ? http_post(target("PKIOperation", {}), message)
-                  : http_get(target("PKIOperation", encode_get_message(message,
-                                                                       options_.ios_line_breaks)));
-    if (!a) return tl::unexpected(a.error());
+                  : http_get(target("PKIOperation",
+                                    encode_get_message(message, options_.ios_line_breaks)));
+    if (!a)
+        return tl::unexpected(a.error());
     if (a->status != 200) {
         return tl::unexpected(make_failure(client_error::http_status, snippet(a->body), a->status));
     }
@@ -464,9 +523,9 @@ client_result<cert_rep> scep_client::pki_operation(const bytes& message, const c
         std::string text = "CertRep unreadable: " + rep.error().message();
         const auto ec = rep.error();
         // micromdm scepserver answers in single DES whatever we sent (scep-wire §0.2).
-        if (!options_.legacy_crypto && (ec == error::decrypt_failed ||
-                                        ec == error::legacy_algorithm_disabled ||
-                                        ec == error::unsupported_algorithm)) {
+        if (!options_.legacy_crypto &&
+            (ec == error::decrypt_failed || ec == error::legacy_algorithm_disabled ||
+             ec == error::unsupported_algorithm)) {
             text += " (a single-DES or MD5 reply? try --legacy-crypto)";
         }
         return tl::unexpected(make_failure(client_error::bad_response, std::move(text)));
@@ -495,8 +554,11 @@ client_result<enroll_result> apply_rep(cert_rep rep, const pending_enrollment& p
             f.http_status = 200;
             return tl::unexpected(std::move(f));
         }
-        case pki_status::pending: result.status = pki_status::pending; return result;
-        case pki_status::success: break;
+        case pki_status::pending:
+            result.status = pki_status::pending;
+            return result;
+        case pki_status::success:
+            break;
     }
     result.cert = pick_issued(rep.certs, pending.key.get(), result.chain);
     if (!result.cert) {
@@ -509,8 +571,8 @@ client_result<enroll_result> apply_rep(cert_rep rep, const pending_enrollment& p
 
 }  // namespace
 
-client_result<enroll_result> scep_client::enroll(const enroll_request& request,
-                                                 const ca_caps& caps, const ca_certs& ca,
+client_result<enroll_result> scep_client::enroll(const enroll_request& request, const ca_caps& caps,
+                                                 const ca_certs& ca,
                                                  const poll_options& poll) const {
     if (request.key == nullptr) {
         return tl::unexpected(make_failure(client_error::bad_request, "no key"));
@@ -536,7 +598,8 @@ client_result<enroll_result> scep_client::enroll(const enroll_request& request,
         co.digest_nid = digest == NID_md5 ? NID_md5 : NID_sha256;
         csr = make_csr(request.key, request.subject, co);
         auto r = resume(request.key, request.subject, caps, request.transaction_id);
-        if (!r) return tl::unexpected(r.error());
+        if (!r)
+            return tl::unexpected(r.error());
         pending = std::move(*r);
     } catch (const std::exception& e) {
         return tl::unexpected(make_failure(client_error::bad_request, e.what()));
@@ -550,7 +613,7 @@ client_result<enroll_result> scep_client::enroll(const enroll_request& request,
 
     request_params p;
     p.type = renewal && !request.renewal_as_pkcs_req ? message_type::renewal_req
-                                                      : message_type::pkcs_req;
+                                                     : message_type::pkcs_req;
     p.message_data = to_der(csr.get());
     p.signer_cert = pending.signer_cert.get();
     p.signer_key = pending.signer_key.get();
@@ -566,14 +629,16 @@ client_result<enroll_result> scep_client::enroll(const enroll_request& request,
             make_failure(client_error::bad_request, "pkiMessage: " + msg.error().message()));
     }
     auto rep = pki_operation(*msg, caps, ca, pending.signer_cert.get(), pending.signer_key.get());
-    if (!rep) return tl::unexpected(rep.error());
+    if (!rep)
+        return tl::unexpected(rep.error());
 
     enroll_result result;
     result.transaction_id = pending.transaction_id;
     result.cipher_nid = cipher;
     result.digest_nid = digest;
     auto first = apply_rep(std::move(*rep), pending, p.sender_nonce, std::move(result));
-    if (!first) return first;
+    if (!first)
+        return first;
     if (first->status == pki_status::success) {
         first->pending = std::move(pending);
         return first;
@@ -599,8 +664,8 @@ client_result<pending_enrollment> scep_client::resume(EVP_PKEY* key, std::string
     try {
         auto name = parse_dn(subject);
         if (!name) {
-            return tl::unexpected(make_failure(client_error::bad_request,
-                                               fmt::format("bad subject '{}'", subject)));
+            return tl::unexpected(
+                make_failure(client_error::bad_request, fmt::format("bad subject '{}'", subject)));
         }
         p.subject = std::move(*name);
         p.transaction_id =
@@ -625,13 +690,13 @@ client_result<enroll_result> scep_client::poll_loop(const pending_enrollment& pe
                                                     const poll_options& poll,
                                                     bool first_poll_at_once,
                                                     enroll_result result) const {
-    auto sleep = poll.sleep ? poll.sleep : [](std::chrono::milliseconds d) {
-        std::this_thread::sleep_for(d);
-    };
+    auto sleep = poll.sleep ? poll.sleep
+                            : [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
     bytes issuer_and_subject =
         encode_issuer_and_subject(X509_get_subject_name(ca.ca.get()), pending.subject.get());
     for (unsigned i = 0; i < poll.max_polls; ++i) {
-        if (i > 0 || !first_poll_at_once) sleep(poll.interval);
+        if (i > 0 || !first_poll_at_once)
+            sleep(poll.interval);
         request_params p;
         p.type = message_type::cert_poll;
         p.message_data = issuer_and_subject;
@@ -650,17 +715,21 @@ client_result<enroll_result> scep_client::poll_loop(const pending_enrollment& pe
         }
         auto rep =
             pki_operation(*msg, caps, ca, pending.signer_cert.get(), pending.signer_key.get());
-        if (!rep) return tl::unexpected(rep.error());
+        if (!rep)
+            return tl::unexpected(rep.error());
         ++result.polls;
         auto r = apply_rep(std::move(*rep), pending, p.sender_nonce, std::move(result));
-        if (!r) return r;
+        if (!r)
+            return r;
         result = std::move(*r);
-        if (result.status == pki_status::success) break;
+        if (result.status == pki_status::success)
+            break;
     }
     result.pending.transaction_id = pending.transaction_id;
     result.pending.signer_cert = share(pending.signer_cert.get());
     result.pending.signer_key = share(pending.signer_key.get());
-    if (pending.key) result.pending.key = share(pending.key.get());
+    if (pending.key)
+        result.pending.key = share(pending.key.get());
     result.pending.subject = copy(pending.subject.get());
     result.pending.cipher_nid = pending.cipher_nid;
     result.pending.digest_nid = pending.digest_nid;
@@ -690,23 +759,23 @@ client_result<x509_crl_ptr> scep_client::get_crl(const client_identity& me, X509
             make_failure(client_error::bad_request, "GetCRL: " + msg.error().message()));
     }
     auto rep = pki_operation(*msg, caps, ca, me.cert, me.key);
-    if (!rep) return tl::unexpected(rep.error());
+    if (!rep)
+        return tl::unexpected(rep.error());
     if (rep->status == pki_status::failure) {
         auto f = make_failure(client_error::scep_failure, rep->fail_info_text, 200);
         f.failure = rep->failure.value_or(fail_info::bad_request);
         return tl::unexpected(std::move(f));
     }
     if (rep->status != pki_status::success || rep->crls.empty()) {
-        return tl::unexpected(make_failure(client_error::bad_response,
-                                           fmt::format("GetCRL answered {} without a CRL",
-                                                       to_string(rep->status))));
+        return tl::unexpected(
+            make_failure(client_error::bad_response,
+                         fmt::format("GetCRL answered {} without a CRL", to_string(rep->status))));
     }
     return std::move(rep->crls.front());
 }
 
-client_result<x509_ptr> scep_client::get_cert(const client_identity& me,
-                                              const ASN1_INTEGER* serial, const ca_caps& caps,
-                                              const ca_certs& ca) const {
+client_result<x509_ptr> scep_client::get_cert(const client_identity& me, const ASN1_INTEGER* serial,
+                                              const ca_caps& caps, const ca_certs& ca) const {
     if (me.cert == nullptr || me.key == nullptr || serial == nullptr || !ca.ca) {
         return tl::unexpected(
             make_failure(client_error::bad_request, "GetCert needs a certificate and its key"));
@@ -728,16 +797,17 @@ client_result<x509_ptr> scep_client::get_cert(const client_identity& me,
             make_failure(client_error::bad_request, "GetCert: " + msg.error().message()));
     }
     auto rep = pki_operation(*msg, caps, ca, me.cert, me.key);
-    if (!rep) return tl::unexpected(rep.error());
+    if (!rep)
+        return tl::unexpected(rep.error());
     if (rep->status == pki_status::failure) {
         auto f = make_failure(client_error::scep_failure, rep->fail_info_text, 200);
         f.failure = rep->failure.value_or(fail_info::bad_request);
         return tl::unexpected(std::move(f));
     }
     if (rep->status != pki_status::success || rep->certs.empty()) {
-        return tl::unexpected(make_failure(client_error::bad_response,
-                                           fmt::format("GetCert answered {} without a certificate",
-                                                       to_string(rep->status))));
+        return tl::unexpected(make_failure(
+            client_error::bad_response,
+            fmt::format("GetCert answered {} without a certificate", to_string(rep->status))));
     }
     return std::move(rep->certs.front());
 }

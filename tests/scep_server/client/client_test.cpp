@@ -3,6 +3,7 @@
 // codec (PENDING -> CertPoll -> SUCCESS, FAILURE, GetNextCACert 200).
 #include "pkisim/scep/client.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -11,15 +12,15 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/server.hpp"
@@ -39,11 +40,13 @@ struct http_request {
     std::string request_line() const { return head.substr(0, head.find("\r\n")); }
     std::string header(std::string_view name) const {
         auto p = head.find(std::string{"\r\n"} + std::string{name} + ":");
-        if (p == std::string::npos) return {};
+        if (p == std::string::npos)
+            return {};
         p += name.size() + 3;
         auto e = head.find("\r\n", p);
         auto v = head.substr(p, e - p);
-        while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+        while (!v.empty() && v.front() == ' ')
+            v.erase(0, 1);
         return v;
     }
     std::string target() const {
@@ -60,8 +63,10 @@ struct http_request {
             auto amp = rest.find('&');
             auto kv = rest.substr(0, amp);
             auto eq = kv.find('=');
-            if (kv.substr(0, eq) == name) return std::string{kv.substr(eq + 1)};
-            if (amp == std::string_view::npos) break;
+            if (kv.substr(0, eq) == name)
+                return std::string{kv.substr(eq + 1)};
+            if (amp == std::string_view::npos)
+                break;
             rest.remove_prefix(amp + 1);
         }
         return {};
@@ -74,7 +79,8 @@ using handler = std::function<std::optional<std::string>(const http_request&)>;
 std::string response(unsigned status, std::string_view reason, std::string_view content_type,
                      std::string_view body) {
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + std::string{reason} + "\r\n";
-    if (!content_type.empty()) r += "Content-Type: " + std::string{content_type} + "\r\n";
+    if (!content_type.empty())
+        r += "Content-Type: " + std::string{content_type} + "\r\n";
     r += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
     r += body;
     return r;
@@ -85,7 +91,7 @@ std::string ok(std::string_view content_type, const bytes& body) {
 
 // One thread, one connection at a time; every request is recorded.
 class scripted_server {
-public:
+  public:
     explicit scripted_server(handler h) : handler_(std::move(h)) {
         acceptor_.open(tcp::v4());
         acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -111,26 +117,30 @@ public:
         return requests_;
     }
 
-private:
+  private:
     void run() {
         while (!stop_) {
             boost::system::error_code ec;
             tcp::socket s{ioc_};
             acceptor_.accept(s, ec);
-            if (ec || stop_) break;
+            if (ec || stop_)
+                break;
             net::streambuf buf;
             auto n = net::read_until(s, buf, "\r\n\r\n", ec);
-            if (ec) continue;
+            if (ec)
+                continue;
             std::string data{net::buffers_begin(buf.data()), net::buffers_end(buf.data())};
             http_request r;
             r.head = data.substr(0, n);
             r.body = data.substr(n);
             std::size_t length = 0;
-            if (auto cl = r.header("Content-Length"); !cl.empty()) length = std::stoul(cl);
+            if (auto cl = r.header("Content-Length"); !cl.empty())
+                length = std::stoul(cl);
             while (r.body.size() < length) {
                 char chunk[4096];
                 auto got = s.read_some(net::buffer(chunk), ec);
-                if (ec) break;
+                if (ec)
+                    break;
                 r.body.append(chunk, got);
             }
             {
@@ -267,8 +277,8 @@ TEST(scep_client, get_next_ca_cert_200_is_verified_against_the_current_ca) {
     auto body = encode_get_next_ca_cert(std::vector<X509*>{shadow.cert.get()}, ca.cert.get(),
                                         ca.key, NID_sha256, test_epoch())
                     .value();
-    auto forged = encode_get_next_ca_cert(std::vector<X509*>{shadow.cert.get()},
-                                          other.cert.get(), other.key, NID_sha256, test_epoch())
+    auto forged = encode_get_next_ca_cert(std::vector<X509*>{shadow.cert.get()}, other.cert.get(),
+                                          other.key, NID_sha256, test_epoch())
                       .value();
     std::atomic<int> n{0};
     scripted_server srv{[&](const http_request&) {
@@ -372,7 +382,8 @@ TEST(scep_client, listener_that_never_accepts_is_a_connect_timeout) {
     struct closer {
         std::vector<int>& fds;
         ~closer() {
-            for (int fd : fds) ::close(fd);
+            for (int fd : fds)
+                ::close(fd);
         }
     } close_fillers{fillers};
     auto o = fast_url("http://127.0.0.1:" + std::to_string(port));
@@ -392,6 +403,7 @@ struct scep_responder {
     std::vector<std::string> seen_tids;
     std::vector<int> seen_ciphers;
     x509_req_ptr csr;
+    x509_ptr last_issued;
     std::uint64_t serial = 10;
 
     std::optional<std::string> operator()(const http_request& r) {
@@ -399,7 +411,8 @@ struct scep_responder {
         if (op == "GetCACaps") {
             return response(200, "OK", "text/plain", get_ca_caps_body(false));
         }
-        if (op == "GetCACert") return ok("application/x-x509-ca-cert", to_der(ca.cert.get()));
+        if (op == "GetCACert")
+            return ok("application/x-x509-ca-cert", to_der(ca.cert.get()));
         bytes der;
         if (r.head.rfind("POST", 0) == 0) {
             der.assign(r.body.begin(), r.body.end());
@@ -408,12 +421,34 @@ struct scep_responder {
         }
         std::array keys{ca.decryption()};
         auto req = decode_pki_message(der, keys);
-        if (!req) return response(400, "Bad Request", "text/plain", req.error().text);
+        if (!req)
+            return response(400, "Bad Request", "text/plain", req.error().text);
         seen_types.push_back(req->type);
         seen_tids.push_back(req->transaction_id);
         seen_ciphers.push_back(req->cipher_nid);
-        if (const auto* c = req->csr()) csr.reset(X509_REQ_dup(c->csr.get()));
+        if (const auto* c = req->csr())
+            csr.reset(X509_REQ_dup(c->csr.get()));
         cert_rep_params p;
+        if (req->type == message_type::get_crl) {
+            auto crl =
+                make_crl(ca.cert.get(), ca.key, std::vector<revoked_entry>{{7, test_epoch()}},
+                         test_epoch(), test_epoch() + pkisim::timers::days{1}, 1,
+                         pkisim::timers::hash_algorithm::sha256)
+                    .value();
+            p = success_for(req->context(), ca.cert.get(), ca.key, {}, test_epoch());
+            p.crls = {crl.get()};
+            return ok("application/x-pki-message", encode_cert_rep(p).value());
+        }
+        if (req->type == message_type::get_cert) {
+            if (!last_issued || serial_hex(last_issued.get()) != cert_id_of(*req).serial_hex) {
+                p = failure_for(req->context(), ca.cert.get(), ca.key, fail_info::bad_cert_id,
+                                "unknown serial", test_epoch());
+            } else {
+                p = success_for(req->context(), ca.cert.get(), ca.key, {last_issued.get()},
+                                test_epoch());
+            }
+            return ok("application/x-pki-message", encode_cert_rep(p).value());
+        }
         if (reject) {
             p = failure_for(req->context(), ca.cert.get(), ca.key, fail_info::bad_request,
                             "challenge password wrong", test_epoch());
@@ -424,6 +459,7 @@ struct scep_responder {
             io.validity = {test_epoch(), test_epoch() + pkisim::timers::days{365}};
             io.serial = serial++;
             auto issued = issue_certificate(csr.get(), ca.cert.get(), ca.key, io).value();
+            last_issued = share(issued.get());
             p = success_for(req->context(), ca.cert.get(), ca.key, {issued.get()}, test_epoch());
             return ok("application/x-pki-message", encode_cert_rep(p).value());
         }
@@ -464,7 +500,8 @@ TEST(scep_client, enroll_polls_a_pending_request_until_issued_without_waiting) {
     EXPECT_EQ(resp.seen_types,
               (std::vector<message_type>{message_type::pkcs_req, message_type::cert_poll,
                                          message_type::cert_poll, message_type::cert_poll}));
-    for (const auto& t : resp.seen_tids) EXPECT_EQ(t, resp.seen_tids.front());
+    for (const auto& t : resp.seen_tids)
+        EXPECT_EQ(t, resp.seen_tids.front());
     EXPECT_EQ(resp.seen_ciphers.front(), NID_aes_128_cbc);  // get_ca_caps_body lists AES
     // IOS: every PKIOperation by GET, HTTP/1.0, with %0A line breaks.
     auto reqs = srv.requests();
@@ -561,6 +598,62 @@ TEST(scep_client, renewal_is_signed_with_the_old_certificate_as_renewal_req_or_p
     EXPECT_EQ(resp.seen_types,
               (std::vector<message_type>{message_type::pkcs_req, message_type::renewal_req,
                                          message_type::pkcs_req}));
+}
+
+TEST(scep_client, one_client_shared_by_a_thread_pool_enrolls_from_every_thread) {
+    scep_responder resp;
+    std::mutex m;
+    scripted_server srv{[&](const http_request& r) {
+        std::lock_guard lock{m};
+        return resp(r);
+    }};
+    const scep_client c{fast_url(srv.url())};
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    const std::array<std::string_view, 2> keys{"client1", "client2"};
+    std::atomic<int> issued{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) {
+        pool.emplace_back([&, t] {
+            enroll_request er;
+            er.key = fixture_key(keys[static_cast<std::size_t>(t) % keys.size()]);
+            er.subject = "CN=pool" + std::to_string(t);
+            auto r = c.enroll(er, caps, ca);
+            if (r && r->status == pki_status::success && r->cert)
+                ++issued;
+        });
+    }
+    for (auto& th : pool)
+        th.join();
+    EXPECT_EQ(issued.load(), 4);
+}
+
+TEST(scep_client, get_crl_and_get_cert_are_signed_with_our_certificate_and_read_the_reply) {
+    scep_responder resp;
+    std::mutex m;
+    scripted_server srv{[&](const http_request& r) {
+        std::lock_guard lock{m};
+        return resp(r);
+    }};
+    scep_client c{fast_url(srv.url())};
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    enroll_request er;
+    er.key = fixture_key("client1");
+    er.subject = "CN=router1,O=lab";
+    auto mine = c.enroll(er, caps, ca).value();
+    client_identity me{mine.cert.get(), fixture_key("client1")};
+    auto crl = c.get_crl(me, mine.cert.get(), caps, ca);
+    ASSERT_TRUE(crl.has_value()) << crl.error().message();
+    EXPECT_TRUE(crl_lists(crl->get(), 7));
+    auto again = c.get_cert(me, X509_get0_serialNumber(mine.cert.get()), caps, ca);
+    ASSERT_TRUE(again.has_value()) << again.error().message();
+    EXPECT_EQ(X509_cmp(again->get(), mine.cert.get()), 0);
+    auto unknown_serial = asn1_integer_ptr{ASN1_INTEGER_new()};
+    ASN1_INTEGER_set(unknown_serial.get(), 999);
+    auto missing = c.get_cert(me, unknown_serial.get(), caps, ca);
+    ASSERT_FALSE(missing.has_value());
+    EXPECT_EQ(missing.error().failure, fail_info::bad_cert_id);
 }
 
 }  // namespace

@@ -48,10 +48,10 @@ std::string_view to_string(client_error e) noexcept;
 
 struct client_failure {
     client_error code = client_error::network;
-    unsigned http_status = 0;              // when an HTTP answer was read
-    std::optional<fail_info> failure;      // scep_failure
-    std::string text;                      // details: socket error, failInfoText, parse error
-    std::string message() const;           // one line for logs and the CLI
+    unsigned http_status = 0;          // when an HTTP answer was read
+    std::optional<fail_info> failure;  // scep_failure
+    std::string text;                  // details: socket error, failInfoText, parse error
+    std::string message() const;       // one line for logs and the CLI
 };
 template <typename T>
 using client_result = tl::expected<T, client_failure>;
@@ -124,8 +124,8 @@ struct ca_certs {
 struct next_ca_result {
     bool available = false;
     unsigned http_status = 0;
-    x509_ptr signer;               // current CA/RA certificate that signed it (verified)
-    std::vector<x509_ptr> certs;   // the new CA (+RA) certificates
+    x509_ptr signer;              // current CA/RA certificate that signed it (verified)
+    std::vector<x509_ptr> certs;  // the new CA (+RA) certificates
 };
 
 struct poll_options {
@@ -166,12 +166,12 @@ struct pending_enrollment {
 struct enroll_result {
     pki_status status = pki_status::pending;  // success or pending (failure is an error)
     std::string transaction_id;
-    x509_ptr cert;                  // SUCCESS: the issued certificate (leaf)
-    std::vector<x509_ptr> chain;    // other certificates of the reply's content
-    unsigned polls = 0;             // CertPolls sent
+    x509_ptr cert;                // SUCCESS: the issued certificate (leaf)
+    std::vector<x509_ptr> chain;  // other certificates of the reply's content
+    unsigned polls = 0;           // CertPolls sent
     int cipher_nid = 0;
     int digest_nid = 0;
-    pending_enrollment pending;     // to resume polling
+    pending_enrollment pending;  // to resume polling
 };
 
 // A certificate + key we already hold (for GetCRL / GetCert, which are signed by the client).
@@ -181,7 +181,7 @@ struct client_identity {
 };
 
 class scep_client {
-public:
+  public:
     explicit scep_client(client_options options);
 
     const client_options& options() const { return options_; }
@@ -225,7 +225,7 @@ public:
                                           const ca_certs& ca, X509* recipient_cert,
                                           EVP_PKEY* recipient_key) const;
 
-private:
+  private:
     client_result<http_answer> exchange(bool post, const std::string& target,
                                         const bytes* body) const;
     client_result<enroll_result> poll_loop(const pending_enrollment& pending, const ca_caps& caps,
