@@ -195,7 +195,8 @@ void ca_engine::create_ca() {
     evp_pkey_ptr key;
     if (!options_.existing_key_pem.empty()) {
         auto existing = private_key_from_pem(options_.existing_key_pem);
-        if (!existing) throw startup_error(exit_status::config, "the given CA key is not a private key");
+        if (!existing)
+            throw startup_error(exit_status::config, "the given CA key is not a private key");
         key = std::move(*existing);
     } else {
         key = generate_rsa_key(options_.key_bits);
@@ -597,6 +598,9 @@ ca_engine::admin_result ca_engine::admin(std::string_view line) {
                 text.remove_prefix(2);
             }
             auto serial = parse_u64(text, 16);
+            if (serial && serial_u64(ca_.cert.get()) == *serial) {
+                return {false, "% The CA certificate cannot be revoked by its own CRL\n"};
+            }
             if (!serial || !store_->revoke(*serial, now)) {
                 return {false, fmt::format("% Certificate with serial {} not found\n", w[1])};
             }

@@ -574,7 +574,8 @@ client_result<enroll_result> apply_rep(cert_rep rep, const pending_enrollment& p
 client_result<enroll_result> scep_client::enroll(const enroll_request& request, const ca_caps& caps,
                                                  const ca_certs& ca,
                                                  const poll_options& poll) const {
-    if (request.key == nullptr) {
+    const bool forward = request.forward_csr != nullptr;
+    if (request.key == nullptr && !forward) {
         return tl::unexpected(make_failure(client_error::bad_request, "no key"));
     }
     if (!ca.encryption) {
@@ -586,23 +587,46 @@ client_result<enroll_result> scep_client::enroll(const enroll_request& request, 
     if (renewal && request.renew_key == nullptr) {
         return tl::unexpected(make_failure(client_error::bad_request, "renewal needs the old key"));
     }
+    if (forward && (request.ra_cert == nullptr || request.ra_key == nullptr)) {
+        return tl::unexpected(
+            make_failure(client_error::bad_request, "forwarding a CSR needs the RA certificate"));
+    }
 
-    x509_req_ptr csr;
+    bytes csr_der;
     pending_enrollment pending;
-    try {
-        csr_options co;
-        co.challenge_password = request.challenge;
-        co.dns_names = request.dns_names;
-        co.ip_addresses = request.ip_addresses;
-        // The CSR's own signature: SHA-256 unless the legacy MD5 path was chosen.
-        co.digest_nid = digest == NID_md5 ? NID_md5 : NID_sha256;
-        csr = make_csr(request.key, request.subject, co);
-        auto r = resume(request.key, request.subject, caps, request.transaction_id);
-        if (!r)
-            return tl::unexpected(r.error());
-        pending = std::move(*r);
-    } catch (const std::exception& e) {
-        return tl::unexpected(make_failure(client_error::bad_request, e.what()));
+    if (forward) {
+        // Issue 4 §2: the RA sends the client's CSR unchanged, signed with its own certificate;
+        // the CA answers (and encrypts) to the RA.
+        EVP_PKEY* client_key = X509_REQ_get0_pubkey(request.forward_csr);
+        if (client_key == nullptr) {
+            return tl::unexpected(make_failure(client_error::bad_request, "CSR without a key"));
+        }
+        csr_der = to_der(request.forward_csr);
+        pending.transaction_id = request.transaction_id.empty() ? transaction_id_for(client_key)
+                                                                : request.transaction_id;
+        pending.subject = copy(X509_REQ_get_subject_name(request.forward_csr));
+        pending.key = share(client_key);
+        pending.signer_cert = share(request.ra_cert);
+        pending.signer_key = share(request.ra_key);
+        pending.cipher_nid = cipher;
+        pending.digest_nid = digest;
+    } else {
+        try {
+            csr_options co;
+            co.challenge_password = request.challenge;
+            co.dns_names = request.dns_names;
+            co.ip_addresses = request.ip_addresses;
+            // The CSR's own signature: SHA-256 unless the legacy MD5 path was chosen.
+            co.digest_nid = digest == NID_md5 ? NID_md5 : NID_sha256;
+            auto csr = make_csr(request.key, request.subject, co);
+            csr_der = to_der(csr.get());
+            auto r = resume(request.key, request.subject, caps, request.transaction_id);
+            if (!r)
+                return tl::unexpected(r.error());
+            pending = std::move(*r);
+        } catch (const std::exception& e) {
+            return tl::unexpected(make_failure(client_error::bad_request, e.what()));
+        }
     }
     if (renewal) {
         // RFC 8894 §2.3: a renewal is signed with the existing certificate; the reply is
@@ -614,7 +638,7 @@ client_result<enroll_result> scep_client::enroll(const enroll_request& request, 
     request_params p;
     p.type = renewal && !request.renewal_as_pkcs_req ? message_type::renewal_req
                                                      : message_type::pkcs_req;
-    p.message_data = to_der(csr.get());
+    p.message_data = std::move(csr_der);
     p.signer_cert = pending.signer_cert.get();
     p.signer_key = pending.signer_key.get();
     p.recipients = {ca.encryption.get()};

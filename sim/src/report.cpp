@@ -283,6 +283,21 @@ std::string recommendation(const scenario& sc, const sim_result& r) {
                 sc.ra->server.name));
         }
     }
+    if (r.clients_outage > 0) {
+        for (const auto& g : sc.groups) {
+            if (!g.trustpoint.auto_enroll) {
+                parts.push_back(fmt::format(
+                    "`auto-enroll 70` on trustpoint {} (without auto-enroll nothing renews the "
+                    "certificate or fetches the next CA)",
+                    g.trustpoint.name));
+            } else if (g.trustpoint.auto_enroll_percent >= 100) {
+                parts.push_back(fmt::format(
+                    "`auto-enroll 70` instead of {} % on trustpoint {} (a certificate cut to the "
+                    "CA's end asks for the next CA only when the CA expires: too late)",
+                    g.trustpoint.auto_enroll_percent, g.trustpoint.name));
+            }
+        }
+    }
     if ((r.totals.deaf_ms > 0 || r.totals.connections_dropped_max_connections > 0) &&
         sc.front().http.max_connections < 16)
         parts.push_back("`ip http max-connections 16` on the server the clients talk to");

@@ -208,6 +208,58 @@ class simulator {
         return daily_[d];
     }
 
+    // A retry at `when` plus each member's own uniform jitter in [0, retry_jitter]. The members
+    // of a cohort draw independently: the cohort is split by the grid step each one lands on
+    // (one draw per member up to 256 members, a multinomial by sequential binomials above), so
+    // the exact and cohort engines agree in distribution, not draw for draw.
+    void schedule_retry(std::uint32_t idx, ms_t when) {
+        const ms_t j = sc_.retry_jitter.count();
+        if (j <= 0) {
+            schedule(idx, when);
+            return;
+        }
+        const std::uint64_t n = pool_[idx].count;
+        const auto lo = tick_of(when);
+        const auto hi = tick_of(when + j);
+        std::vector<std::uint64_t> per_tick(static_cast<std::size_t>(hi - lo + 1), 0);
+        if (n <= 256) {
+            for (std::uint64_t i = 0; i < n; ++i)
+                ++per_tick[static_cast<std::size_t>(tick_of(when + draw_jitter()) - lo)];
+        } else {
+            // P(tick k) = share of [when, when + j] that rounds to k.
+            std::uint64_t left = n;
+            double mass_left = 1.0;
+            for (auto k = lo; k <= hi && left > 0; ++k) {
+                const double a = std::max<double>(
+                    static_cast<double>(when),
+                    static_cast<double>(k * step_) - static_cast<double>(step_) / 2.0);
+                const double b = std::min<double>(
+                    static_cast<double>(when + j),
+                    static_cast<double>(k * step_) + static_cast<double>(step_) / 2.0);
+                const double p = std::max(0.0, b - a) / static_cast<double>(j);
+                std::uint64_t c = left;
+                if (k < hi && mass_left > 0) {
+                    std::binomial_distribution<std::uint64_t> bin{
+                        left, std::clamp(p / mass_left, 0.0, 1.0)};
+                    c = bin(rng_);
+                }
+                per_tick[static_cast<std::size_t>(k - lo)] = c;
+                left -= c;
+                mass_left -= p;
+            }
+        }
+        std::uint64_t remaining = n;
+        for (std::size_t k = 0; k < per_tick.size(); ++k) {
+            const std::uint64_t c = per_tick[k];
+            if (c == 0)
+                continue;
+            const std::uint32_t part = c == remaining ? idx : split(idx, c);
+            remaining -= c;
+            queue_.push(lo + static_cast<event_queue::tick>(k),
+                        (std::uint64_t{pool_[part].version} << 32) | part);
+        }
+    }
+
     ms_t draw_jitter() {
         if (sc_.retry_jitter.count() <= 0)
             return 0;
@@ -513,7 +565,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
                 outage(part, when_known);
                 return;
             }
-            schedule(part, ms_of(tr.at) + draw_jitter());
+            schedule_retry(part, ms_of(tr.at));
             return;
         }
         c.tries = static_cast<std::uint16_t>(std::min<int>(c.tries + 1, 65535));
@@ -532,7 +584,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
             }
             return;
         }
-        schedule(part, when_known + tp.retry_period.count() + draw_jitter());
+        schedule_retry(part, when_known + tp.retry_period.count());
     };
 
     // Split in a fixed order: ok, failed after an answer, refused, ignored (deaf).
@@ -683,7 +735,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             case timers::shadow_state::get_new_ca_cert:
             case timers::shadow_state::get_new_ca_cert_wait_for_retry:
                 c.phase = ph_get_next_ca;
-                schedule(part, ms_of(tr.at) + draw_jitter());
+                schedule_retry(part, ms_of(tr.at));
                 return;
         }
     };

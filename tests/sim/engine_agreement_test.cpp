@@ -4,6 +4,8 @@
 // order). Only max_404_window_days may differ: a cohort remembers the earliest first-404 of
 // its members, so after a split it can overstate the longest window by at most the spread of
 // the merged members' first 404s; on this fleet that stays under 2 hours.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "pkisim/sim/simulation.hpp"
@@ -88,4 +90,31 @@ TEST(simulation, same_scenario_and_seed_give_identical_results_and_seeds_matter)
     for (std::size_t d = 0; d < a.daily.size(); ++d)
         differs = differs || !(a.daily[d] == c.daily[d]);
     EXPECT_TRUE(differs);
+}
+
+TEST(engine_agreement, with_retry_jitter_the_engines_agree_in_distribution) {
+    // Jitter is drawn per client in both engines, but not draw for draw, so the tolerance is
+    // statistical: fleet totals within 5 %.
+    auto sc = mini(false, 3'000);
+    ASSERT_TRUE(apply_setting(sc, "retry_jitter", "3s"));
+    const auto exact = run_simulation(sc, engine_opt(engine_kind::exact));
+    const auto cohort = run_simulation(sc, engine_opt(engine_kind::cohort));
+    const auto near = [](std::uint64_t a, std::uint64_t b) {
+        const double x = static_cast<double>(a);
+        const double y = static_cast<double>(b);
+        return std::abs(x - y) <= 0.05 * std::max(x, y);
+    };
+    EXPECT_TRUE(near(exact.clients_hit_404, cohort.clients_hit_404));
+    EXPECT_TRUE(
+        near(exact.totals.get_next_ca_cert_requests, cohort.totals.get_next_ca_cert_requests));
+    EXPECT_TRUE(near(exact.totals.responses_404, cohort.totals.responses_404));
+    EXPECT_TRUE(
+        near(exact.totals.connections_ignored_deaf, cohort.totals.connections_ignored_deaf));
+    EXPECT_TRUE(near(exact.totals.connections_dropped_max_connections,
+                     cohort.totals.connections_dropped_max_connections));
+    EXPECT_TRUE(near(exact.totals.enrollments_failed, cohort.totals.enrollments_failed));
+    // And jitter does change the run (it is not silently ignored).
+    EXPECT_NE(exact.totals.get_next_ca_cert_requests,
+              run_simulation(mini(false, 3'000), engine_opt(engine_kind::exact))
+                  .totals.get_next_ca_cert_requests);
 }

@@ -656,4 +656,30 @@ TEST(scep_client, get_crl_and_get_cert_are_signed_with_our_certificate_and_read_
     EXPECT_EQ(missing.error().failure, fail_info::bad_cert_id);
 }
 
+TEST(scep_client, ra_forwards_a_client_csr_signed_with_its_own_certificate) {
+    scep_responder resp;
+    std::mutex m;
+    scripted_server srv{[&](const http_request& r) {
+        std::lock_guard lock{m};
+        return resp(r);
+    }};
+    scep_client c{fast_url(srv.url())};
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    auto ra = make_ra(resp.ca);
+    csr_options co;
+    co.challenge_password = "secret";
+    auto client_csr = make_csr(fixture_key("client2"), "CN=behind-ra,O=lab", co);
+    enroll_request er;
+    er.forward_csr = client_csr.get();
+    er.ra_cert = ra.cert.get();
+    er.ra_key = ra.key;
+    auto r = c.enroll(er, caps, ca);
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    ASSERT_EQ(r->status, pki_status::success);
+    EXPECT_TRUE(same_public_key(X509_get0_pubkey(r->cert.get()), fixture_key("client2")));
+    EXPECT_EQ(r->transaction_id, transaction_id_for(fixture_key("client2")));
+    EXPECT_EQ(subject_string(r->cert.get()), "CN=behind-ra,O=lab");
+}
+
 }  // namespace

@@ -148,7 +148,13 @@ struct enroll_request {
     // Renewal as PKCSReq(19) signed with the existing certificate (sscep, jscep, OpenXPKI;
     // scep-wire §0.12) instead of RenewalReq(17).
     bool renewal_as_pkcs_req = false;
-    // Empty: hex SHA-1 of the public key (most clients; scep-wire §0.11).
+    // RA forwarding (issue 4 §2): send this CSR (the client's, with its challenge) unchanged as
+    // a PKCSReq signed with the RA certificate; `key`, `subject`, `challenge` and the SAN lists
+    // are then unused, and the CertRep is decrypted with the RA key.
+    X509_REQ* forward_csr = nullptr;
+    X509* ra_cert = nullptr;
+    EVP_PKEY* ra_key = nullptr;
+    // Empty: hex SHA-1 of the (CSR's) public key (most clients; scep-wire §0.11).
     std::string transaction_id;
 };
 
