@@ -235,6 +235,16 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_flag(
         "--include-ca", o->include_ca,
         "Put the CA certificate next to the issued one in SUCCESS replies (Cisco VPN client)");
+    serve
+        ->add_option("--backlog", o->backlog,
+                     "Listen backlog: while the IOS throttle keeps the listener deaf, handshakes "
+                     "beyond it go unanswered (connect timeout, as on IOS)")
+        ->check(CLI::Range(1, 65535))
+        ->capture_default_str();
+    serve->footer(
+        "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
+        "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "
+        "error.");
     serve->callback([o, &exit_code] { exit_code = run_serve(*o); });
 
     auto data = std::make_shared<std::string>();
@@ -246,6 +256,8 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                    "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
                    "show server|requests|certificates|timers|http")
         ->required();
+    ca->footer("Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "
+               "DATA/admin.sock.");
     ca->callback([data, words, &exit_code] { exit_code = run_ca(*data, *words); });
 }
 

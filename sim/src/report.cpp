@@ -641,7 +641,8 @@ std::string report_html(const scenario& sc, const sim_result& r,
          "font-size:.85em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:"
          "2px 8px;text-align:left}.verdict{font-size:1.1em;padding:.6em;border-left:6px solid "
          "#888}.storm{border-color:#d62728}.outage{border-color:#000}.safe{border-color:#2ca02c}"
-         "svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n";
+         ".verdict "
+         "pre{white-space:pre-wrap}svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n";
     h += fmt::format("<h1>pkisim simulate: {}</h1>\n",
                      html_escape(sc.name.empty() ? sc.path : sc.name));
     if (!sc.description.empty())
