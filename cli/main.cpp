@@ -12,8 +12,9 @@ int main(int argc, char** argv) {
         ": Cisco IOS PKI certificate-server timers, a lab SCEP CA/RA and a fleet simulator"};
     app.set_version_flag("--version", std::string{"pkisim "} + PKISIM_VERSION);
     app.require_subcommand(1);
-    app.footer("Run 'pkisim COMMAND --help' for the options and exit codes of a command; 2 is "
-               "always a usage or configuration error.");
+    app.footer(
+        "Run 'pkisim COMMAND --help' for the options and exit codes of a command; 2 is "
+        "always a usage or configuration error.");
 
     int exit_code = 0;
     pkisim::cli::add_check_command(app, exit_code);

@@ -256,8 +256,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                    "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
                    "show server|requests|certificates|timers|http")
         ->required();
-    ca->footer("Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "
-               "DATA/admin.sock.");
+    ca->footer(
+        "Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "
+        "DATA/admin.sock.");
     ca->callback([data, words, &exit_code] { exit_code = run_ca(*data, *words); });
 }
 

@@ -147,11 +147,19 @@ TEST(storm, no_auto_enroll_is_an_outage) {
     EXPECT_TRUE(any_finding_contains(a, "no `auto-enroll`"));
 }
 
-TEST(storm, auto_enroll_100_has_no_404_but_zero_slack) {
+TEST(storm, auto_enroll_100_asks_for_the_next_ca_when_the_ca_has_expired_an_outage) {
+    // The SHADOW point of the certificate that ends with the CA is the CA's notAfter itself:
+    // shadow_step (the rule the simulator follows) calls that client expired.
     const auto a = analyze(server(1095, 365, 30), client(100));
-    EXPECT_EQ(a.verdict, storm_verdict::safe);
+    EXPECT_EQ(a.verdict, storm_verdict::outage);
     EXPECT_DOUBLE_EQ(a.trustpoints[0].first_get_next_ca_cert_days_before_ca_expiry, 0.0);
-    EXPECT_TRUE(any_finding_contains(a, "zero slack"));
+    EXPECT_DOUBLE_EQ(a.trustpoints[0].max_404_window_days, 0.0);
+    EXPECT_TRUE(any_finding_contains(a, "already invalid"));
+}
+
+TEST(storm, auto_enroll_99_is_safe_with_a_30_day_overlap) {
+    const auto a = analyze(server(1095, 365, 30), client(99));
+    EXPECT_EQ(a.verdict, storm_verdict::safe);
 }
 
 TEST(storm, client_lifetime_longer_than_the_ca_uses_the_ca_lifetime) {

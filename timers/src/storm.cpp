@@ -213,6 +213,21 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
                     "outage at {}; {}.",
                     tpn, to_iso8601(c), fix));
             }
+        } else if (shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, first.at, c,
+                               options.client)
+                       .state == shadow_state::expired) {
+            // The same rule the simulator's clients follow (client_model.hpp): a client whose
+            // SHADOW point is the CA's notAfter (auto-enroll 100) asks when its certificate and
+            // its CA have already expired, so it never gets the next CA in time.
+            t.verdict = storm_verdict::outage;
+            t.max_404_window_days = 0;
+            t.findings.push_back(fmt::format(
+                "{}: auto-enroll {} arms SHADOW at the instant the certificate and the CA expire "
+                "({}): the client asks for the next CA when its certificate and trust are already "
+                "invalid, although the shadow exists {} days before. Use `auto-enroll 70`..`80` "
+                "with `auto-rollover {}` or more.",
+                tpn, p, to_iso8601(c), days_text(*a.overlap_days),
+                days_text(recommend_overlap(to_days(l) * 0.3, ca_life_days, options))));
         } else if (first.at < *a.shadow_generated_at) {
             t.verdict = storm_verdict::storm;
             t.max_404_window_days = to_days(*a.shadow_generated_at - first.at);
@@ -227,26 +242,16 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
         } else {
             t.verdict = storm_verdict::safe;
             t.max_404_window_days = 0;
-            if (p >= 100) {
-                t.findings.push_back(fmt::format(
-                    "{}: auto-enroll 100 renews at the instant the certificate and the CA expire: "
-                    "no 404 (the shadow exists {} days before), but zero slack: a server that is "
-                    "down, deaf or slow at that instant leaves the client with expired "
-                    "certificates. Prefer `auto-enroll 70`..`80` with `auto-rollover {}` or more.",
-                    tpn, days_text(*a.overlap_days),
-                    days_text(recommend_overlap(to_days(l) * 0.3, ca_life_days, options))));
-            } else {
-                t.findings.push_back(fmt::format(
-                    "{}: safe: the shadow CA exists {} days before CA expiry ({}), {} days before "
-                    "the first GetNextCACert ({} days before); no 404. {}.",
-                    tpn, days_text(*a.overlap_days), date_text(*a.shadow_generated_at),
-                    days_text(*a.overlap_days - t.first_get_next_ca_cert_days_before_ca_expiry),
-                    days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
-                    *a.overlap_days < t.recommended_overlap_days
-                        ? fmt::format("The margin is below the recommended `auto-rollover {}`",
-                                      days_text(t.recommended_overlap_days))
-                        : std::string{"The margin meets the recommendation"}));
-            }
+            t.findings.push_back(fmt::format(
+                "{}: safe: the shadow CA exists {} days before CA expiry ({}), {} days before "
+                "the first GetNextCACert ({} days before); no 404. {}.",
+                tpn, days_text(*a.overlap_days), date_text(*a.shadow_generated_at),
+                days_text(*a.overlap_days - t.first_get_next_ca_cert_days_before_ca_expiry),
+                days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
+                *a.overlap_days < t.recommended_overlap_days
+                    ? fmt::format("The margin is below the recommended `auto-rollover {}`",
+                                  days_text(t.recommended_overlap_days))
+                    : std::string{"The margin meets the recommendation"}));
         }
         if (server.cert_lifetime > ca_life) {
             t.findings.push_back(fmt::format(
