@@ -626,6 +626,17 @@ std::string sweep_table(const sweep_result& s) {
         o += fmt::format("Smallest safe {}: {}\n", s.key, s.points[*s.smallest_safe].value);
     } else {
         o += fmt::format("No value of {} in this sweep is safe.\n", s.key);
+        // Model §1 rule 8: behind an RA, clients get the shadow only once the RA has fetched it.
+        const auto ra_late = std::any_of(s.points.begin(), s.points.end(), [](const auto& p) {
+            const auto& r = p.result;
+            return r.ra_shadow_at && r.shadow_generated_at &&
+                   *r.ra_shadow_at > *r.shadow_generated_at;
+        });
+        if (ra_late) {
+            o += "The RA fetches the shadow CA only on its own SHADOW timer, after the CA made it: "
+                 "add a manual `rollover` of the RA when the CA's shadow exists (the seed's fix, "
+                 "see seed002-fix.toml).\n";
+        }
     }
     return o;
 }

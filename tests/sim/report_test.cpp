@@ -135,6 +135,25 @@ TEST(report, sweep_names_the_smallest_safe_overlap_and_adds_a_plot) {
 }
 
 #ifdef PKISIM_BINARY
+TEST(report, sweep_without_a_safe_value_behind_a_late_ra_recommends_the_ra_rollover) {
+    using pkisim::timers::days;
+    const auto ca_shadow = pkisim::timers::parse_iso8601("2029-12-01").value();
+    sweep_result s;
+    s.key = "overlap";
+    sweep_point p;
+    p.value = "365";
+    p.result.outcome = verdict::storm;
+    p.result.shadow_generated_at = ca_shadow - days{335};
+    p.result.ra_shadow_at = ca_shadow;  // the RA fetched it 335 days after the CA made it
+    s.points.push_back(p);
+    const auto table = sweep_table(s);
+    EXPECT_NE(table.find("No value of overlap in this sweep is safe."), std::string::npos);
+    EXPECT_NE(table.find("manual `rollover` of the RA"), std::string::npos) << table;
+
+    s.points[0].result.ra_shadow_at = s.points[0].result.shadow_generated_at;  // RA in time
+    EXPECT_EQ(sweep_table(s).find("manual `rollover` of the RA"), std::string::npos);
+}
+
 TEST(cli, simulate_exits_2_with_file_and_line_on_a_bad_scenario) {
     const auto dir = temp_dir("cli");
     fs::create_directories(dir);
