@@ -340,30 +340,7 @@ class command_reader {
 
 using result = tl::expected<bool, parse_error>;  // false = not a command of this section
 
-// `D [H [M]]` (days 0..max_days, hours 0..23, minutes 0..59) or `H [M]` (hours 0..max_hours).
-tl::expected<duration, parse_error> read_days_hours_minutes(command_reader& r, long long max_days) {
-    auto d = r.number("days", 0, max_days);
-    if (!d) {
-        return tl::unexpected(d.error());
-    }
-    duration total = days{*d};
-    if (!r.at_end()) {
-        auto h = r.number("hours", 0, 23);
-        if (!h) {
-            return tl::unexpected(h.error());
-        }
-        total += hours{*h};
-        if (!r.at_end()) {
-            auto m = r.number("minutes", 0, 59);
-            if (!m) {
-                return tl::unexpected(m.error());
-            }
-            total += minutes{*m};
-        }
-    }
-    return total;
-}
-
+// `H [M]` (hours 0..max_hours, minutes 0..59).
 tl::expected<duration, parse_error> read_hours_minutes(command_reader& r, long long max_hours) {
     auto h = r.number("hours", 0, max_hours);
     if (!h) {
@@ -376,6 +353,23 @@ tl::expected<duration, parse_error> read_hours_minutes(command_reader& r, long l
             return tl::unexpected(m.error());
         }
         total += minutes{*m};
+    }
+    return total;
+}
+
+// `D [H [M]]` (days 0..max_days, then an optional `H [M]` with hours 0..23).
+tl::expected<duration, parse_error> read_days_hours_minutes(command_reader& r, long long max_days) {
+    auto d = r.number("days", 0, max_days);
+    if (!d) {
+        return tl::unexpected(d.error());
+    }
+    duration total = days{*d};
+    if (!r.at_end()) {
+        auto hm = read_hours_minutes(r, 23);
+        if (!hm) {
+            return tl::unexpected(hm.error());
+        }
+        total += *hm;
     }
     return total;
 }
