@@ -2,7 +2,7 @@
 // `pkisim ca --data DIR COMMAND...`: operator commands sent to it over DIR/admin.sock.
 // Exit codes: 0 success, 1 command failed, 2 usage or configuration error, 3 cannot listen (port
 // in use) or no server on DIR, 4 wrong passphrase, 5 the data folder belongs to another CA,
-// 6 store failure (scep_server/include/pkisim/scep/ca_engine.hpp exit_status).
+// 6 store failure (scep_server/include/pkisim/scep/service.hpp exit_status).
 #include <termios.h>
 #include <unistd.h>
 
@@ -98,10 +98,6 @@ int run_serve(const serve_options& o) {
     if (!srv) {
         std::cerr << "pkisim serve: no `crypto pki server " << o.server_name
                   << "` section in the configuration\n";
-        return 2;
-    }
-    if (srv->mode_ra) {
-        std::cerr << "pkisim serve: `mode ra` is not supported yet (CA mode only)\n";
         return 2;
     }
     if (srv->shutdown) {

@@ -580,7 +580,7 @@ void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
 // ---------------------------------------------------------------------------------------------
 // Operator commands.
 
-ca_engine::admin_result ca_engine::admin(std::string_view line) {
+admin_result ca_engine::admin(std::string_view line) {
     const time_point now = clock_.now();
     const auto w = words(line);
     if (w.empty())

@@ -166,7 +166,7 @@ struct server::impl {
         }
         // Bind first: a port in use must not leave a freshly created CA behind.
         open_listener();
-        engine = std::make_unique<ca_engine>(std::move(e), c);
+        engine = make_service(std::move(e), c);
         open_admin();
     }
 
@@ -246,7 +246,7 @@ struct server::impl {
 
     const timers::clock& clock;
     http_options http;
-    std::unique_ptr<ca_engine> engine;
+    std::unique_ptr<scep_service> engine;
     timers::connection_limiter limiter;  // network thread only
     http_counters counters;              // network thread only
     std::ofstream log_file;
@@ -540,7 +540,7 @@ class admin_session : public std::enable_shared_from_this<admin_session> {
         });
     }
 
-    void reply(const ca_engine::admin_result& r) {
+    void reply(const admin_result& r) {
         out_ = std::string{r.ok ? "ok\n" : "error\n"} + r.text;
         net::async_write(socket_, net::buffer(out_),
                          [self = shared_from_this()](boost::system::error_code, std::size_t) {
@@ -759,11 +759,11 @@ std::filesystem::path server::admin_socket_path() const {
     return impl_->admin_path;
 }
 
-ca_engine& server::engine() {
+scep_service& server::engine() {
     return *impl_->engine;
 }
 
-ca_engine::admin_result admin_call(const std::filesystem::path& data_dir, const std::string& line) {
+admin_result admin_call(const std::filesystem::path& data_dir, const std::string& line) {
     net::io_context ctx{1};
     local::socket s{ctx};
     boost::system::error_code ec;

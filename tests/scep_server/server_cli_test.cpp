@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <boost/asio.hpp>
 
+#include "pkisim/scep/ca_engine.hpp"
 #include "server_support.hpp"
 
 namespace pkisim::scep {

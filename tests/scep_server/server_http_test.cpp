@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "pkisim/scep/ca_engine.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "server_support.hpp"
 
@@ -457,7 +458,7 @@ TEST(scep_http, replay_with_another_csr_while_pending_is_refused) {
         read_rep(pki_post(s.port(), other.pkcs_req({s.ca()})), s.ca(), c.self_signed.get(), c.key);
     ASSERT_TRUE(replay);
     EXPECT_EQ(replay->status, pki_status::failure);
-    EXPECT_EQ(s.srv->engine().database().requests().size(), 1u);
+    EXPECT_EQ(dynamic_cast<ca_engine&>(s.srv->engine()).database().requests().size(), 1u);
 }
 
 }  // namespace

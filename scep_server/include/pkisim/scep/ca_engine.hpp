@@ -23,63 +23,14 @@
 
 #include "pkisim/scep/codec.hpp"
 #include "pkisim/scep/openssl.hpp"
+#include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/config.hpp"
 
 namespace pkisim::scep {
 
-// Exit codes of `pkisim serve` (the CLI maps startup_error::exit_code to the process status).
-enum class exit_status : int {
-    ok = 0,
-    failure = 1,           // other runtime failure
-    config = 2,            // bad configuration or usage
-    listen = 3,            // address in use / cannot listen
-    wrong_passphrase = 4,  // the CA key does not decrypt with this passphrase
-    foreign_data = 5,      // DIR holds another CA (different issuer-name or server name)
-    store = 6,             // the database cannot be opened or is corrupt
-};
-
-class startup_error : public std::runtime_error {
-  public:
-    startup_error(exit_status s, const std::string& what) : std::runtime_error(what), status_(s) {}
-    exit_status status() const noexcept { return status_; }
-    int exit_code() const noexcept { return static_cast<int>(status_); }
-
-  private:
-    exit_status status_;
-};
-
-struct engine_options {
-    timers::server_config server;
-    std::filesystem::path data_dir;
-    // Protects the CA key on disk (IOS asks for one at `no shutdown`).
-    std::string passphrase;
-    // A static challenge password (--challenge-file / PKISIM_CHALLENGE). When set, initial
-    // enrollments must carry it or a valid one-time password.
-    std::optional<std::string> challenge;
-    unsigned key_bits = 2048;
-    // IOS: "if a key with that label exists it is used; otherwise one is generated at first
-    // `no shutdown`" (ios-pki-research.md §1.1). An unencrypted PEM private key to use for a
-    // new CA instead of generating one (tests use fixture keys to stay fast).
-    std::string existing_key_pem;
-    // --legacy-crypto: accept single DES and MD5 (scep-wire §0.1).
-    bool legacy_crypto = false;
-    // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
-    bool include_ca_in_success = false;
-};
-
-// What the HTTP layer sends. `ios_404` = the byte-exact IOS 404 (model §1 rule 4).
-struct http_answer {
-    unsigned status = 200;
-    std::string content_type;  // empty = no Content-Type header
-    std::string body;
-    bool ios_404 = false;
-    // For the access log: "PKCSReq SUCCESS", "CertPoll PENDING", "badRequest: ...".
-    std::string detail;
-};
-
-class ca_engine {
+class ca_engine final : public scep_service {
   public:
     // Opens DIR/pkisim.db; creates the CA on first start (rule 1) or loads it. Throws
     // startup_error (wrong passphrase, foreign data folder, store failure).
@@ -88,27 +39,23 @@ class ca_engine {
     ca_engine(const ca_engine&) = delete;
     ca_engine& operator=(const ca_engine&) = delete;
 
-    http_answer get_ca_cert();
-    http_answer get_ca_caps();
-    http_answer get_next_ca_cert();
-    http_answer pki_operation(byte_view der);
+    http_answer get_ca_cert() override;
+    http_answer get_ca_caps() override;
+    http_answer get_next_ca_cert() override;
+    http_answer pki_operation(byte_view der) override;
 
     // Operator commands (one line, as `pkisim ca` sends them): grant all|ID, reject all|ID,
     // revoke SERIAL, password generate [MINUTES], show server|requests|certificates|timers.
     // Returns {ok, text}.
-    struct admin_result {
-        bool ok = true;
-        std::string text;
-    };
-    admin_result admin(std::string_view line);
+    admin_result admin(std::string_view line) override;
 
     // Periodic work: expire pending requests, renew the CRL when due. Returns when it next
     // wants to run (clock time).
-    time_point tick();
+    time_point tick() override;
 
     // Facts for tests and the CLI.
-    X509* ca_certificate() const;
-    const engine_options& options() const { return options_; }
+    X509* ca_certificate() const override;
+    const engine_options& options() const override { return options_; }
     store& database() { return *store_; }
     std::filesystem::path crl_path() const;
     std::filesystem::path ca_pem_path() const;

@@ -26,7 +26,7 @@
 #include <ostream>
 #include <string>
 
-#include "pkisim/scep/ca_engine.hpp"
+#include "pkisim/scep/service.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/limiter.hpp"
 
@@ -74,7 +74,7 @@ class server {
     std::string local_address() const;  // "127.0.0.1:PORT"
     unsigned short local_port() const;
     std::filesystem::path admin_socket_path() const;
-    ca_engine& engine();
+    scep_service& engine();
 
     struct impl;
 
@@ -84,7 +84,7 @@ class server {
 
 // Sends one operator command to a running server over DIR/admin.sock and returns {ok, text}.
 // Throws std::runtime_error when no server listens there.
-ca_engine::admin_result admin_call(const std::filesystem::path& data_dir, const std::string& line);
+admin_result admin_call(const std::filesystem::path& data_dir, const std::string& line);
 
 // Query-string helpers (exposed for tests). Percent-decodes `s`; `+` stays `+` (scep-wire §0.7).
 std::string percent_decode(std::string_view s);

@@ -1,0 +1,101 @@
+// What the HTTP listener and the admin socket need from whatever answers SCEP: the CA engine
+// (ca_engine.hpp) or, with `mode ra`, the RA engine (ra_engine.hpp). Also the types they share:
+// engine options, the HTTP answer, operator command results and start-up errors.
+//
+//   auto svc = make_service(options, clock);   // ca_engine, or ra_engine when
+//   options.server.mode_ra http_answer a = svc->get_ca_cert();
+//
+// Not thread-safe: the server calls every member from its single engine thread.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "pkisim/scep/openssl.hpp"
+#include "pkisim/timers/clock.hpp"
+#include "pkisim/timers/config.hpp"
+
+namespace pkisim::scep {
+
+// Exit codes of `pkisim serve` (the CLI maps startup_error::exit_code to the process status).
+enum class exit_status : int {
+    ok = 0,
+    failure = 1,           // other runtime failure
+    config = 2,            // bad configuration or usage
+    listen = 3,            // address in use / cannot listen
+    wrong_passphrase = 4,  // the CA key does not decrypt with this passphrase
+    foreign_data = 5,      // DIR holds another CA (different issuer-name or server name)
+    store = 6,             // the database cannot be opened or is corrupt
+};
+
+class startup_error : public std::runtime_error {
+  public:
+    startup_error(exit_status s, const std::string& what) : std::runtime_error(what), status_(s) {}
+    exit_status status() const noexcept { return status_; }
+    int exit_code() const noexcept { return static_cast<int>(status_); }
+
+  private:
+    exit_status status_;
+};
+
+struct engine_options {
+    timers::server_config server;
+    std::filesystem::path data_dir;
+    // Protects the CA key on disk (IOS asks for one at `no shutdown`).
+    std::string passphrase;
+    // A static challenge password (--challenge-file / PKISIM_CHALLENGE). When set, initial
+    // enrollments must carry it or a valid one-time password.
+    std::optional<std::string> challenge;
+    unsigned key_bits = 2048;
+    // IOS: "if a key with that label exists it is used; otherwise one is generated at first
+    // `no shutdown`" (ios-pki-research.md §1.1). An unencrypted PEM private key to use for a
+    // new CA instead of generating one (tests use fixture keys to stay fast).
+    std::string existing_key_pem;
+    // --legacy-crypto: accept single DES and MD5 (scep-wire §0.1).
+    bool legacy_crypto = false;
+    // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
+    bool include_ca_in_success = false;
+};
+
+// What the HTTP layer sends. `ios_404` = the byte-exact IOS 404 (model §1 rule 4).
+struct http_answer {
+    unsigned status = 200;
+    std::string content_type;  // empty = no Content-Type header
+    std::string body;
+    bool ios_404 = false;
+    // For the access log: "PKCSReq SUCCESS", "CertPoll PENDING", "badRequest: ...".
+    std::string detail;
+};
+
+// An operator command's outcome (`pkisim ca ...`): ok = exit 0, text = what IOS would print.
+struct admin_result {
+    bool ok = true;
+    std::string text;
+};
+
+class scep_service {
+  public:
+    virtual ~scep_service() = default;
+
+    virtual http_answer get_ca_cert() = 0;
+    virtual http_answer get_ca_caps() = 0;
+    virtual http_answer get_next_ca_cert() = 0;
+    virtual http_answer pki_operation(byte_view der) = 0;
+    // One operator command line ("grant all", "show server", "rollover", ...).
+    virtual admin_result admin(std::string_view line) = 0;
+    // Periodic work on the (possibly warped) clock. Returns when it next wants to run.
+    virtual time_point tick() = 0;
+
+    // The issuing CA certificate as this service knows it (the RA: the upstream CA's).
+    virtual X509* ca_certificate() const = 0;
+    virtual const engine_options& options() const = 0;
+};
+
+// A ca_engine, or the RA engine when options.server.mode_ra. Throws startup_error.
+std::unique_ptr<scep_service> make_service(engine_options options, const timers::clock& clock);
+
+}  // namespace pkisim::scep
