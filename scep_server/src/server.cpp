@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <csignal>
@@ -241,7 +242,7 @@ struct server::impl {
     void enter_deaf(time_point now);
     void end_deaf();
     void do_admin_accept();
-    void schedule_tick();
+    void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
     std::string show_http() const;
 
     const timers::clock& clock;
@@ -627,19 +628,25 @@ void server::impl::do_admin_accept() {
     });
 }
 
-void server::impl::schedule_tick() {
-    // Pending-request expiry and CRL renewal on the (possibly warped) clock; a 1 s real-time
-    // poll keeps it simple and cheap.
-    tick_timer.expires_after(std::chrono::seconds{1});
+void server::impl::schedule_tick(std::chrono::milliseconds wait) {
+    // Pending-request expiry, CRL renewal, shadow generation and switchover on the (possibly
+    // warped) clock: the engine says when it next has work; we wake then, and at least once a
+    // real second (the clock may be warped, the config reloaded, an admin command run).
+    tick_timer.expires_after(wait);
     tick_timer.async_wait([this](boost::system::error_code ec) {
         if (ec || stopped)
             return;
+        auto next_wait = std::chrono::milliseconds{1000};
         try {
-            engine->tick();
+            const auto now = clock.now();
+            const auto next = engine->tick();
+            const auto real = clock.to_real(next - now);
+            next_wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(real),
+                                   std::chrono::milliseconds{1}, std::chrono::milliseconds{1000});
         } catch (const std::exception& e) {
             log(fmt::format("{} tick failed: {}", timers::to_iso8601(clock.now()), e.what()));
         }
-        schedule_tick();
+        schedule_tick(next_wait);
     });
 }
 
