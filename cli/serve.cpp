@@ -20,6 +20,7 @@
 
 #include "commands.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/server.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/config.hpp"
@@ -44,6 +45,12 @@ struct serve_options {
     int read_timeout_ms = 10'000;
     int backlog = 64;
     bool include_ca = false;
+    // RA mode (`mode ra`, issue 4 §2): how the RA reaches its issuing CA.
+    std::string upstream_url;
+    bool upstream_exact_path = false;
+    std::string upstream_challenge_file;
+    bool upstream_legacy_crypto = false;
+    int upstream_timeout_ms = 5000;
 };
 
 std::string first_line_of_file(const std::string& path) {
@@ -159,7 +166,38 @@ int run_serve(const serve_options& o) {
             e.challenge = std::string{env};
         }
         e.passphrase = read_passphrase(o);
+        // --- RA mode (issue 4 §2): the trustpoint of the same NAME names the issuing CA
+        // (ios-pki-research.md §5).
+        if (srv->mode_ra) {
+            if (const auto* tp = cfg->find_trustpoint(srv->name))
+                e.ra_trustpoint = *tp;
+            e.upstream_url = o.upstream_url;
+            e.upstream_exact_path = o.upstream_exact_path;
+            e.upstream_legacy_crypto = o.upstream_legacy_crypto;
+            e.upstream_timeout = std::chrono::milliseconds{o.upstream_timeout_ms};
+            if (o.upstream_legacy_crypto)
+                scep::load_providers(true);
+            if (!o.upstream_challenge_file.empty()) {
+                e.upstream_challenge = first_line_of_file(o.upstream_challenge_file);
+            } else if (const char* env = std::getenv("PKISIM_UPSTREAM_CHALLENGE")) {
+                e.upstream_challenge = std::string{env};
+            }
+        }
         scep::server s{std::move(e), std::move(http), clock};
+        if (auto* ra = dynamic_cast<scep::ra_engine*>(&s.engine())) {
+            for (const auto& n : ra->notes())
+                std::cout << "pkisim serve: note: " << n << '\n';
+            std::cout << fmt::format(
+                             "pkisim serve: RA {} for CA {} listening on "
+                             "http://{}/cgi-bin/pkiclient.exe (admin {}); {}",
+                             srv->name, ra->upstream_url(), s.local_address(),
+                             s.admin_socket_path().string(), ra->status_text())
+                      << std::endl;
+            s.run_until_signal();
+            std::cout << "pkisim serve: stopped" << std::endl;
+            return 0;
+        }
+        // --- end RA mode
         std::cout << fmt::format(
                          "pkisim serve: CA {} ({}) listening on http://{}/cgi-bin/pkiclient.exe"
                          " (admin {})",
@@ -237,6 +275,22 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                      "beyond it go unanswered (connect timeout, as on IOS)")
         ->check(CLI::Range(1, 65535))
         ->capture_default_str();
+    // --- RA mode options (issue 4 §2).
+    serve->add_option("--upstream-url", o->upstream_url,
+                      "RA mode: issuing CA URL (default: the trustpoint's `enrollment url`)");
+    serve->add_flag("--upstream-exact-path", o->upstream_exact_path,
+                    "RA mode: use the upstream URL's path as is (micromdm scepserver: /scep)");
+    serve->add_option("--upstream-challenge-file", o->upstream_challenge_file,
+                      "RA mode: file whose first line is the challenge for the RA's own "
+                      "certificate request (else PKISIM_UPSTREAM_CHALLENGE)");
+    serve->add_flag("--upstream-legacy-crypto", o->upstream_legacy_crypto,
+                    "RA mode: accept single DES / MD5 answers from the CA (micromdm scepserver)");
+    serve
+        ->add_option("--upstream-timeout-ms", o->upstream_timeout_ms,
+                     "RA mode: connect timeout of each upstream call (the answer gets twice it)")
+        ->check(CLI::Range(100, 120'000))
+        ->capture_default_str();
+    // --- end RA mode options
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
         "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "

@@ -8,6 +8,7 @@
 // Not thread-safe: the server calls every member from its single engine thread.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -59,6 +60,22 @@ struct engine_options {
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
     bool include_ca_in_success = false;
+
+    // RA mode (`mode ra`, issue 4 §2; ios-pki-research.md §5): the trustpoint of the same NAME
+    // whose `enrollment url` points at the issuing CA (subject-name, enrollment retry period,
+    // auto-enroll). Ignored in CA mode.
+    std::optional<timers::trustpoint_config> ra_trustpoint;
+    // Overrides the trustpoint's `enrollment url` when not empty.
+    std::string upstream_url;
+    // Use the upstream URL's path as is (micromdm scepserver serves exactly /scep).
+    bool upstream_exact_path = false;
+    // The challenge the RA puts in its own RA-certificate request (IOS: trustpoint `password`).
+    std::optional<std::string> upstream_challenge;
+    // Single DES / MD5 towards the upstream CA (micromdm scepserver answers in DES).
+    bool upstream_legacy_crypto = false;
+    // Every upstream call is bounded: connect within this, the whole answer within twice this
+    // (the engine thread must never block forever).
+    std::chrono::milliseconds upstream_timeout{5000};
 };
 
 // What the HTTP layer sends. `ios_404` = the byte-exact IOS 404 (model §1 rule 4).

@@ -1,0 +1,952 @@
+#include "pkisim/scep/ra_engine.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+#include <date/date.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "pkisim/scep/ca_engine.hpp"  // ios_countdown (show timers layout)
+#include "pkisim/scep/crypto.hpp"
+
+namespace pkisim::scep {
+
+namespace {
+
+constexpr std::string_view pki_message_type = "application/x-pki-message";
+
+// What the RA itself can decode and answer (scep-wire §1.7), in the order sent.
+constexpr std::array<std::string_view, 9> ra_caps = {"AES",     "DES3",    "POSTPKIOperation",
+                                                     "Renewal", "SHA-1",   "SHA-256",
+                                                     "SHA-384", "SHA-512", "SCEPStandard"};
+
+std::string lower(std::string_view s) {
+    std::string out{s};
+    for (auto& c : out)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::string digest_hex(const bytes& data, const EVP_MD* md) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+    unsigned int n = 0;
+    EVP_Digest(data.data(), data.size(), out.data(), &n, md, nullptr);
+    return to_hex(byte_view{out.data(), n});
+}
+
+std::string md5_upper_hex(const bytes& data) {
+    std::string s = digest_hex(data, EVP_md5());
+    for (auto& c : s)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string key_hash(X509* cert) {
+    return transaction_id_for(X509_get0_pubkey(cert));
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+    std::uint64_t v = 0;
+    if (s.empty())
+        return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+            ++i;
+        const std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
+            ++i;
+        if (i > start)
+            out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+std::string_view grant_text(timers::grant_mode g) {
+    switch (g) {
+        case timers::grant_mode::auto_grant:
+            return "auto";
+        case timers::grant_mode::none:
+            return "none";
+        case timers::grant_mode::ra_auto:
+            return "ra-auto";
+        case timers::grant_mode::manual:
+            break;
+    }
+    return "manual";
+}
+
+std::string_view db_level_text(timers::database_level d) {
+    switch (d) {
+        case timers::database_level::minimum:
+            return "Minimum - no cert data written to storage";
+        case timers::database_level::names:
+            return "Names - noncert data written to storage";
+        case timers::database_level::complete:
+            return "Complete - all issued certs written as <serialnum>.cer";
+    }
+    return "";
+}
+
+// Meta keys of the RA's state in the store.
+constexpr std::string_view meta_mode = "mode";
+constexpr std::string_view meta_name = "server_name";
+constexpr std::string_view meta_ra_key = "ra_key";
+constexpr std::string_view meta_ra_cert = "ra_cert";
+constexpr std::string_view meta_ra_pending_tx = "ra_pending_tx";
+constexpr std::string_view meta_upstream_certs = "upstream_ca_certs";
+constexpr std::string_view meta_upstream_caps = "upstream_caps";
+std::string req_meta(std::int64_t id, std::string_view what) {
+    return fmt::format("req:{}:{}", id, what);
+}
+
+}  // namespace
+
+std::string ra_request_subject(std::string_view server_name, std::string_view subject_name,
+                               bool* added) {
+    if (added)
+        *added = false;
+    if (subject_name.empty())
+        return fmt::format("CN={},{}", server_name, ra_subject_marker);
+    // IOS convention: the CA's `grant ra-auto` recognises RA requests by OU=ioscs RA
+    // (ios-pki-research.md §5); keep the operator's subject and add the marker when missing.
+    std::string compact;
+    for (char c : lower(subject_name)) {
+        if (c != ' ')
+            compact += c;
+    }
+    if (compact.find("ou=ioscsra") != std::string::npos)
+        return std::string{subject_name};
+    if (added)
+        *added = true;
+    return fmt::format("{},{}", subject_name, ra_subject_marker);
+}
+
+ra_engine::ra_engine(engine_options options, const timers::clock& clock)
+    : options_(std::move(options)), clock_(clock) {
+    if (!options_.ra_trustpoint) {
+        throw startup_error(
+            exit_status::config,
+            fmt::format("`mode ra` needs `crypto pki trustpoint {}` with `enrollment url` "
+                        "pointing at the issuing CA (same NAME as the server)",
+                        options_.server.name));
+    }
+    tp_ = *options_.ra_trustpoint;
+    if (upstream_url().empty()) {
+        throw startup_error(
+            exit_status::config,
+            fmt::format("trustpoint {} has no `enrollment url` (the issuing CA)", tp_.name));
+    }
+    bool added = false;
+    subject_ = ra_request_subject(options_.server.name, tp_.subject_name, &added);
+    if (added) {
+        notes_.push_back(fmt::format("subject-name {} has no {}: requesting {}", tp_.subject_name,
+                                     ra_subject_marker, subject_));
+    }
+    if (options_.server.issuer_name.empty())
+        options_.server.issuer_name = subject_;
+    std::error_code ec;
+    std::filesystem::create_directories(options_.data_dir, ec);
+    if (ec) {
+        throw startup_error(exit_status::store,
+                            fmt::format("cannot create data folder {}: {}",
+                                        options_.data_dir.string(), ec.message()));
+    }
+    ::chmod(options_.data_dir.c_str(), 0700);
+    try {
+        store_ = std::make_unique<store>(options_.data_dir / "pkisim.db");
+        load_or_create_key();
+        load_state();
+        if (!ra_cert_)
+            try_enroll_ra(clock_.now());
+    } catch (const store_error& e) {
+        throw startup_error(exit_status::store, fmt::format("data folder {}: {}",
+                                                            options_.data_dir.string(), e.what()));
+    }
+}
+
+ra_engine::~ra_engine() = default;
+
+std::string ra_engine::upstream_url() const {
+    return options_.upstream_url.empty() ? tp_.enrollment_url : options_.upstream_url;
+}
+
+X509* ra_engine::ca_certificate() const {
+    return upstream_ca_ ? upstream_ca_->ca.get() : nullptr;
+}
+
+void ra_engine::load_or_create_key() {
+    const auto mode = store_->meta(meta_mode);
+    const auto name = store_->meta(meta_name);
+    if (mode && (*mode != "ra" || name.value_or("") != options_.server.name)) {
+        throw startup_error(exit_status::foreign_data,
+                            fmt::format("data folder {} belongs to {} '{}', not RA '{}'",
+                                        options_.data_dir.string(), *mode == "ra" ? "RA" : "CA",
+                                        name.value_or(""), options_.server.name));
+    }
+    if (!mode && !store_->ca_generations().empty()) {
+        throw startup_error(exit_status::foreign_data,
+                            fmt::format("data folder {} holds a CA, not RA '{}'",
+                                        options_.data_dir.string(), options_.server.name));
+    }
+    if (auto pem = store_->meta(meta_ra_key)) {
+        auto key = decrypt_private_key_pem(*pem, options_.passphrase);
+        if (!key) {
+            if (key.error() == make_error_code(error::wrong_passphrase)) {
+                throw startup_error(
+                    exit_status::wrong_passphrase,
+                    "wrong passphrase for the RA key in " + options_.data_dir.string());
+            }
+            throw startup_error(exit_status::store,
+                                "the stored RA key is unusable: " + key.error().message());
+        }
+        ra_key_ = std::move(*key);
+        return;
+    }
+    if (options_.passphrase.empty())
+        throw startup_error(exit_status::config, "an empty passphrase cannot protect the RA key");
+    if (!options_.existing_key_pem.empty()) {
+        auto existing = private_key_from_pem(options_.existing_key_pem);
+        if (!existing)
+            throw startup_error(exit_status::config, "the given RA key is not a private key");
+        ra_key_ = std::move(*existing);
+    } else {
+        ra_key_ = generate_rsa_key(options_.key_bits);
+    }
+    // The key is stored before the first upstream request, so a restart while the CA holds the
+    // RA request pending polls with the same key.
+    store_->set_meta(meta_ra_key, encrypt_private_key_pem(ra_key_.get(), options_.passphrase));
+    store_->set_meta(meta_mode, "ra");
+    store_->set_meta(meta_name, options_.server.name);
+}
+
+void ra_engine::load_state() {
+    if (auto chain = store_->meta(meta_upstream_certs)) {
+        auto certs = x509_chain_from_pem(*chain);
+        if (!certs)
+            throw startup_error(exit_status::store, "the stored CA certificates are corrupt");
+        auto classified = classify_ca_certs(std::move(*certs), "application/x-x509-ca-ra-cert");
+        if (!classified)
+            throw startup_error(exit_status::store, "the stored CA certificates are unusable");
+        upstream_ca_ = std::move(*classified);
+    }
+    if (auto caps = store_->meta(meta_upstream_caps)) {
+        ca_caps c;
+        std::size_t start = 0;
+        while (start < caps->size()) {
+            auto end = caps->find('\n', start);
+            if (end == std::string::npos)
+                end = caps->size();
+            if (end > start)
+                c.keywords.push_back(caps->substr(start, end - start));
+            start = end + 1;
+        }
+        upstream_caps_ = std::move(c);
+    }
+    if (auto pem = store_->meta(meta_ra_cert); pem && !pem->empty()) {
+        auto cert = x509_from_pem(*pem);
+        if (!cert)
+            throw startup_error(exit_status::store, "the stored RA certificate is corrupt");
+        ra_cert_ = std::move(*cert);
+        ra_state_text_ = "enrolled";
+    }
+}
+
+scep_client ra_engine::make_client() const {
+    // The RA talks to its CA as an IOS trustpoint does (ios-pki-model.md §2): HTTP/1.0, the
+    // IOS User-Agent, GET with %0A line breaks, message=<trustpoint>.
+    client_options o = ios_client_options(upstream_url(), tp_.name);
+    o.exact_path = options_.upstream_exact_path;
+    o.legacy_crypto = options_.upstream_legacy_crypto;
+    o.connect_timeout = options_.upstream_timeout;
+    o.read_timeout = options_.upstream_timeout * 2;
+    const timers::clock* c = &clock_;
+    o.now = [c] { return c->now(); };
+    return scep_client{std::move(o)};
+}
+
+bool ra_engine::fetch_ca() {
+    const auto c = make_client();
+    auto caps = c.get_ca_caps();
+    if (!caps) {
+        ra_state_text_ =
+            fmt::format("CA unreachable at {}: {}", upstream_url(), caps.error().message());
+        return false;
+    }
+    auto certs = c.get_ca_cert();
+    if (!certs) {
+        ra_state_text_ =
+            fmt::format("GetCACert at {} failed: {}", upstream_url(), certs.error().message());
+        return false;
+    }
+    std::string chain;
+    for (X509* x : certs->all())
+        chain += to_pem(x);
+    std::string kw;
+    for (const auto& k : caps->keywords)
+        kw += k + "\n";
+    store_->set_meta(meta_upstream_certs, chain);
+    store_->set_meta(meta_upstream_caps, kw);
+    // The issuing CA as a keyless CA generation: `show` and a later rollover see its history.
+    const bytes der = to_der(certs->ca.get());
+    const auto gens = store_->ca_generations();
+    if (std::none_of(gens.begin(), gens.end(),
+                     [&](const ca_generation_record& g) { return g.cert_der == der; })) {
+        for (const auto& g : gens) {
+            if (g.state == ca_state::active)
+                store_->set_ca_state(g.id, ca_state::archived);
+        }
+        store_->add_ca_generation(der, "", ca_state::active);
+    }
+    upstream_ca_ = std::move(*certs);
+    upstream_caps_ = std::move(*caps);
+    return true;
+}
+
+void ra_engine::try_enroll_ra(time_point now) {
+    next_ra_attempt_ = now + tp_.retry_period;  // `enrollment retry period`
+    if (!upstream_ca_ && !fetch_ca())
+        return;
+    const auto c = make_client();
+    poll_options once;
+    once.max_polls = 0;
+    once.sleep = [](std::chrono::milliseconds) {};
+    client_result<enroll_result> res;
+    const auto pending_tx = store_->meta(meta_ra_pending_tx).value_or("");
+    if (!pending_tx.empty()) {
+        auto p = c.resume(ra_key_.get(), subject_, *upstream_caps_, pending_tx);
+        if (!p) {
+            ra_state_text_ = "cannot poll for the RA certificate: " + p.error().message();
+            return;
+        }
+        once.max_polls = 1;
+        res = c.poll(*p, *upstream_caps_, *upstream_ca_, once);
+    } else {
+        enroll_request r;
+        r.key = ra_key_.get();
+        r.subject = subject_;
+        r.challenge = options_.upstream_challenge;
+        res = c.enroll(r, *upstream_caps_, *upstream_ca_, once);
+    }
+    if (!res) {
+        const auto& f = res.error();
+        if (f.code == client_error::scep_failure) {
+            store_->set_meta(meta_ra_pending_tx, "");
+            ra_state_text_ = fmt::format("RA certificate request rejected by the CA at {}: {}",
+                                         upstream_url(), f.message());
+        } else {
+            ra_state_text_ =
+                fmt::format("RA certificate request to {} failed: {}", upstream_url(), f.message());
+        }
+        return;
+    }
+    if (res->status == pki_status::pending) {
+        store_->set_meta(meta_ra_pending_tx, res->transaction_id);
+        ra_state_text_ =
+            fmt::format("RA certificate pending at the CA {} (transaction {}); polling every {} s",
+                        upstream_url(), res->transaction_id,
+                        std::chrono::duration_cast<std::chrono::seconds>(tp_.retry_period).count());
+        return;
+    }
+    store_ra_cert(std::move(res->cert));
+}
+
+void ra_engine::store_ra_cert(x509_ptr cert) {
+    if (!cert || !same_public_key(X509_get0_pubkey(cert.get()), ra_key_.get())) {
+        ra_state_text_ = "the CA answered with a certificate for another key";
+        return;
+    }
+    store_->set_meta(meta_ra_cert, to_pem(cert.get()));
+    store_->set_meta(meta_ra_pending_tx, "");
+    ra_cert_ = std::move(cert);
+    ra_state_text_ = "enrolled";
+}
+
+std::string ra_engine::status_text() const {
+    if (ra_cert_) {
+        return fmt::format("RA certificate {} (serial {}), issued by {}, valid until {}",
+                           subject_string(ra_cert_.get()), serial_hex(ra_cert_.get()),
+                           issuer_string(ra_cert_.get()),
+                           timers::to_ios_time(not_after(ra_cert_.get())));
+    }
+    return ra_state_text_.empty() ? "RA certificate not enrolled yet" : ra_state_text_;
+}
+
+time_point ra_engine::tick() {
+    const time_point now = clock_.now();
+    auto next = now + timers::minutes{1};
+    try {
+        store_->expire_requests(now);
+        if (!ra_cert_) {
+            if (now >= next_ra_attempt_)
+                try_enroll_ra(now);
+            if (!ra_cert_)
+                return std::min(next, next_ra_attempt_);
+        }
+        // Requests granted while the CA was unreachable: forward them now (one failure stops
+        // this round; each call is bounded by upstream_timeout).
+        for (auto& r : store_->requests()) {
+            if (r.state != request_state::granted || store_->meta(req_meta(r.id, "tx")))
+                continue;
+            if (forward(r, now).unreachable)
+                break;
+        }
+    } catch (const std::exception&) {
+        // Store trouble: try again at the next tick; SCEP answers report it as 500.
+    }
+    return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCEP operations.
+
+http_answer ra_engine::not_ready() const {
+    // Clients retry on 503; the text says why (the RA certificate is pending at the CA).
+    return {503, "text/plain", fmt::format("RA not ready: {}\n", status_text()), false,
+            "RA not ready"};
+}
+
+http_answer ra_engine::get_ca_cert() {
+    if (!ra_cert_ || !upstream_ca_)
+        return not_ready();
+    // scep-wire §1.6: CA + RA as a degenerate SignedData; clients pick the RA by keyUsage.
+    std::vector<X509*> certs{upstream_ca_->ca.get(), ra_cert_.get()};
+    const bytes der = degenerate_certs_only(certs);
+    return {200, "application/x-x509-ca-ra-cert", std::string{der.begin(), der.end()}, false, ""};
+}
+
+http_answer ra_engine::get_ca_caps() {
+    // What the upstream supports that the RA supports: the client's cipher and digest travel
+    // only to the RA, but clients expect an RA to reflect its CA's algorithms. When the CA
+    // lists nothing we know (old NDES: no GetCACaps), the RA's own list.
+    std::string body;
+    std::string fallback;
+    for (auto k : ra_caps) {
+        fallback += std::string{k} + "\n";
+        bool upstream = true;
+        if (upstream_caps_ && !upstream_caps_->keywords.empty()) {
+            const bool standard = upstream_caps_->has("SCEPStandard");
+            upstream = upstream_caps_->has(k) ||
+                       (standard && (k == "AES" || k == "POSTPKIOperation" || k == "SHA-256"));
+        }
+        if (upstream)
+            body += std::string{k} + "\n";
+    }
+    if (body.empty())
+        body = fallback;
+    return {200, "text/plain", body, false, ""};
+}
+
+http_answer ra_engine::get_next_ca_cert() {
+    // Model rule 8: until the RA has fetched the CA's shadow (and its own rollover RA
+    // certificate), clients get the IOS-exact 404 even when the CA has a shadow.
+    http_answer a;
+    a.status = 404;
+    a.ios_404 = true;
+    a.body = "404 Not Found\r\n";
+    a.detail = "RA has no rollover CA certificate";
+    return a;
+}
+
+http_answer ra_engine::reply(cert_rep_params params, std::string detail) {
+    auto der = encode_cert_rep(params);
+    if (!der && params.digest_nid != NID_sha256) {
+        params.digest_nid = NID_sha256;
+        der = encode_cert_rep(params);
+    }
+    if (!der) {
+        return {500, "text/plain", "internal error\n", false,
+                "encode CertRep: " + der.error().message()};
+    }
+    return {200, std::string{pki_message_type}, std::string{der->begin(), der->end()}, false,
+            std::move(detail)};
+}
+
+http_answer ra_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
+    auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
+    auto p = failure_for(ctx, ra_cert_.get(), ra_key_.get(), info, std::move(text), clock_.now());
+    if (upstream_ca_)
+        p.extra_certs.push_back(upstream_ca_->ca.get());
+    return reply(std::move(p), std::move(detail));
+}
+
+http_answer ra_engine::pki_operation(byte_view der) {
+    if (!ra_cert_ || !upstream_ca_)
+        return not_ready();
+    const time_point now = clock_.now();
+    const std::array keys{decryption_key{ra_cert_.get(), ra_key_.get()}};
+    decode_options opts;
+    opts.allow_legacy = options_.legacy_crypto;
+    auto req = decode_pki_message(der, keys, opts);
+    if (!req) {
+        const auto& f = req.error();
+        const auto w = to_wire(f);
+        if (w.failure && f.context)
+            return fail(*f.context, *w.failure, f.text);
+        const unsigned status = w.http_status == 200 ? 400 : w.http_status;
+        return {status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
+    }
+    try {
+        switch (req->type) {
+            case message_type::pkcs_req:
+            case message_type::renewal_req:
+                return enroll(*req, now);
+            case message_type::cert_poll:
+                return poll(*req, now);
+            case message_type::get_cert:
+            case message_type::get_crl:
+                // The RA issues nothing and holds no CRL: clients fetch those from the CA
+                // (its CDP). IOS RAs answer these from the CA's data; we do not relay them.
+                return fail(
+                    req->context(), fail_info::bad_request,
+                    fmt::format("{} is not relayed by this RA; ask the CA", to_string(req->type)));
+            case message_type::cert_rep:
+                break;
+        }
+        return fail(req->context(), fail_info::bad_request, "unexpected messageType");
+    } catch (const std::exception& e) {
+        return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
+    }
+}
+
+http_answer ra_engine::enroll(const pki_request& req, time_point now) {
+    const auto ctx = req.context();
+    const csr_request* csr = req.csr();
+    if (!csr)
+        return fail(ctx, fail_info::bad_request, "no CSR");
+
+    // scep-wire §0.12: a renewal is a request signed by a certificate of our CA.
+    bool renewal = false;
+    if (!req.signer_is_self_signed) {
+        std::array<X509*, 1> trusted{upstream_ca_->ca.get()};
+        auto chain = verify_signer_chain(req.signer.get(), trusted, now);
+        if (chain) {
+            renewal = true;
+        } else if (req.type == message_type::renewal_req) {
+            return fail(ctx, fail_info_for(chain.error()),
+                        fmt::format("renewal signer rejected: {}", chain.error().message()));
+        }
+    } else if (req.type == message_type::renewal_req) {
+        return fail(ctx, fail_info::bad_request, "RenewalReq signed by a self-signed certificate");
+    }
+
+    const std::string signer_key = key_hash(req.signer.get());
+    // scep-wire §0.11/§0.13: the same (transactionID, key, CSR) again is a poll (micromdm
+    // re-sends its PKCSReq); another CSR under a pending transactionID is refused.
+    for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
+        if (r.signer_key_hash != signer_key)
+            continue;
+        if (r.csr_der == csr->der && r.renewal == renewal)
+            return answer(req, std::move(r), now);
+        if (r.state == request_state::pending && now < r.expires) {
+            return fail(ctx, fail_info::bad_request,
+                        fmt::format("transactionID already used by pending request {} with "
+                                    "another CSR",
+                                    r.id));
+        }
+    }
+
+    bool one_time_password = false;
+    if (!renewal) {
+        if (csr->challenge_password) {
+            const auto& pw = *csr->challenge_password;
+            if (options_.challenge && pw == *options_.challenge) {
+                // static password
+            } else if (store_->consume_password(pw, now)) {
+                one_time_password = true;
+            } else {
+                return fail(ctx, fail_info::bad_request, "wrong or expired challenge password");
+            }
+        } else if (options_.challenge) {
+            return fail(ctx, fail_info::bad_request, "challenge password required");
+        }
+    }
+    const auto mode = options_.server.grant;
+    if (mode == timers::grant_mode::none && !one_time_password)
+        return fail(ctx, fail_info::bad_request, "request rejected by the RA (grant none)");
+
+    request_record r;
+    r.transaction_id = req.transaction_id;
+    r.signer_key_hash = signer_key;
+    r.signer_cert_hash = sha256_fingerprint(req.signer.get());
+    r.state = request_state::pending;
+    r.csr_der = csr->der;
+    r.subject = csr->subject;
+    r.fingerprint = md5_upper_hex(csr->der);
+    r.renewal = renewal;
+    r.created = now;
+    r.expires = now + options_.server.enrollment_request_lifetime;
+    r.id = store_->add_request(r);
+    // `grant auto` (or a one-time password) forwards at once; otherwise the RA operator
+    // decides (`pkisim ca --data RA_DIR grant ID|all`). `grant ra-auto` is a CA setting: on an
+    // RA it holds requests like manual.
+    if (mode == timers::grant_mode::auto_grant || one_time_password) {
+        store_->set_request_state(r.id, request_state::granted);
+        r.state = request_state::granted;
+    }
+    return answer(req, std::move(r), now);
+}
+
+http_answer ra_engine::poll(const pki_request& req, time_point now) {
+    auto rows = store_->requests_by_transaction(req.transaction_id);
+    if (rows.empty())
+        return fail(req.context(), fail_info::bad_request, "CertPoll for an unknown transactionID");
+    const std::string signer_key = key_hash(req.signer.get());
+    for (auto& r : rows) {
+        if (r.signer_key_hash == signer_key)
+            return answer(req, std::move(r), now);
+    }
+    return answer(req, std::move(rows.front()), now);
+}
+
+http_answer ra_engine::answer(const pki_request& req, request_record r, time_point now) {
+    const auto ctx = req.context();
+    const std::string type_name{to_string(req.type)};
+    auto pending = [&](std::string why) {
+        auto p = pending_for(ctx, ra_cert_.get(), ra_key_.get(), now);
+        p.extra_certs.push_back(upstream_ca_->ca.get());
+        return reply(std::move(p),
+                     fmt::format("{} PENDING request {} ({})", type_name, r.id, std::move(why)));
+    };
+    auto success = [&](X509* cert) {
+        auto p = success_for(ctx, ra_cert_.get(), ra_key_.get(), {cert}, now);
+        p.extra_certs.push_back(upstream_ca_->ca.get());
+        if (options_.include_ca_in_success)
+            p.issued.push_back(upstream_ca_->ca.get());
+        return reply(std::move(p), fmt::format("{} SUCCESS serial {} (request {}, from the CA)",
+                                               type_name, serial_hex(cert), r.id));
+    };
+    if (r.state == request_state::pending && now >= r.expires) {
+        store_->set_request_state(r.id, request_state::expired);
+        r.state = request_state::expired;
+    }
+    switch (r.state) {
+        case request_state::pending:
+            return pending("waiting for the RA operator");
+        case request_state::granted: {
+            auto u = forward(r, now);
+            if (u.status == pki_status::success && u.cert)
+                return success(u.cert.get());
+            if (u.status == pki_status::failure && !u.unreachable)
+                return fail(ctx, u.failure, u.text);
+            return pending(u.unreachable ? "CA unreachable: " + u.text : "pending at the CA");
+        }
+        case request_state::issued: {
+            auto pem = store_->meta(req_meta(r.id, "cert"));
+            auto cert =
+                pem ? x509_from_pem(*pem) : tl::unexpected(make_error_code(error::internal));
+            if (!cert)
+                return fail(ctx, fail_info::bad_request, "relayed certificate missing");
+            return success(cert->get());
+        }
+        case request_state::rejected: {
+            // "<failInfo>\n<text>" as the CA (or the RA operator) answered.
+            const auto f = store_->meta(req_meta(r.id, "fail")).value_or("2\nrejected by the RA");
+            const auto nl = f.find('\n');
+            const auto code = parse_u64(f.substr(0, nl)).value_or(2);
+            const auto info = code <= 4 ? static_cast<fail_info>(code) : fail_info::bad_request;
+            return fail(ctx, info,
+                        nl == std::string::npos ? std::string{"rejected"} : f.substr(nl + 1));
+        }
+        case request_state::expired:
+            return fail(ctx, fail_info::bad_request, fmt::format("request {} expired", r.id));
+    }
+    return fail(ctx, fail_info::bad_request, "unknown request state");
+}
+
+ra_engine::upstream_reply ra_engine::forward(request_record& r, time_point /*now*/) {
+    auto csr = x509_req_from_der(r.csr_der);
+    if (!csr) {
+        upstream_reply u;
+        u.text = "stored CSR unreadable";
+        return u;
+    }
+    const auto c = make_client();
+    poll_options once;
+    once.max_polls = 0;
+    once.sleep = [](std::chrono::milliseconds) {};
+    const auto tx = store_->meta(req_meta(r.id, "tx"));
+    if (!tx) {
+        // A new upstream transactionID per RA request: a client's own transactionID may repeat
+        // (scep-wire §0.11), and a re-sent identical PKCSReq after a crash is answered by the
+        // CA as a poll (same ID, same CSR).
+        bytes seed = r.csr_der;
+        const auto id = std::to_string(r.id);
+        seed.insert(seed.end(), id.begin(), id.end());
+        enroll_request e;
+        e.forward_csr = csr->get();
+        e.ra_cert = ra_cert_.get();
+        e.ra_key = ra_key_.get();
+        e.transaction_id = digest_hex(seed, EVP_sha1());
+        return record_reply(r, c.enroll(e, *upstream_caps_, *upstream_ca_, once));
+    }
+    pending_enrollment p;
+    p.transaction_id = *tx;
+    p.signer_cert = share(ra_cert_.get());
+    p.signer_key = share(ra_key_.get());
+    p.subject = copy(X509_REQ_get_subject_name(csr->get()));
+    p.key = share(X509_REQ_get0_pubkey(csr->get()));
+    p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
+    p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+    once.max_polls = 1;
+    return record_reply(r, c.poll(p, *upstream_caps_, *upstream_ca_, once));
+}
+
+ra_engine::upstream_reply ra_engine::record_reply(request_record& r,
+                                                  client_result<enroll_result> res) {
+    upstream_reply u;
+    if (!res) {
+        const auto& f = res.error();
+        u.text = f.message();
+        if (f.code == client_error::scep_failure) {
+            u.status = pki_status::failure;
+            u.failure = f.failure.value_or(fail_info::bad_request);
+            u.text = fmt::format("the CA refused the request: {}", f.text);
+            store_->set_meta(req_meta(r.id, "fail"),
+                             fmt::format("{}\n{}", static_cast<int>(u.failure), u.text));
+            store_->set_request_state(r.id, request_state::rejected);
+            r.state = request_state::rejected;
+        } else {
+            u.unreachable = true;
+        }
+        return u;
+    }
+    store_->set_meta(req_meta(r.id, "tx"), res->transaction_id);
+    if (res->status == pki_status::pending) {
+        u.status = pki_status::pending;
+        return u;
+    }
+    store_->set_meta(req_meta(r.id, "cert"), to_pem(res->cert.get()));
+    store_->set_request_state(r.id, request_state::issued);
+    r.state = request_state::issued;
+    u.status = pki_status::success;
+    u.cert = std::move(res->cert);
+    return u;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator commands.
+
+admin_result ra_engine::admin(std::string_view line) {
+    const time_point now = clock_.now();
+    const auto w = words(line);
+    if (w.empty())
+        return {false, "% empty command\n"};
+    try {
+        store_->expire_requests(now);
+        if (w[0] == "grant" && w.size() == 2)
+            return {true, grant(w[1], now)};
+        if (w[0] == "reject" && w.size() == 2)
+            return {true, reject(w[1])};
+        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate" && w.size() <= 3) {
+            std::uint64_t minutes = 60;
+            if (w.size() == 3) {
+                auto m = parse_u64(w[2]);
+                if (!m || *m < 1 || *m > 1440)
+                    return {false, "% minutes must be 1..1440\n"};
+                minutes = *m;
+            }
+            std::array<unsigned char, 8> raw{};
+            RAND_bytes(raw.data(), static_cast<int>(raw.size()));
+            std::string pw;
+            for (auto b : raw)
+                pw += fmt::format("{:02X}", b);
+            store_->add_password(pw, now + timers::minutes{minutes});
+            return {true,
+                    fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
+        }
+        if (w[0] == "show" && w.size() == 2) {
+            if (w[1] == "server")
+                return {true, show_server()};
+            if (w[1] == "requests")
+                return {true, show_requests()};
+            if (w[1] == "certificates")
+                return {true, show_certificates()};
+            if (w[1] == "timers")
+                return {true, show_timers(now)};
+        }
+        if (w[0] == "revoke")
+            return {false, "% An RA cannot revoke: run `revoke` on the issuing CA\n"};
+        if (w[0] == "rollover")
+            return {false, "% RA rollover is not implemented yet\n"};
+    } catch (const std::exception& e) {
+        return {false, fmt::format("% internal error: {}\n", e.what())};
+    }
+    return {false, fmt::format("% Invalid command: {}\n", line)};
+}
+
+std::string ra_engine::grant(std::string_view what, time_point now) {
+    if (!ra_cert_)
+        return fmt::format("% Cannot forward requests: {}\n", status_text());
+    std::vector<request_record> targets;
+    if (what == "all") {
+        for (auto& r : store_->requests()) {
+            if (r.state == request_state::pending)
+                targets.push_back(std::move(r));
+        }
+    } else {
+        auto id = parse_u64(what);
+        auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
+        if (!r || r->state != request_state::pending)
+            return fmt::format("% Request {} is not pending\n", what);
+        targets.push_back(std::move(*r));
+    }
+    if (targets.empty())
+        return "% No pending requests\n";
+    std::string out;
+    for (auto& r : targets) {
+        store_->set_request_state(r.id, request_state::granted);
+        r.state = request_state::granted;
+        const auto u = forward(r, now);
+        if (u.status == pki_status::success && u.cert) {
+            out += fmt::format("% Granted request {}: forwarded, the CA issued serial {}\n", r.id,
+                               serial_hex(u.cert.get()));
+        } else if (u.unreachable) {
+            out += fmt::format("% Granted request {}: the CA is unreachable ({}); will retry\n",
+                               r.id, u.text);
+        } else if (u.status == pki_status::pending) {
+            out += fmt::format("% Granted request {}: forwarded, pending at the CA\n", r.id);
+        } else {
+            out += fmt::format("% Granted request {}: {}\n", r.id, u.text);
+        }
+    }
+    return out;
+}
+
+std::string ra_engine::reject(std::string_view what) {
+    std::vector<request_record> targets;
+    if (what == "all") {
+        for (auto& r : store_->requests()) {
+            if (r.state == request_state::pending)
+                targets.push_back(std::move(r));
+        }
+        if (targets.empty())
+            return "% No pending requests\n";
+    } else {
+        auto id = parse_u64(what);
+        auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
+        if (!r || r->state != request_state::pending)
+            return fmt::format("% Request {} is not pending\n", what);
+        targets.push_back(std::move(*r));
+    }
+    std::string out;
+    for (const auto& r : targets) {
+        store_->set_meta(req_meta(r.id, "fail"), "2\nrejected by the RA operator");
+        store_->set_request_state(r.id, request_state::rejected);
+        out += fmt::format("% Rejected request {}\n", r.id);
+    }
+    return out;
+}
+
+std::string ra_engine::show_server() {
+    // ios-pki-research.md §1.4, RA-mode layout (S7 golden output), plus the upstream lines IOS
+    // does not print.
+    const auto& s = options_.server;
+    std::string out = fmt::format("Certificate Server {}:\n", s.name);
+    out += "    Status: enabled\n";
+    out += fmt::format("    State: {}\n",
+                       ra_cert_ ? "enabled" : "enrolling (RA certificate pending at the CA)");
+    out += "    Server's configuration is locked  (enter \"shut\" to unlock it)\n";
+    out +=
+        fmt::format("    Issuer name: {}\n", ra_cert_ ? subject_string(ra_cert_.get()) : subject_);
+    if (upstream_ca_) {
+        out +=
+            fmt::format("    CA cert fingerprint: {}\n", md5_fingerprint(upstream_ca_->ca.get()));
+    }
+    out += "    Server configured in RA mode\n";
+    if (ra_cert_)
+        out += fmt::format("    RA cert fingerprint: {}\n", md5_fingerprint(ra_cert_.get()));
+    out += fmt::format("    Granting mode is: {}\n", grant_text(s.grant));
+    out += fmt::format("    Current primary storage dir: {}\n", options_.data_dir.string());
+    out += fmt::format("    Database Level: {}\n", db_level_text(s.db_level));
+    out += fmt::format("    Issuing CA: {}\n", upstream_url());
+    out += fmt::format("    RA status: {}\n", status_text());
+    return out;
+}
+
+std::string ra_engine::show_requests() {
+    // ios-pki-research.md §1.3 layout. granted = forwarded to the CA and pending there.
+    std::string out = "Enrollment Request Database:\n\n";
+    const std::string_view rule =
+        "--------------------------------------------------------------\n";
+    out += "Router certificates requests:\n";
+    out += "ReqID  State      Fingerprint                      SubjectName\n";
+    out += rule;
+    for (const auto& r : store_->requests()) {
+        out += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint,
+                           r.subject);
+    }
+    return out;
+}
+
+std::string ra_engine::show_certificates() {
+    std::string out = "Serial Issued date              Expire date               Subject Name\n";
+    auto line = [&](X509* c, std::string_view what) {
+        out +=
+            fmt::format("{:<8}{} {}  {} ({})\n", serial_hex(c), timers::to_ios_time(not_before(c)),
+                        timers::to_ios_time(not_after(c)), subject_string(c), what);
+    };
+    if (upstream_ca_)
+        line(upstream_ca_->ca.get(), "issuing CA");
+    if (ra_cert_)
+        line(ra_cert_.get(), "RA certificate");
+    for (const auto& r : store_->requests()) {
+        if (r.state != request_state::issued)
+            continue;
+        if (auto pem = store_->meta(req_meta(r.id, "cert"))) {
+            if (auto c = x509_from_pem(*pem))
+                line(c->get(), fmt::format("request {}", r.id));
+        }
+    }
+    return out;
+}
+
+std::string ra_engine::show_timers(time_point now) {
+    // ios-pki-research.md §3.2 grammar (as ca_engine::show_timers).
+    struct entry {
+        time_point at;
+        std::string name;
+    };
+    auto section = [&](std::string_view title, std::vector<entry> v) {
+        std::sort(v.begin(), v.end(), [](const entry& a, const entry& b) { return a.at < b.at; });
+        std::string s = fmt::format("{}\n", title);
+        if (v.empty())
+            return s;
+        auto line = [&](const entry& e) {
+            return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
+                               date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
+        };
+        s += fmt::format("|{}\n", line(v.front()));
+        for (const auto& e : v)
+            s += fmt::format("  |{} {}\n", line(e), e.name);
+        return s;
+    };
+    std::vector<entry> pki;
+    for (const auto& r : store_->requests()) {
+        if (r.state == request_state::pending)
+            pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
+    }
+    if (!ra_cert_)
+        pki.push_back({next_ra_attempt_, fmt::format("POLL {}", tp_.name)});
+    else
+        pki.push_back({not_after(ra_cert_.get()), fmt::format("CERT EXPIRE {}", tp_.name)});
+    std::vector<entry> cs;
+    if (upstream_ca_)
+        cs.push_back({not_after(upstream_ca_->ca.get()), "CS CERT EXPIRE"});
+    return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));
+}
+
+}  // namespace pkisim::scep
