@@ -241,6 +241,15 @@ client_result<ca_certs> classify_ca_certs(std::vector<x509_ptr> certs, std::stri
         if (sig == nullptr && has_key_usage(c.get(), KU_DIGITAL_SIGNATURE))
             sig = c.get();
     }
+    if (enc == nullptr && !has_key_usage(ca, KU_KEY_ENCIPHERMENT)) {
+        // CertNanny#82 (scep-wire §1.6): when the CA cannot be encrypted to either, the non-CA
+        // certificate is the RA (an RA certified by a CA that sets no keyEncipherment, such as
+        // micromdm scepserver: digitalSignature only).
+        for (auto& c : certs) {
+            if (enc == nullptr && c.get() != ca && !is_ca_cert(c.get()))
+                enc = c.get();
+        }
+    }
     out.ca = share(ca);
     out.encryption = share(enc != nullptr ? enc : ca);
     out.signer = share(sig != nullptr ? sig : ca);
