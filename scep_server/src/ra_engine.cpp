@@ -13,6 +13,7 @@
 
 #include "pkisim/scep/ca_engine.hpp"  // ios_countdown (show timers layout)
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
 
@@ -109,6 +110,10 @@ constexpr std::string_view meta_ra_cert = "ra_cert";
 constexpr std::string_view meta_ra_pending_tx = "ra_pending_tx";
 constexpr std::string_view meta_upstream_certs = "upstream_ca_certs";
 constexpr std::string_view meta_upstream_caps = "upstream_caps";
+constexpr std::string_view meta_shadow_ca = "shadow_ca";
+constexpr std::string_view meta_shadow_ra_key = "shadow_ra_key";
+constexpr std::string_view meta_shadow_ra_cert = "shadow_ra_cert";
+constexpr std::string_view meta_shadow_ra_pending_tx = "shadow_ra_pending_tx";
 std::string req_meta(std::int64_t id, std::string_view what) {
     return fmt::format("req:{}:{}", id, what);
 }
@@ -170,6 +175,7 @@ ra_engine::ra_engine(engine_options options, const timers::clock& clock)
         store_ = std::make_unique<store>(options_.data_dir / "pkisim.db");
         load_or_create_key();
         load_state();
+        load_shadow();
         if (!ra_cert_)
             try_enroll_ra(clock_.now());
     } catch (const store_error& e) {
@@ -396,6 +402,29 @@ time_point ra_engine::tick() {
             if (!ra_cert_)
                 return std::min(next, next_ra_attempt_);
         }
+        // Switchover (rule 7): at the CA's notAfter the RA moves to the shadow CA + RA.
+        if (has_shadow() && now >= not_after(upstream_ca_->ca.get()))
+            switchover(now);
+        // The RA's own SHADOW timer (model rule 8): from its RA certificate, per timers/.
+        if (shadow_state_ == timers::shadow_state::idle && !has_shadow()) {
+            if (auto t = shadow_timer(); t && now >= *t) {
+                shadow_state_ = timers::shadow_state::get_new_ca_cert;
+                next_shadow_attempt_ = now;
+            }
+        }
+        const bool shadow_busy =
+            shadow_state_ == timers::shadow_state::get_new_ca_cert ||
+            shadow_state_ == timers::shadow_state::get_new_ca_cert_wait_for_retry ||
+            shadow_state_ == timers::shadow_state::get_new_router_cert;
+        if (shadow_busy && now >= next_shadow_attempt_)
+            shadow_attempt(now);
+        if (shadow_state_ != timers::shadow_state::idle && !has_shadow() &&
+            shadow_state_ != timers::shadow_state::expired)
+            next = std::min(next, next_shadow_attempt_);
+        if (auto t = shadow_timer(); t && shadow_state_ == timers::shadow_state::idle && *t > now)
+            next = std::min(next, *t);
+        if (has_shadow())
+            next = std::min(next, std::max(now, not_after(upstream_ca_->ca.get())));
         // Requests granted while the CA was unreachable: forward them now (one failure stops
         // this round; each call is bounded by upstream_timeout).
         for (auto& r : store_->requests()) {
@@ -434,6 +463,10 @@ http_answer ra_engine::get_ca_caps() {
     // lists nothing we know (old NDES: no GetCACaps), the RA's own list.
     std::string body;
     std::string fallback;
+    // Model rule 5 via rule 8: GetNextCACert once the RA itself has the shadow CA and its
+    // rollover RA certificate.
+    if (has_shadow())
+        body += "GetNextCACert\n";
     for (auto k : ra_caps) {
         fallback += std::string{k} + "\n";
         bool upstream = true;
@@ -445,12 +478,24 @@ http_answer ra_engine::get_ca_caps() {
         if (upstream)
             body += std::string{k} + "\n";
     }
-    if (body.empty())
-        body = fallback;
+    if (body.empty() || body == "GetNextCACert\n")
+        body += fallback;
     return {200, "text/plain", body, false, ""};
 }
 
 http_answer ra_engine::get_next_ca_cert() {
+    if (ra_cert_ && has_shadow()) {
+        // Rule 4: signed by the CURRENT RA key, shadow CA + shadow RA in content and outer set.
+        std::vector<X509*> next{shadow_ca_.get(), shadow_ra_cert_.get()};
+        auto der =
+            encode_get_next_ca_cert(next, ra_cert_.get(), ra_key_.get(), NID_sha256, clock_.now());
+        if (!der) {
+            return {500, "text/plain", "internal error\n", false,
+                    "encode GetNextCACert: " + der.error().message()};
+        }
+        return {200, "application/x-x509-next-ca-cert", std::string{der->begin(), der->end()},
+                false, "shadow CA + shadow RA"};
+    }
     // Model rule 8: until the RA has fetched the CA's shadow (and its own rollover RA
     // certificate), clients get the IOS-exact 404 even when the CA has a shadow.
     http_answer a;
@@ -487,7 +532,10 @@ http_answer ra_engine::pki_operation(byte_view der) {
     if (!ra_cert_ || !upstream_ca_)
         return not_ready();
     const time_point now = clock_.now();
-    const std::array keys{decryption_key{ra_cert_.get(), ra_key_.get()}};
+    // Rule 6 via rule 8: a request encrypted to the shadow RA (index 1) is a rollover request.
+    std::vector<decryption_key> keys{{ra_cert_.get(), ra_key_.get()}};
+    if (has_shadow())
+        keys.push_back({shadow_ra_cert_.get(), shadow_ra_key_.get()});
     decode_options opts;
     opts.allow_legacy = options_.legacy_crypto;
     auto req = decode_pki_message(der, keys, opts);
@@ -590,6 +638,8 @@ http_answer ra_engine::enroll(const pki_request& req, time_point now) {
     r.created = now;
     r.expires = now + options_.server.enrollment_request_lifetime;
     r.id = store_->add_request(r);
+    if (req.recipient_index == 1)
+        store_->set_meta(req_meta(r.id, "rollover"), "1");
     // `grant auto` (or a one-time password) forwards at once; otherwise the RA operator
     // decides (`pkisim ca --data RA_DIR grant ID|all`). `grant ra-auto` is a CA setting: on an
     // RA it holds requests like manual.
@@ -691,7 +741,7 @@ ra_engine::upstream_reply ra_engine::forward(request_record& r, time_point /*now
         e.ra_cert = ra_cert_.get();
         e.ra_key = ra_key_.get();
         e.transaction_id = digest_hex(seed, EVP_sha1());
-        return record_reply(r, c.enroll(e, *upstream_caps_, *upstream_ca_, once));
+        return record_reply(r, c.enroll(e, *upstream_caps_, upstream_for(r), once));
     }
     pending_enrollment p;
     p.transaction_id = *tx;
@@ -702,7 +752,15 @@ ra_engine::upstream_reply ra_engine::forward(request_record& r, time_point /*now
     p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
     p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
     once.max_polls = 1;
-    return record_reply(r, c.poll(p, *upstream_caps_, *upstream_ca_, once));
+    return record_reply(r, c.poll(p, *upstream_caps_, upstream_for(r), once));
+}
+
+const ca_certs& ra_engine::upstream_for(const request_record& r) const {
+    // A client's rollover request goes to the shadow CA, encrypted to it (model rule 6); after
+    // the switchover the shadow is the current CA.
+    if (shadow_upstream_ && store_->meta(req_meta(r.id, "rollover")))
+        return *shadow_upstream_;
+    return *upstream_ca_;
 }
 
 ra_engine::upstream_reply ra_engine::record_reply(request_record& r,
@@ -735,6 +793,186 @@ ra_engine::upstream_reply ra_engine::record_reply(request_record& r,
     u.status = pki_status::success;
     u.cert = std::move(res->cert);
     return u;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RA rollover (model rule 8; ios-pki-research.md §5): the RA learns of the CA's shadow only by
+// asking (GetNextCACert) on its own SHADOW timer or on `rollover`, then enrolls its rollover RA
+// certificate with the shadow CA before it answers clients' GetNextCACert.
+
+void ra_engine::load_shadow() {
+    if (auto pem = store_->meta(meta_shadow_ca); pem && !pem->empty()) {
+        auto cert = x509_from_pem(*pem);
+        if (!cert)
+            throw startup_error(exit_status::store, "the stored shadow CA certificate is corrupt");
+        shadow_ca_ = std::move(*cert);
+        std::vector<x509_ptr> v;
+        v.push_back(share(shadow_ca_.get()));
+        shadow_upstream_ = classify_ca_certs(std::move(v), "application/x-x509-ca-cert").value();
+        shadow_state_ = timers::shadow_state::get_new_router_cert;
+    }
+    if (auto pem = store_->meta(meta_shadow_ra_key); pem && !pem->empty()) {
+        auto key = decrypt_private_key_pem(*pem, options_.passphrase);
+        if (!key)
+            throw startup_error(exit_status::store, "the stored rollover RA key is unusable");
+        shadow_ra_key_ = std::move(*key);
+    }
+    if (auto pem = store_->meta(meta_shadow_ra_cert); pem && !pem->empty()) {
+        auto cert = x509_from_pem(*pem);
+        if (!cert)
+            throw startup_error(exit_status::store,
+                                "the stored rollover RA certificate is corrupt");
+        shadow_ra_cert_ = std::move(*cert);
+        shadow_state_ = timers::shadow_state::shadow_ready;
+    }
+}
+
+std::optional<time_point> ra_engine::shadow_timer() const {
+    if (!ra_cert_ || !upstream_ca_)
+        return std::nullopt;
+    // §2 timer 2: the RA certificate ends with the CA -> SHADOW at auto-enroll % of its life.
+    const timers::validity id{not_before(ra_cert_.get()), not_after(ra_cert_.get())};
+    const auto rp = timers::client_renewal(tp_, id, not_after(upstream_ca_->ca.get()));
+    if (rp.kind != timers::renewal_kind::shadow)
+        return std::nullopt;
+    return rp.at;
+}
+
+std::string ra_engine::shadow_attempt(time_point now) {
+    const time_point ca_end = not_after(upstream_ca_->ca.get());
+    const auto c = make_client();
+    if (!shadow_ca_) {
+        auto next = c.get_next_ca_cert(*upstream_ca_);
+        timers::http_outcome outcome = timers::http_outcome::not_found;
+        if (!next) {
+            if (next.error().code == client_error::connect_timeout ||
+                next.error().code == client_error::read_timeout)
+                outcome = timers::http_outcome::timed_out;
+            else if (next.error().code == client_error::connect_refused ||
+                     next.error().code == client_error::network)
+                outcome = timers::http_outcome::refused;
+        } else if (next->available) {
+            outcome = timers::http_outcome::ok;
+        }
+        const auto step = timers::shadow_step(shadow_state_, outcome, now, ca_end, model_);
+        shadow_state_ = step.state;
+        next_shadow_attempt_ = step.at;
+        if (outcome != timers::http_outcome::ok) {
+            shadow_text_ = fmt::format(
+                "GetNextCACert at the CA: {}; next try {}",
+                next ? fmt::format("HTTP {}", next->http_status) : next.error().message(),
+                timers::to_ios_time(step.at));
+            return "% " + shadow_text_ + "\n";
+        }
+        X509* found = nullptr;
+        for (auto& x : next->certs) {
+            if (X509_check_ca(x.get()) > 0 && (found == nullptr || is_self_signed(x.get())))
+                found = x.get();
+        }
+        if (found == nullptr) {
+            shadow_state_ = timers::shadow_state::get_new_ca_cert_wait_for_retry;
+            next_shadow_attempt_ = now + model_.shadow_retry_interval;
+            shadow_text_ = "GetNextCACert answer has no CA certificate";
+            return "% " + shadow_text_ + "\n";
+        }
+        shadow_ca_ = share(found);
+        store_->set_meta(meta_shadow_ca, to_pem(shadow_ca_.get()));
+        std::vector<x509_ptr> v;
+        v.push_back(share(shadow_ca_.get()));
+        shadow_upstream_ = classify_ca_certs(std::move(v), "application/x-x509-ca-cert").value();
+    }
+    // The rollover RA certificate: a new key, the request signed with the current RA
+    // certificate and encrypted to the shadow CA (the CA's `grant ra-auto` grants it).
+    shadow_state_ = timers::shadow_state::get_new_router_cert;
+    if (!shadow_ra_key_) {
+        if (!options_.rollover_key_pem.empty()) {
+            auto k = private_key_from_pem(options_.rollover_key_pem);
+            if (k)
+                shadow_ra_key_ = std::move(*k);
+        }
+        if (!shadow_ra_key_)
+            shadow_ra_key_ = generate_rsa_key(options_.key_bits);
+        store_->set_meta(meta_shadow_ra_key,
+                         encrypt_private_key_pem(shadow_ra_key_.get(), options_.passphrase));
+    }
+    poll_options once;
+    once.max_polls = 0;
+    once.sleep = [](std::chrono::milliseconds) {};
+    client_result<enroll_result> res;
+    const auto tx = store_->meta(meta_shadow_ra_pending_tx).value_or("");
+    if (!tx.empty()) {
+        pending_enrollment p;
+        p.transaction_id = tx;
+        p.signer_cert = share(ra_cert_.get());
+        p.signer_key = share(ra_key_.get());
+        auto name = parse_dn(subject_);
+        if (name)
+            p.subject = std::move(*name);
+        p.key = share(shadow_ra_key_.get());
+        p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
+        p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+        once.max_polls = 1;
+        res = c.poll(p, *upstream_caps_, *shadow_upstream_, once);
+    } else {
+        enroll_request e;
+        e.key = shadow_ra_key_.get();
+        e.subject = subject_;
+        e.renew_cert = ra_cert_.get();
+        e.renew_key = ra_key_.get();
+        e.renewal_as_pkcs_req = true;
+        res = c.enroll(e, *upstream_caps_, *shadow_upstream_, once);
+    }
+    next_shadow_attempt_ = now + tp_.retry_period;
+    if (!res) {
+        if (res.error().code == client_error::scep_failure)
+            store_->set_meta(meta_shadow_ra_pending_tx, "");
+        shadow_text_ = "rollover RA certificate request failed: " + res.error().message();
+        return "% " + shadow_text_ + "\n";
+    }
+    if (res->status == pki_status::pending) {
+        store_->set_meta(meta_shadow_ra_pending_tx, res->transaction_id);
+        shadow_text_ = fmt::format("rollover RA certificate pending at the CA (transaction {})",
+                                   res->transaction_id);
+        return fmt::format("% Got the rollover CA certificate; {}\n", shadow_text_);
+    }
+    if (!same_public_key(X509_get0_pubkey(res->cert.get()), shadow_ra_key_.get())) {
+        shadow_text_ = "the CA answered the rollover RA request with another key";
+        return "% " + shadow_text_ + "\n";
+    }
+    shadow_ra_cert_ = std::move(res->cert);
+    store_->set_meta(meta_shadow_ra_cert, to_pem(shadow_ra_cert_.get()));
+    store_->set_meta(meta_shadow_ra_pending_tx, "");
+    shadow_state_ = timers::shadow_state::shadow_ready;
+    shadow_text_ = "available for rollover";
+    return fmt::format(
+        "% Got the rollover CA certificate ({}) and the rollover RA certificate "
+        "(serial {})\n",
+        md5_fingerprint(shadow_ca_.get()), serial_hex(shadow_ra_cert_.get()));
+}
+
+void ra_engine::switchover(time_point /*now*/) {
+    // Rule 7 for the RA: the shadow CA and the rollover RA certificate become current; the old
+    // CA stays in the store as an archived generation.
+    const bytes der = to_der(shadow_ca_.get());
+    for (const auto& g : store_->ca_generations()) {
+        if (g.state == ca_state::active)
+            store_->set_ca_state(g.id, ca_state::archived);
+    }
+    store_->add_ca_generation(der, "", ca_state::active);
+    store_->set_meta(meta_ra_key,
+                     encrypt_private_key_pem(shadow_ra_key_.get(), options_.passphrase));
+    store_->set_meta(meta_ra_cert, to_pem(shadow_ra_cert_.get()));
+    store_->set_meta(meta_upstream_certs, to_pem(shadow_ca_.get()));
+    for (auto k :
+         {meta_shadow_ca, meta_shadow_ra_key, meta_shadow_ra_cert, meta_shadow_ra_pending_tx})
+        store_->set_meta(k, "");
+    upstream_ca_ = std::move(shadow_upstream_);
+    shadow_upstream_.reset();
+    ra_cert_ = std::move(shadow_ra_cert_);
+    ra_key_ = std::move(shadow_ra_key_);
+    shadow_ca_.reset();
+    shadow_state_ = timers::shadow_state::idle;
+    shadow_text_.clear();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,8 +1018,15 @@ admin_result ra_engine::admin(std::string_view line) {
         }
         if (w[0] == "revoke")
             return {false, "% An RA cannot revoke: run `revoke` on the issuing CA\n"};
-        if (w[0] == "rollover")
-            return {false, "% RA rollover is not implemented yet\n"};
+        if (w[0] == "rollover" && w.size() == 1) {
+            // Operator `rollover` on the RA: ask the CA for its shadow now (the seed's fix).
+            if (!ra_cert_)
+                return {false, fmt::format("% No RA certificate yet: {}\n", status_text())};
+            if (has_shadow())
+                return {true, "% The RA already has the rollover CA and RA certificates\n"};
+            shadow_state_ = timers::shadow_state::get_new_ca_cert;
+            return {true, shadow_attempt(now)};
+        }
     } catch (const std::exception& e) {
         return {false, fmt::format("% internal error: {}\n", e.what())};
     }
@@ -872,6 +1117,18 @@ std::string ra_engine::show_server() {
     out += fmt::format("    Granting mode is: {}\n", grant_text(s.grant));
     out += fmt::format("    Current primary storage dir: {}\n", options_.data_dir.string());
     out += fmt::format("    Database Level: {}\n", db_level_text(s.db_level));
+    if (has_shadow()) {
+        out += "    Rollover status: available for rollover\n";
+        out += fmt::format("    Rollover CA cert fingerprint: {}\n",
+                           md5_fingerprint(shadow_ca_.get()));
+        out += fmt::format("    Rollover RA cert fingerprint: {}\n",
+                           md5_fingerprint(shadow_ra_cert_.get()));
+        out += fmt::format("    Rollover CA cert expiration time: {}\n",
+                           timers::to_ios_time(not_after(shadow_ca_.get())));
+    } else if (shadow_state_ != timers::shadow_state::idle) {
+        out += fmt::format("    Rollover status: {} ({})\n", timers::to_string(shadow_state_),
+                           shadow_text_);
+    }
     out += fmt::format("    Issuing CA: {}\n", upstream_url());
     out += fmt::format("    RA status: {}\n", status_text());
     return out;
@@ -943,6 +1200,14 @@ std::string ra_engine::show_timers(time_point now) {
         pki.push_back({next_ra_attempt_, fmt::format("POLL {}", tp_.name)});
     else
         pki.push_back({not_after(ra_cert_.get()), fmt::format("CERT EXPIRE {}", tp_.name)});
+    if (!has_shadow()) {
+        if (shadow_state_ == timers::shadow_state::idle) {
+            if (auto t = shadow_timer())
+                pki.push_back({*t, fmt::format("SHADOW {}", tp_.name)});
+        } else if (shadow_state_ != timers::shadow_state::expired) {
+            pki.push_back({next_shadow_attempt_, fmt::format("SHADOW {}", tp_.name)});
+        }
+    }
     std::vector<entry> cs;
     if (upstream_ca_)
         cs.push_back({not_after(upstream_ca_->ca.get()), "CS CERT EXPIRE"});

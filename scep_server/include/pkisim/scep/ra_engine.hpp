@@ -33,6 +33,7 @@
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
+#include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/config.hpp"
 
@@ -81,6 +82,9 @@ class ra_engine final : public scep_service {
     const std::vector<std::string>& notes() const { return notes_; }
     std::string upstream_url() const;
     store& database() { return *store_; }
+    // RA rollover (model rule 8): the RA's own SHADOW state machine (timers::shadow_step).
+    timers::shadow_state shadow_state() const { return shadow_state_; }
+    bool has_shadow() const { return shadow_ca_ && shadow_ra_cert_; }
 
   private:
     struct upstream_reply {
@@ -109,6 +113,17 @@ class ra_engine final : public scep_service {
     upstream_reply forward(request_record& r, time_point now);
     upstream_reply record_reply(request_record& r, client_result<enroll_result> res);
 
+    // RA rollover (model rule 8, ios-pki-research.md §5).
+    void load_shadow();
+    std::optional<time_point> shadow_timer() const;  // the RA's SHADOW point (timers/)
+    // One step of the RA's shadow state machine: GetNextCACert upstream, then its rollover RA
+    // certificate (new key, signed with the current RA certificate, encrypted to the shadow
+    // CA). Returns a line for the operator.
+    std::string shadow_attempt(time_point now);
+    void switchover(time_point now);
+    // The upstream certificates a request goes to: the shadow CA for rollover requests.
+    const ca_certs& upstream_for(const request_record& r) const;
+
     std::string grant(std::string_view what, time_point now);
     std::string reject(std::string_view what);
     std::string show_server();
@@ -130,6 +145,15 @@ class ra_engine final : public scep_service {
     // RA enrollment: last attempt's outcome and when to try/poll again.
     std::string ra_state_text_;
     time_point next_ra_attempt_{};
+
+    timers::client_model model_;  // the 20 s retry on 404 (ios-pki-model.md §2.3)
+    timers::shadow_state shadow_state_ = timers::shadow_state::idle;
+    time_point next_shadow_attempt_{};
+    std::string shadow_text_;
+    x509_ptr shadow_ca_;
+    std::optional<ca_certs> shadow_upstream_;  // {shadow CA}: rollover requests go there
+    evp_pkey_ptr shadow_ra_key_;
+    x509_ptr shadow_ra_cert_;
 };
 
 }  // namespace pkisim::scep

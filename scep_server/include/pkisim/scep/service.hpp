@@ -76,6 +76,9 @@ struct engine_options {
     // Every upstream call is bounded: connect within this, the whole answer within twice this
     // (the engine thread must never block forever).
     std::chrono::milliseconds upstream_timeout{5000};
+    // RA rollover: an unencrypted PEM key for the RA's rollover RA certificate instead of a new
+    // one (tests use fixture keys to stay fast).
+    std::string rollover_key_pem;
 };
 
 // What the HTTP layer sends. `ios_404` = the byte-exact IOS 404 (model §1 rule 4).
