@@ -522,9 +522,9 @@ http_answer ra_engine::reply(cert_rep_params params, std::string detail) {
 
 http_answer ra_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
     auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
-    auto p = failure_for(ctx, ra_cert_.get(), ra_key_.get(), info, std::move(text), clock_.now());
-    if (upstream_ca_)
-        p.extra_certs.push_back(upstream_ca_->ca.get());
+    auto p = failure_for(ctx, reply_cert_, reply_key_, info, std::move(text), clock_.now());
+    if (reply_ca_)
+        p.extra_certs.push_back(reply_ca_);
     return reply(std::move(p), std::move(detail));
 }
 
@@ -539,6 +539,16 @@ http_answer ra_engine::pki_operation(byte_view der) {
     decode_options opts;
     opts.allow_legacy = options_.legacy_crypto;
     auto req = decode_pki_message(der, keys, opts);
+    // Who signs the reply: the rollover RA when the request was encrypted to it (as the CA's
+    // shadow answers rollover requests, rule 6), else the current RA.
+    reply_cert_ = ra_cert_.get();
+    reply_key_ = ra_key_.get();
+    reply_ca_ = upstream_ca_->ca.get();
+    if (req && req->recipient_index == 1 && has_shadow()) {
+        reply_cert_ = shadow_ra_cert_.get();
+        reply_key_ = shadow_ra_key_.get();
+        reply_ca_ = shadow_ca_.get();
+    }
     if (!req) {
         const auto& f = req.error();
         const auto w = to_wire(f);
@@ -666,16 +676,16 @@ http_answer ra_engine::answer(const pki_request& req, request_record r, time_poi
     const auto ctx = req.context();
     const std::string type_name{to_string(req.type)};
     auto pending = [&](std::string why) {
-        auto p = pending_for(ctx, ra_cert_.get(), ra_key_.get(), now);
-        p.extra_certs.push_back(upstream_ca_->ca.get());
+        auto p = pending_for(ctx, reply_cert_, reply_key_, now);
+        p.extra_certs.push_back(reply_ca_);
         return reply(std::move(p),
                      fmt::format("{} PENDING request {} ({})", type_name, r.id, std::move(why)));
     };
     auto success = [&](X509* cert) {
-        auto p = success_for(ctx, ra_cert_.get(), ra_key_.get(), {cert}, now);
-        p.extra_certs.push_back(upstream_ca_->ca.get());
+        auto p = success_for(ctx, reply_cert_, reply_key_, {cert}, now);
+        p.extra_certs.push_back(reply_ca_);
         if (options_.include_ca_in_success)
-            p.issued.push_back(upstream_ca_->ca.get());
+            p.issued.push_back(reply_ca_);
         return reply(std::move(p), fmt::format("{} SUCCESS serial {} (request {}, from the CA)",
                                                type_name, serial_hex(cert), r.id));
     };

@@ -154,6 +154,10 @@ class ra_engine final : public scep_service {
     std::optional<ca_certs> shadow_upstream_;  // {shadow CA}: rollover requests go there
     evp_pkey_ptr shadow_ra_key_;
     x509_ptr shadow_ra_cert_;
+    // The signer of the reply being built (set by pki_operation; non-owning).
+    X509* reply_cert_ = nullptr;
+    EVP_PKEY* reply_key_ = nullptr;
+    X509* reply_ca_ = nullptr;
 };
 
 }  // namespace pkisim::scep
