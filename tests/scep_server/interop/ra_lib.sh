@@ -3,7 +3,8 @@
 
 # start_ra CA_URL SERVER_SECTION_LINES [extra serve flags...]: sets RA_URL and RA_PID.
 # The trustpoint and the server share the NAME lab-ra (ios-pki-research.md §5). The RA's own
-# clients use the challenge "ra-secret"; the RA asks the CA with "secret" (lib.sh's CA).
+# clients use the challenge "ra-secret"; the RA asks the CA with "secret" (lib.sh's CA) unless
+# $T/upstream-challenge already exists.
 start_ra() {
     local ca_url=$1 section=$2
     shift 2
@@ -11,7 +12,8 @@ start_ra() {
         "$ca_url" "$section" >"$T/ra.ios"
     echo "ra-passphrase" >"$T/ra-passphrase"
     echo "ra-secret" >"$T/ra-challenge"
-    echo "secret" >"$T/upstream-challenge"
+    # A test may put a one-time password from the CA there first.
+    [[ -f $T/upstream-challenge ]] || echo "secret" >"$T/upstream-challenge"
     "$PKISIM" serve "$T/ra.ios" --data "$T/ra-data" --listen 127.0.0.1:0 \
         --passphrase-file "$T/ra-passphrase" --challenge-file "$T/ra-challenge" \
         --upstream-challenge-file "$T/upstream-challenge" "$@" \
