@@ -234,7 +234,8 @@ int run_ca(const std::string& data, const std::vector<std::string>& words) {
 
 void add_serve_commands(CLI::App& app, int& exit_code) {
     auto o = std::make_shared<serve_options>();
-    auto* serve = app.add_subcommand("serve", "Run the lab SCEP certificate server (IOS CA mode)");
+    auto* serve = app.add_subcommand(
+        "serve", "Run the lab SCEP certificate server (IOS CA mode, or RA mode with `mode ra`)");
     serve->add_option("config", o->configs, "IOS configuration file(s) with `crypto pki server`")
         ->required()
         ->check(CLI::ExistingFile);

@@ -110,6 +110,7 @@ constexpr std::string_view meta_ra_cert = "ra_cert";
 constexpr std::string_view meta_ra_pending_tx = "ra_pending_tx";
 constexpr std::string_view meta_upstream_certs = "upstream_ca_certs";
 constexpr std::string_view meta_upstream_caps = "upstream_caps";
+constexpr std::string_view meta_renew_pending_tx = "ra_renew_pending_tx";
 constexpr std::string_view meta_shadow_ca = "shadow_ca";
 constexpr std::string_view meta_shadow_ra_key = "shadow_ra_key";
 constexpr std::string_view meta_shadow_ra_cert = "shadow_ra_cert";
@@ -401,6 +402,13 @@ time_point ra_engine::tick() {
                 try_enroll_ra(now);
             if (!ra_cert_)
                 return std::min(next, next_ra_attempt_);
+        }
+        // RENEW timer of the RA certificate (it ends before the CA: §2 timer 1).
+        if (auto t = renew_timer()) {
+            if (now >= *t && now >= next_renew_attempt_)
+                renew_ra(now);
+            if (auto again = renew_timer())
+                next = std::min(next, std::max(*again, next_renew_attempt_));
         }
         // Switchover (rule 7): at the CA's notAfter the RA moves to the shadow CA + RA.
         if (has_shadow() && now >= not_after(upstream_ca_->ca.get()))
@@ -960,6 +968,61 @@ std::string ra_engine::shadow_attempt(time_point now) {
         md5_fingerprint(shadow_ca_.get()), serial_hex(shadow_ra_cert_.get()));
 }
 
+std::optional<time_point> ra_engine::renew_timer() const {
+    if (!ra_cert_ || !upstream_ca_)
+        return std::nullopt;
+    const timers::validity id{not_before(ra_cert_.get()), not_after(ra_cert_.get())};
+    const auto rp = timers::client_renewal(tp_, id, not_after(upstream_ca_->ca.get()));
+    if (rp.kind != timers::renewal_kind::renew)
+        return std::nullopt;
+    return rp.at;
+}
+
+void ra_engine::renew_ra(time_point now) {
+    next_renew_attempt_ = now + tp_.retry_period;
+    const auto c = make_client();
+    poll_options once;
+    once.max_polls = 0;
+    once.sleep = [](std::chrono::milliseconds) {};
+    client_result<enroll_result> res;
+    const auto tx = store_->meta(meta_renew_pending_tx).value_or("");
+    if (!tx.empty()) {
+        pending_enrollment p;
+        p.transaction_id = tx;
+        p.signer_cert = share(ra_cert_.get());
+        p.signer_key = share(ra_key_.get());
+        if (auto name = parse_dn(subject_))
+            p.subject = std::move(*name);
+        p.key = share(ra_key_.get());
+        p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
+        p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+        once.max_polls = 1;
+        res = c.poll(p, *upstream_caps_, *upstream_ca_, once);
+    } else {
+        enroll_request e;
+        e.key = ra_key_.get();
+        e.subject = subject_;
+        e.renew_cert = ra_cert_.get();
+        e.renew_key = ra_key_.get();
+        e.renewal_as_pkcs_req = true;  // research §5: the CA's ra-auto grants it
+        res = c.enroll(e, *upstream_caps_, *upstream_ca_, once);
+    }
+    if (!res) {
+        if (res.error().code == client_error::scep_failure)
+            store_->set_meta(meta_renew_pending_tx, "");
+        renew_text_ = "RA certificate renewal failed: " + res.error().message();
+        return;
+    }
+    if (res->status == pki_status::pending) {
+        store_->set_meta(meta_renew_pending_tx, res->transaction_id);
+        renew_text_ = "RA certificate renewal pending at the CA";
+        return;
+    }
+    store_->set_meta(meta_renew_pending_tx, "");
+    store_ra_cert(std::move(res->cert));
+    renew_text_ = "RA certificate renewed";
+}
+
 void ra_engine::switchover(time_point /*now*/) {
     // Rule 7 for the RA: the shadow CA and the rollover RA certificate become current; the old
     // CA stays in the store as an archived generation.
@@ -1141,6 +1204,8 @@ std::string ra_engine::show_server() {
     }
     out += fmt::format("    Issuing CA: {}\n", upstream_url());
     out += fmt::format("    RA status: {}\n", status_text());
+    if (!renew_text_.empty())
+        out += fmt::format("    RA renewal: {}\n", renew_text_);
     return out;
 }
 
@@ -1210,6 +1275,8 @@ std::string ra_engine::show_timers(time_point now) {
         pki.push_back({next_ra_attempt_, fmt::format("POLL {}", tp_.name)});
     else
         pki.push_back({not_after(ra_cert_.get()), fmt::format("CERT EXPIRE {}", tp_.name)});
+    if (auto t = renew_timer())
+        pki.push_back({std::max(*t, next_renew_attempt_), fmt::format("RENEW {}", tp_.name)});
     if (!has_shadow()) {
         if (shadow_state_ == timers::shadow_state::idle) {
             if (auto t = shadow_timer())

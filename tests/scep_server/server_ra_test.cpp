@@ -406,6 +406,46 @@ TEST(ra_mode, bad_input_keeps_the_ra_serving) {
     EXPECT_TRUE(scep.get_ca_cert());
 }
 
+TEST(ra_mode, renews_its_ra_certificate_at_its_renew_timer_with_the_same_key) {
+    // 100-day certificates under a 1095-day CA: the RA certificate ends before the CA, so the
+    // RA trustpoint's auto-enroll 50 is a RENEW timer at day 50 (model §2 timer 1).
+    ra_lab lab;
+    {
+        load_providers(false);
+        auto e = lab_engine_options(lab.dir.path, grant_mode::auto_grant);
+        e.data_dir = lab.dir.path / "ca";
+        e.server.cert_lifetime = timers::days{100};
+        lab.ca = std::make_unique<server>(std::move(e), ra_lab::quiet_http(), lab.clock);
+        lab.ca->start();
+    }
+    auto o = lab.ra_options(grant_mode::auto_grant);
+    o.ra_trustpoint->auto_enroll = true;
+    o.ra_trustpoint->auto_enroll_percent = 50;
+    lab.ra = std::make_unique<server>(std::move(o), ra_lab::quiet_http(), lab.clock);
+    lab.ra->start();
+    auto first = lab.client().get_ca_cert().value();
+    const auto first_serial = serial_hex(first.encryption.get());
+    EXPECT_EQ(not_after(first.encryption.get()), test_epoch() + timers::days{100});
+    EXPECT_TRUE(contains(admin_call(lab.ra_dir(), "show timers").text, "RENEW labra"));
+
+    lab.clock.set(test_epoch() + timers::days{49});
+    std::this_thread::sleep_for(std::chrono::milliseconds{1200});
+    EXPECT_EQ(serial_hex(lab.client().get_ca_cert().value().encryption.get()), first_serial);
+    lab.clock.set(test_epoch() + timers::days{50} + timers::seconds{1});
+    ASSERT_TRUE(lab.wait_ra_shows("RA renewal: RA certificate renewed"))
+        << admin_call(lab.ra_dir(), "show server").text;
+    auto renewed = lab.client().get_ca_cert().value();
+    EXPECT_NE(serial_hex(renewed.encryption.get()), first_serial);
+    EXPECT_TRUE(same_public_key(X509_get0_pubkey(renewed.encryption.get()), fixture_key("ra")));
+    EXPECT_EQ(not_after(renewed.encryption.get()),
+              test_epoch() + timers::days{150} + timers::seconds{1});
+    // Clients keep enrolling through the renewed RA.
+    auto c = lab.client();
+    auto r = c.enroll(router("client1", "router10"), c.get_ca_caps().value(), renewed, no_polls());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, pki_status::success);
+}
+
 TEST(ra_mode, unreachable_ca_at_start_is_not_fatal_and_answers_503_within_bounds) {
     ra_lab lab;
     lab.start_ca(grant_mode::auto_grant);

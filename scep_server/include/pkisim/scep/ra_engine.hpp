@@ -116,6 +116,11 @@ class ra_engine final : public scep_service {
     // RA rollover (model rule 8, ios-pki-research.md §5).
     void load_shadow();
     std::optional<time_point> shadow_timer() const;  // the RA's SHADOW point (timers/)
+    // §2 timer 1 for the RA certificate itself (it ends before the CA): RENEW point.
+    std::optional<time_point> renew_timer() const;
+    // Renews the RA certificate with the current CA (same key, IOS without `regenerate`;
+    // signed with the current RA certificate).
+    void renew_ra(time_point now);
     // One step of the RA's shadow state machine: GetNextCACert upstream, then its rollover RA
     // certificate (new key, signed with the current RA certificate, encrypted to the shadow
     // CA). Returns a line for the operator.
@@ -149,6 +154,8 @@ class ra_engine final : public scep_service {
     timers::client_model model_;  // the 20 s retry on 404 (ios-pki-model.md §2.3)
     timers::shadow_state shadow_state_ = timers::shadow_state::idle;
     time_point next_shadow_attempt_{};
+    time_point next_renew_attempt_{};
+    std::string renew_text_;
     std::string shadow_text_;
     x509_ptr shadow_ca_;
     std::optional<ca_certs> shadow_upstream_;  // {shadow CA}: rollover requests go there
