@@ -446,6 +446,45 @@ TEST(ra_mode, renews_its_ra_certificate_at_its_renew_timer_with_the_same_key) {
     EXPECT_EQ(r->status, pki_status::success);
 }
 
+TEST(ra_mode, ca_ra_auto_grants_what_the_ra_forwarded_and_holds_direct_requests) {
+    ra_lab lab;
+    lab.start_ca(grant_mode::ra_auto);
+    // `grant ra-auto` holds the RA's own first (self-signed) request like any other: a one-time
+    // password from the CA lets it through at once.
+    const auto pw = admin_call(lab.ca_dir(), "password generate 60").text;
+    const auto open = pw.find('(');
+    ASSERT_NE(open, std::string::npos) << pw;
+    auto o = lab.ra_options(grant_mode::manual);
+    o.upstream_challenge = pw.substr(open + 1, pw.find(')') - open - 1);
+    lab.ra = std::make_unique<server>(std::move(o), ra_lab::quiet_http(), lab.clock);
+    lab.ra->start();
+    ASSERT_TRUE(contains(admin_call(lab.ra_dir(), "show server").text, "RA cert fingerprint"));
+
+    auto c = lab.client();
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    auto r = c.enroll(router("client1", "router11"), caps, ca, no_polls());
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->status, pki_status::pending);  // the RA's operator decides first
+    auto g = admin_call(lab.ra_dir(), "grant all").text;
+    EXPECT_TRUE(contains(g, "forwarded, the CA issued serial")) << g;  // ra-auto: at once
+    auto p = c.poll(r->pending, caps, ca, one_poll());
+    ASSERT_TRUE(p) << p.error().message();
+    ASSERT_EQ(p->status, pki_status::success);
+    EXPECT_TRUE(issued_by(p->cert.get(), lab.ca->engine().ca_certificate()));
+
+    // A router that asks the CA directly (not through the RA) is held for the CA's operator.
+    client_options direct;
+    direct.url = fmt::format("http://127.0.0.1:{}/cgi-bin/pkiclient.exe", lab.ca->local_port());
+    const auto* clk = &lab.clock;
+    direct.now = [clk] { return clk->now(); };
+    scep_client d{std::move(direct)};
+    auto dr = d.enroll(router("client2", "router12", "secret"), d.get_ca_caps().value(),
+                       d.get_ca_cert().value(), no_polls());
+    ASSERT_TRUE(dr) << dr.error().message();
+    EXPECT_EQ(dr->status, pki_status::pending);
+}
+
 TEST(ra_mode, unreachable_ca_at_start_is_not_fatal_and_answers_503_within_bounds) {
     ra_lab lab;
     lab.start_ca(grant_mode::auto_grant);
