@@ -761,14 +761,8 @@ ra_engine::upstream_reply ra_engine::forward(request_record& r, time_point /*now
         e.transaction_id = digest_hex(seed, EVP_sha1());
         return record_reply(r, c.enroll(e, *upstream_caps_, upstream_for(r), once));
     }
-    pending_enrollment p;
-    p.transaction_id = *tx;
-    p.signer_cert = share(ra_cert_.get());
-    p.signer_key = share(ra_key_.get());
-    p.subject = copy(X509_REQ_get_subject_name(csr->get()));
-    p.key = share(X509_REQ_get0_pubkey(csr->get()));
-    p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
-    p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+    auto p = upstream_pending(*tx, X509_REQ_get_subject_name(csr->get()),
+                              X509_REQ_get0_pubkey(csr->get()));
     once.max_polls = 1;
     return record_reply(r, c.poll(p, *upstream_caps_, upstream_for(r), once));
 }
@@ -913,42 +907,14 @@ std::string ra_engine::shadow_attempt(time_point now) {
         store_->set_meta(meta_shadow_ra_key,
                          encrypt_private_key_pem(shadow_ra_key_.get(), options_.passphrase));
     }
-    poll_options once;
-    once.max_polls = 0;
-    once.sleep = [](std::chrono::milliseconds) {};
-    client_result<enroll_result> res;
-    const auto tx = store_->meta(meta_shadow_ra_pending_tx).value_or("");
-    if (!tx.empty()) {
-        pending_enrollment p;
-        p.transaction_id = tx;
-        p.signer_cert = share(ra_cert_.get());
-        p.signer_key = share(ra_key_.get());
-        auto name = parse_dn(subject_);
-        if (name)
-            p.subject = std::move(*name);
-        p.key = share(shadow_ra_key_.get());
-        p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
-        p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
-        once.max_polls = 1;
-        res = c.poll(p, *upstream_caps_, *shadow_upstream_, once);
-    } else {
-        enroll_request e;
-        e.key = shadow_ra_key_.get();
-        e.subject = subject_;
-        e.renew_cert = ra_cert_.get();
-        e.renew_key = ra_key_.get();
-        e.renewal_as_pkcs_req = true;
-        res = c.enroll(e, *upstream_caps_, *shadow_upstream_, once);
-    }
+    auto res =
+        request_signed_by_ra(meta_shadow_ra_pending_tx, shadow_ra_key_.get(), *shadow_upstream_);
     next_shadow_attempt_ = now + tp_.retry_period;
     if (!res) {
-        if (res.error().code == client_error::scep_failure)
-            store_->set_meta(meta_shadow_ra_pending_tx, "");
         shadow_text_ = "rollover RA certificate request failed: " + res.error().message();
         return "% " + shadow_text_ + "\n";
     }
     if (res->status == pki_status::pending) {
-        store_->set_meta(meta_shadow_ra_pending_tx, res->transaction_id);
         shadow_text_ = fmt::format("rollover RA certificate pending at the CA (transaction {})",
                                    res->transaction_id);
         return fmt::format("% Got the rollover CA certificate; {}\n", shadow_text_);
@@ -959,7 +925,6 @@ std::string ra_engine::shadow_attempt(time_point now) {
     }
     shadow_ra_cert_ = std::move(res->cert);
     store_->set_meta(meta_shadow_ra_cert, to_pem(shadow_ra_cert_.get()));
-    store_->set_meta(meta_shadow_ra_pending_tx, "");
     shadow_state_ = timers::shadow_state::shadow_ready;
     shadow_text_ = "available for rollover";
     return fmt::format(
@@ -980,47 +945,62 @@ std::optional<time_point> ra_engine::renew_timer() const {
 
 void ra_engine::renew_ra(time_point now) {
     next_renew_attempt_ = now + tp_.retry_period;
+    // Same key (IOS without `regenerate`); research §5: the CA's ra-auto grants it.
+    auto res = request_signed_by_ra(meta_renew_pending_tx, ra_key_.get(), *upstream_ca_);
+    if (!res) {
+        renew_text_ = "RA certificate renewal failed: " + res.error().message();
+        return;
+    }
+    if (res->status == pki_status::pending) {
+        renew_text_ = "RA certificate renewal pending at the CA";
+        return;
+    }
+    store_ra_cert(std::move(res->cert));
+    renew_text_ = "RA certificate renewed";
+}
+
+client_result<enroll_result> ra_engine::request_signed_by_ra(std::string_view pending_meta,
+                                                             EVP_PKEY* key, const ca_certs& to) {
     const auto c = make_client();
     poll_options once;
     once.max_polls = 0;
     once.sleep = [](std::chrono::milliseconds) {};
     client_result<enroll_result> res;
-    const auto tx = store_->meta(meta_renew_pending_tx).value_or("");
+    const auto tx = store_->meta(pending_meta).value_or("");
     if (!tx.empty()) {
-        pending_enrollment p;
-        p.transaction_id = tx;
-        p.signer_cert = share(ra_cert_.get());
-        p.signer_key = share(ra_key_.get());
-        if (auto name = parse_dn(subject_))
-            p.subject = std::move(*name);
-        p.key = share(ra_key_.get());
-        p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
-        p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+        auto name = parse_dn(subject_);
+        if (!name)
+            return tl::unexpected(client_failure{client_error::bad_request, 0, {}, "bad subject"});
         once.max_polls = 1;
-        res = c.poll(p, *upstream_caps_, *upstream_ca_, once);
+        res = c.poll(upstream_pending(tx, name->get(), key), *upstream_caps_, to, once);
     } else {
         enroll_request e;
-        e.key = ra_key_.get();
+        e.key = key;
         e.subject = subject_;
         e.renew_cert = ra_cert_.get();
         e.renew_key = ra_key_.get();
-        e.renewal_as_pkcs_req = true;  // research §5: the CA's ra-auto grants it
-        res = c.enroll(e, *upstream_caps_, *upstream_ca_, once);
+        e.renewal_as_pkcs_req = true;
+        res = c.enroll(e, *upstream_caps_, to, once);
     }
-    if (!res) {
-        if (res.error().code == client_error::scep_failure)
-            store_->set_meta(meta_renew_pending_tx, "");
-        renew_text_ = "RA certificate renewal failed: " + res.error().message();
-        return;
-    }
-    if (res->status == pki_status::pending) {
-        store_->set_meta(meta_renew_pending_tx, res->transaction_id);
-        renew_text_ = "RA certificate renewal pending at the CA";
-        return;
-    }
-    store_->set_meta(meta_renew_pending_tx, "");
-    store_ra_cert(std::move(res->cert));
-    renew_text_ = "RA certificate renewed";
+    if (res && res->status == pki_status::pending)
+        store_->set_meta(pending_meta, res->transaction_id);
+    else if (res || res.error().code == client_error::scep_failure)
+        store_->set_meta(pending_meta, "");
+    return res;
+}
+
+pending_enrollment ra_engine::upstream_pending(std::string tx, const X509_NAME* subject,
+                                               EVP_PKEY* key) const {
+    // A CertPoll signed with the current RA certificate (the reply is encrypted to it).
+    pending_enrollment p;
+    p.transaction_id = std::move(tx);
+    p.signer_cert = share(ra_cert_.get());
+    p.signer_key = share(ra_key_.get());
+    p.subject = copy(subject);
+    p.key = share(key);
+    p.cipher_nid = upstream_caps_->cipher_nid(options_.upstream_legacy_crypto);
+    p.digest_nid = upstream_caps_->digest_nid(options_.upstream_legacy_crypto);
+    return p;
 }
 
 void ra_engine::switchover(time_point /*now*/) {

@@ -121,6 +121,13 @@ class ra_engine final : public scep_service {
     // Renews the RA certificate with the current CA (same key, IOS without `regenerate`;
     // signed with the current RA certificate).
     void renew_ra(time_point now);
+    // One upstream step of a request for an RA certificate for `key`, signed with the current
+    // RA certificate, sent to `to`: a PKCSReq, or one CertPoll while meta `pending_meta` holds
+    // its transactionID (kept there while PENDING, cleared on SUCCESS / FAILURE).
+    client_result<enroll_result> request_signed_by_ra(std::string_view pending_meta, EVP_PKEY* key,
+                                                      const ca_certs& to);
+    pending_enrollment upstream_pending(std::string tx, const X509_NAME* subject,
+                                        EVP_PKEY* key) const;
     // One step of the RA's shadow state machine: GetNextCACert upstream, then its rollover RA
     // certificate (new key, signed with the current RA certificate, encrypted to the shadow
     // CA). Returns a line for the operator.
