@@ -661,8 +661,11 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     // an issued certificate is new even with the same key and CSR (micromdm reuses both) unless
     // it is signed by the same certificate. The same transactionID and key with another CSR
     // while the first is pending is a replay with altered content.
+    // Only requests to the same CA generation count: the identical PKCSReq encrypted to the
+    // shadow is the client's rollover request (rule 6), not a re-send of its first enrollment
+    // (IOS and `pkisim client` reuse the key, hence the transactionID and the CSR).
     for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
-        if (r.signer_key_hash != signer_key)
+        if (r.signer_key_hash != signer_key || r.ca_generation != signer_->generation)
             continue;
         const bool same_signer =
             r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
@@ -783,7 +786,13 @@ http_answer ca_engine::poll(const pki_request& req, time_point now) {
     if (rows.empty()) {
         return fail(req.context(), fail_info::bad_request, "CertPoll for an unknown transactionID");
     }
+    // Prefer the request with the same key made to the same CA generation (a rollover request
+    // and the first enrollment share key and transactionID), then the same key.
     const std::string signer_key = key_hash(req.signer.get());
+    for (auto& r : rows) {
+        if (r.signer_key_hash == signer_key && r.ca_generation == signer_->generation)
+            return answer_existing(req, std::move(r), now);
+    }
     for (auto& r : rows) {
         if (r.signer_key_hash == signer_key)
             return answer_existing(req, std::move(r), now);

@@ -373,6 +373,26 @@ TEST(ca_rollover, request_encrypted_to_the_shadow_gets_a_rollover_certificate_fr
     EXPECT_EQ(not_before(renewed.certs.front().get()), not_before(shadow));
 }
 
+TEST(ca_rollover, the_same_request_encrypted_to_the_shadow_is_a_new_rollover_request) {
+    // IOS and `pkisim client` keep the key: same transactionID, same CSR as the first time.
+    rollover_fixture f;
+    auto c = make_client();
+    const auto first = f.send(c, c.pkcs_req({f.ca()}), f.ca());
+    ASSERT_EQ(first.status, pki_status::success);
+    f.at(f.due());
+    auto rolled = f.send(c, c.pkcs_req({f.shadow()}), f.shadow());
+    ASSERT_EQ(rolled.status, pki_status::success) << f.last_detail;
+    EXPECT_NE(serial_u64(rolled.certs.front().get()), serial_u64(first.certs.front().get()));
+    EXPECT_EQ(X509_verify(rolled.certs.front().get(), X509_get0_pubkey(f.shadow())), 1);
+    // Re-sent (micromdm-style poll) or polled, each answer stays with its own generation.
+    auto again = f.send(c, c.pkcs_req({f.shadow()}), f.shadow());
+    EXPECT_EQ(serial_u64(again.certs.front().get()), serial_u64(rolled.certs.front().get()));
+    auto polled = f.send(c, c.cert_poll({f.shadow()}, f.shadow()), f.shadow());
+    EXPECT_EQ(serial_u64(polled.certs.front().get()), serial_u64(rolled.certs.front().get()));
+    auto old = f.send(c, c.cert_poll({f.ca()}, f.ca()), f.ca());
+    EXPECT_EQ(serial_u64(old.certs.front().get()), serial_u64(first.certs.front().get()));
+}
+
 TEST(ca_rollover, rollover_certificate_never_outlives_the_shadow) {
     rollover_fixture f;
     f.options.server.cert_lifetime = days{2000};
