@@ -341,6 +341,33 @@ TEST(ca_rollover, overlap_raised_then_restart_past_the_due_time_generates_the_sh
     EXPECT_NE(show.find("Rollover status: available for rollover"), std::string::npos);
 }
 
+// A clock that moves on every reading, as a warped clock does between two calls.
+class stepping_clock final : public timers::clock {
+  public:
+    explicit stepping_clock(time_point start) : now_(start) {}
+    time_point now() const override {
+        const time_point t = now_;
+        now_ += timers::seconds{1};
+        return t;
+    }
+
+  private:
+    mutable time_point now_;
+};
+
+TEST(ca_rollover, a_moving_clock_still_generates_a_shadow_whose_time_is_past) {
+    temp_dir dir;
+    load_providers(false);
+    auto o = rollover_options(dir.path);
+    stepping_clock clock{test_epoch()};
+    { ca_engine first{o, clock}; }
+    o.server.auto_rollover = days{1094};  // the due time is a day after the start: past
+    stepping_clock later{test_epoch() + days{10}};
+    ca_engine e{o, later};
+    EXPECT_NE(e.shadow_certificate(), nullptr);
+    EXPECT_EQ(e.get_next_ca_cert().status, 200u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rule 6: rollover ID certificates.
 

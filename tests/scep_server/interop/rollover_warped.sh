@@ -1,7 +1,7 @@
 #!/bin/bash
 # Issue 4 §1 against `pkisim serve` on a warped clock, with real clients: a 5-year CA whose
-# shadow appears (auto-rollover, timers::shadow_generation_due) about 5 real seconds after the
-# start and whose switchover comes about 20 seconds later.
+# shadow appears (auto-rollover, timers::shadow_generation_due) about 8 real seconds after the
+# start and whose switchover comes 32 seconds later (room for slow sanitizer builds).
 #   before the shadow: GetNextCACert is IOS's 404 (`pkisim client getnextca`, curl), GetCACaps
 #     (certmonger scep-submit -c) does not list GetNextCACert;
 #   during the overlap: certmonger sees GetNextCACert in GetCACaps; curl + openssl read the
@@ -11,10 +11,10 @@
 #   after the switchover: GetCACert (pkisim client, certmonger scep-submit -C) is the former
 #     shadow, ca.pem too, the rollover certificate verifies against it, the CRL is signed by it.
 source "$(dirname "$0")/lib.sh" "$@"
-# 1825 days of CA; the shadow at notAfter − 1460 days = 365 days in; 73 days a real second.
+# 1825 days of CA; the shadow at notAfter − 1460 days = 365 days in; 45.6 days a real second.
 start_server $'crypto pki server labca\n issuer-name CN=labca,O=lab\n grant auto\n'\
 $' lifetime ca-certificate 1825\n lifetime certificate 600\n lifetime crl 336\n'\
-$' auto-rollover 1460' --clock-rate 6307200 --legacy-crypto --ios-limits off
+$' auto-rollover 1460' --clock-rate 3942000 --legacy-crypto --ios-limits off
 BASE=${URL%/cgi-bin/pkiclient.exe}
 export PKISIM_CHALLENGE=secret
 show() { "$PKISIM" ca --data "$T/data" show "$1"; }
@@ -34,7 +34,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$URL?operation=GetNextCACert&mess
 old_fp=$(fingerprint)
 
 # --- wait for the shadow (tick on the warped clock) ---------------------------------------------
-for _ in $(seq 300); do
+for _ in $(seq 450); do
     show server | grep -q 'available for rollover' && break
     sleep 0.1
 done
@@ -77,7 +77,7 @@ openssl verify -no_check_time -CAfile "$T/data/ca.pem" "$T/client.pem" >/dev/nul
     fail "scepclient's certificate does not verify against the current CA"
 
 # --- the switchover ----------------------------------------------------------------------------
-for _ in $(seq 300); do
+for _ in $(seq 600); do
     [[ $(fingerprint) == "$shadow_fp" ]] && break
     sleep 0.1
 done
