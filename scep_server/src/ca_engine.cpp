@@ -163,7 +163,11 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
         } else {
             load_ca();
         }
-        refresh_crl(clock_.now());
+        const time_point now = clock_.now();
+        // A restart after the shadow's due time (overlap raised in the config) generates it at
+        // once; a restart after notAfter performs the switchover (model rules 3 and 7).
+        catch_up(now);
+        refresh_crl(now);
     } catch (const store_error& e) {
         throw startup_error(exit_status::store, fmt::format("data folder {}: {}",
                                                             options_.data_dir.string(), e.what()));
@@ -174,6 +178,9 @@ ca_engine::~ca_engine() = default;
 
 X509* ca_engine::ca_certificate() const {
     return ca_.cert.get();
+}
+X509* ca_engine::shadow_certificate() const {
+    return shadow_ ? shadow_->cert.get() : nullptr;
 }
 std::filesystem::path ca_engine::crl_path() const {
     return options_.data_dir / (options_.server.name + ".crl");
@@ -232,12 +239,7 @@ void ca_engine::load_ca() {
                         options_.data_dir.string(), name, issuer, options_.server.name,
                         options_.server.issuer_name));
     }
-    for (auto& g : store_->ca_generations()) {
-        if (g.state != ca_state::active)
-            continue;
-        auto cert = x509_from_der(g.cert_der);
-        if (!cert)
-            throw startup_error(exit_status::store, "the stored CA certificate is corrupt");
+    auto load_key = [&](const ca_generation_record& g) {
         auto key = decrypt_private_key_pem(g.key_pem, options_.passphrase);
         if (!key) {
             if (key.error() == make_error_code(error::wrong_passphrase)) {
@@ -248,11 +250,46 @@ void ca_engine::load_ca() {
             throw startup_error(exit_status::store,
                                 "the stored CA key is unusable: " + key.error().message());
         }
-        ca_ = {g.id, std::move(*cert), std::move(*key)};
-        ca_der_ = to_der(ca_.cert.get());
-        if (!std::filesystem::exists(ca_pem_path())) {
-            write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
+        return std::move(*key);
+    };
+    bool have_active = false;
+    for (auto& g : store_->ca_generations()) {
+        if (g.state == ca_state::cancelled) {
+            cancelled_generations_.push_back(g.id);
+            continue;
         }
+        auto cert = x509_from_der(g.cert_der);
+        if (!cert)
+            throw startup_error(exit_status::store, "the stored CA certificate is corrupt");
+        switch (g.state) {
+            case ca_state::active:
+                ca_ = {g.id, std::move(*cert), load_key(g)};
+                have_active = true;
+                break;
+            case ca_state::shadow:
+                shadow_ = ca_key_pair{g.id, std::move(*cert), load_key(g)};
+                break;
+            case ca_state::archived:
+                archived_.push_back(std::move(*cert));
+                break;
+            case ca_state::cancelled:
+                break;
+        }
+    }
+    if (have_active) {
+        ca_der_ = to_der(ca_.cert.get());
+        if (auto c = store_->meta("rollover_cancelled_generation"); c && !c->empty()) {
+            cancelled_for_ = std::stoi(*c);
+            cancelled_overlap_ = store_->meta("rollover_cancelled_overlap").value_or("");
+        }
+        // ca.pem follows the active generation (a crash may have come between the switchover's
+        // commit and the file).
+        const std::string pem = to_pem(ca_.cert.get());
+        std::ifstream in{ca_pem_path()};
+        std::stringstream have;
+        have << in.rdbuf();
+        if (!in || have.str() != pem)
+            write_private_file(ca_pem_path(), pem);
         return;
     }
     throw startup_error(exit_status::store, "the data folder has no active CA generation");
@@ -260,48 +297,242 @@ void ca_engine::load_ca() {
 
 void ca_engine::refresh_crl(time_point now) {
     std::vector<revoked_entry> entries;
-    for (const auto& c : store_->revoked())
-        entries.push_back({c.serial, *c.revoked_at});
+    // The CRL of the active key lists what that key issued. Certificates of earlier
+    // generations all ended by this generation's notBefore (rule 2 truncation; rule 7), so they
+    // are left out; rollover ID certificates the shadow issued before the switchover stay.
+    const time_point generation_start = not_before(ca_.cert.get());
+    for (const auto& c : store_->revoked()) {
+        if (c.not_after > generation_start)
+            entries.push_back({c.serial, *c.revoked_at});
+    }
     const auto next = now + options_.server.crl_lifetime;  // `lifetime crl`
     auto crl = make_crl(ca_.cert.get(), ca_.key.get(), entries, now, next,
                         store_->next_crl_number(), options_.server.hash);
     if (!crl)
         throw store_error("cannot make the CRL: " + crl.error().message());
     crl_ = std::move(*crl);
+    crl_this_update_ = now;
     crl_next_update_ = next;
     write_private_file(crl_path(), as_string(to_der(crl_.get())));
 }
 
+time_point ca_engine::crl_due() const {
+    // A zero `lifetime crl` would renew on every tick; keep at least a minute.
+    return std::max(crl_next_update_, crl_this_update_ + timers::minutes{1});
+}
+
 time_point ca_engine::tick() {
     const time_point now = clock_.now();
-    store_->expire_requests(now);
-    // A zero `lifetime crl` would renew on every tick; keep at least a minute.
-    if (now >= crl_next_update_)
+    catch_up(now);
+    if (expiry_dirty_) {
+        next_expiry_ = store_->earliest_pending_expiry();
+        expiry_dirty_ = false;
+    }
+    if (next_expiry_ && *next_expiry_ <= now) {
+        store_->expire_requests(now);
+        next_expiry_ = store_->earliest_pending_expiry();
+    }
+    // The true next event: the server sleeps until then (clamped to a real second).
+    time_point next = crl_due();
+    if (next_expiry_)
+        next = std::min(next, *next_expiry_);
+    if (auto t = auto_shadow_time())
+        next = std::min(next, *t);
+    if (shadow_)
+        next = std::min(next, timers::switchover_time(not_after(ca_.cert.get())));
+    return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollover (ios-pki-model.md §1 rules 3, 6, 7; ios-pki-research.md §2).
+
+namespace {
+// How `rollover cancel` remembers the overlap it was given under ("none" without
+// auto-rollover): a different configured overlap re-arms the automatic generation.
+std::string overlap_key(const std::optional<timers::duration>& overlap) {
+    return overlap ? std::to_string(overlap->count()) : std::string{"none"};
+}
+}  // namespace
+
+bool ca_engine::auto_rollover_cancelled() const {
+    return cancelled_for_ && *cancelled_for_ == ca_.generation &&
+           cancelled_overlap_ == overlap_key(options_.server.auto_rollover);
+}
+
+std::optional<time_point> ca_engine::auto_shadow_time() const {
+    if (shadow_ || !options_.server.auto_rollover || auto_rollover_cancelled())
+        return std::nullopt;
+    const time_point ca_end = not_after(ca_.cert.get());
+    // Rule 3 on a live server: notAfter − overlap, or now when that is already past.
+    if (auto t =
+            timers::shadow_generation_due(ca_end, options_.server.auto_rollover, clock_.now())) {
+        return t;
+    }
+    // The CA has expired with no shadow (the server was down through the whole overlap): the
+    // missed timer fires late, then the switchover follows at once (our choice; a lab server
+    // that comes back should not stay on a dead CA).
+    return timers::shadow_generation_time(ca_end, options_.server.auto_rollover);
+}
+
+void ca_engine::catch_up(time_point now) {
+    // Bounded: a warped clock or a long downtime may cross several generations at once.
+    for (int round = 0; round < 64; ++round) {
+        if (auto t = auto_shadow_time(); t && *t <= now) {
+            generate_shadow(false);
+            continue;
+        }
+        if (shadow_ && now >= timers::switchover_time(not_after(ca_.cert.get()))) {
+            switch_over(now);
+            continue;
+        }
+        break;
+    }
+    if (now >= crl_due())
         refresh_crl(now);
-    return std::max(crl_next_update_, now + timers::minutes{1});
+}
+
+evp_pkey_ptr ca_engine::next_shadow_key() {
+    if (shadow_keys_used_ < options_.shadow_key_pems.size()) {
+        auto key = private_key_from_pem(options_.shadow_key_pems[shadow_keys_used_++]);
+        if (!key)
+            throw store_error("the given shadow CA key is not a private key");
+        return std::move(*key);
+    }
+    return generate_rsa_key(options_.key_bits);
+}
+
+void ca_engine::generate_shadow(bool by_operator) {
+    evp_pkey_ptr key = next_shadow_key();
+    // Rule 3: same subject, new key, notBefore = current notAfter, + lifetime ca-certificate.
+    const auto validity =
+        timers::shadow_ca_validity(not_after(ca_.cert.get()), options_.server.ca_lifetime);
+    const std::string pem = encrypt_private_key_pem(key.get(), options_.passphrase);
+    x509_ptr cert;
+    int generation = 0;
+    // One transaction: the serial (from the store, never reused), the certificate row and the
+    // CA generation commit together; `rollover` also lifts an earlier `rollover cancel`.
+    store_->transact([&] {
+        store_->issue(std::nullopt, [&](std::uint64_t serial) {
+            auto made =
+                make_shadow_ca(key.get(), ca_.cert.get(), validity, serial, options_.server.hash);
+            if (!made)
+                throw store_error("cannot make the shadow CA certificate: " +
+                                  made.error().message());
+            cert = std::move(*made);
+            return store::built_certificate{to_der(cert.get()), subject_string(cert.get()),
+                                            validity.not_before, validity.not_after};
+        });
+        generation = store_->add_ca_generation(to_der(cert.get()), pem, ca_state::shadow);
+        if (by_operator)
+            store_->set_meta("rollover_cancelled_generation", "");
+    });
+    if (by_operator)
+        cancelled_for_.reset();
+    shadow_ = ca_key_pair{generation, std::move(cert), std::move(key)};
+}
+
+void ca_engine::switch_over(time_point now) {
+    // Rule 7: the shadow becomes the active CA, the old one is archived; one transaction.
+    store_->transact([&] {
+        store_->set_ca_state(ca_.generation, ca_state::archived);
+        store_->set_ca_state(shadow_->generation, ca_state::active);
+    });
+    archived_.push_back(std::move(ca_.cert));
+    ca_ = std::move(*shadow_);
+    shadow_.reset();
+    ca_der_ = to_der(ca_.cert.get());
+    write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
+    // The CRL is issued by the new key from now on (rule 7).
+    refresh_crl(now);
+}
+
+void ca_engine::cancel_shadow() {
+    const std::string overlap = overlap_key(options_.server.auto_rollover);
+    store_->transact([&] {
+        store_->set_ca_state(shadow_->generation, ca_state::cancelled);
+        store_->set_meta("rollover_cancelled_generation", std::to_string(ca_.generation));
+        store_->set_meta("rollover_cancelled_overlap", overlap);
+    });
+    cancelled_generations_.push_back(shadow_->generation);
+    shadow_.reset();
+    cancelled_for_ = ca_.generation;
+    cancelled_overlap_ = overlap;
+}
+
+std::string ca_engine::rollover_command(std::span<const std::string_view> args, time_point now,
+                                        bool& ok) {
+    ok = true;
+    if (args.empty()) {
+        // IOS `crypto pki server NAME rollover`: make the shadow now (research §1.1). The
+        // messages are ours; IOS's exact wording is not in the stored material.
+        if (shadow_) {
+            ok = false;
+            return fmt::format(
+                "% Rollover CA certificate already exists (fingerprint {}); "
+                "\"rollover cancel\" removes it\n",
+                md5_fingerprint(shadow_->cert.get()));
+        }
+        generate_shadow(true);
+        std::string out =
+            fmt::format("% Rollover CA certificate generated: fingerprint {}, valid {} to {}\n",
+                        md5_fingerprint(shadow_->cert.get()),
+                        timers::to_ios_time(not_before(shadow_->cert.get())),
+                        timers::to_ios_time(not_after(shadow_->cert.get())));
+        // Rollover when the CA has already expired: the switchover is due at once.
+        catch_up(now);
+        return out;
+    }
+    if (args.size() == 1 && args[0] == "cancel") {
+        if (!shadow_) {
+            ok = false;
+            return "% No rollover CA certificate to cancel\n";
+        }
+        const std::string fp = md5_fingerprint(shadow_->cert.get());
+        cancel_shadow();
+        return fmt::format("% Rollover CA certificate {} removed\n", fp);
+    }
+    ok = false;
+    return "% Usage: rollover [cancel]\n";
 }
 
 // ---------------------------------------------------------------------------------------------
 // SCEP operations.
 
 http_answer ca_engine::get_ca_cert() {
+    catch_up(clock_.now());
     // scep-wire §1.6: one CA certificate, no RA -> raw DER, application/x-x509-ca-cert.
     return {200, "application/x-x509-ca-cert", as_string(ca_der_), false, ""};
 }
 
 http_answer ca_engine::get_ca_caps() {
-    // Model rule 5: GetNextCACert only while a shadow exists (issue 4 adds the shadow).
-    return {200, "text/plain", get_ca_caps_body(false), false, ""};
+    catch_up(clock_.now());
+    // Model rule 5: GetNextCACert only while a shadow exists.
+    return {200, "text/plain", get_ca_caps_body(shadow_.has_value()), false, ""};
 }
 
 http_answer ca_engine::get_next_ca_cert() {
-    // Model rule 4: no rollover certificate -> IOS-exact 404.
-    http_answer a;
-    a.status = 404;
-    a.ios_404 = true;
-    a.body = "404 Not Found\r\n";
-    a.detail = "no rollover CA certificate";
-    return a;
+    const time_point now = clock_.now();
+    catch_up(now);
+    if (!shadow_) {
+        // Model rule 4: no rollover certificate -> IOS-exact 404.
+        http_answer a;
+        a.status = 404;
+        a.ios_404 = true;
+        a.body = "404 Not Found\r\n";
+        a.detail = "no rollover CA certificate";
+        return a;
+    }
+    // Rule 4 / scep-wire §0.15: signed by the CURRENT CA key; the shadow both as the content
+    // (degenerate SignedData, RFC 8894 §4.7.1) and in the outer certificates (sscep, jscep).
+    std::array<X509*, 1> next{shadow_->cert.get()};
+    auto der = encode_get_next_ca_cert(next, ca_.cert.get(), ca_.key.get(),
+                                       digest_nid_for(options_.server.hash), now);
+    if (!der) {
+        return {500, "text/plain", "internal error\n", false,
+                "encode GetNextCACert: " + der.error().message()};
+    }
+    return {200, "application/x-x509-next-ca-cert", as_string(*der), false,
+            fmt::format("rollover CA {}", md5_fingerprint(shadow_->cert.get()))};
 }
 
 http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
@@ -321,17 +552,33 @@ http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
 
 http_answer ca_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
     auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
-    return reply(
-        failure_for(ctx, ca_.cert.get(), ca_.key.get(), info, std::move(text), clock_.now()),
-        std::move(detail));
+    return reply(failure_for(ctx, signer_->cert.get(), signer_->key.get(), info, std::move(text),
+                             clock_.now()),
+                 std::move(detail));
 }
 
 http_answer ca_engine::pki_operation(byte_view der) {
     const time_point now = clock_.now();
-    const std::array keys{decryption_key{ca_.cert.get(), ca_.key.get()}};
+    catch_up(now);
+    // Requests may change; tick() re-reads the next expiry once.
+    expiry_dirty_ = true;
+    signer_ = &ca_;
+    // Rule 6: during the overlap a client may encrypt to the shadow CA (index 1).
+    std::vector<decryption_key> keys{{ca_.cert.get(), ca_.key.get()}};
+    if (shadow_)
+        keys.push_back({shadow_->cert.get(), shadow_->key.get()});
     decode_options opts;
     opts.allow_legacy = options_.legacy_crypto;
     auto req = decode_pki_message(der, keys, opts);
+    // Who signs the reply. A request encrypted to the shadow comes from a client that took the
+    // shadow from GetNextCACert and now enrolls in its rollover trustpoint: IOS verifies that
+    // CertRep against the rollover CA certificate it enrolls to (the "CA Certificate
+    // (Rollover)" of that trustpoint, research §2), and `pkisim client --ca nextca.pem` does
+    // the same. certmonger 0.79.17 and micromdm scepclient 2.1.0 never send such requests (no
+    // GetNextCACert; micromdm encrypts to what GetCACert returned). So the shadow signs, and
+    // its certificate goes in the reply's certificates.
+    if (req && req->recipient_index == 1 && shadow_)
+        signer_ = &*shadow_;
     if (!req) {
         const auto& f = req.error();
         const auto w = to_wire(f);
@@ -370,12 +617,29 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     const std::string type_name{to_string(req.type)};
 
     // scep-wire §0.12: renewal is classified by the signer certificate, not the message type.
+    // Signers issued by the active CA or by the shadow are trusted (rule 6 renewals).
     bool renewal = false;
+    // Issue 4 §2, the CA side of RA mode: a PKCSReq signed by an RA certificate we issued
+    // (subject OU=ioscs RA, research §5) for ANOTHER key is a client's request the RA checked
+    // (challenge, grant mode) and forwarded; for the RA's own key it is the RA's renewal or
+    // rollover request.
+    bool ra_forwarded = false;
+    bool ra_own_request = false;
     if (!req.signer_is_self_signed) {
-        std::array<X509*, 1> trusted{ca_.cert.get()};
+        std::vector<X509*> trusted{ca_.cert.get()};
+        if (shadow_)
+            trusted.push_back(shadow_->cert.get());
         auto chain = verify_signer_chain(req.signer.get(), trusted, now);
         if (chain) {
             renewal = true;
+            if (is_ra_subject(X509_get_subject_name(req.signer.get()))) {
+                if (same_public_key(X509_get0_pubkey(req.signer.get()), csr->public_key)) {
+                    ra_own_request = is_ra_subject(X509_REQ_get_subject_name(csr->csr.get()));
+                } else {
+                    ra_forwarded = true;
+                    renewal = false;  // the client's enrollment, not a renewal of the RA
+                }
+            }
         } else if (req.type == message_type::renewal_req ||
                    X509_NAME_cmp(X509_get_issuer_name(req.signer.get()),
                                  X509_get_subject_name(ca_.cert.get())) == 0) {
@@ -413,7 +677,9 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     }
 
     bool one_time_password = false;
-    if (!renewal) {
+    // The RA checked the challenge before forwarding (model rule 8); the CA does not ask again
+    // (the client's one-time password may already be consumed at the RA).
+    if (!renewal && !ra_forwarded) {
         // RFC 8894 §2.3: the challenge is optional for renewals; required for initial
         // enrollments when a static challenge is configured.
         if (csr->challenge_password) {
@@ -445,24 +711,32 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     r.subject = csr->subject;
     r.fingerprint = md5_upper_hex(csr->der);
     r.renewal = renewal;
-    r.ca_generation = ca_.generation;
+    // Rule 6: a request encrypted to the shadow is issued by the shadow.
+    r.ca_generation = signer_->generation;
     r.created = now;
     r.expires = now + options_.server.enrollment_request_lifetime;  // `lifetime enrollment-request`
     r.id = store_->add_request(r);
 
     // IOS: a valid one-time password grants the request at once, whatever the grant mode.
-    if (mode == timers::grant_mode::auto_grant || one_time_password) {
+    // `grant ra-auto`: what an RA forwarded, and the RA's own renewal/rollover request (IOS
+    // `grant auto rollover ra-cert`, research §1.1), are granted; everything else is held for
+    // the operator as in manual mode.
+    const bool ra_auto_grants =
+        mode == timers::grant_mode::ra_auto && (ra_forwarded || ra_own_request);
+    if (mode == timers::grant_mode::auto_grant || one_time_password || ra_auto_grants) {
         std::string err;
         x509_ptr cert = issue(r, now, err);
         if (!cert)
             return fail(ctx, fail_info::bad_request, err);
-        auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert.get()}, now);
+        auto p = success_for(ctx, signer_->cert.get(), signer_->key.get(), {cert.get()}, now);
         if (options_.include_ca_in_success)
-            p.issued.push_back(ca_.cert.get());
+            p.issued.push_back(signer_->cert.get());
         return reply(std::move(p),
-                     fmt::format("{} SUCCESS serial {}", type_name, serial_hex(cert.get())));
+                     fmt::format("{} SUCCESS serial {}{}{}", type_name, serial_hex(cert.get()),
+                                 signer_ == &ca_ ? "" : " (rollover CA)",
+                                 ra_forwarded ? " (forwarded by RA)" : ""));
     }
-    return reply(pending_for(ctx, ca_.cert.get(), ca_.key.get(), now),
+    return reply(pending_for(ctx, signer_->cert.get(), signer_->key.get(), now),
                  fmt::format("{} PENDING request {}", type_name, r.id));
 }
 
@@ -475,7 +749,7 @@ http_answer ca_engine::answer_existing(const pki_request& req, request_record r,
     }
     switch (r.state) {
         case request_state::pending:
-            return reply(pending_for(ctx, ca_.cert.get(), ca_.key.get(), now),
+            return reply(pending_for(ctx, signer_->cert.get(), signer_->key.get(), now),
                          fmt::format("{} PENDING request {}", type_name, r.id));
         case request_state::granted:
         case request_state::issued: {
@@ -488,9 +762,9 @@ http_answer ca_engine::answer_existing(const pki_request& req, request_record r,
             auto cert = x509_from_der(c->der);
             if (!cert)
                 return fail(ctx, fail_info::bad_request, "stored certificate corrupt");
-            auto p = success_for(ctx, ca_.cert.get(), ca_.key.get(), {cert->get()}, now);
+            auto p = success_for(ctx, signer_->cert.get(), signer_->key.get(), {cert->get()}, now);
             if (options_.include_ca_in_success)
-                p.issued.push_back(ca_.cert.get());
+                p.issued.push_back(signer_->cert.get());
             return reply(std::move(p), fmt::format("{} SUCCESS serial {} (request {})", type_name,
                                                    serial_hex(cert->get()), r.id));
         }
@@ -527,13 +801,13 @@ http_answer ca_engine::get_cert(const pki_request& req) {
     auto cert = x509_from_der(c->der);
     if (!cert)
         return fail(req.context(), fail_info::bad_request, "stored certificate corrupt");
-    return reply(
-        success_for(req.context(), ca_.cert.get(), ca_.key.get(), {cert->get()}, clock_.now()),
-        fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
+    return reply(success_for(req.context(), signer_->cert.get(), signer_->key.get(), {cert->get()},
+                             clock_.now()),
+                 fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
 }
 
 http_answer ca_engine::get_crl(const pki_request& req) {
-    auto p = success_for(req.context(), ca_.cert.get(), ca_.key.get(), {}, clock_.now());
+    auto p = success_for(req.context(), signer_->cert.get(), signer_->key.get(), {}, clock_.now());
     p.crls.push_back(crl_.get());
     return reply(std::move(p), "GetCRL SUCCESS");
 }
@@ -544,9 +818,23 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
         error_text = "stored CSR unreadable";
         return nullptr;
     }
-    // Rule 2: notBefore = grant time, notAfter truncated at the CA's notAfter.
+    if (std::find(cancelled_generations_.begin(), cancelled_generations_.end(), r.ca_generation) !=
+        cancelled_generations_.end()) {
+        error_text = "the rollover CA certificate was cancelled";
+        return nullptr;
+    }
+    // Rule 6: a request that came encrypted to the shadow is issued by the shadow while it is
+    // one; after the switchover the shadow is the active CA and rule 2 applies. Requests of an
+    // archived generation are issued by the active CA (the old one has expired).
+    const bool by_shadow = shadow_ && r.ca_generation == shadow_->generation;
+    const ca_key_pair& issuer = by_shadow ? *shadow_ : ca_;
     const auto validity =
-        timers::issued_validity(options_.server.cert_lifetime, now, not_after(ca_.cert.get()));
+        by_shadow ? timers::rollover_id_validity(
+                        options_.server.cert_lifetime,
+                        {not_before(issuer.cert.get()), not_after(issuer.cert.get())})
+                  // Rule 2: notBefore = grant time, notAfter truncated at the CA's notAfter.
+                  : timers::issued_validity(options_.server.cert_lifetime, now,
+                                            not_after(issuer.cert.get()));
     if (validity.not_after <= validity.not_before) {
         error_text = "the CA certificate has expired";
         return nullptr;
@@ -555,10 +843,14 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     o.validity = validity;
     o.hash = options_.server.hash;
     o.cdp_url = options_.server.cdp_url;
+    // Research §5: a CSR with OU=ioscs RA asks for an RA certificate (signs CertReps, clients
+    // encrypt to it: cert_profile::registration_authority).
+    if (is_ra_subject(X509_REQ_get_subject_name(csr->get())))
+        o.profile = cert_profile::registration_authority;
     x509_ptr cert;
     const auto serial = store_->issue(r.id, [&](std::uint64_t s) {
         o.serial = s;
-        auto made = issue_certificate(csr->get(), ca_.cert.get(), ca_.key.get(), o);
+        auto made = issue_certificate(csr->get(), issuer.cert.get(), issuer.key.get(), o);
         if (!made)
             throw store_error("issue: " + made.error().message());
         cert = std::move(*made);
@@ -586,7 +878,14 @@ admin_result ca_engine::admin(std::string_view line) {
     if (w.empty())
         return {false, "% empty command\n"};
     try {
+        catch_up(now);
         store_->expire_requests(now);
+        expiry_dirty_ = true;
+        if (w[0] == "rollover") {
+            bool ok = true;
+            auto text = rollover_command(std::span{w}.subspan(1), now, ok);
+            return {ok, std::move(text)};
+        }
         if (w[0] == "grant" && w.size() == 2)
             return {true, grant(w[1], now)};
         if (w[0] == "reject" && w.size() == 2)
@@ -598,7 +897,8 @@ admin_result ca_engine::admin(std::string_view line) {
                 text.remove_prefix(2);
             }
             auto serial = parse_u64(text, 16);
-            if (serial && serial_u64(ca_.cert.get()) == *serial) {
+            if (serial && (serial_u64(ca_.cert.get()) == *serial ||
+                           (shadow_ && serial_u64(shadow_->cert.get()) == *serial))) {
                 return {false, "% The CA certificate cannot be revoked by its own CRL\n"};
             }
             if (!serial || !store_->revoke(*serial, now)) {
@@ -709,11 +1009,26 @@ std::string ca_engine::show_server(time_point now) {
     if (s.auto_rollover) {
         out += fmt::format("    Auto-Rollover configured, overlap period {}\n",
                            overlap_text(*s.auto_rollover));
-        if (auto t =
-                timers::shadow_generation_due(not_after(ca_.cert.get()), s.auto_rollover, now)) {
+        // Research §1.4 [OBS]: Autorollover timer = CA certificate expiration timer − overlap.
+        if (auto t = timers::shadow_generation_time(not_after(ca_.cert.get()), s.auto_rollover)) {
             out += fmt::format("    Autorollover timer: {}\n", timers::to_ios_time(*t));
         }
     }
+    if (shadow_) {
+        // Research §1.4 [DOC-recalled] (IOS configuration guide example).
+        out += "    Rollover status: available for rollover\n";
+        out += fmt::format("    Rollover CA cert fingerprint: {}\n",
+                           md5_fingerprint(shadow_->cert.get()));
+        out += fmt::format("    Rollover CA cert expiration time: {}\n",
+                           timers::to_ios_time(not_after(shadow_->cert.get())));
+    } else if (auto_shadow_time()) {
+        // Unverified wording: research §1.4 believes IOS prints `pending` before generation.
+        out += "    Rollover status: pending\n";
+    } else if (auto_rollover_cancelled()) {
+        // Our wording (nothing known from IOS): the operator's `rollover cancel` holds.
+        out += "    Rollover status: cancelled\n";
+    }
+    (void)now;
     return out;
 }
 
@@ -725,16 +1040,23 @@ std::string ca_engine::show_requests(time_point /*now*/) {
     out += "Subordinate CA certificate requests:\n";
     out += "ReqID  State      Fingerprint                      SubjectName\n";
     out += rule;
+    // Research §1.3/§5: requests whose subject has OU=ioscs RA are RA certificate requests.
+    std::string ra_rows;
+    std::string router_rows;
+    for (const auto& r : store_->requests()) {
+        auto csr = x509_req_from_der(r.csr_der);
+        const bool ra = csr && is_ra_subject(X509_REQ_get_subject_name(csr->get()));
+        (ra ? ra_rows : router_rows) += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id,
+                                                    to_string(r.state), r.fingerprint, r.subject);
+    }
     out += "\nRA certificate requests:\n";
     out += "ReqID  State      Fingerprint                      SubjectName\n";
     out += rule;
+    out += ra_rows;
     out += "\nRouter certificates requests:\n";
     out += "ReqID  State      Fingerprint                      SubjectName\n";
     out += rule;
-    for (const auto& r : store_->requests()) {
-        out += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint,
-                           r.subject);
-    }
+    out += router_rows;
     return out;
 }
 
@@ -776,11 +1098,11 @@ std::string ca_engine::show_timers(time_point now) {
         }
     }
     std::vector<entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
-    const auto ca_end = not_after(ca_.cert.get());
-    if (auto t = timers::shadow_generation_due(ca_end, options_.server.auto_rollover, now)) {
+    // Research §3.2: CS SHADOW CERT GENERATION until the shadow exists, CS CERT EXPIRE at the
+    // switchover.
+    if (auto t = auto_shadow_time())
         cs.push_back({*t, "CS SHADOW CERT GENERATION"});
-    }
-    cs.push_back({ca_end, "CS CERT EXPIRE"});
+    cs.push_back({timers::switchover_time(not_after(ca_.cert.get())), "CS CERT EXPIRE"});
     return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));
 }
 

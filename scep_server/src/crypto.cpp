@@ -339,6 +339,31 @@ tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key, const
     return make_ca_impl(key, subject, validity, serial, hash);
 }
 
+bool is_ra_subject(const X509_NAME* name) {
+    if (name == nullptr)
+        return false;
+    constexpr std::string_view ra_ou = "ioscs RA";
+    int pos = -1;
+    while ((pos = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, pos)) >= 0) {
+        const ASN1_STRING* v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, pos));
+        unsigned char* utf8 = nullptr;
+        const int n = ASN1_STRING_to_UTF8(&utf8, v);
+        if (n < 0)
+            continue;
+        const std::string_view text{reinterpret_cast<const char*>(utf8),
+                                    static_cast<std::size_t>(n)};
+        const bool match = text.size() == ra_ou.size() &&
+                           std::equal(text.begin(), text.end(), ra_ou.begin(), [](char a, char b) {
+                               return std::tolower(static_cast<unsigned char>(a)) ==
+                                      std::tolower(static_cast<unsigned char>(b));
+                           });
+        OPENSSL_free(utf8);
+        if (match)
+            return true;
+    }
+    return false;
+}
+
 tl::expected<x509_ptr, std::error_code> make_shadow_ca(EVP_PKEY* new_key, const X509* current,
                                                        const timers::validity& validity,
                                                        std::uint64_t serial,

@@ -84,18 +84,28 @@ class statement {
     sqlite3_stmt* stmt_ = nullptr;
 };
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope.
+// BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope. Inside an open
+// transaction (store::transact) it is a SAVEPOINT instead, so that a rollover's serial, shadow
+// certificate and CA generation commit together or not at all.
 class transaction {
   public:
-    explicit transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
+    explicit transaction(sqlite3* db) : db_(db), nested_(sqlite3_get_autocommit(db) == 0) {
+        run(nested_ ? "SAVEPOINT pkisim_nested" : "BEGIN IMMEDIATE");
+    }
     ~transaction() {
-        if (!done_)
+        if (done_)
+            return;
+        if (nested_) {
+            sqlite3_exec(db_, "ROLLBACK TO pkisim_nested", nullptr, nullptr, nullptr);
+            sqlite3_exec(db_, "RELEASE pkisim_nested", nullptr, nullptr, nullptr);
+        } else {
             sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        }
     }
     transaction(const transaction&) = delete;
     transaction& operator=(const transaction&) = delete;
     void commit() {
-        run("COMMIT");
+        run(nested_ ? "RELEASE pkisim_nested" : "COMMIT");
         done_ = true;
     }
 
@@ -109,6 +119,7 @@ class transaction {
         }
     }
     sqlite3* db_;
+    bool nested_;
     bool done_ = false;
 };
 
@@ -150,6 +161,8 @@ ca_state parse_ca_state(std::string_view s) {
         return ca_state::shadow;
     if (s == "archived")
         return ca_state::archived;
+    if (s == "cancelled")
+        return ca_state::cancelled;
     return ca_state::active;
 }
 
@@ -219,6 +232,8 @@ std::string_view to_string(ca_state s) noexcept {
             return "shadow";
         case ca_state::archived:
             return "archived";
+        case ca_state::cancelled:
+            return "cancelled";
     }
     return "active";
 }
@@ -246,6 +261,12 @@ store::store(const std::filesystem::path& file) {
 
 store::~store() {
     sqlite3_close(db_);
+}
+
+void store::transact(const std::function<void()>& body) {
+    transaction t{db_};
+    body();
+    t.commit();
 }
 
 void store::exec(const char* sql) {
@@ -447,6 +468,13 @@ int store::expire_requests(time_point now) {
     s.bind(1, to_ms(now));
     s.step();
     return sqlite3_changes(db_);
+}
+
+std::optional<time_point> store::earliest_pending_expiry() {
+    statement s{db_, "SELECT MIN(expires) FROM requests WHERE state = 'pending'"};
+    if (s.step() && !s.is_null(0))
+        return from_ms(s.int64(0));
+    return std::nullopt;
 }
 
 void store::add_password(std::string_view password, time_point expires) {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -45,16 +46,21 @@ class ca_engine final : public scep_service {
     http_answer pki_operation(byte_view der) override;
 
     // Operator commands (one line, as `pkisim ca` sends them): grant all|ID, reject all|ID,
-    // revoke SERIAL, password generate [MINUTES], show server|requests|certificates|timers.
-    // Returns {ok, text}.
+    // revoke SERIAL, password generate [MINUTES], rollover [cancel],
+    // show server|requests|certificates|timers. Returns {ok, text}.
     admin_result admin(std::string_view line) override;
 
-    // Periodic work: expire pending requests, renew the CRL when due. Returns when it next
-    // wants to run (clock time).
+    // Periodic work: expire pending requests, renew the CRL, generate the shadow CA (model rule
+    // 3) and switch over to it (rule 7) when due. Returns the clock time of the next such event
+    // (no SQLite write when nothing is due). Every SCEP operation and admin command does the
+    // rollover part first too, so an answer never depends on how late the tick ran.
     time_point tick() override;
 
     // Facts for tests and the CLI.
     X509* ca_certificate() const override;
+    // The shadow (rollover) CA certificate, nullptr when there is none.
+    X509* shadow_certificate() const;
+    int ca_generation() const { return ca_.generation; }
     const engine_options& options() const override { return options_; }
     store& database() { return *store_; }
     std::filesystem::path crl_path() const;
@@ -70,6 +76,20 @@ class ca_engine final : public scep_service {
     void create_ca();
     void load_ca();
     void refresh_crl(time_point now);
+    time_point crl_due() const;
+
+    // Rollover (model §1 rules 3 and 7). catch_up runs whatever is due at `now`, in order,
+    // however late: shadow generation, switchover, again for a later generation, CRL renewal.
+    void catch_up(time_point now);
+    // When the automatic shadow generation of the active generation is due (possibly in the
+    // past); nullopt without auto-rollover, after `rollover cancel`, or once the shadow exists.
+    std::optional<time_point> auto_shadow_time() const;
+    bool auto_rollover_cancelled() const;
+    void generate_shadow(bool by_operator);
+    void switch_over(time_point now);
+    void cancel_shadow();
+    evp_pkey_ptr next_shadow_key();
+    std::string rollover_command(std::span<const std::string_view> args, time_point now, bool& ok);
     std::string cert_rep(cert_rep_params params, std::string& detail);
     http_answer reply(cert_rep_params params, std::string detail);
     http_answer fail(const reply_context& ctx, fail_info info, std::string text);
@@ -94,8 +114,25 @@ class ca_engine final : public scep_service {
     std::unique_ptr<store> store_;
     ca_key_pair ca_;
     bytes ca_der_;
+    // The rollover CA (state `shadow` in the store) while it exists.
+    std::optional<ca_key_pair> shadow_;
+    // Past active generations (certificates only) and cancelled shadows' generation ids.
+    std::vector<x509_ptr> archived_;
+    std::vector<int> cancelled_generations_;
+    // `rollover cancel` stops the automatic generation for this CA generation and this
+    // configured overlap (persisted in meta); nullopt = not cancelled.
+    std::optional<int> cancelled_for_;
+    std::string cancelled_overlap_;
+    std::size_t shadow_keys_used_ = 0;
+    // Who signs the reply of the SCEP operation being answered: the shadow when the request
+    // was encrypted to it (rule 6), else the active CA. Set at the start of pki_operation.
+    const ca_key_pair* signer_ = &ca_;
     x509_crl_ptr crl_;
+    time_point crl_this_update_{};
     time_point crl_next_update_{};
+    // Earliest pending request expiry, re-read from the store only after requests changed.
+    std::optional<time_point> next_expiry_;
+    bool expiry_dirty_ = true;
 };
 
 // "1094d23:34:30.810" / "5:54:30.810" / "48.241": IOS `show crypto pki timers` countdowns

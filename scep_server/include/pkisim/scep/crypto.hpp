@@ -45,6 +45,11 @@ evp_pkey_ptr generate_rsa_key(unsigned bits = 2048);
 // Error: error::bad_dn (empty, unknown attribute name, empty value, C not printable).
 tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text);
 
+// IOS convention for RA certificates: the subject carries `ou=ioscs RA` (e.g. "cn=ra, ou=ioscs
+// RA, o=cisco C=pki", ios-pki-research.md §5). True when an OU of `name` equals "ioscs RA",
+// ignoring case. The CA side of RA mode keys on it (RA certificate requests, `grant ra-auto`).
+bool is_ra_subject(const X509_NAME* name);
+
 // ---------------------------------------------------------------------------------------------
 // CA certificates (ios-pki-model.md §1 rule 1 and 3).
 // Self-signed, serial as given, keyUsage critical keyCertSign, cRLSign, digitalSignature,

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/timers/clock.hpp"
@@ -55,6 +56,9 @@ struct engine_options {
     // `no shutdown`" (ios-pki-research.md §1.1). An unencrypted PEM private key to use for a
     // new CA instead of generating one (tests use fixture keys to stay fast).
     std::string existing_key_pem;
+    // Unencrypted PEM private keys for the next shadow (rollover) CAs, used in order instead of
+    // generating `key_bits` keys (tests stay fast; model rule 3). Empty: generate.
+    std::vector<std::string> shadow_key_pems;
     // --legacy-crypto: accept single DES and MD5 (scep-wire §0.1).
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.

@@ -62,7 +62,9 @@ struct certificate_record {
     std::optional<std::int64_t> request_id;
 };
 
-enum class ca_state { active, shadow, archived };
+// active: signs now; shadow: the rollover CA (model rule 3) until the switchover (rule 7);
+// archived: a past active generation; cancelled: a shadow removed by `rollover cancel`.
+enum class ca_state { active, shadow, archived, cancelled };
 std::string_view to_string(ca_state s) noexcept;
 
 struct ca_generation_record {
@@ -79,6 +81,11 @@ class store {
     ~store();
     store(const store&) = delete;
     store& operator=(const store&) = delete;
+
+    // Runs `body` in one transaction (BEGIN IMMEDIATE ... COMMIT): every store call inside it
+    // commits with it or, if `body` throws, not at all (calls that open their own transaction
+    // become savepoints). Used for a rollover: serial + shadow certificate + CA generation.
+    void transact(const std::function<void()>& body);
 
     // Metadata (issuer name, CRL number, ...).
     std::optional<std::string> meta(std::string_view key);
@@ -119,6 +126,9 @@ class store {
     std::vector<request_record> requests_by_transaction(std::string_view transaction_id);
     std::vector<request_record> requests();  // oldest first
     void set_request_state(std::int64_t id, request_state s);
+    // The earliest `expires` of a pending request (a read only: the engine's tick asks it after
+    // requests changed, never on every call).
+    std::optional<time_point> earliest_pending_expiry();
     // Marks pending requests with expires <= now as expired; returns how many.
     int expire_requests(time_point now);
 
