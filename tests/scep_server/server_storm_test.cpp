@@ -410,6 +410,27 @@ TEST(server_storm, hundred_looping_clients_trip_the_ios_throttle_exactly_as_the_
         last_client_end = std::max(last_client_end, r.end);
     }
     const auto lab_s = [](timers::duration d) { return std::chrono::duration<double>(d).count(); };
+    // Before the shadow: how much of the time the listener was deaf, how many were served.
+    timers::duration deaf_before{0};
+    std::uint64_t deaf_periods_before = 0;
+    for (const auto& d : deaf) {
+        if (d.start >= shadow_at)
+            continue;
+        ++deaf_periods_before;
+        deaf_before += std::min(d.until, shadow_at) - d.start;
+    }
+    const auto served_before =
+        std::count_if(trace.begin(), trace.end(), [&](const limiter_event& ev) {
+            return ev.what == limiter_event::kind::attempt &&
+                   ev.decision == timers::admission::accepted && ev.at < shadow_at &&
+                   ev.at >= deaf.front().start;
+        });
+    std::cout << fmt::format(
+        "storm before the shadow, from the first deaf period on ({:.0f} s lab): {} deaf periods, "
+        "deaf {:.0f} % of the time, {} connections served ({:.1f} a minute)\n",
+        lab_s(shadow_at - deaf.front().start), deaf_periods_before,
+        100.0 * lab_s(deaf_before) / lab_s(shadow_at - deaf.front().start), served_before,
+        60.0 * static_cast<double>(served_before) / lab_s(shadow_at - deaf.front().start));
     std::cout << fmt::format(
         "storm: {} clients, {} attempts before the shadow; first deaf period after {} attempts "
         "({:.1f} s lab); server: accepted {}, dropped (max-connections) {}, ignored {}, deaf "
