@@ -629,17 +629,14 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         fail(*part, timers::http_outcome::failure, reply);
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
-    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d,
-                                bool tripped = false) {
-        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client, tripped);
+    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
+        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
         handler(part, cost.outcome, now + cost.after.count());
     };
     if (auto part = take(a.dropped))
         unanswered(fail, *part, timers::admission::dropped_max_connections);
-    if (auto part = take(a.ignored - a.tripped))
+    if (auto part = take(a.ignored))
         unanswered(fail, *part, timers::admission::ignored_deaf);
-    if (auto part = take(a.tripped))
-        unanswered(fail, *part, timers::admission::ignored_deaf, true);
 }
 
 void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
@@ -754,17 +751,14 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     }
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
-    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d,
-                                bool tripped = false) {
-        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client, tripped);
+    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
+        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
         handler(part, cost.outcome, now + cost.after.count());
     };
     if (auto part = take(a.dropped))
         unanswered(react, *part, timers::admission::dropped_max_connections);
-    if (auto part = take(a.ignored - a.tripped))
+    if (auto part = take(a.ignored))
         unanswered(react, *part, timers::admission::ignored_deaf);
-    if (auto part = take(a.tripped))
-        unanswered(react, *part, timers::admission::ignored_deaf, true);
 }
 
 void simulator::do_switchover(std::uint32_t idx, ms_t now) {

@@ -81,16 +81,3 @@ TEST(attempt_cost, a_deaf_listener_costs_the_connect_timeout_and_a_drop_one_roun
 }
 
 }  // namespace
-
-namespace {
-
-using namespace pkisim::timers;
-
-TEST(attempt_cost, the_attempt_that_trips_the_throttle_is_reset_after_one_round_trip) {
-    const client_model m;
-    const auto c = attempt_cost(admission::ignored_deaf, duration{40}, m, true);
-    EXPECT_EQ(c.outcome, http_outcome::refused);
-    EXPECT_EQ(c.after, duration{40});
-}
-
-}  // namespace

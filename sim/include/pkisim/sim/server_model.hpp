@@ -22,10 +22,6 @@ struct admission_counts {
     std::uint64_t accepted = 0;
     std::uint64_t dropped = 0;
     std::uint64_t ignored = 0;
-    // Of `ignored`: attempts that tripped the throttle (started a deaf period). The real
-    // server had accepted them and resets them at once, so the client learns after a round
-    // trip instead of its connect timeout (timers::attempt_cost).
-    std::uint64_t tripped = 0;
 };
 
 // Where the members of one cohort reach a server: member j of the instant's K connections
@@ -116,9 +112,7 @@ struct server_model {
                     break;
                 }
                 case timers::admission::ignored_deaf:
-                    // is_deaf() was false just above: this attempt started the deaf period.
                     ++out.ignored;
-                    ++out.tripped;
                     ++j;
                     break;
             }

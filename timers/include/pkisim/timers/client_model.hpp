@@ -61,14 +61,11 @@ shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_p
 //   ignored_deaf            -> timed_out: the deaf listener drops the SYN (no SYN-ACK, no RST;
 //                              seed 002: "a telnet to port 80 times out"); the client gives up
 //                              after its connect timeout.
-//   ignored_deaf, tripped   -> refused: the attempt that starts the deaf period had already
-//                              been accepted by the kernel; the server resets it at once.
 //   accepted                -> the attempt is served; not an unanswered attempt (ok, cost 0).
 struct unanswered_attempt {
     http_outcome outcome;
     duration after;  // from the moment the client starts connecting
 };
-unanswered_attempt attempt_cost(admission decision, duration round_trip, const client_model& model,
-                                bool tripped_throttle = false);
+unanswered_attempt attempt_cost(admission decision, duration round_trip, const client_model& model);
 
 }  // namespace pkisim::timers
