@@ -62,6 +62,11 @@ shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_p
 //                              seed 002: "a telnet to port 80 times out"); the client gives up
 //                              after its connect timeout.
 //   accepted                -> the attempt is served; not an unanswered attempt (ok, cost 0).
+// One known difference: the attempt that trips the throttle (the limiter answers ignored_deaf
+// and starts the deaf period) had already been accepted by the kernel, so the real server
+// resets it at once; here it costs the connect timeout like every other ignored attempt (one
+// attempt per deaf period; charging it a round trip moved the cohort engine away from the
+// exact one in tests/sim/engine_agreement_test.cpp, so it is left for the simulator).
 struct unanswered_attempt {
     http_outcome outcome;
     duration after;  // from the moment the client starts connecting
