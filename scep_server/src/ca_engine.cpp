@@ -336,7 +336,7 @@ time_point ca_engine::tick() {
     time_point next = crl_due();
     if (next_expiry_)
         next = std::min(next, *next_expiry_);
-    if (auto t = auto_shadow_time())
+    if (auto t = auto_shadow_time(now))
         next = std::min(next, *t);
     if (shadow_)
         next = std::min(next, timers::switchover_time(not_after(ca_.cert.get())));
@@ -359,13 +359,12 @@ bool ca_engine::auto_rollover_cancelled() const {
            cancelled_overlap_ == overlap_key(options_.server.auto_rollover);
 }
 
-std::optional<time_point> ca_engine::auto_shadow_time() const {
+std::optional<time_point> ca_engine::auto_shadow_time(time_point now) const {
     if (shadow_ || !options_.server.auto_rollover || auto_rollover_cancelled())
         return std::nullopt;
     const time_point ca_end = not_after(ca_.cert.get());
     // Rule 3 on a live server: notAfter − overlap, or now when that is already past.
-    if (auto t =
-            timers::shadow_generation_due(ca_end, options_.server.auto_rollover, clock_.now())) {
+    if (auto t = timers::shadow_generation_due(ca_end, options_.server.auto_rollover, now)) {
         return t;
     }
     // The CA has expired with no shadow (the server was down through the whole overlap): the
@@ -377,7 +376,7 @@ std::optional<time_point> ca_engine::auto_shadow_time() const {
 void ca_engine::catch_up(time_point now) {
     // Bounded: a warped clock or a long downtime may cross several generations at once.
     for (int round = 0; round < 64; ++round) {
-        if (auto t = auto_shadow_time(); t && *t <= now) {
+        if (auto t = auto_shadow_time(now); t && *t <= now) {
             generate_shadow(false);
             continue;
         }
@@ -661,8 +660,11 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     // an issued certificate is new even with the same key and CSR (micromdm reuses both) unless
     // it is signed by the same certificate. The same transactionID and key with another CSR
     // while the first is pending is a replay with altered content.
+    // Only requests to the same CA generation count: the identical PKCSReq encrypted to the
+    // shadow is the client's rollover request (rule 6), not a re-send of its first enrollment
+    // (IOS and `pkisim client` reuse the key, hence the transactionID and the CSR).
     for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
-        if (r.signer_key_hash != signer_key)
+        if (r.signer_key_hash != signer_key || r.ca_generation != signer_->generation)
             continue;
         const bool same_signer =
             r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
@@ -783,7 +785,13 @@ http_answer ca_engine::poll(const pki_request& req, time_point now) {
     if (rows.empty()) {
         return fail(req.context(), fail_info::bad_request, "CertPoll for an unknown transactionID");
     }
+    // Prefer the request with the same key made to the same CA generation (a rollover request
+    // and the first enrollment share key and transactionID), then the same key.
     const std::string signer_key = key_hash(req.signer.get());
+    for (auto& r : rows) {
+        if (r.signer_key_hash == signer_key && r.ca_generation == signer_->generation)
+            return answer_existing(req, std::move(r), now);
+    }
     for (auto& r : rows) {
         if (r.signer_key_hash == signer_key)
             return answer_existing(req, std::move(r), now);
@@ -1021,14 +1029,13 @@ std::string ca_engine::show_server(time_point now) {
                            md5_fingerprint(shadow_->cert.get()));
         out += fmt::format("    Rollover CA cert expiration time: {}\n",
                            timers::to_ios_time(not_after(shadow_->cert.get())));
-    } else if (auto_shadow_time()) {
+    } else if (auto_shadow_time(now)) {
         // Unverified wording: research §1.4 believes IOS prints `pending` before generation.
         out += "    Rollover status: pending\n";
     } else if (auto_rollover_cancelled()) {
         // Our wording (nothing known from IOS): the operator's `rollover cancel` holds.
         out += "    Rollover status: cancelled\n";
     }
-    (void)now;
     return out;
 }
 
@@ -1100,7 +1107,7 @@ std::string ca_engine::show_timers(time_point now) {
     std::vector<entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
     // Research §3.2: CS SHADOW CERT GENERATION until the shadow exists, CS CERT EXPIRE at the
     // switchover.
-    if (auto t = auto_shadow_time())
+    if (auto t = auto_shadow_time(now))
         cs.push_back({*t, "CS SHADOW CERT GENERATION"});
     cs.push_back({timers::switchover_time(not_after(ca_.cert.get())), "CS CERT EXPIRE"});
     return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));

@@ -341,6 +341,33 @@ TEST(ca_rollover, overlap_raised_then_restart_past_the_due_time_generates_the_sh
     EXPECT_NE(show.find("Rollover status: available for rollover"), std::string::npos);
 }
 
+// A clock that moves on every reading, as a warped clock does between two calls.
+class stepping_clock final : public timers::clock {
+  public:
+    explicit stepping_clock(time_point start) : now_(start) {}
+    time_point now() const override {
+        const time_point t = now_;
+        now_ += timers::seconds{1};
+        return t;
+    }
+
+  private:
+    mutable time_point now_;
+};
+
+TEST(ca_rollover, a_moving_clock_still_generates_a_shadow_whose_time_is_past) {
+    temp_dir dir;
+    load_providers(false);
+    auto o = rollover_options(dir.path);
+    stepping_clock clock{test_epoch()};
+    { ca_engine first{o, clock}; }
+    o.server.auto_rollover = days{1094};  // the due time is a day after the start: past
+    stepping_clock later{test_epoch() + days{10}};
+    ca_engine e{o, later};
+    EXPECT_NE(e.shadow_certificate(), nullptr);
+    EXPECT_EQ(e.get_next_ca_cert().status, 200u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rule 6: rollover ID certificates.
 
@@ -371,6 +398,26 @@ TEST(ca_rollover, request_encrypted_to_the_shadow_gets_a_rollover_certificate_fr
     ASSERT_EQ(renewed.status, pki_status::success) << f.last_detail;
     EXPECT_EQ(X509_verify(renewed.certs.front().get(), X509_get0_pubkey(shadow)), 1);
     EXPECT_EQ(not_before(renewed.certs.front().get()), not_before(shadow));
+}
+
+TEST(ca_rollover, the_same_request_encrypted_to_the_shadow_is_a_new_rollover_request) {
+    // IOS and `pkisim client` keep the key: same transactionID, same CSR as the first time.
+    rollover_fixture f;
+    auto c = make_client();
+    const auto first = f.send(c, c.pkcs_req({f.ca()}), f.ca());
+    ASSERT_EQ(first.status, pki_status::success);
+    f.at(f.due());
+    auto rolled = f.send(c, c.pkcs_req({f.shadow()}), f.shadow());
+    ASSERT_EQ(rolled.status, pki_status::success) << f.last_detail;
+    EXPECT_NE(serial_u64(rolled.certs.front().get()), serial_u64(first.certs.front().get()));
+    EXPECT_EQ(X509_verify(rolled.certs.front().get(), X509_get0_pubkey(f.shadow())), 1);
+    // Re-sent (micromdm-style poll) or polled, each answer stays with its own generation.
+    auto again = f.send(c, c.pkcs_req({f.shadow()}), f.shadow());
+    EXPECT_EQ(serial_u64(again.certs.front().get()), serial_u64(rolled.certs.front().get()));
+    auto polled = f.send(c, c.cert_poll({f.shadow()}, f.shadow()), f.shadow());
+    EXPECT_EQ(serial_u64(polled.certs.front().get()), serial_u64(rolled.certs.front().get()));
+    auto old = f.send(c, c.cert_poll({f.ca()}, f.ca()), f.ca());
+    EXPECT_EQ(serial_u64(old.certs.front().get()), serial_u64(first.certs.front().get()));
 }
 
 TEST(ca_rollover, rollover_certificate_never_outlives_the_shadow) {

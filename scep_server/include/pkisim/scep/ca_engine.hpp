@@ -2,11 +2,18 @@
 // over the codec, the CA crypto and the store. It answers SCEP operations and operator
 // commands. Every instant comes from the injected clock; every rule from timers/.
 //
+// Rollover (rules 3-7): with `auto-rollover` the shadow CA is generated at
+// timers::shadow_generation_due, on the engine's clock, by tick() or lazily by the first
+// operation at or after that instant; it switches over at the CA's notAfter the same way. All
+// of it is in the store (CA generations active / shadow / archived / cancelled).
+//
+// clang-format off
 //   manual_clock clock{parse_iso8601("2030-01-01").value()};
-//   ca_engine engine{options, clock};                 // creates or loads the CA in
-//   options.data_dir http_answer a = engine.pki_operation(der);       // a CertRep (SUCCESS /
-//   PENDING / FAILURE) std::string text = engine.admin("grant all");    // operator command,
-//   IOS-style output
+//   ca_engine engine{options, clock};          // creates or loads the CA in options.data_dir
+//   http_answer a = engine.pki_operation(der); // a CertRep (SUCCESS / PENDING / FAILURE)
+//   engine.admin("rollover");                  // the shadow CA now (IOS `rollover`)
+//   time_point next = engine.tick();           // CRL, expiry, shadow, switchover; next event
+// clang-format on
 //
 // Not thread-safe: the server runs it on one dedicated thread (store calls block), never on a
 // network thread.
@@ -81,9 +88,10 @@ class ca_engine final : public scep_service {
     // Rollover (model §1 rules 3 and 7). catch_up runs whatever is due at `now`, in order,
     // however late: shadow generation, switchover, again for a later generation, CRL renewal.
     void catch_up(time_point now);
-    // When the automatic shadow generation of the active generation is due (possibly in the
-    // past); nullopt without auto-rollover, after `rollover cancel`, or once the shadow exists.
-    std::optional<time_point> auto_shadow_time() const;
+    // When the automatic shadow generation of the active generation is due, seen at `now`
+    // (possibly `now` itself, or earlier after a downtime); nullopt without auto-rollover, after
+    // `rollover cancel`, or once the shadow exists.
+    std::optional<time_point> auto_shadow_time(time_point now) const;
     bool auto_rollover_cancelled() const;
     void generate_shadow(bool by_operator);
     void switch_over(time_point now);
