@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -51,7 +52,70 @@ struct serve_options {
     std::string upstream_challenge_file;
     bool upstream_legacy_crypto = false;
     int upstream_timeout_ms = 5000;
+    // IOS HTTP limiter (ios-pki-model.md §3); unset = the configuration or the model default.
+    std::optional<int> max_connections;
+    std::string throttle = "on";
+    int throttle_limit = 80;
+    double throttle_window_s = 60;
+    double deaf_period_s = 15;
+    std::string throttle_window_mode = "sliding";
+    std::string metrics_listen;
 };
+
+// The limiter flags, checked with messages that say what to fix. nullopt = error printed.
+std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
+                                                         int config_max_connections) {
+    timers::limiter_config l;
+    const auto fail = [](const std::string& text) {
+        std::cerr << "pkisim serve: " << text << '\n';
+        return std::nullopt;
+    };
+    if (o.ios_limits != "on" && o.ios_limits != "off")
+        return fail("--ios-limits must be on or off (off: no IOS limits, for throughput tests)");
+    if (o.throttle != "on" && o.throttle != "off")
+        return fail("--throttle must be on or off");
+    l.enabled = o.ios_limits == "on";
+    l.throttle = o.throttle == "on";
+    l.max_connections = o.max_connections.value_or(config_max_connections);
+    if (l.max_connections < 1 || l.max_connections > 16) {
+        return fail(
+            fmt::format("--max-connections {}: IOS accepts 1..16 (`ip http max-connections`, "
+                        "default 5)",
+                        l.max_connections));
+    }
+    if (o.throttle_limit < 1)
+        return fail(
+            fmt::format("--throttle-limit {}: give at least 1 connection per window "
+                        "(IOS: 80), or --throttle off",
+                        o.throttle_limit));
+    l.throttle_limit = o.throttle_limit;
+    const auto as_ms = [](double s) {
+        return timers::duration{static_cast<timers::duration::rep>(s * 1000.0 + 0.5)};
+    };
+    if (!(o.throttle_window_s >= 0.001) || o.throttle_window_s > 86400)
+        return fail(fmt::format("--throttle-window {}: give seconds in (0, 86400] (IOS: 60)",
+                                o.throttle_window_s));
+    if (!(o.deaf_period_s >= 0) || o.deaf_period_s > 86400)
+        return fail(
+            fmt::format("--deaf-period {}: give seconds in [0, 86400] (IOS: 15)", o.deaf_period_s));
+    l.throttle_window_length = as_ms(o.throttle_window_s);
+    l.deaf_period = as_ms(o.deaf_period_s);
+    std::string mode = o.throttle_window_mode;
+    std::replace(mode.begin(), mode.end(), '_', '-');
+    if (mode == "sliding") {
+        l.window = timers::throttle_window::sliding;
+    } else if (mode == "fixed-minute") {
+        l.window = timers::throttle_window::fixed_minute;
+    } else if (mode == "reset-after-deaf") {
+        l.window = timers::throttle_window::reset_after_deaf;
+    } else {
+        return fail(
+            fmt::format("--throttle-window-mode {}: use sliding (default), fixed-minute or "
+                        "reset-after-deaf",
+                        o.throttle_window_mode));
+    }
+    return l;
+}
 
 std::string first_line_of_file(const std::string& path) {
     std::ifstream in{path};
@@ -127,13 +191,12 @@ int run_serve(const serve_options& o) {
         std::cerr << "pkisim serve: --listen " << o.listen << ": bad port\n";
         return 2;
     }
-    if (o.ios_limits != "on" && o.ios_limits != "off") {
-        std::cerr << "pkisim serve: --ios-limits must be on or off\n";
+    // `ip http max-connections` of the device that runs this server, unless a flag overrides.
+    const auto limiter = limiter_from_flags(o, srv->http_max_connections);
+    if (!limiter)
         return 2;
-    }
-    // `ip http max-connections` of the device that runs this server.
-    http.limiter.max_connections = srv->http_max_connections;
-    http.limiter.enabled = o.ios_limits == "on";
+    http.limiter = *limiter;
+    http.metrics_listen = o.metrics_listen;
     http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
     http.backlog = o.backlog;
     http.access_log = o.access_log;
@@ -204,6 +267,11 @@ int run_serve(const serve_options& o) {
                          srv->name, scep::subject_string(s.engine().ca_certificate()),
                          s.local_address(), s.admin_socket_path().string())
                   << std::endl;
+        if (!s.metrics_address().empty()) {
+            std::cout << fmt::format("pkisim serve: metrics on http://{}/metrics",
+                                     s.metrics_address())
+                      << std::endl;
+        }
         s.run_until_signal();
         std::cout << "pkisim serve: stopped" << std::endl;
         return 0;
@@ -250,10 +318,52 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_flag(
         "--legacy-crypto", o->legacy_crypto,
         "Accept single DES and MD5 (micromdm scepclient, old IOS); RFC 8894 forbids them");
+    // IOS HTTP limiter (ios-pki-model.md §3). Validated in limiter_from_flags (messages that
+    // say what to fix).
     serve
         ->add_option("--ios-limits", o->ios_limits,
-                     "on|off: IOS max-connections and 80/min throttle on the listener")
-        ->capture_default_str();
+                     "on|off: the IOS HTTP limiter (max-connections, throttle) on the listener; "
+                     "off for throughput benchmarks")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--max-connections", o->max_connections,
+                     "Concurrent connections, 1..16; overrides `ip http max-connections` of the "
+                     "configuration (IOS default 5); more are reset at once")
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--throttle", o->throttle,
+                     "on|off: the connection-rate throttle (seed 002: 80 connections per minute, "
+                     "then deaf)")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--throttle-limit", o->throttle_limit,
+                     "Accepted connections per window that make the listener deaf")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--throttle-window", o->throttle_window_s,
+                     "Window length in seconds of the server's (possibly warped) clock")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--deaf-period", o->deaf_period_s,
+                     "Seconds the listener stays deaf: SYNs get no answer, clients' connects "
+                     "time out")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--throttle-window-mode", o->throttle_window_mode,
+                     "sliding (last N s), fixed-minute (clock-aligned buckets) or "
+                     "reset-after-deaf (count restarts after each deaf period)")
+        ->capture_default_str()
+        ->group("IOS HTTP limiter");
+    serve
+        ->add_option("--metrics-listen", o->metrics_listen,
+                     "ADDRESS:PORT of a Prometheus endpoint serving only GET /metrics (also "
+                     "served over DATA/admin.sock); not the SCEP port")
+        ->group("IOS HTTP limiter");
     serve->add_option("--key-bits", o->key_bits, "RSA size of a new CA key")->capture_default_str();
     serve->add_option("--passphrase-file", o->passphrase_file,
                       "File whose first line is the CA key passphrase (else PKISIM_CA_PASSPHRASE, "
@@ -272,8 +382,7 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         "Put the CA certificate next to the issued one in SUCCESS replies (Cisco VPN client)");
     serve
         ->add_option("--backlog", o->backlog,
-                     "Listen backlog: while the IOS throttle keeps the listener deaf, handshakes "
-                     "beyond it go unanswered (connect timeout, as on IOS)")
+                     "Listen backlog of the SCEP socket (handshakes waiting for accept)")
         ->check(CLI::Range(1, 65535))
         ->capture_default_str();
     // --- RA mode options (issue 4 §2).
@@ -305,7 +414,7 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     ca->add_option("--data", *data, "Data folder of the running server")->required();
     ca->add_option("command", *words,
                    "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
-                   "rollover [cancel], show server|requests|certificates|timers|http")
+                   "rollover [cancel], show server|requests|certificates|timers|http|metrics")
         ->required();
     ca->footer(
         "Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "

@@ -1,5 +1,6 @@
 #include "pkisim/scep/server.hpp"
 
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -145,6 +147,36 @@ void abort_close(tcp::socket& s) {
     s.close(ignored);
 }
 
+// A classic BPF program that accepts nothing: on a listening socket the kernel then drops every
+// SYN (and every handshake ACK) before TCP sees it, so no SYN-ACK and no RST go out (model §3:
+// the deaf listener). Unprivileged; established connections keep their own sockets.
+bool attach_drop_all_filter(int fd) {
+    sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+    sock_fprog prog{1, code};
+    return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+}
+
+void detach_filter(int fd) {
+    int unused = 0;
+    ::setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
+}
+
+// The `operation` label of pkisim_http_requests_total: the four SCEP operations IOS uses and
+// GetCACaps, as RFC 8894 spells them; anything else (other operations, bad paths) is "other".
+std::string_view operation_label(std::string_view op) {
+    for (std::string_view known : {"GetCACert", "GetCACaps", "GetNextCACert", "PKIOperation"}) {
+        if (iequals(op, known))
+            return known;
+    }
+    return "other";
+}
+
+// Prometheus text format 0.0.4: one # HELP and # TYPE line per metric family.
+void metric_family(std::string& out, std::string_view name, std::string_view type,
+                   std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +188,7 @@ struct server::impl {
           limiter(http.limiter),
           acceptor(net_ctx),
           admin_acceptor(net_ctx),
+          metrics_acceptor(net_ctx),
           deaf_timer(net_ctx),
           tick_timer(engine_ctx) {
         if (!http.quiet && !http.access_log.empty()) {
@@ -167,6 +200,7 @@ struct server::impl {
         }
         // Bind first: a port in use must not leave a freshly created CA behind.
         open_listener();
+        open_metrics_listener();
         engine = make_service(std::move(e), c);
         open_admin();
     }
@@ -239,9 +273,19 @@ struct server::impl {
 
     void do_accept();
     void on_accept(boost::system::error_code ec, tcp::socket socket);
+    timers::admission attempt(time_point now);
+    void closed(time_point now);
+    void trace(limiter_event::kind what, time_point at,
+               timers::admission decision = timers::admission::accepted) {
+        if (http.limiter_trace)
+            http.limiter_trace(limiter_event{what, at, decision});
+    }
     void enter_deaf(time_point now);
     void end_deaf();
     void do_admin_accept();
+    void open_metrics_listener();
+    void do_metrics_accept();
+    std::string metrics_text() const;
     void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
     std::string show_http() const;
 
@@ -250,6 +294,8 @@ struct server::impl {
     std::unique_ptr<scep_service> engine;
     timers::connection_limiter limiter;  // network thread only
     http_counters counters;              // network thread only
+    // pkisim_http_requests_total{operation, status}; network thread only.
+    std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_by;
     std::ofstream log_file;
     std::mutex log_mutex;
     std::filesystem::path admin_path;
@@ -260,6 +306,7 @@ struct server::impl {
     net::io_context engine_ctx{1};
     tcp::acceptor acceptor;
     local::acceptor admin_acceptor;
+    tcp::acceptor metrics_acceptor;
     net::steady_timer deaf_timer;
     net::steady_timer tick_timer;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> net_guard;
@@ -280,7 +327,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const auto ep = stream_.socket().remote_endpoint(ec);
         peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
     }
-    ~http_session() { srv_.limiter.on_close(srv_.clock.now()); }
+    ~http_session() { srv_.closed(srv_.clock.now()); }
     http_session(const http_session&) = delete;
     http_session& operator=(const http_session&) = delete;
 
@@ -440,6 +487,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void on_write(beast::error_code ec) {
         ++srv_.counters.requests;
+        ++srv_.requests_by[{std::string{operation_label(operation_)}, status_}];
         if (status_ < 300) {
             ++srv_.counters.responses_2xx;
         } else if (status_ < 500) {
@@ -498,6 +546,79 @@ class http_session : public std::enable_shared_from_this<http_session> {
     std::chrono::steady_clock::time_point started_{};
 };
 
+// The whole HTTP/1.0 answer to a request line on the admin side: GET /metrics -> Prometheus
+// text; anything else -> 404 (only /metrics is served there).
+std::string http_metrics_reply(const server::impl& srv, std::string_view request_line) {
+    const auto sp1 = request_line.find(' ');
+    const auto sp2 = request_line.find(' ', sp1 + 1);
+    const auto method = request_line.substr(0, sp1);
+    auto target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    if (const auto q = target.find('?'); q != std::string_view::npos)
+        target = target.substr(0, q);
+    // Absolute form (a proxy-style request line) names the same path.
+    if (const auto scheme = target.find("://"); scheme != std::string_view::npos) {
+        const auto slash = target.find('/', scheme + 3);
+        target = slash == std::string_view::npos ? std::string_view{"/"} : target.substr(slash);
+    }
+    std::string status = "200 OK";
+    std::string type = "text/plain; version=0.0.4; charset=utf-8";
+    std::string body;
+    if (target != "/metrics") {
+        status = "404 Not Found";
+        type = "text/plain";
+        body = "only /metrics here\n";
+    } else if (method != "GET" && method != "HEAD") {
+        status = "405 Method Not Allowed";
+        type = "text/plain";
+        body = "GET /metrics\n";
+    } else {
+        body = srv.metrics_text();
+    }
+    std::string out = fmt::format(
+        "HTTP/1.0 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        status, type, body.size());
+    if (method != "HEAD")
+        out += body;
+    return out;
+}
+
+// One scrape on the --metrics-listen port: read one request, answer, close. Not behind the IOS
+// limiter (it is not the SCEP listener); short read timeout, small header limit.
+class metrics_session : public std::enable_shared_from_this<metrics_session> {
+  public:
+    metrics_session(server::impl& srv, tcp::socket socket)
+        : srv_(srv), stream_(std::move(socket)) {}
+
+    void run() {
+        parser_.header_limit(8 * 1024);
+        parser_.body_limit(0);
+        stream_.expires_after(std::chrono::seconds{5});
+        http::async_read(
+            stream_, buffer_, parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (ec)
+                    return;
+                const auto& req = self->parser_.get();
+                self->out_ = http_metrics_reply(
+                    self->srv_, fmt::format("{} {} HTTP/1.0", std::string_view{req.method_string()},
+                                            std::string_view{req.target()}));
+                net::async_write(
+                    self->stream_, net::buffer(self->out_), [self](beast::error_code, std::size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                        self->stream_.close();
+                    });
+            });
+    }
+
+  private:
+    server::impl& srv_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    http::request_parser<http::empty_body> parser_;
+    std::string out_;
+};
+
 // One operator command over DIR/admin.sock: a line in, "ok|error\n" + text out, then close.
 class admin_session : public std::enable_shared_from_this<admin_session> {
   public:
@@ -531,8 +652,22 @@ class admin_session : public std::enable_shared_from_this<admin_session> {
         std::string cmd = line_.substr(0, n);
         while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r'))
             cmd.pop_back();
+        // `curl --unix-socket DIR/admin.sock http://localhost/metrics`: an HTTP request line
+        // instead of a command. Read the headers (unread bytes would make close() send a RST).
+        if ((cmd.starts_with("GET ") || cmd.starts_with("HEAD ")) &&
+            cmd.find(" HTTP/") != std::string::npos) {
+            net::async_read_until(
+                socket_, net::dynamic_buffer(line_, 16 * 1024), "\r\n\r\n",
+                [self = shared_from_this(), cmd](boost::system::error_code e, std::size_t) {
+                    if (!e)
+                        self->reply_http(cmd);
+                });
+            return;
+        }
         if (cmd == "show http")
             return reply({true, srv_.show_http()});
+        if (cmd == "show metrics")
+            return reply({true, srv_.metrics_text()});
         auto& engine = *srv_.engine;
         net::post(srv_.engine_ctx, [self = shared_from_this(), &engine, cmd]() mutable {
             auto r = engine.admin(cmd);
@@ -541,8 +676,17 @@ class admin_session : public std::enable_shared_from_this<admin_session> {
         });
     }
 
+    void reply_http(const std::string& request_line) {
+        out_ = http_metrics_reply(srv_, request_line);
+        write_out();
+    }
+
     void reply(const admin_result& r) {
         out_ = std::string{r.ok ? "ok\n" : "error\n"} + r.text;
+        write_out();
+    }
+
+    void write_out() {
         net::async_write(socket_, net::buffer(out_),
                          [self = shared_from_this()](boost::system::error_code, std::size_t) {
                              boost::system::error_code ignored;
@@ -568,31 +712,68 @@ void server::impl::do_accept() {
     });
 }
 
+timers::admission server::impl::attempt(time_point now) {
+    const auto decision = limiter.on_attempt(now);
+    trace(limiter_event::kind::attempt, now, decision);
+    return decision;
+}
+
+void server::impl::closed(time_point now) {
+    limiter.on_close(now);
+    trace(limiter_event::kind::close, now);
+}
+
 void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopped)
         return;
     if (ec)
         return do_accept();  // e.g. the peer went away before accept
     const time_point now = clock.now();
-    switch (limiter.on_attempt(now)) {
+    switch (attempt(now)) {
         case timers::admission::accepted:
             std::make_shared<http_session>(*this, std::move(socket))->run();
             break;
         case timers::admission::dropped_max_connections:
-            // Model §3: a connection over `ip http max-connections` is dropped at once.
+            // Model §3: a connection over `ip http max-connections` is dropped at once (RST).
             abort_close(socket);
             break;
         case timers::admission::ignored_deaf:
+            // The attempt that trips the throttle: no HTTP service, reset at once -- but only
+            // once the listener is deaf, so that a client retrying on that RST finds no
+            // SYN-ACK.
+            enter_deaf(now);
             abort_close(socket);
-            return enter_deaf(now);
+            return;
     }
     do_accept();
 }
 
 void server::impl::enter_deaf(time_point now) {
-    // Model §3: the listener stops listening for the deaf period (IOS: 15 s).
-    deaf = true;
-    const auto wait = clock.to_real(limiter.deaf_until() - now);
+    // Model §3: the listener stops listening for the deaf period (IOS: 15 s). First the filter,
+    // so that no new handshake completes; then whatever the kernel completed before it went up
+    // goes through the limiter (ignored: we are deaf) and is reset.
+    if (!deaf) {
+        deaf = true;
+        counters.syn_filter = attach_drop_all_filter(acceptor.native_handle());
+        trace(limiter_event::kind::deaf_start, now);
+        boost::system::error_code ec;
+        acceptor.non_blocking(true, ec);
+        for (;;) {
+            tcp::socket s{net_ctx};
+            acceptor.accept(s, ec);
+            if (ec)
+                break;
+            const auto t = clock.now();
+            if (attempt(t) == timers::admission::accepted) {
+                // The clock moved past the deaf period meanwhile (a very fast warped clock).
+                std::make_shared<http_session>(*this, std::move(s))->run();
+            } else {
+                abort_close(s);
+            }
+        }
+        acceptor.non_blocking(false, ec);
+    }
+    const auto wait = clock.to_real(limiter.deaf_until() - clock.now());
     deaf_timer.expires_after(
         std::chrono::milliseconds{std::max<timers::duration::rep>(wait.count(), 0)});
     deaf_timer.async_wait([this](boost::system::error_code ec) {
@@ -602,11 +783,23 @@ void server::impl::enter_deaf(time_point now) {
 }
 
 void server::impl::end_deaf() {
-    // What queued in the kernel backlog while deaf never got an answer from IOS: reset it.
+    if (stopped)
+        return;
+    const auto now = clock.now();
+    if (limiter.is_deaf(now)) {
+        // The real timer fired before the (warped) clock got there: wait for the rest.
+        return enter_deaf(now);
+    }
     deaf = false;
+    detach_filter(acceptor.native_handle());
+    trace(limiter_event::kind::deaf_end, now);
+    // Without the filter (not Linux) handshakes queued in the backlog while deaf: IOS would
+    // never have answered them, so they are reset rather than served late.
     boost::system::error_code ec;
     acceptor.non_blocking(true, ec);
     for (;;) {
+        if (counters.syn_filter)
+            break;
         tcp::socket s{net_ctx};
         acceptor.accept(s, ec);
         if (ec)
@@ -626,6 +819,103 @@ void server::impl::do_admin_accept() {
             std::make_shared<admin_session>(*this, std::move(s))->run();
         do_admin_accept();
     });
+}
+
+void server::impl::open_metrics_listener() {
+    if (http.metrics_listen.empty())
+        return;
+    const auto colon = http.metrics_listen.rfind(':');
+    boost::system::error_code ec;
+    const auto address = net::ip::make_address(
+        colon == std::string::npos ? std::string{} : http.metrics_listen.substr(0, colon), ec);
+    int port = -1;
+    if (!ec && colon != std::string::npos) {
+        try {
+            port = std::stoi(http.metrics_listen.substr(colon + 1));
+        } catch (const std::exception&) {
+            port = -1;
+        }
+    }
+    if (ec || port < 0 || port > 65535) {
+        throw startup_error(exit_status::config,
+                            fmt::format("bad metrics address '{}' (expected ADDRESS:PORT, e.g. "
+                                        "127.0.0.1:9180)",
+                                        http.metrics_listen));
+    }
+    const tcp::endpoint ep{address, static_cast<unsigned short>(port)};
+    metrics_acceptor.open(ep.protocol(), ec);
+    if (!ec)
+        metrics_acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+        metrics_acceptor.bind(ep, ec);
+    if (!ec)
+        metrics_acceptor.listen(16, ec);
+    if (ec) {
+        throw startup_error(exit_status::listen, fmt::format("cannot listen on {} (metrics): {}",
+                                                             http.metrics_listen, ec.message()));
+    }
+}
+
+void server::impl::do_metrics_accept() {
+    if (!metrics_acceptor.is_open())
+        return;
+    metrics_acceptor.async_accept(net_ctx, [this](boost::system::error_code ec, tcp::socket s) {
+        if (ec == net::error::operation_aborted || stopped)
+            return;
+        if (!ec)
+            std::make_shared<metrics_session>(*this, std::move(s))->run();
+        do_metrics_accept();
+    });
+}
+
+std::string server::impl::metrics_text() const {
+    // Prometheus text exposition format 0.0.4; names pkisim_*_total for counters. The same
+    // numbers as `show http` (what IOS never showed: CSCuj83430).
+    const auto& c = limiter.counters();
+    const auto& cfg = limiter.config();
+    std::string out;
+    const auto counter = [&out](std::string_view name, std::string_view help, auto value) {
+        metric_family(out, name, "counter", help);
+        out += fmt::format("{} {}\n", name, value);
+    };
+    const auto gauge = [&out](std::string_view name, std::string_view help, auto value) {
+        metric_family(out, name, "gauge", help);
+        out += fmt::format("{} {}\n", name, value);
+    };
+    counter("pkisim_http_connections_accepted_total",
+            "Connections the IOS limiter accepted (served).", c.accepted);
+    counter("pkisim_http_connections_dropped_max_connections_total",
+            "Connections reset at once because ip http max-connections were open.",
+            c.dropped_max_connections);
+    counter("pkisim_http_connections_ignored_deaf_total",
+            "Connections the listener saw while deaf (the one that tripped the throttle and "
+            "handshakes already queued): reset without service. SYNs dropped by the deaf "
+            "listener never reach it and are not counted.",
+            c.ignored_deaf);
+    counter("pkisim_http_connections_reset_after_deaf_total",
+            "Handshakes found queued when a deaf period ended, reset (only without the SYN "
+            "filter).",
+            counters.reset_after_deaf);
+    counter("pkisim_http_deaf_periods_total",
+            "Deaf periods started by the connection-rate throttle.", c.deaf_periods);
+    counter("pkisim_http_deaf_seconds_total", "Server-clock seconds of deaf periods started.",
+            std::chrono::duration<double>(c.deaf_time).count());
+    counter("pkisim_http_read_timeouts_total",
+            "Connections closed because the request did not arrive in time.",
+            counters.read_timeouts);
+    metric_family(out, "pkisim_http_requests_total", "counter",
+                  "HTTP requests answered, by SCEP operation and HTTP status.");
+    for (const auto& [key, n] : requests_by) {
+        out += fmt::format("pkisim_http_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
+                           key.first, key.second, n);
+    }
+    gauge("pkisim_http_open_connections", "Connections open now.", c.open);
+    gauge("pkisim_http_open_connections_peak", "Most connections open at once.", c.peak_open);
+    gauge("pkisim_http_listener_deaf", "1 while the throttle keeps the listener deaf.",
+          limiter.is_deaf(clock.now()) ? 1 : 0);
+    gauge("pkisim_http_max_connections", "ip http max-connections in force.", cfg.max_connections);
+    gauge("pkisim_http_ios_limits_enabled", "0 with --ios-limits off.", cfg.enabled ? 1 : 0);
+    return out;
 }
 
 void server::impl::schedule_tick(std::chrono::milliseconds wait) {
@@ -666,10 +956,12 @@ std::string server::impl::show_http() const {
         std::chrono::duration_cast<std::chrono::seconds>(cfg.throttle_window_length).count(),
         std::chrono::duration_cast<std::chrono::seconds>(cfg.deaf_period).count(),
         timers::to_string(cfg.window));
-    out +=
-        fmt::format("    Listener: {}\n",
-                    limiter.is_deaf(now) ? "deaf until " + timers::to_iso8601(limiter.deaf_until())
-                                         : std::string{"listening"});
+    out += fmt::format(
+        "    Listener: {}\n",
+        limiter.is_deaf(now)
+            ? fmt::format("deaf until {} ({})", timers::to_iso8601(limiter.deaf_until()),
+                          counters.syn_filter ? "SYNs dropped: clients time out" : "not accepting")
+            : std::string{"listening"});
     out += fmt::format("    Connections accepted: {}\n", c.accepted);
     out += fmt::format("    Dropped (max-connections): {}\n", c.dropped_max_connections);
     out += fmt::format("    Ignored while deaf: {}\n", c.ignored_deaf);
@@ -681,6 +973,8 @@ std::string server::impl::show_http() const {
     out += fmt::format("    Requests: {} (2xx {}, 4xx {}, 5xx {}), read timeouts {}\n",
                        counters.requests, counters.responses_2xx, counters.responses_4xx,
                        counters.responses_5xx, counters.read_timeouts);
+    for (const auto& [key, n] : requests_by)
+        out += fmt::format("      {} {}: {}\n", key.first, key.second, n);
     return out;
 }
 
@@ -706,6 +1000,7 @@ void server::start() {
     net::post(i.net_ctx, [&i] {
         i.do_accept();
         i.do_admin_accept();
+        i.do_metrics_accept();
     });
     net::post(i.engine_ctx, [&i] { i.schedule_tick(); });
     i.engine_thread = std::thread([&i] { i.engine_ctx.run(); });
@@ -724,6 +1019,7 @@ void server::stop() {
         boost::system::error_code ec;
         i.acceptor.close(ec);
         i.admin_acceptor.close(ec);
+        i.metrics_acceptor.close(ec);
         i.deaf_timer.cancel();
         closed.set_value();
     });
@@ -764,6 +1060,13 @@ unsigned short server::local_port() const {
 
 std::filesystem::path server::admin_socket_path() const {
     return impl_->admin_path;
+}
+
+std::string server::metrics_address() const {
+    if (!impl_->metrics_acceptor.is_open())
+        return {};
+    const auto ep = impl_->metrics_acceptor.local_endpoint();
+    return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
 scep_service& server::engine() {

@@ -627,10 +627,16 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     }
     if (auto part = take(failed_other))
         fail(*part, timers::http_outcome::failure, reply);
+    // What the client sees for an attempt the listener did not serve: one rule in timers/,
+    // the same one the real server implements on the wire (model §2.5, §3).
+    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
+        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
+        handler(part, cost.outcome, now + cost.after.count());
+    };
     if (auto part = take(a.dropped))
-        fail(*part, timers::http_outcome::refused, now + 2 * lat);
+        unanswered(fail, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
-        fail(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
+        unanswered(fail, *part, timers::admission::ignored_deaf);
 }
 
 void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
@@ -743,10 +749,16 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         react(*part, has_next ? timers::http_outcome::ok : timers::http_outcome::not_found,
               arrival + service + lat);
     }
+    // What the client sees for an attempt the listener did not serve: one rule in timers/,
+    // the same one the real server implements on the wire (model §2.5, §3).
+    const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
+        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
+        handler(part, cost.outcome, now + cost.after.count());
+    };
     if (auto part = take(a.dropped))
-        react(*part, timers::http_outcome::refused, now + 2 * lat);
+        unanswered(react, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
-        react(*part, timers::http_outcome::timed_out, now + sc_.client.connect_timeout.count());
+        unanswered(react, *part, timers::admission::ignored_deaf);
 }
 
 void simulator::do_switchover(std::uint32_t idx, ms_t now) {

@@ -63,3 +63,21 @@ TEST(shadow_step, the_retry_interval_is_a_parameter) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace pkisim::timers;
+
+TEST(attempt_cost, a_deaf_listener_costs_the_connect_timeout_and_a_drop_one_round_trip) {
+    client_model m;
+    m.connect_timeout = seconds{7};
+    const auto deaf = attempt_cost(admission::ignored_deaf, duration{40}, m);
+    EXPECT_EQ(deaf.outcome, http_outcome::timed_out);
+    EXPECT_EQ(deaf.after, seconds{7});
+    const auto dropped = attempt_cost(admission::dropped_max_connections, duration{40}, m);
+    EXPECT_EQ(dropped.outcome, http_outcome::refused);
+    EXPECT_EQ(dropped.after, duration{40});
+    EXPECT_EQ(attempt_cost(admission::accepted, duration{40}, m).outcome, http_outcome::ok);
+}
+
+}  // namespace

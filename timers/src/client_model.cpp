@@ -60,4 +60,19 @@ shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_p
     return {current, now};
 }
 
+unanswered_attempt attempt_cost(admission decision, duration round_trip,
+                                const client_model& model) {
+    switch (decision) {
+        case admission::dropped_max_connections:
+            // Accepted by the kernel, then reset at once by the listener: one round trip.
+            return {http_outcome::refused, round_trip};
+        case admission::ignored_deaf:
+            // No SYN-ACK while deaf: the client's own connect timeout decides (model §2.5).
+            return {http_outcome::timed_out, model.connect_timeout};
+        case admission::accepted:
+            break;
+    }
+    return {http_outcome::ok, duration{0}};
+}
+
 }  // namespace pkisim::timers

@@ -12,16 +12,22 @@
 // socket (so they need no locks); ONE engine thread runs every CA engine and store call (they
 // block on OpenSSL and fsync). Sessions post work to the engine and get the answer posted back.
 //
-// Deaf periods (model §3): while the limiter is deaf the listener stops calling accept(). The
-// kernel still completes handshakes into the listen backlog (sized by http_options::backlog);
-// those clients get no HTTP answer, and when the deaf period ends everything that queued up is
-// reset (RST) and counted as ignored, because IOS would never have answered them. Once the
-// backlog is full, new SYNs are dropped and clients see a connect timeout — the seed's symptom.
+// Deaf periods (model §3; seed 002: "a telnet to port 80 times out"): while the limiter is deaf
+// the listening socket carries a drop-everything socket filter (Linux SO_ATTACH_FILTER), so the
+// kernel answers no SYN: a client sees no SYN-ACK and no RST, and its connect times out
+// (timers::attempt_cost). What had already queued when the period started is taken from the
+// backlog, counted as ignored and reset; the connection that trips the throttle is reset at once.
+// When the period ends the filter goes away and the next SYN (a retransmission of a connect still
+// in progress, or a new one) is served again.
+//
+// Every decision is counted: `pkisim ca show http`, and Prometheus text at GET /metrics over
+// DIR/admin.sock (and on http_options::metrics_listen), never on the SCEP port.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -31,6 +37,15 @@
 #include "pkisim/timers/limiter.hpp"
 
 namespace pkisim::scep {
+
+// One call into the listener's connection_limiter, as the server made it (a replay of these
+// through a fresh timers::connection_limiter reproduces every decision).
+struct limiter_event {
+    enum class kind { attempt, close, deaf_start, deaf_end };
+    kind what = kind::attempt;
+    time_point at{};                                           // the server's clock
+    timers::admission decision = timers::admission::accepted;  // attempt only
+};
 
 struct http_options {
     std::string listen_address = "127.0.0.1";
@@ -45,6 +60,11 @@ struct http_options {
     // Access log: one line per request. Empty = stderr.
     std::filesystem::path access_log;
     bool quiet = false;  // no access log at all (benchmarks)
+    // "ADDRESS:PORT" of an extra plain-HTTP listener that serves only GET /metrics (Prometheus
+    // scraping); empty = none. Never the SCEP port, never behind the IOS limiter.
+    std::string metrics_listen;
+    // Tests: called on the network thread for every limiter call, in order (see limiter_event).
+    std::function<void(const limiter_event&)> limiter_trace;
 };
 
 // Counters beyond the limiter's (`pkisim ca show http`).
@@ -54,7 +74,10 @@ struct http_counters {
     std::uint64_t responses_4xx = 0;
     std::uint64_t responses_5xx = 0;
     std::uint64_t read_timeouts = 0;
-    std::uint64_t reset_after_deaf = 0;  // queued in the backlog during a deaf period
+    // Handshakes found in the backlog when a deaf period ended (only when the socket filter
+    // could not be attached, e.g. not Linux): reset, since IOS would never have answered them.
+    std::uint64_t reset_after_deaf = 0;
+    bool syn_filter = true;  // deaf periods drop SYNs (false: the filter could not be attached)
 };
 
 class server {
@@ -74,6 +97,8 @@ class server {
     std::string local_address() const;  // "127.0.0.1:PORT"
     unsigned short local_port() const;
     std::filesystem::path admin_socket_path() const;
+    // "127.0.0.1:PORT" of the /metrics listener, empty when there is none.
+    std::string metrics_address() const;
     scep_service& engine();
 
     struct impl;

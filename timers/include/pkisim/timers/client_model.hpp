@@ -3,12 +3,14 @@
 // Defaults are model assumptions (ios-pki-model.md §2.3, §2.5); every one is a parameter.
 //
 //   client_model m;                                   // 20 s shadow retry, 10 s connect timeout
-//   auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now, ca_end, m);
+//   auto next = shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, now, ca_end,
+//   m);
 //   // next.state == get_new_ca_cert_wait_for_retry, next.at == now + 20 s
 #pragma once
 
 #include <string_view>
 
+#include "pkisim/timers/limiter.hpp"
 #include "pkisim/timers/time.hpp"
 
 namespace pkisim::timers {
@@ -33,12 +35,12 @@ std::string_view to_string(shadow_state s);
 
 // What came back for one HTTP attempt.
 enum class http_outcome {
-    ok,                // 200 with the expected content
-    not_found,         // 404 (no shadow yet)
-    refused,           // dropped for max-connections (closed at once)
-    timed_out,         // listener deaf: no answer until the connect timeout
-    pending,           // SCEP PENDING
-    failure,           // SCEP FAILURE
+    ok,         // 200 with the expected content
+    not_found,  // 404 (no shadow yet)
+    refused,    // dropped for max-connections (closed at once)
+    timed_out,  // listener deaf: no answer until the connect timeout
+    pending,    // SCEP PENDING
+    failure,    // SCEP FAILURE
 };
 
 struct shadow_transition {
@@ -50,5 +52,25 @@ struct shadow_transition {
 // -> expired.
 shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_point now,
                               time_point ca_not_after, const client_model& model);
+
+// What one connection attempt that the listener did not serve costs the client (model §2.5,
+// §3): the one rule for "what a client sees" that the real server (scep_server/src/server.cpp)
+// implements on the wire and the simulator charges.
+//   dropped_max_connections -> refused: the server accepts and resets at once; the client
+//                              knows after one round trip.
+//   ignored_deaf            -> timed_out: the deaf listener drops the SYN (no SYN-ACK, no RST;
+//                              seed 002: "a telnet to port 80 times out"); the client gives up
+//                              after its connect timeout.
+//   accepted                -> the attempt is served; not an unanswered attempt (ok, cost 0).
+// One known difference: the attempt that trips the throttle (the limiter answers ignored_deaf
+// and starts the deaf period) had already been accepted by the kernel, so the real server
+// resets it at once; here it costs the connect timeout like every other ignored attempt (one
+// attempt per deaf period; charging it a round trip moved the cohort engine away from the
+// exact one in tests/sim/engine_agreement_test.cpp, so it is left for the simulator).
+struct unanswered_attempt {
+    http_outcome outcome;
+    duration after;  // from the moment the client starts connecting
+};
+unanswered_attempt attempt_cost(admission decision, duration round_trip, const client_model& model);
 
 }  // namespace pkisim::timers
