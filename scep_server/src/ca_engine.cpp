@@ -15,14 +15,15 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "engine_text.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
 
-namespace {
+using namespace detail;  // engine_text.hpp: what the CA and RA engines share
 
-constexpr std::string_view pki_message_type = "application/x-pki-message";
+namespace {
 
 // Writes a file readable by the owner only (the data folder holds the CA; issue 3 §1).
 void write_private_file(const std::filesystem::path& path, std::string_view data) {
@@ -44,79 +45,10 @@ void write_private_file(const std::filesystem::path& path, std::string_view data
     std::filesystem::rename(tmp, path);
 }
 
-std::string as_string(const bytes& b) {
-    return {b.begin(), b.end()};
-}
-
-std::string md5_upper_hex(const bytes& data) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int n = 0;
-    EVP_Digest(data.data(), data.size(), md.data(), &n, EVP_md5(), nullptr);
-    std::string out;
-    for (unsigned i = 0; i < n; ++i)
-        out += fmt::format("{:02X}", md[i]);
-    return out;
-}
-
-std::string key_hash(X509* cert) {
-    return transaction_id_for(X509_get0_pubkey(cert));
-}
-
-std::string_view db_level_text(timers::database_level d) {
-    switch (d) {
-        case timers::database_level::minimum:
-            return "Minimum - no cert data written to storage";
-        case timers::database_level::names:
-            return "Names - noncert data written to storage";
-        case timers::database_level::complete:
-            return "Complete - all issued certs written as <serialnum>.cer";
-    }
-    return "";
-}
-
-std::string_view grant_text(timers::grant_mode g) {
-    switch (g) {
-        case timers::grant_mode::manual:
-            return "manual";
-        case timers::grant_mode::auto_grant:
-            return "auto";
-        case timers::grant_mode::none:
-            return "none";
-        case timers::grant_mode::ra_auto:
-            return "ra-auto";
-    }
-    return "manual";
-}
-
 // "30 days", "1 days" (IOS prints the plural even for 1, research §1.4).
 std::string overlap_text(timers::duration d) {
     const auto day_count = std::chrono::duration_cast<timers::days>(d).count();
     return fmt::format("{} days", day_count);
-}
-
-std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10) {
-    std::uint64_t v = 0;
-    if (s.empty())
-        return std::nullopt;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-    if (ec != std::errc{} || p != s.data() + s.size())
-        return std::nullopt;
-    return v;
-}
-
-std::vector<std::string_view> words(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
-            ++i;
-        const std::size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
-            ++i;
-        if (i > start)
-            out.push_back(line.substr(start, i - start));
-    }
-    return out;
 }
 
 }  // namespace
@@ -915,23 +847,8 @@ admin_result ca_engine::admin(std::string_view line) {
             refresh_crl(now);
             return {true, fmt::format("% Certificate {:X} succesfully revoked.\n", *serial)};
         }
-        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate" && w.size() <= 3) {
-            std::uint64_t minutes = 60;  // IOS default: one hour
-            if (w.size() == 3) {
-                auto m = parse_u64(w[2]);
-                if (!m || *m < 1 || *m > 1440)
-                    return {false, "% minutes must be 1..1440\n"};
-                minutes = *m;
-            }
-            std::array<unsigned char, 8> raw{};
-            RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-            std::string pw;
-            for (auto b : raw)
-                pw += fmt::format("{:02X}", b);
-            store_->add_password(pw, now + timers::minutes{minutes});
-            return {true,
-                    fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
-        }
+        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate")
+            return generate_password(*store_, std::span{w}.subspan(2), now);
         if (w[0] == "show" && w.size() == 2) {
             if (w[1] == "server")
                 return {true, show_server(now)};
@@ -1040,77 +957,47 @@ std::string ca_engine::show_server(time_point now) {
 }
 
 std::string ca_engine::show_requests(time_point /*now*/) {
-    // ios-pki-research.md §1.3 layout.
-    std::string out = "Enrollment Request Database:\n\n";
-    const std::string_view rule =
-        "--------------------------------------------------------------\n";
-    out += "Subordinate CA certificate requests:\n";
-    out += "ReqID  State      Fingerprint                      SubjectName\n";
-    out += rule;
-    // Research §1.3/§5: requests whose subject has OU=ioscs RA are RA certificate requests.
+    // ios-pki-research.md §1.3 layout. Research §1.3/§5: requests whose subject has
+    // OU=ioscs RA are RA certificate requests.
     std::string ra_rows;
     std::string router_rows;
     for (const auto& r : store_->requests()) {
         auto csr = x509_req_from_der(r.csr_der);
         const bool ra = csr && is_ra_subject(X509_REQ_get_subject_name(csr->get()));
-        (ra ? ra_rows : router_rows) += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id,
-                                                    to_string(r.state), r.fingerprint, r.subject);
+        (ra ? ra_rows : router_rows) += request_row(r);
     }
-    out += "\nRA certificate requests:\n";
-    out += "ReqID  State      Fingerprint                      SubjectName\n";
-    out += rule;
-    out += ra_rows;
-    out += "\nRouter certificates requests:\n";
-    out += "ReqID  State      Fingerprint                      SubjectName\n";
-    out += rule;
-    out += router_rows;
-    return out;
+    return "Enrollment Request Database:\n\n" +
+           request_section("Subordinate CA certificate requests", "") + "\n" +
+           request_section("RA certificate requests", ra_rows) + "\n" +
+           request_section("Router certificates requests", router_rows);
 }
 
 std::string ca_engine::show_certificates() {
     // ios-pki-research.md §1.3 layout.
-    std::string out = "Serial Issued date              Expire date               Subject Name\n";
+    std::string out{certificate_header};
     for (const auto& c : store_->certificates()) {
-        out += fmt::format("{:<8}{} {}  {}{}\n", fmt::format("{:X}", c.serial),
-                           timers::to_ios_time(c.not_before), timers::to_ios_time(c.not_after),
-                           c.subject, c.revoked_at ? " (revoked)" : "");
+        out += certificate_row(fmt::format("{:X}", c.serial), c.not_before, c.not_after, c.subject,
+                               c.revoked_at ? " (revoked)" : "");
     }
     return out;
 }
 
 std::string ca_engine::show_timers(time_point now) {
     // ios-pki-research.md §3.2 grammar: header, soonest timer, then one line per timer.
-    struct entry {
-        time_point at;
-        std::string name;
-    };
-    auto section = [&](std::string_view title, std::vector<entry> v) {
-        std::sort(v.begin(), v.end(), [](const entry& a, const entry& b) { return a.at < b.at; });
-        std::string s = fmt::format("{}\n", title);
-        if (v.empty())
-            return s;
-        auto line = [&](const entry& e) {
-            return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
-                               date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
-        };
-        s += fmt::format("|{}\n", line(v.front()));
-        for (const auto& e : v)
-            s += fmt::format("  |{} {}\n", line(e), e.name);
-        return s;
-    };
-    std::vector<entry> pki;
+    std::vector<timer_entry> pki;
     for (const auto& r : store_->requests()) {
         if (r.state == request_state::pending) {
             pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
         }
     }
-    std::vector<entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
+    std::vector<timer_entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
     // Research §3.2: CS SHADOW CERT GENERATION until the shadow exists, CS CERT EXPIRE at the
     // switchover.
     if (auto t = auto_shadow_time(now))
         cs.push_back({*t, "CS SHADOW CERT GENERATION"});
     cs.push_back({timers::switchover_time(not_after(ca_.cert.get())), "CS CERT EXPIRE"});
-    return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));
+    return timer_section("PKI Timers", std::move(pki), now) +
+           timer_section("CS Timers", std::move(cs), now);
 }
 
 }  // namespace pkisim::scep

@@ -11,15 +11,16 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "engine_text.hpp"
 #include "pkisim/scep/ca_engine.hpp"  // ios_countdown (show timers layout)
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
 
-namespace {
+using namespace detail;  // engine_text.hpp: what the CA and RA engines share
 
-constexpr std::string_view pki_message_type = "application/x-pki-message";
+namespace {
 
 // What the RA itself can decode and answer (scep-wire §1.7), in the order sent.
 constexpr std::array<std::string_view, 9> ra_caps = {"AES",     "DES3",    "POSTPKIOperation",
@@ -38,68 +39,6 @@ std::string digest_hex(const bytes& data, const EVP_MD* md) {
     unsigned int n = 0;
     EVP_Digest(data.data(), data.size(), out.data(), &n, md, nullptr);
     return to_hex(byte_view{out.data(), n});
-}
-
-std::string md5_upper_hex(const bytes& data) {
-    std::string s = digest_hex(data, EVP_md5());
-    for (auto& c : s)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
-
-std::string key_hash(X509* cert) {
-    return transaction_id_for(X509_get0_pubkey(cert));
-}
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-    std::uint64_t v = 0;
-    if (s.empty())
-        return std::nullopt;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size())
-        return std::nullopt;
-    return v;
-}
-
-std::vector<std::string_view> words(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
-            ++i;
-        const std::size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
-            ++i;
-        if (i > start)
-            out.push_back(line.substr(start, i - start));
-    }
-    return out;
-}
-
-std::string_view grant_text(timers::grant_mode g) {
-    switch (g) {
-        case timers::grant_mode::auto_grant:
-            return "auto";
-        case timers::grant_mode::none:
-            return "none";
-        case timers::grant_mode::ra_auto:
-            return "ra-auto";
-        case timers::grant_mode::manual:
-            break;
-    }
-    return "manual";
-}
-
-std::string_view db_level_text(timers::database_level d) {
-    switch (d) {
-        case timers::database_level::minimum:
-            return "Minimum - no cert data written to storage";
-        case timers::database_level::names:
-            return "Names - noncert data written to storage";
-        case timers::database_level::complete:
-            return "Complete - all issued certs written as <serialnum>.cer";
-    }
-    return "";
 }
 
 // Meta keys of the RA's state in the store.
@@ -1042,23 +981,8 @@ admin_result ra_engine::admin(std::string_view line) {
             return {true, grant(w[1], now)};
         if (w[0] == "reject" && w.size() == 2)
             return {true, reject(w[1])};
-        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate" && w.size() <= 3) {
-            std::uint64_t minutes = 60;
-            if (w.size() == 3) {
-                auto m = parse_u64(w[2]);
-                if (!m || *m < 1 || *m > 1440)
-                    return {false, "% minutes must be 1..1440\n"};
-                minutes = *m;
-            }
-            std::array<unsigned char, 8> raw{};
-            RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-            std::string pw;
-            for (auto b : raw)
-                pw += fmt::format("{:02X}", b);
-            store_->add_password(pw, now + timers::minutes{minutes});
-            return {true,
-                    fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
-        }
+        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate")
+            return generate_password(*store_, std::span{w}.subspan(2), now);
         if (w[0] == "show" && w.size() == 2) {
             if (w[1] == "server")
                 return {true, show_server()};
@@ -1191,25 +1115,18 @@ std::string ra_engine::show_server() {
 
 std::string ra_engine::show_requests() {
     // ios-pki-research.md §1.3 layout. granted = forwarded to the CA and pending there.
-    std::string out = "Enrollment Request Database:\n\n";
-    const std::string_view rule =
-        "--------------------------------------------------------------\n";
-    out += "Router certificates requests:\n";
-    out += "ReqID  State      Fingerprint                      SubjectName\n";
-    out += rule;
-    for (const auto& r : store_->requests()) {
-        out += fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint,
-                           r.subject);
-    }
-    return out;
+    std::string rows;
+    for (const auto& r : store_->requests())
+        rows += request_row(r);
+    return "Enrollment Request Database:\n\n" +
+           request_section("Router certificates requests", rows);
 }
 
 std::string ra_engine::show_certificates() {
-    std::string out = "Serial Issued date              Expire date               Subject Name\n";
+    std::string out{certificate_header};
     auto line = [&](X509* c, std::string_view what) {
-        out +=
-            fmt::format("{:<8}{} {}  {} ({})\n", serial_hex(c), timers::to_ios_time(not_before(c)),
-                        timers::to_ios_time(not_after(c)), subject_string(c), what);
+        out += certificate_row(serial_hex(c), not_before(c), not_after(c), subject_string(c),
+                               fmt::format(" ({})", what));
     };
     if (upstream_ca_)
         line(upstream_ca_->ca.get(), "issuing CA");
@@ -1228,25 +1145,7 @@ std::string ra_engine::show_certificates() {
 
 std::string ra_engine::show_timers(time_point now) {
     // ios-pki-research.md §3.2 grammar (as ca_engine::show_timers).
-    struct entry {
-        time_point at;
-        std::string name;
-    };
-    auto section = [&](std::string_view title, std::vector<entry> v) {
-        std::sort(v.begin(), v.end(), [](const entry& a, const entry& b) { return a.at < b.at; });
-        std::string s = fmt::format("{}\n", title);
-        if (v.empty())
-            return s;
-        auto line = [&](const entry& e) {
-            return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
-                               date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
-        };
-        s += fmt::format("|{}\n", line(v.front()));
-        for (const auto& e : v)
-            s += fmt::format("  |{} {}\n", line(e), e.name);
-        return s;
-    };
-    std::vector<entry> pki;
+    std::vector<timer_entry> pki;
     for (const auto& r : store_->requests()) {
         if (r.state == request_state::pending)
             pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
@@ -1265,10 +1164,11 @@ std::string ra_engine::show_timers(time_point now) {
             pki.push_back({next_shadow_attempt_, fmt::format("SHADOW {}", tp_.name)});
         }
     }
-    std::vector<entry> cs;
+    std::vector<timer_entry> cs;
     if (upstream_ca_)
         cs.push_back({not_after(upstream_ca_->ca.get()), "CS CERT EXPIRE"});
-    return section("PKI Timers", std::move(pki)) + section("CS Timers", std::move(cs));
+    return timer_section("PKI Timers", std::move(pki), now) +
+           timer_section("CS Timers", std::move(cs), now);
 }
 
 }  // namespace pkisim::scep

@@ -1,0 +1,141 @@
+#include "engine_text.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+#include <date/date.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "pkisim/scep/ca_engine.hpp"  // ios_countdown
+#include "pkisim/scep/codec.hpp"      // transaction_id_for
+
+namespace pkisim::scep::detail {
+
+std::string as_string(const bytes& b) {
+    return {b.begin(), b.end()};
+}
+
+std::string md5_upper_hex(const bytes& data) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int n = 0;
+    EVP_Digest(data.data(), data.size(), md.data(), &n, EVP_md5(), nullptr);
+    std::string out;
+    for (unsigned i = 0; i < n; ++i)
+        out += fmt::format("{:02X}", md[i]);
+    return out;
+}
+
+std::string key_hash(X509* cert) {
+    return transaction_id_for(X509_get0_pubkey(cert));
+}
+
+std::string_view grant_text(timers::grant_mode g) {
+    switch (g) {
+        case timers::grant_mode::auto_grant:
+            return "auto";
+        case timers::grant_mode::none:
+            return "none";
+        case timers::grant_mode::ra_auto:
+            return "ra-auto";
+        case timers::grant_mode::manual:
+            break;
+    }
+    return "manual";
+}
+
+std::string_view db_level_text(timers::database_level d) {
+    switch (d) {
+        case timers::database_level::minimum:
+            return "Minimum - no cert data written to storage";
+        case timers::database_level::names:
+            return "Names - noncert data written to storage";
+        case timers::database_level::complete:
+            return "Complete - all issued certs written as <serialnum>.cer";
+    }
+    return "";
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+            ++i;
+        const std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t')
+            ++i;
+        if (i > start)
+            out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s, int base) {
+    std::uint64_t v = 0;
+    if (s.empty())
+        return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (ec != std::errc{} || p != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+admin_result generate_password(store& db, std::span<const std::string_view> args, time_point now) {
+    std::uint64_t minutes = 60;  // IOS default: one hour
+    if (args.size() > 1)
+        return {false, "% usage: password generate [MINUTES]\n"};
+    if (args.size() == 1) {
+        auto m = parse_u64(args[0]);
+        if (!m || *m < 1 || *m > 1440)
+            return {false, "% minutes must be 1..1440\n"};
+        minutes = *m;
+    }
+    std::array<unsigned char, 8> raw{};
+    if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
+        return {false, "% no random bytes for a password\n"};
+    std::string pw;
+    for (auto b : raw)
+        pw += fmt::format("{:02X}", b);
+    db.add_password(pw, now + timers::minutes{minutes});
+    return {true, fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
+}
+
+std::string request_section(std::string_view title, std::string_view rows) {
+    return fmt::format(
+        "{}:\nReqID  State      Fingerprint                      SubjectName\n"
+        "--------------------------------------------------------------\n{}",
+        title, rows);
+}
+
+std::string request_row(const request_record& r) {
+    return fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint, r.subject);
+}
+
+std::string certificate_row(std::string_view serial_hex, time_point not_before,
+                            time_point not_after, std::string_view subject,
+                            std::string_view suffix) {
+    return fmt::format("{:<8}{} {}  {}{}\n", serial_hex, timers::to_ios_time(not_before),
+                       timers::to_ios_time(not_after), subject, suffix);
+}
+
+std::string timer_section(std::string_view title, std::vector<timer_entry> entries,
+                          time_point now) {
+    std::sort(entries.begin(), entries.end(),
+              [](const timer_entry& a, const timer_entry& b) { return a.at < b.at; });
+    std::string s = fmt::format("{}\n", title);
+    if (entries.empty())
+        return s;
+    auto line = [&](const timer_entry& e) {
+        return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
+                           date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));
+    };
+    s += fmt::format("|{}\n", line(entries.front()));
+    for (const auto& e : entries)
+        s += fmt::format("  |{} {}\n", line(e), e.name);
+    return s;
+}
+
+}  // namespace pkisim::scep::detail

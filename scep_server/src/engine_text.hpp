@@ -1,0 +1,59 @@
+// What the CA engine and the RA engine share: the operator console's word splitting and IOS
+// texts, the `show` table layouts (ios-pki-research.md §1.3, §1.4, §3.2), one-time passwords
+// and small digests. Internal to pkisim::scep (not installed with the public headers).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pkisim/scep/openssl.hpp"
+#include "pkisim/scep/service.hpp"
+#include "pkisim/scep/store.hpp"
+#include "pkisim/timers/config.hpp"
+
+namespace pkisim::scep::detail {
+
+inline constexpr std::string_view pki_message_type = "application/x-pki-message";
+
+std::string as_string(const bytes& b);
+// IOS request fingerprints: MD5, 32 upper-case hex digits.
+std::string md5_upper_hex(const bytes& data);
+// Hex SHA-1 of a certificate's public key (how requests are matched to their signer).
+std::string key_hash(X509* cert);
+
+// `show crypto pki server` texts.
+std::string_view grant_text(timers::grant_mode g);
+std::string_view db_level_text(timers::database_level d);
+
+// Operator console input: blank-separated words; a whole unsigned number in `base`.
+std::vector<std::string_view> words(std::string_view line);
+std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10);
+
+// `password generate [MINUTES]` (IOS: one hour by default, 1..1440 minutes): stores a fresh
+// one-time challenge and returns IOS's message. `args` are the words after `generate`.
+admin_result generate_password(store& db, std::span<const std::string_view> args, time_point now);
+
+// `show ... requests`: one section with its header and rule, then the rows.
+std::string request_section(std::string_view title, std::string_view rows);
+std::string request_row(const request_record& r);
+
+// `show ... certificates`: header, then one row per certificate.
+inline constexpr std::string_view certificate_header =
+    "Serial Issued date              Expire date               Subject Name\n";
+std::string certificate_row(std::string_view serial_hex, time_point not_before,
+                            time_point not_after, std::string_view subject,
+                            std::string_view suffix);
+
+// `show crypto pki timers` (research §3.2): a titled section, the soonest timer first, then one
+// line per timer, soonest first.
+struct timer_entry {
+    time_point at;
+    std::string name;
+};
+std::string timer_section(std::string_view title, std::vector<timer_entry> timers_, time_point now);
+
+}  // namespace pkisim::scep::detail
