@@ -359,7 +359,18 @@ void ca_engine::generate_shadow(bool by_operator) {
     });
     if (by_operator)
         cancelled_for_.reset();
+    // IOS syslog (%PKI-6-CS_ROLLOVER_AVAILABLE) says so; so does our log.
+    event(
+        fmt::format("%PKI-6-CS_ROLLOVER_AVAILABLE: CS Rollover certificate has been generated "
+                    "(fingerprint {}){}, and will become active at {}",
+                    md5_fingerprint(cert.get()), by_operator ? " by the operator" : "",
+                    timers::to_ios_time(not_before(cert.get()))));
     shadow_ = ca_key_pair{generation, std::move(cert), std::move(key)};
+}
+
+void ca_engine::event(const std::string& line) const {
+    if (options_.event_log)
+        options_.event_log(line);
 }
 
 void ca_engine::switch_over(time_point now) {
@@ -375,6 +386,10 @@ void ca_engine::switch_over(time_point now) {
     write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
     // The CRL is issued by the new key from now on (rule 7).
     refresh_crl(now);
+    event(fmt::format(
+        "%PKI-6-CS_ROLLOVER_ACTIVE: CS Rollover certificate has become active "
+        "(fingerprint {}, valid until {}); the previous CA certificate is archived",
+        md5_fingerprint(ca_.cert.get()), timers::to_ios_time(not_after(ca_.cert.get()))));
 }
 
 void ca_engine::cancel_shadow() {

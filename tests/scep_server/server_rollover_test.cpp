@@ -523,6 +523,30 @@ TEST(ca_rollover, second_rollover_a_lifetime_later_works_the_same_way) {
     EXPECT_EQ(archived, 2);
 }
 
+TEST(ca_rollover, shadow_generation_and_switchover_are_reported_as_ios_syslog_lines) {
+    temp_dir dir;
+    auto options = rollover_options(dir.path);
+    std::vector<std::string> events;
+    options.event_log = [&events](const std::string& line) { events.push_back(line); };
+    load_providers(false);
+    timers::manual_clock clock{test_epoch()};
+    ca_engine engine{options, clock};
+    const time_point end = not_after(engine.ca_certificate());
+    clock.set(end - days{30} - timers::duration{1});
+    engine.tick();
+    EXPECT_TRUE(events.empty());
+    clock.set(end - days{30});
+    engine.tick();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_NE(events[0].find("%PKI-6-CS_ROLLOVER_AVAILABLE"), std::string::npos) << events[0];
+    EXPECT_NE(events[0].find(md5_fingerprint(engine.shadow_certificate())), std::string::npos);
+    clock.set(end);
+    engine.tick();
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_NE(events[1].find("%PKI-6-CS_ROLLOVER_ACTIVE"), std::string::npos) << events[1];
+    EXPECT_NE(events[1].find(md5_fingerprint(engine.ca_certificate())), std::string::npos);
+}
+
 TEST(ca_rollover, show_server_and_show_timers_print_the_rollover_lines) {
     rollover_fixture f;
     auto before = f.admin("show server");

@@ -80,6 +80,8 @@ class ca_engine final : public scep_service {
         evp_pkey_ptr key;
     };
 
+    // One line for the server's log (rollover events), when options().event_log is set.
+    void event(const std::string& line) const;
     void create_ca();
     void load_ca();
     void refresh_crl(time_point now);

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -64,6 +65,9 @@ struct engine_options {
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
     bool include_ca_in_success = false;
+    // Where the engine reports events worth a log line (shadow CA generated, switchover), as
+    // IOS syslog does. Called on the engine thread. Empty = not reported.
+    std::function<void(const std::string&)> event_log;
 
     // RA mode (`mode ra`, issue 4 §2; ios-pki-research.md §5): the trustpoint of the same NAME
     // whose `enrollment url` points at the issuing CA (subject-name, enrollment retry period,
