@@ -461,12 +461,7 @@ http_answer ca_engine::get_next_ca_cert() {
     catch_up(now);
     if (!shadow_) {
         // Model rule 4: no rollover certificate -> IOS-exact 404.
-        http_answer a;
-        a.status = 404;
-        a.ios_404 = true;
-        a.body = "404 Not Found\r\n";
-        a.detail = "no rollover CA certificate";
-        return a;
+        return ios_not_found("no rollover CA certificate");
     }
     // Rule 4 / scep-wire §0.15: signed by the CURRENT CA key; the shadow both as the content
     // (degenerate SignedData, RFC 8894 §4.7.1) and in the outer certificates (sscep, jscep).
@@ -482,18 +477,7 @@ http_answer ca_engine::get_next_ca_cert() {
 }
 
 http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
-    auto der = encode_cert_rep(params);
-    if (!der && params.digest_nid != NID_sha256) {
-        // A digest we cannot sign with (e.g. MD5 without --legacy-crypto): SHA-256 still lets
-        // the client read the FAILURE (RFC 8894 mandatory digest).
-        params.digest_nid = NID_sha256;
-        der = encode_cert_rep(params);
-    }
-    if (!der) {
-        return {500, "text/plain", "internal error\n", false,
-                "encode CertRep: " + der.error().message()};
-    }
-    return {200, std::string{pki_message_type}, as_string(*der), false, std::move(detail)};
+    return cert_rep_answer(std::move(params), std::move(detail));
 }
 
 http_answer ca_engine::fail(const reply_context& ctx, fail_info info, std::string text) {

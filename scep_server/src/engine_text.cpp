@@ -18,6 +18,28 @@ std::string as_string(const bytes& b) {
     return {b.begin(), b.end()};
 }
 
+http_answer cert_rep_answer(cert_rep_params params, std::string detail) {
+    auto der = encode_cert_rep(params);
+    if (!der && params.digest_nid != NID_sha256) {
+        params.digest_nid = NID_sha256;
+        der = encode_cert_rep(params);
+    }
+    if (!der) {
+        return {500, "text/plain", "internal error\n", false,
+                "encode CertRep: " + der.error().message()};
+    }
+    return {200, std::string{pki_message_type}, as_string(*der), false, std::move(detail)};
+}
+
+http_answer ios_not_found(std::string detail) {
+    http_answer a;
+    a.status = 404;
+    a.ios_404 = true;
+    a.body = "404 Not Found\r\n";
+    a.detail = std::move(detail);
+    return a;
+}
+
 std::string md5_upper_hex(const bytes& data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int n = 0;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pkisim/scep/codec.hpp"
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
@@ -20,6 +21,13 @@ namespace pkisim::scep::detail {
 inline constexpr std::string_view pki_message_type = "application/x-pki-message";
 
 std::string as_string(const bytes& b);
+
+// A CertRep as the HTTP answer (`application/x-pki-message`); 500 when it cannot be encoded.
+// A digest we cannot sign with (e.g. MD5 without --legacy-crypto) falls back to SHA-256, so the
+// client can still read a FAILURE (RFC 8894 mandatory digest).
+http_answer cert_rep_answer(cert_rep_params params, std::string detail);
+// Model rule 4: the IOS-exact 404 for GetNextCACert while there is no rollover certificate.
+http_answer ios_not_found(std::string detail);
 // IOS request fingerprints: MD5, 32 upper-case hex digits.
 std::string md5_upper_hex(const bytes& data);
 // Hex SHA-1 of a certificate's public key (how requests are matched to their signer).

@@ -445,26 +445,11 @@ http_answer ra_engine::get_next_ca_cert() {
     }
     // Model rule 8: until the RA has fetched the CA's shadow (and its own rollover RA
     // certificate), clients get the IOS-exact 404 even when the CA has a shadow.
-    http_answer a;
-    a.status = 404;
-    a.ios_404 = true;
-    a.body = "404 Not Found\r\n";
-    a.detail = "RA has no rollover CA certificate";
-    return a;
+    return ios_not_found("RA has no rollover CA certificate");
 }
 
 http_answer ra_engine::reply(cert_rep_params params, std::string detail) {
-    auto der = encode_cert_rep(params);
-    if (!der && params.digest_nid != NID_sha256) {
-        params.digest_nid = NID_sha256;
-        der = encode_cert_rep(params);
-    }
-    if (!der) {
-        return {500, "text/plain", "internal error\n", false,
-                "encode CertRep: " + der.error().message()};
-    }
-    return {200, std::string{pki_message_type}, std::string{der->begin(), der->end()}, false,
-            std::move(detail)};
+    return cert_rep_answer(std::move(params), std::move(detail));
 }
 
 http_answer ra_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
