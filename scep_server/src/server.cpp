@@ -282,6 +282,8 @@ struct server::impl {
     }
     void enter_deaf(time_point now);
     void end_deaf();
+    void hold(tcp::socket s);
+    void release_held();
     void do_admin_accept();
     void open_metrics_listener();
     void do_metrics_accept();
@@ -309,6 +311,8 @@ struct server::impl {
     tcp::acceptor metrics_acceptor;
     net::steady_timer deaf_timer;
     net::steady_timer tick_timer;
+    // Connections ignored while deaf, held unanswered until the deaf period ends (hold()).
+    std::vector<tcp::socket> held;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> net_guard;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> engine_guard;
     std::thread net_thread;
@@ -738,11 +742,12 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
             abort_close(socket);
             break;
         case timers::admission::ignored_deaf:
-            // The attempt that trips the throttle: no HTTP service, reset at once -- but only
-            // once the listener is deaf, so that a client retrying on that RST finds no
-            // SYN-ACK.
+            // The attempt that trips the throttle: ignored like every attempt while deaf, i.e.
+            // no answer (timers::attempt_cost: the client gives up at its own timeout). The
+            // kernel has completed its handshake, so the socket is held, unread, until the deaf
+            // period ends.
+            hold(std::move(socket));
             enter_deaf(now);
-            abort_close(socket);
             return;
     }
     do_accept();
@@ -751,7 +756,8 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
 void server::impl::enter_deaf(time_point now) {
     // Model §3: the listener stops listening for the deaf period (IOS: 15 s). First the filter,
     // so that no new handshake completes; then whatever the kernel completed before it went up
-    // goes through the limiter (ignored: we are deaf) and is reset.
+    // goes through the limiter (ignored: we are deaf) and is held unanswered like the attempt
+    // that tripped the throttle.
     if (!deaf) {
         deaf = true;
         counters.syn_filter = attach_drop_all_filter(acceptor.native_handle());
@@ -768,7 +774,7 @@ void server::impl::enter_deaf(time_point now) {
                 // The clock moved past the deaf period meanwhile (a very fast warped clock).
                 std::make_shared<http_session>(*this, std::move(s))->run();
             } else {
-                abort_close(s);
+                hold(std::move(s));
             }
         }
         acceptor.non_blocking(false, ec);
@@ -793,6 +799,7 @@ void server::impl::end_deaf() {
     deaf = false;
     detach_filter(acceptor.native_handle());
     trace(limiter_event::kind::deaf_end, now);
+    release_held();
     // Without the filter (not Linux) handshakes queued in the backlog while deaf: IOS would
     // never have answered them, so they are reset rather than served late.
     boost::system::error_code ec;
@@ -809,6 +816,24 @@ void server::impl::end_deaf() {
     }
     acceptor.non_blocking(false, ec);
     do_accept();
+}
+
+void server::impl::hold(tcp::socket s) {
+    // Neither read nor answered: the client's request sits in the receive buffer and the client
+    // gives up at its own timeout (IOS: 10 s, model §2.5, shorter than the 15 s deaf period).
+    held.push_back(std::move(s));
+    counters.held_now = held.size();
+}
+
+void server::impl::release_held() {
+    // The deaf period is over (or the server stops): IOS never answers what it ignored, so the
+    // held connections are reset rather than served late.
+    for (auto& s : held) {
+        ++counters.reset_after_hold;
+        abort_close(s);
+    }
+    held.clear();
+    counters.held_now = 0;
 }
 
 void server::impl::do_admin_accept() {
@@ -889,9 +914,13 @@ std::string server::impl::metrics_text() const {
             c.dropped_max_connections);
     counter("pkisim_http_connections_ignored_deaf_total",
             "Connections the listener saw while deaf (the one that tripped the throttle and "
-            "handshakes already queued): reset without service. SYNs dropped by the deaf "
-            "listener never reach it and are not counted.",
+            "handshakes already queued): held unanswered, reset when the deaf period ends. SYNs "
+            "dropped by the deaf listener never reach it and are not counted.",
             c.ignored_deaf);
+    counter("pkisim_http_connections_reset_after_hold_total",
+            "Connections ignored while deaf, held unanswered, then reset when the deaf period "
+            "ended (or the server stopped).",
+            counters.reset_after_hold);
     counter("pkisim_http_connections_reset_after_deaf_total",
             "Handshakes found queued when a deaf period ended, reset (only without the SYN "
             "filter).",
@@ -911,6 +940,8 @@ std::string server::impl::metrics_text() const {
     }
     gauge("pkisim_http_open_connections", "Connections open now.", c.open);
     gauge("pkisim_http_open_connections_peak", "Most connections open at once.", c.peak_open);
+    gauge("pkisim_http_connections_held", "Connections ignored while deaf, held unanswered now.",
+          counters.held_now);
     gauge("pkisim_http_listener_deaf", "1 while the throttle keeps the listener deaf.",
           limiter.is_deaf(clock.now()) ? 1 : 0);
     gauge("pkisim_http_max_connections", "ip http max-connections in force.", cfg.max_connections);
@@ -965,6 +996,9 @@ std::string server::impl::show_http() const {
     out += fmt::format("    Connections accepted: {}\n", c.accepted);
     out += fmt::format("    Dropped (max-connections): {}\n", c.dropped_max_connections);
     out += fmt::format("    Ignored while deaf: {}\n", c.ignored_deaf);
+    out +=
+        fmt::format("    Held unanswered while deaf: {} now, {} reset when the deaf period ended\n",
+                    counters.held_now, counters.reset_after_hold);
     out += fmt::format("    Reset from the backlog after a deaf period: {}\n",
                        counters.reset_after_deaf);
     out += fmt::format("    Deaf periods: {} ({} s in total)\n", c.deaf_periods,
@@ -1021,6 +1055,7 @@ void server::stop() {
         i.admin_acceptor.close(ec);
         i.metrics_acceptor.close(ec);
         i.deaf_timer.cancel();
+        i.release_held();
         closed.set_value();
     });
     closed.get_future().wait();

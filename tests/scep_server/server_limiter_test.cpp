@@ -1,15 +1,22 @@
 // The listener drives the timers/ connection_limiter on every accepted socket (model §3).
 // What a client sees (timers::attempt_cost is the same rule for the simulator):
 //   over max-connections -> the connection is reset at once (no HTTP answer);
-//   the attempt that trips the throttle -> reset at once;
+//   the attempt that trips the throttle -> connected (the kernel completed the handshake before
+//   the filter went up) but never answered: the client gives up at its own timeout; the server
+//   resets it when the deaf period ends;
 //   while deaf -> no SYN-ACK at all: the connect times out (seed 002: "a telnet to port 80
 //   times out"); a connect still retrying its SYN when the deaf period ends is served;
+// Either way an ignored attempt gets no answer, the cost timers::attempt_cost charges.
 //   after the deaf period -> normal service.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/asio.hpp>
 
@@ -41,6 +48,18 @@ std::string show_http(const test_server& s) {
     return admin_call(s.srv->admin_socket_path().parent_path(), "show http").text;
 }
 
+// The network thread holds the tripping connection and raises the SYN filter in one handler:
+// once `show http` reports it held, the listener is deaf. Bounded wait (real time).
+bool wait_until_held(const test_server& s, int n = 1) {
+    const auto want = fmt::format("Held unanswered while deaf: {} now", n);
+    for (int i = 0; i < 500; ++i) {
+        if (show_http(s).find(want) != std::string::npos)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    return false;
+}
+
 // A non-blocking connect to 127.0.0.1:port, as a client with a connect timeout sees it.
 enum class connect_result { connected, refused, timed_out };
 struct pending_connect {
@@ -67,6 +86,30 @@ struct pending_connect {
     int fd = -1;
 };
 
+// A connection whose request was sent: what, if anything, comes back within a bound.
+enum class answer { nothing, reset, data, closed };
+struct sent_request {
+    explicit sent_request(unsigned short port) : c{port} {
+        connected = c.wait(std::chrono::milliseconds{5000}) == connect_result::connected;
+        const std::string req = fmt::format("GET {} HTTP/1.0\r\n\r\n", caps);
+        if (connected)
+            connected = ::send(c.fd, req.data(), req.size(), MSG_NOSIGNAL) ==
+                        static_cast<ssize_t>(req.size());
+    }
+    answer wait(std::chrono::milliseconds timeout) const {
+        pollfd p{c.fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) == 0)
+            return answer::nothing;
+        char b[64];
+        const auto n = ::recv(c.fd, b, sizeof b, MSG_DONTWAIT);
+        if (n > 0)
+            return answer::data;
+        return n == 0 ? answer::closed : errno == ECONNRESET ? answer::reset : answer::closed;
+    }
+    pending_connect c;
+    bool connected = false;
+};
+
 TEST(listener_limiter, connections_over_max_connections_are_dropped_at_once) {
     test_server s{timers::grant_mode::auto_grant, std::nullopt, limited(2, 1000)};
     net::io_context ctx;
@@ -90,8 +133,11 @@ TEST(listener_limiter, throttle_makes_the_listener_deaf_then_it_serves_again) {
     test_server s{timers::grant_mode::auto_grant, std::nullopt, limited(16, 3)};
     for (int i = 0; i < 3; ++i)
         EXPECT_EQ(http_get(s.port(), caps).status, 200u);
-    // The 4th connection in the window starts the deaf period and is reset without an answer.
-    EXPECT_TRUE(http_get(s.port(), caps).closed_without_answer);
+    // The 4th connection in the window starts the deaf period: connected, never answered.
+    sent_request fourth{s.port()};
+    EXPECT_TRUE(fourth.connected);
+    ASSERT_TRUE(wait_until_held(s));
+    EXPECT_EQ(fourth.wait(std::chrono::milliseconds{200}), answer::nothing);
     // While deaf: no SYN-ACK, the connect times out (the kernel retransmits the SYN after 1 s;
     // we give up before that, as a client with a short connect timeout).
     {
@@ -101,12 +147,16 @@ TEST(listener_limiter, throttle_makes_the_listener_deaf_then_it_serves_again) {
     EXPECT_NE(show_http(s).find("Listener: deaf until"), std::string::npos);
     // The deaf period ends (1 s of the server's clock, armed as 1 s of real time).
     s.clock.advance(timers::seconds{2});
-    std::this_thread::sleep_for(std::chrono::milliseconds{1200});
+    // The held 4th connection is reset when it ends, without an answer.
+    EXPECT_EQ(fourth.wait(std::chrono::milliseconds{5000}), answer::reset);
     EXPECT_EQ(http_get(s.port(), caps).status, 200u);
     const auto text = show_http(s);
     EXPECT_NE(text.find("Deaf periods: 1"), std::string::npos) << text;
     // The SYN dropped while deaf never reached the server: only the 4th connection counts.
     EXPECT_NE(text.find("Ignored while deaf: 1"), std::string::npos) << text;
+    EXPECT_NE(text.find("Held unanswered while deaf: 0 now, 1 reset when the deaf period ended"),
+              std::string::npos)
+        << text;
     EXPECT_NE(text.find("Reset from the backlog after a deaf period: 0"), std::string::npos)
         << text;
     EXPECT_NE(text.find("Connections accepted: 4"), std::string::npos) << text;
@@ -123,7 +173,10 @@ TEST(listener_limiter, a_deaf_listener_sends_neither_syn_ack_nor_reset) {
     h.limiter.deaf_period = timers::seconds{30};
     test_server s{timers::grant_mode::auto_grant, std::nullopt, h};
     EXPECT_EQ(http_get(s.port(), caps).status, 200u);
-    EXPECT_TRUE(http_get(s.port(), caps).closed_without_answer);  // trips the throttle
+    // The attempt that trips the throttle: connected, then no answer for the client's timeout.
+    sent_request tripping{s.port()};
+    EXPECT_TRUE(tripping.connected);
+    ASSERT_TRUE(wait_until_held(s));
     // Not refused (that would be an RST), not connected (that would be a SYN-ACK): nothing,
     // for as long as the client cares to wait.
     std::vector<std::unique_ptr<pending_connect>> tries;
@@ -132,6 +185,45 @@ TEST(listener_limiter, a_deaf_listener_sends_neither_syn_ack_nor_reset) {
     for (const auto& t : tries)
         EXPECT_EQ(t->wait(std::chrono::milliseconds{cost.after.count()}),
                   connect_result::timed_out);
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{cost.after.count()}), answer::nothing);
+}
+
+TEST(listener_limiter, the_tripping_connection_gets_no_answer_until_the_deaf_period_ends) {
+    // The manual clock stands still: the server stays deaf however long real time runs (its
+    // real timer keeps re-arming), so "the rest of the deaf period" is as long as we look.
+    auto h = limited(16, 1);
+    h.limiter.deaf_period = timers::duration{100};
+    test_server s{timers::grant_mode::auto_grant, std::nullopt, h};
+    EXPECT_EQ(http_get(s.port(), caps).status, 200u);
+    sent_request tripping{s.port()};
+    ASSERT_TRUE(tripping.connected);
+    ASSERT_TRUE(wait_until_held(s));
+    // Several deaf-timer rounds (100 ms real each): still held, not read, not answered.
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{500}), answer::nothing);
+    auto text = show_http(s);
+    EXPECT_NE(text.find("Listener: deaf until"), std::string::npos) << text;
+    EXPECT_NE(text.find("Held unanswered while deaf: 1 now, 0 reset"), std::string::npos) << text;
+    // The deaf period ends on the server's clock: the held connection is reset, never served.
+    s.clock.advance(timers::seconds{2});
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{5000}), answer::reset);
+    text = show_http(s);
+    EXPECT_NE(text.find("Listener: listening"), std::string::npos) << text;
+    EXPECT_NE(text.find("Held unanswered while deaf: 0 now, 1 reset"), std::string::npos) << text;
+    EXPECT_NE(text.find("Requests: 1 "), std::string::npos) << text;  // only the first
+    EXPECT_EQ(http_get(s.port(), caps).status, 200u);
+}
+
+TEST(listener_limiter, held_connections_are_reset_when_the_server_stops) {
+    auto h = limited(16, 1);
+    h.limiter.deaf_period = timers::seconds{30};
+    test_server s{timers::grant_mode::auto_grant, std::nullopt, h};
+    EXPECT_EQ(http_get(s.port(), caps).status, 200u);
+    sent_request tripping{s.port()};
+    ASSERT_TRUE(tripping.connected);
+    ASSERT_TRUE(wait_until_held(s));
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{100}), answer::nothing);
+    s.srv->stop();
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{5000}), answer::reset);
 }
 
 TEST(listener_limiter, a_connect_still_retrying_when_the_deaf_period_ends_is_served) {
@@ -139,12 +231,15 @@ TEST(listener_limiter, a_connect_still_retrying_when_the_deaf_period_ends_is_ser
     h.limiter.deaf_period = timers::duration{300};
     test_server s{timers::grant_mode::auto_grant, std::nullopt, h};
     EXPECT_EQ(http_get(s.port(), caps).status, 200u);
-    EXPECT_TRUE(http_get(s.port(), caps).closed_without_answer);  // deaf for 300 ms (real)
+    sent_request tripping{s.port()};  // deaf for 300 ms (real) of a clock that stands still
+    EXPECT_TRUE(tripping.connected);
+    ASSERT_TRUE(wait_until_held(s));
     pending_connect late{s.port()};
     EXPECT_EQ(late.wait(std::chrono::milliseconds{200}), connect_result::timed_out);
     s.clock.advance(timers::seconds{5});  // the window has passed too
     // Linux retransmits the SYN 1 s after the first: the listener hears it now.
     EXPECT_EQ(late.wait(std::chrono::milliseconds{3000}), connect_result::connected);
+    EXPECT_EQ(tripping.wait(std::chrono::milliseconds{3000}), answer::reset);
 }
 
 TEST(listener_limiter, every_decision_reaches_the_trace_in_order) {
@@ -156,8 +251,10 @@ TEST(listener_limiter, every_decision_reaches_the_trace_in_order) {
         events.push_back(e);
     };
     test_server s{timers::grant_mode::auto_grant, std::nullopt, h};
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < 2; ++i)
         http_get(s.port(), caps);
+    sent_request third{s.port()};  // trips the throttle: held unanswered
+    ASSERT_TRUE(wait_until_held(s));
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
     std::lock_guard lock{m};
     // Attempts in order (closes may interleave: a client's close races its next connect).

@@ -109,7 +109,10 @@ TEST(server_metrics, admin_socket_answers_get_metrics_with_counters_by_operation
     EXPECT_EQ(http_get(s.port(), caps).status, 200u);
     EXPECT_EQ(http_get(s.port(), next_ca).status, 404u);  // no shadow yet (IOS 404)
     EXPECT_EQ(http_get(s.port(), "/other").status, 404u);
-    EXPECT_TRUE(http_get(s.port(), caps).closed_without_answer);  // the 4th: deaf
+    // The 4th trips the throttle: held unanswered (we give up after 200 ms).
+    const auto fourth = http_raw(s.port(), fmt::format("GET {} HTTP/1.0\r\n\r\n", caps),
+                                 std::chrono::milliseconds{200});
+    EXPECT_TRUE(fourth.timed_out && fourth.raw.empty());
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
 
     const auto r = unix_http(s.srv->admin_socket_path(),
@@ -120,6 +123,8 @@ TEST(server_metrics, admin_socket_answers_get_metrics_with_counters_by_operation
     const auto e = parse_exposition(body_of(r));
     EXPECT_EQ(e.at("pkisim_http_connections_accepted_total"), 3);
     EXPECT_EQ(e.at("pkisim_http_connections_ignored_deaf_total"), 1);
+    EXPECT_EQ(e.at("pkisim_http_connections_held"), 1);
+    EXPECT_EQ(e.at("pkisim_http_connections_reset_after_hold_total"), 0);
     EXPECT_EQ(e.at("pkisim_http_connections_dropped_max_connections_total"), 0);
     EXPECT_EQ(e.at("pkisim_http_deaf_periods_total"), 1);
     EXPECT_EQ(e.at("pkisim_http_deaf_seconds_total"), 60);

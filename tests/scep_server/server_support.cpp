@@ -105,6 +105,7 @@ raw_response http_raw(unsigned short port, std::string_view request,
         s.async_read_some(net::buffer(buf), [&](boost::system::error_code ec, std::size_t n) {
             r.raw.append(buf.data(), n);
             if (ec) {
+                r.reset = ec == net::error::connection_reset;
                 timer.cancel();
                 return;
             }
@@ -113,7 +114,7 @@ raw_response http_raw(unsigned short port, std::string_view request,
     };
     read_more();
     ctx.run();
-    (void)timed_out;
+    r.timed_out = timed_out;
     const auto sep = r.raw.find("\r\n\r\n");
     if (r.raw.empty()) {
         r.closed_without_answer = true;

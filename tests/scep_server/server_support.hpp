@@ -51,6 +51,8 @@ struct raw_response {
     std::string head;  // status line + headers
     std::string body;
     bool closed_without_answer = false;
+    bool reset = false;      // the server reset the connection (ECONNRESET)
+    bool timed_out = false;  // nothing more arrived within the timeout; we gave up
     std::string header(std::string_view name) const;  // "" when absent
     bytes body_bytes() const { return {body.begin(), body.end()}; }
 };

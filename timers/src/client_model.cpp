@@ -67,7 +67,8 @@ unanswered_attempt attempt_cost(admission decision, duration round_trip,
             // Accepted by the kernel, then reset at once by the listener: one round trip.
             return {http_outcome::refused, round_trip};
         case admission::ignored_deaf:
-            // No SYN-ACK while deaf: the client's own connect timeout decides (model §2.5).
+            // No answer while deaf (SYN dropped, or connection held unanswered): the client's
+            // own timeout decides (model §2.5).
             return {http_outcome::timed_out, model.connect_timeout};
         case admission::accepted:
             break;

@@ -15,8 +15,9 @@
 // Deaf periods (model §3; seed 002: "a telnet to port 80 times out"): while the limiter is deaf
 // the listening socket carries a drop-everything socket filter (Linux SO_ATTACH_FILTER), so the
 // kernel answers no SYN: a client sees no SYN-ACK and no RST, and its connect times out
-// (timers::attempt_cost). What had already queued when the period started is taken from the
-// backlog, counted as ignored and reset; the connection that trips the throttle is reset at once.
+// (timers::attempt_cost). The connection that trips the throttle, and what had already queued
+// when the period started, are counted as ignored and held open unread and unanswered, so they
+// too get no answer; they are reset when the period ends (or the server stops).
 // When the period ends the filter goes away and the next SYN (a retransmission of a connect still
 // in progress, or a new one) is served again.
 //
@@ -77,6 +78,11 @@ struct http_counters {
     // Handshakes found in the backlog when a deaf period ended (only when the socket filter
     // could not be attached, e.g. not Linux): reset, since IOS would never have answered them.
     std::uint64_t reset_after_deaf = 0;
+    // Connections ignored while deaf that the kernel had already accepted (the one that tripped
+    // the throttle, handshakes queued before the filter went up): held open without reading or
+    // answering until the deaf period ends, then reset (model §3: ignored = no answer).
+    std::uint64_t held_now = 0;
+    std::uint64_t reset_after_hold = 0;
     bool syn_filter = true;  // deaf periods drop SYNs (false: the filter could not be attached)
 };
 

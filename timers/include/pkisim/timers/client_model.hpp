@@ -58,15 +58,14 @@ shadow_transition shadow_step(shadow_state current, http_outcome outcome, time_p
 // implements on the wire and the simulator charges.
 //   dropped_max_connections -> refused: the server accepts and resets at once; the client
 //                              knows after one round trip.
-//   ignored_deaf            -> timed_out: the deaf listener drops the SYN (no SYN-ACK, no RST;
-//                              seed 002: "a telnet to port 80 times out"); the client gives up
-//                              after its connect timeout.
+//   ignored_deaf            -> timed_out: no answer, and the client gives up after its timeout
+//                              (IOS: 10 s, shorter than the 15 s deaf period). Either the deaf
+//                              listener drops the SYN (no SYN-ACK, no RST; seed 002: "a telnet
+//                              to port 80 times out"), or -- the attempt that trips the throttle,
+//                              and handshakes the kernel completed before the filter went up --
+//                              the server holds the connection open without reading or answering
+//                              it and resets it only when the deaf period ends.
 //   accepted                -> the attempt is served; not an unanswered attempt (ok, cost 0).
-// One known difference: the attempt that trips the throttle (the limiter answers ignored_deaf
-// and starts the deaf period) had already been accepted by the kernel, so the real server
-// resets it at once; here it costs the connect timeout like every other ignored attempt (one
-// attempt per deaf period; charging it a round trip moved the cohort engine away from the
-// exact one in tests/sim/engine_agreement_test.cpp, so it is left for the simulator).
 struct unanswered_attempt {
     http_outcome outcome;
     duration after;  // from the moment the client starts connecting
