@@ -201,6 +201,10 @@ struct server::impl {
         // Bind first: a port in use must not leave a freshly created CA behind.
         open_listener();
         open_metrics_listener();
+        // Rollover events (shadow made, switchover) go to the access log as IOS syslog lines.
+        e.event_log = [this](const std::string& line) {
+            log(fmt::format("{} {}", timers::to_iso8601(clock.now()), line));
+        };
         engine = make_service(std::move(e), c);
         open_admin();
     }
