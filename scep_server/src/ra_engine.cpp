@@ -763,15 +763,20 @@ void ra_engine::load_shadow() {
     }
 }
 
-std::optional<time_point> ra_engine::shadow_timer() const {
+std::optional<time_point> ra_engine::own_timer(timers::renewal_kind kind) const {
     if (!ra_cert_ || !upstream_ca_)
         return std::nullopt;
-    // §2 timer 2: the RA certificate ends with the CA -> SHADOW at auto-enroll % of its life.
+    // Model §2 timers 1–2 on the RA's own certificate: RENEW at auto-enroll % of its life, or
+    // SHADOW at the same instant when it ends with the CA.
     const timers::validity id{not_before(ra_cert_.get()), not_after(ra_cert_.get())};
     const auto rp = timers::client_renewal(tp_, id, not_after(upstream_ca_->ca.get()));
-    if (rp.kind != timers::renewal_kind::shadow)
+    if (rp.kind != kind)
         return std::nullopt;
     return rp.at;
+}
+
+std::optional<time_point> ra_engine::shadow_timer() const {
+    return own_timer(timers::renewal_kind::shadow);
 }
 
 std::string ra_engine::shadow_attempt(time_point now) {
@@ -858,13 +863,7 @@ std::string ra_engine::shadow_attempt(time_point now) {
 }
 
 std::optional<time_point> ra_engine::renew_timer() const {
-    if (!ra_cert_ || !upstream_ca_)
-        return std::nullopt;
-    const timers::validity id{not_before(ra_cert_.get()), not_after(ra_cert_.get())};
-    const auto rp = timers::client_renewal(tp_, id, not_after(upstream_ca_->ca.get()));
-    if (rp.kind != timers::renewal_kind::renew)
-        return std::nullopt;
-    return rp.at;
+    return own_timer(timers::renewal_kind::renew);
 }
 
 void ra_engine::renew_ra(time_point now) {

@@ -36,6 +36,7 @@
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/config.hpp"
+#include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
 
@@ -115,6 +116,7 @@ class ra_engine final : public scep_service {
 
     // RA rollover (model rule 8, ios-pki-research.md §5).
     void load_shadow();
+    std::optional<time_point> own_timer(timers::renewal_kind kind) const;
     std::optional<time_point> shadow_timer() const;  // the RA's SHADOW point (timers/)
     // §2 timer 1 for the RA certificate itself (it ends before the CA): RENEW point.
     std::optional<time_point> renew_timer() const;
