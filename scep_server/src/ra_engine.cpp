@@ -54,6 +54,15 @@ constexpr std::string_view meta_shadow_ca = "shadow_ca";
 constexpr std::string_view meta_shadow_ra_key = "shadow_ra_key";
 constexpr std::string_view meta_shadow_ra_cert = "shadow_ra_cert";
 constexpr std::string_view meta_shadow_ra_pending_tx = "shadow_ra_pending_tx";
+// Upstream calls from the engine thread: one request, no client-side polling loop and no
+// sleeping (the RA polls on its own tick, every `enrollment retry period`).
+poll_options one_exchange() {
+    poll_options once;
+    once.max_polls = 0;
+    once.sleep = [](std::chrono::milliseconds) {};
+    return once;
+}
+
 std::string req_meta(std::int64_t id, std::string_view what) {
     return fmt::format("req:{}:{}", id, what);
 }
@@ -267,9 +276,7 @@ void ra_engine::try_enroll_ra(time_point now) {
     if (!upstream_ca_ && !fetch_ca())
         return;
     const auto c = make_client();
-    poll_options once;
-    once.max_polls = 0;
-    once.sleep = [](std::chrono::milliseconds) {};
+    poll_options once = one_exchange();
     client_result<enroll_result> res;
     const auto pending_tx = store_->meta(meta_ra_pending_tx).value_or("");
     if (!pending_tx.empty()) {
@@ -667,9 +674,7 @@ ra_engine::upstream_reply ra_engine::forward(request_record& r, time_point /*now
         return u;
     }
     const auto c = make_client();
-    poll_options once;
-    once.max_polls = 0;
-    once.sleep = [](std::chrono::milliseconds) {};
+    poll_options once = one_exchange();
     const auto tx = store_->meta(req_meta(r.id, "tx"));
     if (!tx) {
         // A new upstream transactionID per RA request: a client's own transactionID may repeat
@@ -885,9 +890,7 @@ void ra_engine::renew_ra(time_point now) {
 client_result<enroll_result> ra_engine::request_signed_by_ra(std::string_view pending_meta,
                                                              EVP_PKEY* key, const ca_certs& to) {
     const auto c = make_client();
-    poll_options once;
-    once.max_polls = 0;
-    once.sleep = [](std::chrono::milliseconds) {};
+    poll_options once = one_exchange();
     client_result<enroll_result> res;
     const auto tx = store_->meta(pending_meta).value_or("");
     if (!tx.empty()) {
