@@ -69,7 +69,7 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
     std::vector<scenario> scenarios;
     for (const auto& v : spec.values) {
         scenario sc = base;
-        if (auto r = apply_setting(sc, spec.key, v); !r)
+        if (auto r = apply_setting(sc, spec.key, v, fmt::format("--sweep {}={}", spec.key, v)); !r)
             return tl::make_unexpected(r.error());
         scenarios.push_back(std::move(sc));
         out.points.push_back(sweep_point{v, {}});
