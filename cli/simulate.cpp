@@ -16,6 +16,7 @@
 #include "pkisim/sim/scenario.hpp"
 #include "pkisim/sim/simulation.hpp"
 #include "pkisim/sim/sweep.hpp"
+#include "pkisim/timers/settings.hpp"
 
 namespace pkisim::cli {
 
@@ -25,7 +26,7 @@ struct simulate_args {
     std::string scenario_path;
     std::string out_dir;
     std::optional<std::uint64_t> seed;
-    std::optional<std::uint64_t> clients;
+    std::string clients;  // text: the registry parses it (`--clients -5` is an error)
     std::vector<std::string> sets;
     std::string sweep;
     std::string engine = "auto";
@@ -43,18 +44,19 @@ int run_simulate(const simulate_args& a) {
     for (const auto& kv : a.sets) {
         const auto eq = kv.find('=');
         if (eq == std::string::npos) {
-            std::cerr << "--set " << kv << ": expected key=value\n";
+            std::cerr << "--set " << kv << ": expected KEY=VALUE, e.g. overlap=365\n";
             return 2;
         }
-        if (auto r = sim::apply_setting(*sc, kv.substr(0, eq), kv.substr(eq + 1)); !r) {
+        if (auto r = sim::apply_setting(*sc, kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
+            !r) {
             std::cerr << r.error() << '\n';
             return 2;
         }
     }
     if (a.seed)
         sc->seed = *a.seed;
-    if (a.clients) {
-        if (auto r = sim::apply_setting(*sc, "clients", std::to_string(*a.clients)); !r) {
+    if (!a.clients.empty()) {
+        if (auto r = sim::apply_setting(*sc, "clients", a.clients, "--clients " + a.clients); !r) {
             std::cerr << r.error() << '\n';
             return 2;
         }
@@ -146,8 +148,10 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--clients", args->clients,
                     "Total number of clients (split across groups by their share)");
     cmd->add_option("--set", args->sets,
-                    "key=value, e.g. overlap=365, auto-enroll=80, max-connections=16, "
-                    "ra.auto-enroll=95, latency=5ms (repeatable)");
+                    "KEY=VALUE, one per --set (repeatable), e.g. overlap=365; the keys (shared "
+                    "with `pkisim check`) are listed below")
+        ->expected(1)
+        ->allow_extra_args(false);
     cmd->add_option("--sweep", args->sweep,
                     "Run one value after another of a parameter, e.g. overlap=30,60,90,180,365 "
                     "or auto-enroll=60..90; prints a table and the smallest safe value");
@@ -160,6 +164,9 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--quiet,-q", args->quiet, "No progress display");
     cmd->add_flag("--deterministic", args->deterministic,
                   "Byte-identical output: write wall_seconds as 0 and omit timings");
+    cmd->footer(timers::settings_help(timers::setting_command::simulate) +
+                "\nExit codes: 0 safe, 1 storm or outage (the verdict), 2 usage, scenario or "
+                "configuration error (file:line: message on stderr).");
     cmd->callback([args, &exit_code] { exit_code = run_simulate(*args); });
 }
 
