@@ -150,7 +150,6 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--set", args->sets,
                     "KEY=VALUE, one per --set (repeatable), e.g. overlap=365; the keys (shared "
                     "with `pkisim check`) are listed below")
-        ->expected(1)
         ->allow_extra_args(false);
     cmd->add_option("--sweep", args->sweep,
                     "Run one value after another of a parameter, e.g. overlap=30,60,90,180,365 "

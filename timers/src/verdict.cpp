@@ -241,10 +241,10 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
                                                : std::string{"every client of the trustpoint"};
         const std::string when = fmt::format(
             "generation 2 ({} .. {}): every rollover certificate starts at {} (rule 6), so {} "
-            "on the same schedule and asks for the next CA at the same instant, {} ({} days "
+            "on the same schedule and {} for the next CA at the same instant, {} ({} days "
             "before that CA's expiry)",
-            date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd, date_text(h),
-            days_text(to_days(c2 - h)));
+            date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd,
+            in.fleet_size ? "ask" : "asks", date_text(h), days_text(to_days(c2 - h)));
         if (shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, h, c2, in.client)
                 .state == shadow_state::expired) {
             t.verdict = storm_verdict::outage;
