@@ -485,7 +485,7 @@ int run_check(const check_options& o) {
                            c.verified_safe ? "verified safe in every generation by the closed form"
                                            : "NOT enough on its own; see below");
         for (const auto& d : c.devices) {
-            out += fmt::format("  on the {}:\n", d.device);
+            out += fmt::format("  on {}:\n", d.device);
             for (const auto& l : d.config) {
                 out += "    " + l + "\n";
             }
