@@ -81,3 +81,37 @@ TEST(attempt_cost, a_deaf_listener_costs_the_connect_timeout_and_a_drop_one_roun
 }
 
 }  // namespace
+
+namespace {
+
+using namespace pkisim::timers;
+
+// Issue 10 §3: the retry is armed when the attempt is over for the client.
+TEST(attempt_completion, the_retry_is_armed_when_the_attempt_is_over_for_the_client) {
+    client_model m;
+    m.connect_timeout = seconds{7};
+    m.shadow_retry_interval = seconds{30};
+    const auto start = *parse_iso8601("2034-07-04T03:14:19.184Z");
+    const auto ca_end = *parse_iso8601("2034-12-31");
+    // Served: the 404 arrives after the round trip and the service time.
+    const auto served =
+        attempt_completion(admission::accepted, start, duration{4}, duration{36}, m);
+    EXPECT_EQ(served.outcome, http_outcome::ok);
+    EXPECT_EQ(served.completed, start + duration{40});
+    EXPECT_EQ(shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, served.completed,
+                          ca_end, m)
+                  .at,
+              start + duration{30'040});
+    // Deaf: the client gives up after its connect timeout, whatever the service time.
+    const auto deaf =
+        attempt_completion(admission::ignored_deaf, start, duration{4}, duration{36}, m);
+    EXPECT_EQ(deaf.outcome, http_outcome::timed_out);
+    EXPECT_EQ(deaf.completed, start + seconds{7});
+    // Dropped for max-connections: the reset arrives after one round trip.
+    const auto dropped =
+        attempt_completion(admission::dropped_max_connections, start, duration{4}, duration{36}, m);
+    EXPECT_EQ(dropped.outcome, http_outcome::refused);
+    EXPECT_EQ(dropped.completed, start + duration{4});
+}
+
+}  // namespace

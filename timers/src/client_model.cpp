@@ -76,4 +76,12 @@ unanswered_attempt attempt_cost(admission decision, duration round_trip,
     return {http_outcome::ok, duration{0}};
 }
 
+attempt_end attempt_completion(admission decision, time_point connect_start, duration round_trip,
+                               duration service, const client_model& model) {
+    if (decision == admission::accepted)
+        return {http_outcome::ok, connect_start + round_trip + service};
+    const auto cost = attempt_cost(decision, round_trip, model);
+    return {cost.outcome, connect_start + cost.after};
+}
+
 }  // namespace pkisim::timers

@@ -72,4 +72,20 @@ struct unanswered_attempt {
 };
 unanswered_attempt attempt_cost(admission decision, duration round_trip, const client_model& model);
 
+// THE timing rule of every retry (issue 10 §3): a client's next timer -- the shadow retry
+// interval after a 404, the enrollment retry period after a failure -- is armed when the attempt
+// is over for the client, not when it started:
+//   accepted                -> when the answer arrived: start + round trip + service time
+//   dropped_max_connections -> when the reset arrived: start + round trip
+//   ignored_deaf            -> when the client gave up: start + connect timeout
+// The exact and cohort engines of the simulator (sim/src/simulation.cpp) and the live fleet
+// (loadgen/) all feed this instant to shadow_step() / the retry period. `outcome` is ok for an
+// accepted attempt (the caller knows the HTTP/SCEP answer).
+struct attempt_end {
+    http_outcome outcome;
+    time_point completed;
+};
+attempt_end attempt_completion(admission decision, time_point connect_start, duration round_trip,
+                               duration service, const client_model& model);
+
 }  // namespace pkisim::timers
