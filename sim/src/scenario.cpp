@@ -398,7 +398,8 @@ struct loader {
             if (auto ok = check_keys(
                     *net,
                     {"latency", "connect_timeout", "shadow_retry_interval", "retry_jitter",
-                     "clock_skew", "service_get_next_ca_cert", "service_enrollment"},
+                     "clock_skew", "service_get_next_ca_cert", "service_enrollment",
+                     "syn_retransmit"},
                     "[network]");
                 !ok)
                 return tl::make_unexpected(ok.error());
@@ -412,7 +413,8 @@ struct loader {
                                     {"retry_jitter", &sc.retry_jitter},
                                     {"clock_skew", &sc.clock_skew},
                                     {"service_get_next_ca_cert", &sc.service_get_next_ca_cert},
-                                    {"service_enrollment", &sc.service_enrollment}};
+                                    {"service_enrollment", &sc.service_enrollment},
+                                    {"syn_retransmit", &sc.client.syn_retransmit}};
             for (const auto& f : fields) {
                 auto v = duration_at(*net, f.key);
                 if (!v)
@@ -814,6 +816,8 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         return as_duration(sc.service_get_next_ca_cert);
     if (key == "service_enrollment")
         return as_duration(sc.service_enrollment);
+    if (key == "syn_retransmit")
+        return as_duration(sc.client.syn_retransmit);
     if (key == "throttle_window") {
         if (value == "sliding") {
             sc.throttle_window = timers::throttle_window::sliding;
@@ -829,7 +833,8 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
     return err(
         "unknown key; expected overlap, auto-enroll, lifetime, max-connections, clients, seed, "
         "horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter, "
-        "clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window, "
+        "clock_skew, service_get_next_ca_cert, service_enrollment, syn_retransmit, "
+        "throttle_window, "
         "ca.<server command>, ra.<trustpoint command>, clients.<trustpoint command>");
 }
 

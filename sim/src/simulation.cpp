@@ -89,14 +89,17 @@ struct cohort {
     std::uint16_t group = 0;  // groups.size() = the RA itself
     std::uint8_t phase = ph_enroll;
     std::uint8_t flags = 0;
-    std::uint16_t tries = 0;   // failed attempts of the current enrollment
+    std::uint16_t tries = 0;  // failed attempts of the current enrollment
+    // > 0: this is a SYN retransmission of an attempt that began this many ms ago and found
+    // the listener deaf (timers::syn_retransmission); not a new request.
+    std::uint32_t syn_elapsed = 0;
     std::uint16_t ca_gen = 0;  // which CA generation issued the current certificate
 };
 
 bool same_state(const cohort& a, const cohort& b) {
     return a.phase == b.phase && a.group == b.group && a.ca_gen == b.ca_gen && a.flags == b.flags &&
            a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
-           a.skew == b.skew;
+           a.skew == b.skew && a.syn_elapsed == b.syn_elapsed;
 }
 bool state_less(const cohort& a, const cohort& b) {
     if (a.phase != b.phase)
@@ -113,6 +116,8 @@ bool state_less(const cohort& a, const cohort& b) {
         return a.cert_nb < b.cert_nb;
     if (a.cert_na != b.cert_na)
         return a.cert_na < b.cert_na;
+    if (a.syn_elapsed != b.syn_elapsed)
+        return a.syn_elapsed < b.syn_elapsed;
     return a.skew < b.skew;
 }
 
@@ -326,6 +331,25 @@ class simulator {
         note_minute(now, a.accepted + a.dropped + a.ignored, a.accepted);
     }
     void note_minute(ms_t now, std::uint64_t attempts, std::uint64_t accepted);
+    // The SYN-dropped attempts of `a` that get in later on a retransmission (the live
+    // server's behaviour, timers::syn_retransmission): taken out of the counts, which then
+    // hold only attempts whose fate is decided now; returns their retransmission offset from
+    // the attempt's start (0 = none).
+    ms_t late_connects(const server_model& srv, ms_t attempt_start, ms_t elapsed,
+                       admission_counts& a, std::uint64_t& late) const {
+        late = 0;
+        const std::uint64_t syn_dropped = a.ignored - a.held;
+        if (syn_dropped == 0)
+            return 0;
+        const ms_t deaf_left = ms_of(srv.limiter.deaf_until()) - attempt_start;
+        const auto r = timers::syn_retransmission(timers::duration{elapsed},
+                                                  timers::duration{deaf_left}, sc_.client);
+        if (!r)
+            return 0;
+        late = syn_dropped;
+        a.ignored -= late;
+        return r->count();
+    }
     void flush_minute();
     void flush_day();
     void collect_deaf(ms_t now) {
@@ -534,6 +558,9 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
 }
 
 void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
+    // > 0: a SYN retransmission of an attempt begun `elapsed` ms ago (not a new request).
+    const ms_t elapsed = pool_[idx].syn_elapsed;
+    pool_[idx].syn_elapsed = 0;  // every part decided here starts afresh
     const cohort snapshot = pool_[idx];
     const std::uint64_t k = snapshot.count;
     const bool ra_client = is_ra(snapshot);
@@ -545,7 +572,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         outage(idx, now);
         return;
     }
-    if (!ra_client)
+    if (!ra_client && elapsed == 0)
         day_at(now).enrollment_attempts += k;
 
     const ms_t lat = sc_.latency.count();
@@ -555,7 +582,9 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     const ms_t arrival = start + lat;
     server_model& front = via_ra ? ra_server_ : ca_server_;
     accepted_at_.clear();
-    const admission_counts a = front.admit(origin_, place(idx, now, k), service, &accepted_at_);
+    admission_counts a = front.admit(origin_, place(idx, now, k), service, &accepted_at_);
+    std::uint64_t late = 0;
+    const ms_t late_at = late_connects(front, start - elapsed, elapsed, a, late);
     count_connections(snapshot, now, a);
 
     // Which CA generation signs: the shadow for a rollover request, else the active one.
@@ -593,7 +622,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
 
     if (!ra_client) {
         day_at(now).enrollments_ok += ok;
-        day_at(now).enrollments_failed += k - ok;
+        day_at(now).enrollments_failed += k - late - ok;
     }
 
     // The failures. A rollover request follows the shadow state machine (timers::shadow_step:
@@ -675,7 +704,9 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
     const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
-        const auto end = timers::attempt_completion(d, at(start), timers::duration{2 * lat},
+        // No answer: the connect timeout runs from the attempt's first SYN.
+        const ms_t from = d == timers::admission::ignored_deaf ? start - elapsed : start;
+        const auto end = timers::attempt_completion(d, at(from), timers::duration{2 * lat},
                                                     timers::duration{service}, sc_.client);
         handler(part, end.outcome, ms_of(end.completed));
     };
@@ -683,10 +714,17 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         unanswered(fail, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
         unanswered(fail, *part, timers::admission::ignored_deaf);
+    if (auto part = take(late)) {
+        // The deaf period ends before the connect timeout: a retransmitted SYN gets in.
+        pool_[*part].syn_elapsed = static_cast<std::uint32_t>(late_at);
+        schedule(*part, start - elapsed + late_at, width_of(pool_[*part]));
+    }
 }
 
 void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     cohort& c0 = pool_[idx];
+    const ms_t elapsed = c0.syn_elapsed;  // > 0: a SYN retransmission, not a new request
+    c0.syn_elapsed = 0;
     const bool ra_client = is_ra(c0);
     const bool via_ra = talks_to_ra(c0);
     const std::uint64_t k = c0.count;
@@ -720,7 +758,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             return;
         }
     }
-    if (!ra_client)
+    if (!ra_client && elapsed == 0)
         day_at(now).get_next_ca_cert_requests += k;
 
     const ms_t lat = sc_.latency.count();
@@ -728,7 +766,9 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     const ms_t start = exact_now(idx, now);
     const ms_t arrival = start + lat;
     server_model& srv = via_ra ? ra_server_ : ca_server_;
-    const admission_counts a = srv.admit(origin_, place(idx, now, k), service);
+    admission_counts a = srv.admit(origin_, place(idx, now, k), service);
+    std::uint64_t late = 0;
+    const ms_t late_at = late_connects(srv, start - elapsed, elapsed, a, late);
     count_connections(c0, now, a);
     const bool has_next = server_has_gen(via_ra, c0.ca_gen + 1u, arrival);
 
@@ -802,7 +842,9 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
     const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
-        const auto end = timers::attempt_completion(d, at(start), timers::duration{2 * lat},
+        // No answer: the connect timeout runs from the attempt's first SYN.
+        const ms_t from = d == timers::admission::ignored_deaf ? start - elapsed : start;
+        const auto end = timers::attempt_completion(d, at(from), timers::duration{2 * lat},
                                                     timers::duration{service}, sc_.client);
         handler(part, end.outcome, ms_of(end.completed));
     };
@@ -810,6 +852,11 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         unanswered(react, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
         unanswered(react, *part, timers::admission::ignored_deaf);
+    if (auto part = take(late)) {
+        // The deaf period ends before the connect timeout: a retransmitted SYN gets in.
+        pool_[*part].syn_elapsed = static_cast<std::uint32_t>(late_at);
+        schedule(*part, start - elapsed + late_at, width_of(pool_[*part]));
+    }
 }
 
 void simulator::do_switchover(std::uint32_t idx, ms_t now) {

@@ -115,3 +115,27 @@ TEST(attempt_completion, the_retry_is_armed_when_the_attempt_is_over_for_the_cli
 }
 
 }  // namespace
+
+namespace {
+
+using namespace pkisim::timers;
+
+TEST(syn_retransmission, a_connect_begun_late_in_a_deaf_period_gets_in_on_the_next_syn) {
+    client_model m;  // 1 s initial RTO: SYNs at 0, 1, 3, 7 s; connect timeout 10 s
+    // Deaf for 2.5 more seconds: the SYN at 3 s is heard.
+    EXPECT_EQ(syn_retransmission(duration{0}, duration{2500}, m), seconds{3});
+    // Deaf for 0.4 s: the first retransmission (1 s) is heard.
+    EXPECT_EQ(syn_retransmission(duration{0}, duration{400}, m), seconds{1});
+    // Deaf for 8 s: the next SYN would be at 15 s, after the 10 s timeout.
+    EXPECT_EQ(syn_retransmission(duration{0}, seconds{8}, m), std::nullopt);
+    // A retransmission that was heard but ignored again (it tripped the throttle): the next.
+    EXPECT_EQ(syn_retransmission(seconds{3}, seconds{3}, m), seconds{7});
+    // Off: the model §3 reading, every deaf connect times out.
+    m.syn_retransmit = duration{0};
+    EXPECT_EQ(syn_retransmission(duration{0}, duration{400}, m), std::nullopt);
+    // A warped server at rate 40: the kernel's 1 s is 40 s of lab time, after the timeout.
+    m.syn_retransmit = seconds{40};
+    EXPECT_EQ(syn_retransmission(duration{0}, duration{400}, m), std::nullopt);
+}
+
+}  // namespace

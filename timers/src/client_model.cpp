@@ -84,4 +84,20 @@ attempt_end attempt_completion(admission decision, time_point connect_start, dur
     return {cost.outcome, connect_start + cost.after};
 }
 
+std::optional<duration> syn_retransmission(duration after, duration deaf_left,
+                                           const client_model& model) {
+    if (model.syn_retransmit <= duration{0})
+        return std::nullopt;
+    // Retransmissions at rto × (2^k − 1): 1, 3, 7, 15 s for rto = 1 s.
+    duration at = model.syn_retransmit;
+    duration step = model.syn_retransmit;
+    while (at < model.connect_timeout) {
+        if (at > after && at >= deaf_left)
+            return at;
+        step *= 2;
+        at += step;
+    }
+    return std::nullopt;
+}
+
 }  // namespace pkisim::timers
