@@ -21,4 +21,9 @@ void add_serve_commands(CLI::App& app, int& exit_code);
 void add_client_command(CLI::App& app, int& exit_code);
 #endif
 
+#ifdef PKISIM_HAS_LOADGEN
+// `pkisim fleet`: the scenario's virtual IOS clients against a real SCEP server.
+void add_fleet_command(CLI::App& app, int& exit_code);
+#endif
+
 }  // namespace pkisim::cli

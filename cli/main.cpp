@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
 #ifdef PKISIM_HAS_SCEP_CLIENT
     pkisim::cli::add_client_command(app, exit_code);
 #endif
+#ifdef PKISIM_HAS_LOADGEN
+    pkisim::cli::add_fleet_command(app, exit_code);
+#endif
 
     // `pkisim simulat`: not a command; suggest the nearest one (before CLI11 reports only
     // "A subcommand is required").

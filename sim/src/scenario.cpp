@@ -340,7 +340,8 @@ struct loader {
             if (auto ok = check_keys(
                     *net,
                     {"latency", "connect_timeout", "shadow_retry_interval", "retry_jitter",
-                     "clock_skew", "service_get_next_ca_cert", "service_enrollment"},
+                     "clock_skew", "service_get_next_ca_cert", "service_enrollment",
+                     "syn_retransmit"},
                     "[network]");
                 !ok)
                 return tl::make_unexpected(ok.error());
@@ -354,7 +355,8 @@ struct loader {
                                     {"retry_jitter", &sc.retry_jitter},
                                     {"clock_skew", &sc.clock_skew},
                                     {"service_get_next_ca_cert", &sc.service_get_next_ca_cert},
-                                    {"service_enrollment", &sc.service_enrollment}};
+                                    {"service_enrollment", &sc.service_enrollment},
+                                    {"syn_retransmit", &sc.client.syn_retransmit}};
             for (const auto& f : fields) {
                 auto v = duration_at(*net, f.key);
                 if (!v)

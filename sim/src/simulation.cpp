@@ -77,18 +77,29 @@ struct cohort {
     ms_t cert_na = 0;
     ms_t skew = 0;           // client clock − server clock (ms); dropped once in the loop
     ms_t first_404 = never;  // earliest first 404 of the members (not part of the state)
+    // When exactly the members act: evenly spread over [tick + lo, tick + hi] (ms; not part of
+    // the state: merged cohorts take the union, at most one step wide). A client alone has
+    // lo == hi, its exact time, whatever the grid. Retries are armed from the instant each
+    // attempt completed (timers::attempt_completion), range shifted by the cost, so rounding
+    // events to the grid neither accumulates (a 20.040 s loop on a 1 s grid keeps its 40 ms per
+    // round) nor spreads clients that act together over the step (issue 10 §3).
+    ms_t lo = 0;
+    ms_t hi = 0;
     std::uint32_t version = 0;
     std::uint16_t group = 0;  // groups.size() = the RA itself
     std::uint8_t phase = ph_enroll;
     std::uint8_t flags = 0;
-    std::uint16_t tries = 0;   // failed attempts of the current enrollment
+    std::uint16_t tries = 0;  // failed attempts of the current enrollment
+    // > 0: this is a SYN retransmission of an attempt that began this many ms ago and found
+    // the listener deaf (timers::syn_retransmission); not a new request.
+    std::uint32_t syn_elapsed = 0;
     std::uint16_t ca_gen = 0;  // which CA generation issued the current certificate
 };
 
 bool same_state(const cohort& a, const cohort& b) {
     return a.phase == b.phase && a.group == b.group && a.ca_gen == b.ca_gen && a.flags == b.flags &&
            a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
-           a.skew == b.skew;
+           a.skew == b.skew && a.syn_elapsed == b.syn_elapsed;
 }
 bool state_less(const cohort& a, const cohort& b) {
     if (a.phase != b.phase)
@@ -105,6 +116,8 @@ bool state_less(const cohort& a, const cohort& b) {
         return a.cert_nb < b.cert_nb;
     if (a.cert_na != b.cert_na)
         return a.cert_na < b.cert_na;
+    if (a.syn_elapsed != b.syn_elapsed)
+        return a.syn_elapsed < b.syn_elapsed;
     return a.skew < b.skew;
 }
 
@@ -124,7 +137,10 @@ class simulator {
           merge_(merge),
           opt_(opt),
           origin_(sc.start),
-          step_(std::max<ms_t>(1, sc.time_step.count())),
+          // The exact engine times every client to the millisecond whatever the scenario's
+          // grid (issue 10 §3: its answer must not depend on an implementation detail); the
+          // grid is the cohort engine's merging resolution.
+          step_(merge ? std::max<ms_t>(1, sc.time_step.count()) : 1),
           horizon_ms_(sc.effective_horizon().count()),
           horizon_tick_(horizon_ms_ / step_),
           queue_(0, wheel_bits_for(sc)),
@@ -197,10 +213,19 @@ class simulator {
         pool_[idx].count -= n;
         return alloc(copy);
     }
-    void schedule(std::uint32_t idx, ms_t when) {
-        const auto tick = tick_of(when);
-        queue_.push(tick, (std::uint64_t{pool_[idx].version} << 32) | idx);
+    // Members act in [when, when + width] (width 0: one instant).
+    void schedule(std::uint32_t idx, ms_t when, ms_t width = 0) {
+        width = std::clamp<ms_t>(width, 0, step_ - 1);
+        const auto tick = tick_of(when + width / 2);
+        const ms_t t0 = tick * step_;
+        auto& c = pool_[idx];
+        c.lo = std::clamp<ms_t>(when - t0, -step_, step_);
+        c.hi = std::clamp<ms_t>(when + width - t0, c.lo, step_);
+        queue_.push(tick, (std::uint64_t{c.version} << 32) | idx);
     }
+    // The exact instant a cohort's first member acts at.
+    ms_t exact_now(std::uint32_t idx, ms_t now) const { return now + pool_[idx].lo; }
+    ms_t width_of(const cohort& c) const { return c.hi - c.lo; }
 
     day_counters& day_at(ms_t ms) {
         const auto d = static_cast<std::size_t>(
@@ -212,13 +237,17 @@ class simulator {
     // of a cohort draw independently: the cohort is split by the grid step each one lands on
     // (one draw per member up to 256 members, a multinomial by sequential binomials above), so
     // the exact and cohort engines agree in distribution, not draw for draw.
-    void schedule_retry(std::uint32_t idx, ms_t when) {
+    void schedule_retry(std::uint32_t idx, ms_t when, ms_t width = 0) {
         const ms_t j = sc_.retry_jitter.count();
         if (j <= 0) {
-            schedule(idx, when);
+            schedule(idx, when, width);
             return;
         }
         const std::uint64_t n = pool_[idx].count;
+        if (n == 1) {
+            schedule(idx, when + draw_jitter());
+            return;
+        }
         const auto lo = tick_of(when);
         const auto hi = tick_of(when + j);
         std::vector<std::uint64_t> per_tick(static_cast<std::size_t>(hi - lo + 1), 0);
@@ -255,6 +284,7 @@ class simulator {
                 continue;
             const std::uint32_t part = c == remaining ? idx : split(idx, c);
             remaining -= c;
+            pool_[part].lo = pool_[part].hi = 0;
             queue_.push(lo + static_cast<event_queue::tick>(k),
                         (std::uint64_t{pool_[part].version} << 32) | part);
         }
@@ -301,6 +331,25 @@ class simulator {
         note_minute(now, a.accepted + a.dropped + a.ignored, a.accepted);
     }
     void note_minute(ms_t now, std::uint64_t attempts, std::uint64_t accepted);
+    // The SYN-dropped attempts of `a` that get in later on a retransmission (the live
+    // server's behaviour, timers::syn_retransmission): taken out of the counts, which then
+    // hold only attempts whose fate is decided now; returns their retransmission offset from
+    // the attempt's start (0 = none).
+    ms_t late_connects(const server_model& srv, ms_t attempt_start, ms_t elapsed,
+                       admission_counts& a, std::uint64_t& late) const {
+        late = 0;
+        const std::uint64_t syn_dropped = a.ignored - a.held;
+        if (syn_dropped == 0)
+            return 0;
+        const ms_t deaf_left = ms_of(srv.limiter.deaf_until()) - attempt_start;
+        const auto r = timers::syn_retransmission(timers::duration{elapsed},
+                                                  timers::duration{deaf_left}, sc_.client);
+        if (!r)
+            return 0;
+        late = syn_dropped;
+        a.ignored -= late;
+        return r->count();
+    }
     void flush_minute();
     void flush_day();
     void collect_deaf(ms_t now) {
@@ -366,10 +415,25 @@ class simulator {
     std::uint64_t instant_total_ = 1;
     std::uint64_t instant_next_ = 0;
     std::vector<ms_t> accepted_at_;
-    arrivals place(ms_t now, std::uint64_t k) {
+    bool instant_points_ = true;
+    ms_t instant_lo_ = 0;
+    ms_t instant_spread_ = 1;
+    // Where the k members of cohort idx reach the server. Records that act at one exact
+    // instant each arrive then (time order); otherwise the instant's connections are spread
+    // evenly over the union of its records' ranges, in state order (shadow-loop requests before
+    // enrollments).
+    arrivals place(std::uint32_t idx, ms_t now, std::uint64_t k) {
         arrivals a;
-        a.base = now + sc_.latency.count();
-        a.spread = step_;
+        if (instant_points_) {
+            a.base = now + pool_[idx].lo + sc_.latency.count();
+            a.spread = 0;
+            a.total = std::max<std::uint64_t>(1, k);
+            a.first = 0;
+            a.count = k;
+            return a;
+        }
+        a.base = now + instant_lo_ + sc_.latency.count();
+        a.spread = instant_spread_;
         a.total = std::max<std::uint64_t>(instant_total_, instant_next_ + k);
         a.first = instant_next_;
         a.count = k;
@@ -491,6 +555,9 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
 }
 
 void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
+    // > 0: a SYN retransmission of an attempt begun `elapsed` ms ago (not a new request).
+    const ms_t elapsed = pool_[idx].syn_elapsed;
+    pool_[idx].syn_elapsed = 0;  // every part decided here starts afresh
     const cohort snapshot = pool_[idx];
     const std::uint64_t k = snapshot.count;
     const bool ra_client = is_ra(snapshot);
@@ -502,15 +569,19 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         outage(idx, now);
         return;
     }
-    if (!ra_client)
+    if (!ra_client && elapsed == 0)
         day_at(now).enrollment_attempts += k;
 
     const ms_t lat = sc_.latency.count();
     const ms_t service = sc_.service_enrollment.count();
-    const ms_t arrival = now + lat;
+    // The attempt starts at the exact instant (tick + remainder); its end arms the retry.
+    const ms_t start = exact_now(idx, now);
+    const ms_t arrival = start + lat;
     server_model& front = via_ra ? ra_server_ : ca_server_;
     accepted_at_.clear();
-    const admission_counts a = front.admit(origin_, place(now, k), service, &accepted_at_);
+    admission_counts a = front.admit(origin_, place(idx, now, k), service, &accepted_at_);
+    std::uint64_t late = 0;
+    const ms_t late_at = late_connects(front, start - elapsed, elapsed, a, late);
     count_connections(snapshot, now, a);
 
     // Which CA generation signs: the shadow for a rollover request, else the active one.
@@ -521,7 +592,10 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         gen = active_gen(arrival);
     }
     std::uint64_t ok = a.accepted;
-    ms_t reply = arrival + service + lat;
+    ms_t reply = ms_of(timers::attempt_completion(timers::admission::accepted, at(start),
+                                                  timers::duration{2 * lat},
+                                                  timers::duration{service}, sc_.client)
+                           .completed);
     if (via_ra && ok > 0) {
         // The RA re-signs and forwards the request to the CA over SCEP (§1 rule 8).
         std::uint64_t forwarded_ok = 0;
@@ -545,7 +619,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
 
     if (!ra_client) {
         day_at(now).enrollments_ok += ok;
-        day_at(now).enrollments_failed += k - ok;
+        day_at(now).enrollments_failed += k - late - ok;
     }
 
     // The failures. A rollover request follows the shadow state machine (timers::shadow_step:
@@ -562,7 +636,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
                 outage(part, when_known);
                 return;
             }
-            schedule_retry(part, ms_of(tr.at));
+            schedule_retry(part, ms_of(tr.at), width_of(c));
             return;
         }
         c.tries = static_cast<std::uint16_t>(std::min<int>(c.tries + 1, 65535));
@@ -581,7 +655,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
             }
             return;
         }
-        schedule_retry(part, when_known + tp.retry_period.count());
+        schedule_retry(part, when_known + tp.retry_period.count(), width_of(c));
     };
 
     // Split in a fixed order: ok, failed after an answer, refused, ignored (deaf).
@@ -627,17 +701,27 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
     const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
-        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
-        handler(part, cost.outcome, now + cost.after.count());
+        // No answer: the connect timeout runs from the attempt's first SYN.
+        const ms_t from = d == timers::admission::ignored_deaf ? start - elapsed : start;
+        const auto end = timers::attempt_completion(d, at(from), timers::duration{2 * lat},
+                                                    timers::duration{service}, sc_.client);
+        handler(part, end.outcome, ms_of(end.completed));
     };
     if (auto part = take(a.dropped))
         unanswered(fail, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
         unanswered(fail, *part, timers::admission::ignored_deaf);
+    if (auto part = take(late)) {
+        // The deaf period ends before the connect timeout: a retransmitted SYN gets in.
+        pool_[*part].syn_elapsed = static_cast<std::uint32_t>(late_at);
+        schedule(*part, start - elapsed + late_at, width_of(pool_[*part]));
+    }
 }
 
 void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
     cohort& c0 = pool_[idx];
+    const ms_t elapsed = c0.syn_elapsed;  // > 0: a SYN retransmission, not a new request
+    c0.syn_elapsed = 0;
     const bool ra_client = is_ra(c0);
     const bool via_ra = talks_to_ra(c0);
     const std::uint64_t k = c0.count;
@@ -671,14 +755,17 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             return;
         }
     }
-    if (!ra_client)
+    if (!ra_client && elapsed == 0)
         day_at(now).get_next_ca_cert_requests += k;
 
     const ms_t lat = sc_.latency.count();
     const ms_t service = sc_.service_get_next_ca_cert.count();
-    const ms_t arrival = now + lat;
+    const ms_t start = exact_now(idx, now);
+    const ms_t arrival = start + lat;
     server_model& srv = via_ra ? ra_server_ : ca_server_;
-    const admission_counts a = srv.admit(origin_, place(now, k), service);
+    admission_counts a = srv.admit(origin_, place(idx, now, k), service);
+    std::uint64_t late = 0;
+    const ms_t late_at = late_connects(srv, start - elapsed, elapsed, a, late);
     count_connections(c0, now, a);
     const bool has_next = server_has_gen(via_ra, c0.ca_gen + 1u, arrival);
 
@@ -724,7 +811,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                 leave_loop(c, when, n);
                 c.phase = ph_rollover_enroll;
                 c.tries = 0;
-                schedule(part, ms_of(tr.at));
+                schedule(part, ms_of(tr.at), width_of(c));
                 return;
             case timers::shadow_state::expired:
                 outage(part, when);
@@ -738,24 +825,35 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             case timers::shadow_state::get_new_ca_cert:
             case timers::shadow_state::get_new_ca_cert_wait_for_retry:
                 c.phase = ph_get_next_ca;
-                schedule_retry(part, ms_of(tr.at));
+                schedule_retry(part, ms_of(tr.at), width_of(c));
                 return;
         }
     };
     if (auto part = take(a.accepted)) {
+        const auto end = timers::attempt_completion(timers::admission::accepted, at(start),
+                                                    timers::duration{2 * lat},
+                                                    timers::duration{service}, sc_.client);
         react(*part, has_next ? timers::http_outcome::ok : timers::http_outcome::not_found,
-              arrival + service + lat);
+              ms_of(end.completed));
     }
     // What the client sees for an attempt the listener did not serve: one rule in timers/,
     // the same one the real server implements on the wire (model §2.5, §3).
     const auto unanswered = [&](const auto& handler, std::uint32_t part, timers::admission d) {
-        const auto cost = timers::attempt_cost(d, timers::duration{2 * lat}, sc_.client);
-        handler(part, cost.outcome, now + cost.after.count());
+        // No answer: the connect timeout runs from the attempt's first SYN.
+        const ms_t from = d == timers::admission::ignored_deaf ? start - elapsed : start;
+        const auto end = timers::attempt_completion(d, at(from), timers::duration{2 * lat},
+                                                    timers::duration{service}, sc_.client);
+        handler(part, end.outcome, ms_of(end.completed));
     };
     if (auto part = take(a.dropped))
         unanswered(react, *part, timers::admission::dropped_max_connections);
     if (auto part = take(a.ignored))
         unanswered(react, *part, timers::admission::ignored_deaf);
+    if (auto part = take(late)) {
+        // The deaf period ends before the connect timeout: a retransmitted SYN gets in.
+        pool_[*part].syn_elapsed = static_cast<std::uint32_t>(late_at);
+        schedule(*part, start - elapsed + late_at, width_of(pool_[*part]));
+    }
 }
 
 void simulator::do_switchover(std::uint32_t idx, ms_t now) {
@@ -946,6 +1044,9 @@ sim_result simulator::run() {
                 for (std::size_t i = 0; i < live.size(); ++i) {
                     if (out > 0 && same_state(pool_[live[out - 1]], pool_[live[i]])) {
                         auto& dst = pool_[live[out - 1]];
+                        const auto& src = pool_[live[i]];
+                        dst.lo = std::min(dst.lo, src.lo);
+                        dst.hi = std::min(std::max(dst.hi, src.hi), dst.lo + step_ - 1);
                         dst.count += pool_[live[i]].count;
                         dst.first_404 = std::min(dst.first_404, pool_[live[i]].first_404);
                         release(live[i]);
@@ -957,8 +1058,24 @@ sim_result simulator::run() {
             }
         }
         instant_total_ = 0;
-        for (const auto idx : live)
-            instant_total_ += pool_[idx].count;
+        instant_points_ = true;
+        instant_lo_ = step_;
+        ms_t instant_hi = -step_;
+        for (const auto idx : live) {
+            const auto& c = pool_[idx];
+            instant_total_ += c.count;
+            instant_points_ = instant_points_ && c.lo == c.hi;
+            instant_lo_ = std::min(instant_lo_, c.lo);
+            instant_hi = std::max(instant_hi, c.hi);
+        }
+        instant_spread_ = std::max<ms_t>(1, instant_hi - instant_lo_ + 1);
+        if (instant_points_) {
+            // Every record acts at one exact instant (the exact engine, or cohorts of clients
+            // that act together): the server sees them in time order, state order on ties.
+            std::stable_sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
+                return pool_[a].lo < pool_[b].lo;
+            });
+        }
         instant_total_ = std::max<std::uint64_t>(1, instant_total_);
         instant_next_ = 0;
         for (const auto idx : live)

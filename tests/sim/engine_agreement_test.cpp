@@ -1,9 +1,16 @@
-// The cohort engine against the exact one on a 10,000-client fleet. Tolerance: every daily
-// counter and every summary count must agree exactly (the engines differ only in merging
-// identical clients, and a merged cohort is decided by the same limiter calls in the same
-// order). Only max_404_window_days may differ: a cohort remembers the earliest first-404 of
-// its members, so after a split it can overstate the longest window by at most the spread of
-// the merged members' first 404s; on this fleet that stays under 2 hours.
+// The cohort engine against the exact one on a 10,000-client fleet.
+// - On a 1 ms grid (the simulator's clock resolution) the cohort engine must equal the exact
+//   engine counter for counter: merging clients in the same state at the same millisecond is
+//   lossless (a merged cohort is decided by the same limiter calls in the same order). Only
+//   max_404_window_days may differ: a cohort remembers the earliest first-404 of its members,
+//   so after a split it can overstate the longest window by the spread of the merged members'
+//   first 404s; on this fleet that stays under 2 hours.
+// - The exact engine keeps every client's exact time whatever the grid (issue 10 §3). On the
+//   default 1 s grid the cohort engine merges clients that act within the same second and
+//   spreads them evenly over it, an approximation; its fleet totals stay within the model's own
+//   sensitivity: moving the latency by 1 ms moves the exact engine's totals by as much
+//   (bench/README.md "Time-step convergence"). Max-connections drops are not compared: with a
+//   36 ms service time they depend on sub-millisecond arrival order.
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -51,10 +58,19 @@ void expect_same(const sim_result& a, const sim_result& b) {
     EXPECT_NEAR(a.max_404_window_days, b.max_404_window_days, 2.0 / 24);
 }
 
+scenario on_1ms_grid(scenario sc) {
+    EXPECT_TRUE(apply_setting(sc, "time_step", "1ms"));
+    return sc;
+}
+
+bool within(double a, double b, double tolerance) {
+    return std::abs(a - b) <= tolerance * std::max(std::abs(a), std::abs(b));
+}
+
 }  // namespace
 
 TEST(engine_agreement, cohort_equals_exact_on_10000_clients_behind_an_ra) {
-    const auto sc = mini(true, 10'000);
+    const auto sc = on_1ms_grid(mini(true, 10'000));
     const auto exact = run_simulation(sc, engine_opt(engine_kind::exact));
     const auto cohort = run_simulation(sc, engine_opt(engine_kind::cohort));
     EXPECT_EQ(exact.engine, engine_kind::exact);
@@ -63,14 +79,47 @@ TEST(engine_agreement, cohort_equals_exact_on_10000_clients_behind_an_ra) {
     EXPECT_GT(exact.clients_hit_404, 5'000u);
     EXPECT_GT(exact.totals.connections_ignored_deaf, 100'000u);
     EXPECT_GT(exact.totals.enrollments_failed, 0u);
-    EXPECT_LT(cohort.events * 5, exact.events);
+    EXPECT_LT(cohort.events, exact.events);
     expect_same(exact, cohort);
 }
 
 TEST(engine_agreement, cohort_equals_exact_on_10000_clients_direct_to_the_ca) {
-    const auto sc = mini(false, 10'000);
+    const auto sc = on_1ms_grid(mini(false, 10'000));
     expect_same(run_simulation(sc, engine_opt(engine_kind::exact)),
                 run_simulation(sc, engine_opt(engine_kind::cohort)));
+}
+
+TEST(engine_agreement, the_exact_engine_does_not_depend_on_the_grid_for_phase_locked_loopers) {
+    // 100 clients that ask at the same instant: the exact engine gives the same day at 1 s and
+    // 1 ms (every client keeps its exact time, retries armed when the attempt completed).
+    auto sc = mini(false, 100);
+    sc.groups[0].pattern = enrollment_pattern::instant;
+    const auto coarse = run_simulation(sc, engine_opt(engine_kind::exact));
+    const auto fine = run_simulation(on_1ms_grid(sc), engine_opt(engine_kind::exact));
+    ASSERT_EQ(coarse.daily.size(), fine.daily.size());
+    for (std::size_t d = 0; d < fine.daily.size(); ++d)
+        EXPECT_EQ(coarse.daily[d], fine.daily[d]) << "day " << d;
+    EXPECT_GT(fine.totals.deaf_ms, 0);
+}
+
+TEST(engine_agreement, cohort_on_the_1s_grid_stays_near_the_exact_engine) {
+    const auto sc = mini(false, 10'000);
+    const auto exact = run_simulation(sc, engine_opt(engine_kind::exact));
+    const auto cohort = run_simulation(sc, engine_opt(engine_kind::cohort));
+    const auto& e = exact.totals;
+    const auto& c = cohort.totals;
+    const auto d = [](auto v) { return static_cast<double>(v); };
+    // What the server sees (accepted connections, deaf time) stays close; per-client fates
+    // (who got through, who ended in an outage) are decided by sub-second arrival order in
+    // this max-connections-5 storm and move by up to a third (README "Engines").
+    EXPECT_TRUE(within(d(e.connections_accepted), d(c.connections_accepted), 0.03));
+    EXPECT_TRUE(within(d(e.deaf_ms), d(c.deaf_ms), 0.05));
+    EXPECT_TRUE(within(d(e.enrollments_ok), d(c.enrollments_ok), 0.06));
+    EXPECT_TRUE(within(d(e.get_next_ca_cert_requests), d(c.get_next_ca_cert_requests), 0.10));
+    EXPECT_TRUE(within(d(e.connections_ignored_deaf), d(c.connections_ignored_deaf), 0.15));
+    EXPECT_TRUE(within(d(exact.clients_hit_404), d(cohort.clients_hit_404), 0.25));
+    EXPECT_TRUE(within(d(exact.clients_outage), d(cohort.clients_outage), 0.35));
+    EXPECT_EQ(exact.first_404_at.has_value(), cohort.first_404_at.has_value());
 }
 
 TEST(engine_agreement, auto_picks_exact_for_small_fleets_and_cohort_for_large_ones) {
@@ -94,8 +143,9 @@ TEST(simulation, same_scenario_and_seed_give_identical_results_and_seeds_matter)
 
 TEST(engine_agreement, with_retry_jitter_the_engines_agree_in_distribution) {
     // Jitter is drawn per client in both engines, but not draw for draw, so the tolerance is
-    // statistical: fleet totals within 5 %.
-    auto sc = mini(false, 3'000);
+    // statistical: fleet totals within 5 %. On the 1 ms grid, so that what is compared is the
+    // jitter, not the grid (the 1 s grid's own error is the test above).
+    auto sc = on_1ms_grid(mini(false, 3'000));
     ASSERT_TRUE(apply_setting(sc, "retry_jitter", "3s"));
     const auto exact = run_simulation(sc, engine_opt(engine_kind::exact));
     const auto cohort = run_simulation(sc, engine_opt(engine_kind::cohort));

@@ -83,7 +83,10 @@ count = 1
     EXPECT_NEAR(r.max_404_window_days, cf.max_404_window_days, 20.0 / 86400);
     ASSERT_TRUE(r.first_get_next_ca_cert_at);
     ASSERT_TRUE(cf.first_get_next_ca_cert);
-    EXPECT_EQ(*r.first_get_next_ca_cert_at, *cf.first_get_next_ca_cert);
+    // The exact engine keeps milliseconds: the certificate is issued one network latency (2 ms)
+    // after the enrollment starts, and SHADOW is at 70 % of it.
+    EXPECT_LE(std::chrono::abs(*r.first_get_next_ca_cert_at - *cf.first_get_next_ca_cert),
+              timers::duration{2});
 }
 
 TEST(fidelity, seed002_behind_an_ra_gets_404_from_the_ra_until_the_ra_has_the_shadow) {
@@ -134,7 +137,7 @@ pattern = "instant"
 )");
     const auto r = run_simulation(sc);
     ASSERT_TRUE(r.first_get_next_ca_cert_at);
-    EXPECT_EQ(timers::to_days(r.ca.not_after - *r.first_get_next_ca_cert_at), 169.5);
+    EXPECT_NEAR(timers::to_days(r.ca.not_after - *r.first_get_next_ca_cert_at), 169.5, 1e-6);
     const auto& herd_day = r.daily[1655];
     EXPECT_EQ(herd_day.clients_entered_shadow_loop, 300u);
     // 300 clients ask in the same minute (and those not answered ask again 30 s later); the

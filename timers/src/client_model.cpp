@@ -76,4 +76,28 @@ unanswered_attempt attempt_cost(admission decision, duration round_trip,
     return {http_outcome::ok, duration{0}};
 }
 
+attempt_end attempt_completion(admission decision, time_point connect_start, duration round_trip,
+                               duration service, const client_model& model) {
+    if (decision == admission::accepted)
+        return {http_outcome::ok, connect_start + round_trip + service};
+    const auto cost = attempt_cost(decision, round_trip, model);
+    return {cost.outcome, connect_start + cost.after};
+}
+
+std::optional<duration> syn_retransmission(duration after, duration deaf_left,
+                                           const client_model& model) {
+    if (model.syn_retransmit <= duration{0})
+        return std::nullopt;
+    // Retransmissions at rto × (2^k − 1): 1, 3, 7, 15 s for rto = 1 s.
+    duration at = model.syn_retransmit;
+    duration step = model.syn_retransmit;
+    while (at < model.connect_timeout) {
+        if (at > after && at >= deaf_left)
+            return at;
+        step *= 2;
+        at += step;
+    }
+    return std::nullopt;
+}
+
 }  // namespace pkisim::timers

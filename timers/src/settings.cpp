@@ -48,6 +48,9 @@ constexpr std::array<setting_key, 26> keys = {{
      "shadow_retry_interval=20s", "GetNextCACert retry after a 404 (seed 002: 20 s)"},
     {"connect_timeout", "", sc::client_behaviour, vk::time_length, "", false, true, true,
      "connect_timeout=10s", "what an unanswered connection costs a client (10 s)"},
+    {"syn_retransmit", "", sc::client_behaviour, vk::time_length, "", false, true, true,
+     "syn_retransmit=1s",
+     "first SYN retransmission of a connect begun while deaf (Linux: 1 s, doubling); 0 = none"},
     {"throttle_window", "limiter.window", sc::limiter, vk::window_mode, "", false, true, true,
      "throttle_window=sliding",
      "how 80 connections/minute are counted: sliding, fixed-minute or reset-after-deaf"},
@@ -489,6 +492,8 @@ tl::expected<bool, std::string> apply_setting(const setting& s, settings_target&
             }
             if (k.name == "shadow_retry_interval") {
                 t.client->shadow_retry_interval = *s.duration_value;
+            } else if (k.name == "syn_retransmit") {
+                t.client->syn_retransmit = *s.duration_value;
             } else {
                 t.client->connect_timeout = *s.duration_value;
             }

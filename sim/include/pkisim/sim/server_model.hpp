@@ -22,6 +22,10 @@ struct admission_counts {
     std::uint64_t accepted = 0;
     std::uint64_t dropped = 0;
     std::uint64_t ignored = 0;
+    // Of `ignored`: attempts that tripped the throttle. The kernel accepted them and the
+    // server holds them unanswered (no SYN retransmission can save them); the others had their
+    // SYN dropped by the deaf listener.
+    std::uint64_t held = 0;
 };
 
 // Where the members of one cohort reach a server: member j of the instant's K connections
@@ -113,6 +117,7 @@ struct server_model {
                 }
                 case timers::admission::ignored_deaf:
                     ++out.ignored;
+                    ++out.held;
                     ++j;
                     break;
             }

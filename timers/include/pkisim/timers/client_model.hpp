@@ -8,6 +8,7 @@
 //   // next.state == get_new_ca_cert_wait_for_retry, next.at == now + 20 s
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include "pkisim/timers/limiter.hpp"
@@ -20,6 +21,13 @@ struct client_model {
     duration shadow_retry_interval = seconds{20};
     // A connection that finds the listener deaf gets no SYN-ACK; the client gives up after this.
     duration connect_timeout = seconds{10};
+    // The client's TCP retransmits an unanswered SYN after this, then doubling (RFC 6298 §2.1,
+    // §5.5: 1 s, so at 1, 3, 7 s after the start); 0 = never. The live server drops SYNs while
+    // deaf and answers the first one after the deaf period ends (scep_server/src/server.cpp),
+    // so a connect begun late in a deaf period gets in on a retransmission instead of timing
+    // out. The default is what `pkisim serve` does with a Linux client in real time; against a
+    // warped server the retransmissions come R times later in lab time (set R s).
+    duration syn_retransmit = seconds{1};
 };
 
 // IOS debug names where known (seed 002), our labels otherwise (ios-pki-model.md §2.3).
@@ -71,5 +79,28 @@ struct unanswered_attempt {
     duration after;  // from the moment the client starts connecting
 };
 unanswered_attempt attempt_cost(admission decision, duration round_trip, const client_model& model);
+
+// THE timing rule of every retry (issue 10 §3): a client's next timer -- the shadow retry
+// interval after a 404, the enrollment retry period after a failure -- is armed when the attempt
+// is over for the client, not when it started:
+//   accepted                -> when the answer arrived: start + round trip + service time
+//   dropped_max_connections -> when the reset arrived: start + round trip
+//   ignored_deaf            -> when the client gave up: start + connect timeout
+// The exact and cohort engines of the simulator (sim/src/simulation.cpp) and the live fleet
+// (loadgen/) all feed this instant to shadow_step() / the retry period. `outcome` is ok for an
+// accepted attempt (the caller knows the HTTP/SCEP answer).
+struct attempt_end {
+    http_outcome outcome;
+    time_point completed;
+};
+attempt_end attempt_completion(admission decision, time_point connect_start, duration round_trip,
+                               duration service, const client_model& model);
+
+// A connect whose SYN the deaf listener dropped (not the connection held unanswered, which
+// was accepted by the kernel): the offset from the connect's start of the first SYN
+// retransmission after `after` that the listener hears (at or after `deaf_left`, when its deaf
+// period ends) and that comes before the connect timeout; nullopt = the client times out.
+std::optional<duration> syn_retransmission(duration after, duration deaf_left,
+                                           const client_model& model);
 
 }  // namespace pkisim::timers
