@@ -26,6 +26,7 @@ struct simulate_args {
     std::string out_dir;
     std::optional<std::uint64_t> seed;
     std::optional<std::uint64_t> clients;
+    std::optional<unsigned> generations;
     std::vector<std::string> sets;
     std::string sweep;
     std::string engine = "auto";
@@ -53,6 +54,13 @@ int run_simulate(const simulate_args& a) {
     }
     if (a.seed)
         sc->seed = *a.seed;
+    if (a.generations) {
+        if (auto r = sim::apply_setting(*sc, "generations", std::to_string(*a.generations)); !r) {
+            std::cerr << fmt::format("--generations {}: expected 1..{}\n", *a.generations,
+                                     sim::max_generations);
+            return 2;
+        }
+    }
     if (a.clients) {
         if (auto r = sim::apply_setting(*sc, "clients", std::to_string(*a.clients)); !r) {
             std::cerr << r.error() << '\n';
@@ -125,6 +133,7 @@ int run_simulate(const simulate_args& a) {
     if (sweep)
         std::cout << sim::sweep_table(*sweep) << '\n';
     std::cout << sim::verdict_text(*sc, result, out_dir);
+    std::cout << sim::generations_text(result);
     if (!a.deterministic)
         std::cout << fmt::format("  ({:.2f} s)\n", wall);
     return result.outcome == sim::verdict::safe ? 0 : 1;
@@ -145,6 +154,9 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--seed", args->seed, "Random seed (overrides the scenario's)");
     cmd->add_option("--clients", args->clients,
                     "Total number of clients (split across groups by their share)");
+    cmd->add_option("--generations", args->generations,
+                    "Simulate N CA generations (N - 1 rollovers after the first; default 1, or "
+                    "the scenario's `generations`); replaces the scenario's horizon");
     cmd->add_option("--set", args->sets,
                     "key=value, e.g. overlap=365, auto-enroll=80, max-connections=16, "
                     "ra.auto-enroll=95, latency=5ms (repeatable)");

@@ -2,6 +2,8 @@
 // only reads what IOS has no command for.
 #include "pkisim/sim/scenario.hpp"
 
+#include "pkisim/timers/timeline.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -42,7 +44,12 @@ std::uint64_t scenario::clients() const {
 duration scenario::effective_horizon() const {
     if (horizon)
         return *horizon;
-    return ca.server.ca_lifetime + timers::days{60};
+    // N CA generations: to the notAfter of the N-th (each successor starts at its
+    // predecessor's notAfter, model §1 rule 3), plus 60 days to see the switchover through.
+    auto end = timers::ca_validity(ca.server, start).not_after;
+    for (unsigned g = 1; g < generations.value_or(1); ++g)
+        end = timers::shadow_ca_validity(end, ca.server.ca_lifetime).not_after;
+    return (end - start) + timers::days{60};
 }
 
 std::optional<duration> parse_duration_text(std::string_view text) {
@@ -294,8 +301,8 @@ struct loader {
     tl::expected<scenario, std::string> load(const toml::table& root) const {
         scenario sc;
         if (auto ok = check_keys(root,
-                                 {"name", "description", "start", "horizon", "seed", "time_step",
-                                  "ca", "ra", "network", "limiter", "clients"},
+                                 {"name", "description", "start", "horizon", "generations", "seed",
+                                  "time_step", "ca", "ra", "network", "limiter", "clients"},
                                  "the scenario");
             !ok)
             return tl::make_unexpected(ok.error());
@@ -334,6 +341,17 @@ struct loader {
         }
         if (auto v = duration_at(root, "horizon"); v) {
             sc.horizon = *v;
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (auto v = int_at(root, "generations", 1, max_generations); v) {
+            if (*v) {
+                if (sc.horizon)
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `generations`: give either `horizon` or `generations`, not both",
+                        where(*root.get("generations"))));
+                sc.generations = static_cast<unsigned>(**v);
+            }
         } else {
             return tl::make_unexpected(v.error());
         }
@@ -786,6 +804,22 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         if (auto r = as_duration(d); !r)
             return r;
         sc.horizon = d;
+        sc.generations.reset();
+        return {};
+    }
+    if (key == "generations") {
+        unsigned long n = 0;
+        try {
+            std::size_t used = 0;
+            n = std::stoul(v, &used);
+            if (used != v.size())
+                n = 0;
+        } catch (...) {
+        }
+        if (n < 1 || n > max_generations)
+            return err(fmt::format("expected 1..{} CA generations", max_generations));
+        sc.generations = static_cast<unsigned>(n);
+        sc.horizon.reset();
         return {};
     }
     if (key == "time_step") {
@@ -827,7 +861,7 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         return {};
     }
     return err(
-        "unknown key; expected overlap, auto-enroll, lifetime, max-connections, clients, seed, "
+        "unknown key; expected overlap, auto-enroll, lifetime, max-connections, clients, generations, seed, "
         "horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter, "
         "clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window, "
         "ca.<server command>, ra.<trustpoint command>, clients.<trustpoint command>");

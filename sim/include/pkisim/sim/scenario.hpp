@@ -67,12 +67,18 @@ struct server_side {
     std::optional<duration> manual_rollover;
 };
 
+inline constexpr unsigned max_generations = 20;
+
 struct scenario {
     std::string path;  // the scenario file (resolved)
     std::string name;
     std::string description;
     time_point start{};               // CA created (first `no shutdown`)
-    std::optional<duration> horizon;  // default: CA lifetime + 60 days
+    std::optional<duration> horizon;  // default: `generations` CA lifetimes + 60 days
+    // How many CA generations the horizon covers (default 1): the first rollover is generation
+    // 1 -> 2; generation 2's clients all hold rollover certificates that start at the same
+    // instant (model §1 rule 6), so later rollovers can behave differently.
+    std::optional<unsigned> generations;
     std::uint64_t seed = 1;
     // Client actions happen on this grid (model resolution). 1 s keeps the 20 s shadow retry
     // exact and lets clients that act in the same second merge into cohorts.
@@ -116,6 +122,7 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
 //   auto-enroll | clients.<tp command>   → every client group's trustpoint
 //   clients | count                      → total clients, split across groups by their share
 //   max-connections                      → `ip http max-connections V` on the front server
+//   generations                          → horizon covering N CA generations
 //   seed, horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter,
 //   clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window
 tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
