@@ -45,11 +45,14 @@ duration scenario::effective_horizon() const {
     if (horizon)
         return *horizon;
     // N CA generations: to the notAfter of the N-th (each successor starts at its
-    // predecessor's notAfter, model §1 rule 3), plus 60 days to see the switchover through.
+    // predecessor's notAfter, model §1 rule 3), plus 60 days to see the switchover through
+    // (a quarter of the CA lifetime for CAs shorter than 240 days, so that a scaled-down test CA
+    // does not run into the next generations).
     auto end = timers::ca_validity(ca.server, start).not_after;
     for (unsigned g = 1; g < generations.value_or(1); ++g)
         end = timers::shadow_ca_validity(end, ca.server.ca_lifetime).not_after;
-    return (end - start) + timers::days{60};
+    const duration margin = std::min<duration>(timers::days{60}, ca.server.ca_lifetime / 4);
+    return (end - start) + margin;
 }
 
 std::optional<duration> parse_duration_text(std::string_view text) {

@@ -1,0 +1,2 @@
+// Sweeps (issue 9 §7): see below.
+#include <gtest/gtest.h>
