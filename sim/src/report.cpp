@@ -406,6 +406,10 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
     ordered_json j;
     j["verdict"] = std::string{to_string(r.outcome)};
     j["scenario"] = sc.name.empty() ? sc.path : sc.name;
+    if (!sc.run_label.empty())
+        j["run"] = sc.run_label;
+    if (sc.sweep_point)
+        j["sweep_point"] = {{"key", sc.sweep_point->first}, {"value", sc.sweep_point->second}};
     j["engine"] = std::string{to_string(r.engine)};
     j["seed"] = sc.seed;
     j["time_step_ms"] = sc.time_step.count();
@@ -610,14 +614,14 @@ std::string plot_sweep_svg(const sweep_result& s) {
         out.y.push_back(100.0 * static_cast<double>(r.clients_outage) / n);
     }
     c.lines = {hit, out};
-    if (s.smallest_safe)
+    if (s.analysis.recommended)
         c.vline = std::pair{order.empty() ? 0.0 : [&] {
             try {
-                return std::stod(s.points[*s.smallest_safe].value);
+                return std::stod(s.points[*s.analysis.recommended].value);
             } catch (...) {
                 return 0.0;
             }
-        }(), std::string{"smallest safe"}};
+        }(), fmt::format("recommended {}", s.points[*s.analysis.recommended].value)};
     return render(c);
 }
 
@@ -704,21 +708,25 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
 }
 
 std::string sweep_table(const sweep_result& s) {
+    const auto& a = s.analysis;
     std::string o =
         fmt::format("{:>14}  {:>7}  {:>14}  {:>10}  {:>10}  {:>12}  {:>10}\n", s.key, "verdict",
                     "clients 404", "mean days", "max days", "peak/minute", "outage");
     for (std::size_t i = 0; i < s.points.size(); ++i) {
         const auto& r = s.points[i].result;
+        std::string mark;
+        if (a.recommended && *a.recommended == i)
+            mark = "  <- recommended";
+        else if (a.boundary && *a.boundary == i)
+            mark = "  <- least change that is safe";
         o += fmt::format("{:>14}  {:>7}  {:>14}  {:>10.1f}  {:>10.1f}  {:>12}  {:>10}{}\n",
                          s.points[i].value, to_string(r.outcome), with_commas(r.clients_hit_404),
                          r.mean_404_window_days, r.max_404_window_days,
                          with_commas(r.peak_attempts_per_minute), with_commas(r.clients_outage),
-                         s.smallest_safe && *s.smallest_safe == i ? "  <- smallest safe" : "");
+                         mark);
     }
-    if (s.smallest_safe) {
-        o += fmt::format("Smallest safe {}: {}\n", s.key, s.points[*s.smallest_safe].value);
-    } else {
-        o += fmt::format("No value of {} in this sweep is safe.\n", s.key);
+    o += describe(a, s);
+    if (!a.recommended) {
         // Model §1 rule 8: behind an RA, clients get the shadow only once the RA has fetched it.
         const auto ra_late = std::any_of(s.points.begin(), s.points.end(), [](const auto& p) {
             const auto& r = p.result;
@@ -751,10 +759,15 @@ std::string report_html(const scenario& sc, const sim_result& r,
                      html_escape(sc.name.empty() ? sc.path : sc.name));
     if (!sc.description.empty())
         h += fmt::format("<p>{}</p>\n", html_escape(sc.description));
+    if (!sc.run_label.empty())
+        h += fmt::format(
+            "<p id=\"run-label\"><strong>Verdict and plots of the run with {}.</strong></p>\n",
+            html_escape(sc.run_label));
     h += fmt::format("<div id=\"verdict\" class=\"verdict {}\"><pre>{}</pre></div>\n",
                      to_string(r.outcome),
                      html_escape(verdict_text(sc, r, ".") + generations_text(r)));
-    h += "<h2>Plots</h2>\n";
+    h += sc.run_label.empty() ? std::string{"<h2>Plots</h2>\n"}
+                              : fmt::format("<h2>Plots ({})</h2>\n", html_escape(sc.run_label));
     h += plot_daily_svg(r);
     h += plot_loop_svg(r);
     h += plot_worst_day_svg(sc, r);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -100,6 +101,13 @@ struct scenario {
     bool limiter_enabled = true;
 
     std::vector<client_group> groups;
+
+    // Which run this is when it is not simply the file (set by `simulate`, not read from TOML).
+    // After a sweep: "overlap=365, the value the sweep recommends": summary.json "run", and the
+    // report page says it above the verdict and the plots.
+    std::string run_label;
+    // A point of a split sweep (--sweep-point KEY=VALUE): summary.json "sweep_point".
+    std::optional<std::pair<std::string, std::string>> sweep_point;
 
     std::uint64_t clients() const;
     // The server the clients talk to: the RA if there is one.
