@@ -14,6 +14,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "pkisim/timers/settings.hpp"
+
 namespace pkisim::sim {
 
 namespace fs = std::filesystem;
@@ -56,71 +58,11 @@ duration scenario::effective_horizon() const {
 }
 
 std::optional<duration> parse_duration_text(std::string_view text) {
-    std::size_t i = 0;
-    double total_ms = 0;
-    bool any = false;
-    auto skip_ws = [&] {
-        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
-            ++i;
-    };
-    skip_ws();
-    while (i < text.size()) {
-        std::size_t j = i;
-        while (j < text.size() &&
-               (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.'))
-            ++j;
-        if (j == i)
-            return std::nullopt;
-        double v = 0;
-        try {
-            v = std::stod(std::string(text.substr(i, j - i)));
-        } catch (...) {
-            return std::nullopt;
-        }
-        std::size_t k = j;
-        while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k])))
-            ++k;
-        const std::string_view unit = text.substr(j, k - j);
-        double scale = 0;
-        if (unit.empty() || unit == "s") {
-            scale = 1000;
-        } else if (unit == "ms") {
-            scale = 1;
-        } else if (unit == "m" || unit == "min") {
-            scale = 60'000;
-        } else if (unit == "h") {
-            scale = 3'600'000;
-        } else if (unit == "d") {
-            scale = 86'400'000;
-        } else {
-            return std::nullopt;
-        }
-        total_ms += v * scale;
-        any = true;
-        i = k;
-        skip_ws();
-    }
-    if (!any || total_ms < 0 || total_ms > 1e15)
-        return std::nullopt;
-    return duration{static_cast<duration::rep>(std::llround(total_ms))};
+    return timers::parse_duration_text(text);
 }
 
 std::string format_duration(duration d) {
-    auto ms = d.count();
-    if (ms == 0)
-        return "0s";
-    std::string out;
-    const std::pair<long long, const char*> units[] = {
-        {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
-    for (const auto& [scale, name] : units) {
-        if (ms >= scale) {
-            if (!out.empty())
-                out += ' ';
-            out += fmt::format("{}{}", ms / scale, name);
-            ms %= scale;
-        }
-    }
-    return out;
+    return timers::format_duration(d);
 }
 
 namespace {
@@ -453,16 +395,12 @@ struct loader {
             if (!w)
                 return tl::make_unexpected(w.error());
             if (!w->empty()) {
-                if (*w == "sliding") {
-                    sc.throttle_window = timers::throttle_window::sliding;
-                } else if (*w == "fixed_minute") {
-                    sc.throttle_window = timers::throttle_window::fixed_minute;
-                } else if (*w == "reset_after_deaf") {
-                    sc.throttle_window = timers::throttle_window::reset_after_deaf;
+                if (auto tw = timers::parse_throttle_window(*w)) {
+                    sc.throttle_window = *tw;
                 } else {
                     return tl::make_unexpected(
-                        fmt::format("{}: `window`: expected \"sliding\", \"fixed_minute\" or "
-                                    "\"reset_after_deaf\"",
+                        fmt::format("{}: `window`: expected \"sliding\", \"fixed-minute\" or "
+                                    "\"reset-after-deaf\"",
                                     where(*lim, "window")));
                 }
             }
@@ -529,7 +467,8 @@ struct loader {
                 fmt::format("{}: expected a `crypto pki trustpoint{}` in {}", where(g, "config"),
                             tpname->empty() ? "" : " " + *tpname, out.config_path));
         out.trustpoint = *tp;
-        auto count = int_at(g, "count", 0, 100'000'000);
+        // A group of 0 clients analyses nothing: an error, not a safe verdict.
+        auto count = int_at(g, "count", 1, 100'000'000);
         if (!count)
             return tl::make_unexpected(count.error());
         auto server = string_at(g, "server", false);
@@ -610,6 +549,10 @@ struct loader {
                 total += static_cast<std::uint64_t>(**bc);
             }
             out.count = total;
+            if (total == 0)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `batches`: the batches add up to 0 clients; expected at least 1",
+                    where(g, "batches")));
             if (*count && static_cast<std::uint64_t>(**count) != total)
                 return tl::make_unexpected(
                     fmt::format("{}: `count` = {} but the batches add up to {}", where(g, "count"),
@@ -647,6 +590,10 @@ struct loader {
                 out.times.push_back(*d);
             }
             out.count = out.times.size();
+            if (out.count == 0)
+                return tl::make_unexpected(
+                    fmt::format("{}: `csv`: {} has no enrollment times; expected at least 1",
+                                where(g, "csv"), path));
         } else {
             if (!*count)
                 return tl::make_unexpected(
@@ -666,8 +613,34 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
     try {
         root = toml::parse(text, display_name);
     } catch (const toml::parse_error& e) {
-        return tl::make_unexpected(fmt::format("{}:{}:{}: {}", display_name, e.source().begin.line,
-                                               e.source().begin.column, e.description()));
+        // "seed002.toml:12:11: TOML syntax error: ..." plus the line and a caret under the
+        // column, so the user sees what to fix (toml++'s own text names the parser's state).
+        const auto line = static_cast<std::size_t>(e.source().begin.line);
+        const auto col = static_cast<std::size_t>(e.source().begin.column);
+        std::string text_line;
+        {
+            std::size_t pos = 0;
+            for (std::size_t n = 1; n < line && pos != std::string_view::npos; ++n) {
+                pos = text.find('\n', pos);
+                if (pos != std::string_view::npos)
+                    ++pos;
+            }
+            if (pos != std::string_view::npos && pos <= text.size()) {
+                const auto end = text.find('\n', pos);
+                text_line = std::string{text.substr(pos, end == std::string_view::npos
+                                                             ? std::string_view::npos
+                                                             : end - pos)};
+            }
+        }
+        std::string hint;
+        const std::string_view d = e.description();
+        if (d.find("boolean") != std::string_view::npos)
+            hint = " (true and false are written without quotes; text needs \"quotes\")";
+        else if (d.find("bare") != std::string_view::npos || d.find("value") != std::string_view::npos)
+            hint = " (text values need \"quotes\", durations too: \"20s\")";
+        return tl::make_unexpected(fmt::format(
+            "{}:{}:{}: TOML syntax error: {}{}\n  {}\n  {}^", display_name, line, col, d, hint,
+            text_line, std::string(col > 0 ? col - 1 : 0, ' ')));
     }
     loader l{display_name, base_dir};
     auto sc = l.load(root);
@@ -687,70 +660,43 @@ tl::expected<scenario, std::string> load_scenario(const std::string& path) {
 }
 
 tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
-                                              std::string_view value) {
-    const timers::source_location where{"--set", 0, 0};
+                                              std::string_view value, std::string_view typed) {
+    // One registry of keys, values and ranges for check and simulate (timers/settings.hpp).
+    const std::string shown =
+        typed.empty() ? fmt::format("--set {}={}", key, value) : std::string{typed};
+    auto parsed = timers::parse_setting(key, value, shown);
+    if (!parsed)
+        return tl::make_unexpected(parsed.error());
+    const timers::setting& s = *parsed;
+    if (!s.key->in_simulate)
+        return tl::make_unexpected(fmt::format("{}: not a simulate setting", shown));
     auto err = [&](std::string_view what) {
-        return tl::make_unexpected(fmt::format("--set {}={}: {}", key, value, what));
+        return tl::make_unexpected(fmt::format("{}: {}", shown, what));
     };
-    auto as_duration = [&](duration& target) -> tl::expected<void, std::string> {
-        auto d = parse_duration_text(value);
-        if (!d)
-            return err("expected a duration such as 20s, 36ms or 420d");
-        target = *d;
-        return {};
-    };
-    const std::string v{value};
-    if (key == "overlap")
-        return apply_setting(sc, "ca.auto-rollover", value);
-    if (key == "auto-enroll")
-        return apply_setting(sc, "clients.auto-enroll", value);
-    if (key == "lifetime")
-        return apply_setting(sc, "ca.lifetime", "certificate " + v);
-    if (key.starts_with("ca.") || key.starts_with("ra.server.")) {
-        if (key.starts_with("ra.") && !sc.ra)
-            return err("the scenario has no [ra]");
-        auto& server = key.starts_with("ca.") ? sc.ca.server : sc.ra->server;
-        const auto cmd = std::string{key.substr(key.find('.') + 1)};
-        const auto cmd2 = cmd.starts_with("server.") ? cmd.substr(7) : cmd;
-        auto r = timers::apply_server_command(server, cmd2 + " " + v, where);
-        if (!r)
-            return err(r.error().message);
-        return {};
+    timers::settings_target t;
+    t.ca = &sc.ca.server;
+    if (sc.ra) {
+        t.ra = &sc.ra->server;
+        t.ra_trustpoint = &sc.ra_trustpoint;
+        t.ra_manual_rollover = &sc.ra->manual_rollover;
     }
-    if (key.starts_with("ra.")) {
-        if (!sc.ra)
-            return err("the scenario has no [ra]");
-        if (key == "ra.manual_rollover") {
-            auto d = parse_duration_text(value);
-            if (!d)
-                return err("expected an offset such as 1460d");
-            sc.ra->manual_rollover = *d;
-            return {};
-        }
-        auto r = timers::apply_trustpoint_command(sc.ra_trustpoint,
-                                                  std::string{key.substr(3)} + " " + v, where);
-        if (!r)
-            return err(r.error().message);
+    for (auto& g : sc.groups)
+        t.clients.push_back(&g.trustpoint);
+    t.max_connections = &(sc.ra ? sc.ra->http : sc.ca.http).max_connections;
+    t.ca_manual_rollover = &sc.ca.manual_rollover;
+    t.ca_created_at = sc.start;
+    t.client = &sc.client;
+    t.window = &sc.throttle_window;
+    t.throttle = &sc.throttle;
+    t.limiter_enabled = &sc.limiter_enabled;
+    auto applied = timers::apply_setting(s, t);
+    if (!applied)
+        return tl::make_unexpected(applied.error());
+    if (*applied)
         return {};
-    }
-    if (key.starts_with("clients.") && key != "clients.count") {
-        for (auto& g : sc.groups) {
-            auto r = timers::apply_trustpoint_command(g.trustpoint,
-                                                      std::string{key.substr(8)} + " " + v, where);
-            if (!r)
-                return err(r.error().message);
-        }
-        return {};
-    }
-    if (key == "clients" || key == "count" || key == "clients.count") {
-        std::uint64_t n = 0;
-        try {
-            n = std::stoull(v);
-        } catch (...) {
-            return err("expected a number of clients");
-        }
-        if (n == 0 || n > 100'000'000)
-            return err("expected 1..100000000 clients");
+    const std::string_view k = s.key->name;
+    if (s.key->scope == timers::setting_scope::fleet_size) {
+        const std::uint64_t n = *s.integer_value;
         const std::uint64_t old = sc.clients();
         std::uint64_t given = 0;
         for (std::size_t i = 0; i < sc.groups.size(); ++i) {
@@ -782,92 +728,32 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         }
         return {};
     }
-    if (key == "max-connections" || key == "http.max-connections") {
-        int n = 0;
-        try {
-            n = std::stoi(v);
-        } catch (...) {
-            return err("expected 1..16");
-        }
-        if (n < 1 || n > 16)
-            return err("expected 1..16 (IOS `ip http max-connections`)");
-        (sc.ra ? sc.ra->http : sc.ca.http).max_connections = n;
-        return {};
-    }
-    if (key == "seed") {
-        try {
-            sc.seed = std::stoull(v);
-        } catch (...) {
-            return err("expected a number");
-        }
-        return {};
-    }
-    if (key == "horizon") {
-        duration d{};
-        if (auto r = as_duration(d); !r)
-            return r;
-        sc.horizon = d;
+    if (k == "seed") {
+        sc.seed = *s.integer_value;
+    } else if (k == "horizon") {
+        sc.horizon = *s.duration_value;
         sc.generations.reset();
-        return {};
-    }
-    if (key == "generations") {
-        unsigned long n = 0;
-        try {
-            std::size_t used = 0;
-            n = std::stoul(v, &used);
-            if (used != v.size())
-                n = 0;
-        } catch (...) {
-        }
-        if (n < 1 || n > max_generations)
+    } else if (k == "generations") {
+        if (*s.integer_value < 1 || *s.integer_value > max_generations)
             return err(fmt::format("expected 1..{} CA generations", max_generations));
-        sc.generations = static_cast<unsigned>(n);
+        sc.generations = static_cast<unsigned>(*s.integer_value);
         sc.horizon.reset();
-        return {};
+    } else if (k == "time_step") {
+        sc.time_step = *s.duration_value;
+    } else if (k == "latency") {
+        sc.latency = *s.duration_value;
+    } else if (k == "retry_jitter") {
+        sc.retry_jitter = *s.duration_value;
+    } else if (k == "clock_skew") {
+        sc.clock_skew = *s.duration_value;
+    } else if (k == "service_get_next_ca_cert") {
+        sc.service_get_next_ca_cert = *s.duration_value;
+    } else if (k == "service_enrollment") {
+        sc.service_enrollment = *s.duration_value;
+    } else {
+        return err("not applicable to a scenario");
     }
-    if (key == "time_step") {
-        if (auto r = as_duration(sc.time_step); !r)
-            return r;
-        if (sc.time_step <= duration{0} || sc.time_step > timers::seconds{60})
-            return err("expected 1ms..60s");
-        return {};
-    }
-    if (key == "latency")
-        return as_duration(sc.latency);
-    if (key == "connect_timeout")
-        return as_duration(sc.client.connect_timeout);
-    if (key == "shadow_retry_interval") {
-        if (auto r = as_duration(sc.client.shadow_retry_interval); !r)
-            return r;
-        if (sc.client.shadow_retry_interval <= duration{0})
-            return err("expected more than 0");
-        return {};
-    }
-    if (key == "retry_jitter")
-        return as_duration(sc.retry_jitter);
-    if (key == "clock_skew")
-        return as_duration(sc.clock_skew);
-    if (key == "service_get_next_ca_cert")
-        return as_duration(sc.service_get_next_ca_cert);
-    if (key == "service_enrollment")
-        return as_duration(sc.service_enrollment);
-    if (key == "throttle_window") {
-        if (value == "sliding") {
-            sc.throttle_window = timers::throttle_window::sliding;
-        } else if (value == "fixed_minute") {
-            sc.throttle_window = timers::throttle_window::fixed_minute;
-        } else if (value == "reset_after_deaf") {
-            sc.throttle_window = timers::throttle_window::reset_after_deaf;
-        } else {
-            return err("expected sliding, fixed_minute or reset_after_deaf");
-        }
-        return {};
-    }
-    return err(
-        "unknown key; expected overlap, auto-enroll, lifetime, max-connections, clients, generations, seed, "
-        "horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter, "
-        "clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window, "
-        "ca.<server command>, ra.<trustpoint command>, clients.<trustpoint command>");
+    return {};
 }
 
 }  // namespace pkisim::sim

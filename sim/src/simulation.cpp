@@ -415,18 +415,15 @@ void simulator::build_generations() {
     gens_.push_back(timers::ca_validity(srv, origin_));
     while (true) {
         const auto& cur = gens_.back();
-        auto s = timers::shadow_generation_time(cur.not_after, srv.auto_rollover);
+        // Rule 3, the one timers/ rule check uses too (overlap >= CA life: at the creation).
+        auto s = timers::shadow_time_of_generation(cur, srv.auto_rollover);
         if (gens_.size() == 1 && sc_.ca.manual_rollover) {
             // Operator `rollover`: the shadow is made at once (ios-pki-model.md §1 exec commands).
             const auto manual = origin_ + *sc_.ca.manual_rollover;
-            if (!s || manual < *s)
+            if ((!s || manual < *s) && manual < cur.not_after)
                 s = manual;
         }
         if (!s)
-            break;
-        if (*s < cur.not_before)
-            s = cur.not_before;
-        if (*s >= cur.not_after)
             break;
         shadow_at_.push_back(ms_of(*s));
         gens_.push_back(timers::shadow_ca_validity(cur.not_after, srv.ca_lifetime));

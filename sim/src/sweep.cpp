@@ -354,10 +354,8 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
     std::vector<scenario> scenarios;
     for (const auto& v : spec.values) {
         scenario sc = base;
-        if (auto r = apply_setting(sc, spec.key, v); !r)
-            return tl::make_unexpected(
-                fmt::format("--sweep {}: value {}: {}", spec.text.empty() ? spec.key : spec.text,
-                            v, r.error()));
+        if (auto r = apply_setting(sc, spec.key, v, fmt::format("--sweep {}={}", spec.key, v)); !r)
+            return tl::make_unexpected(r.error());
         scenarios.push_back(std::move(sc));
         out.points.push_back(sweep_point{v, {}, {}});
     }

@@ -129,15 +129,32 @@ TEST(storm, no_auto_rollover_is_an_outage_at_ca_expiry) {
 TEST(storm, auto_rollover_0_means_no_usable_overlap_and_is_an_outage) {
     const auto a = analyze(server(1825, 600, 0), client(70));
     EXPECT_EQ(a.verdict, storm_verdict::outage);
-    EXPECT_EQ(a.shadow_generated_at, a.ca.not_after);
+    // The shadow timer would be the CA's notAfter itself: no shadow is ever usable (the
+    // simulator builds no next generation either).
+    EXPECT_FALSE(a.shadow_generated_at.has_value());
     EXPECT_TRUE(any_finding_contains(a, "`auto-rollover 0`"));
+    EXPECT_TRUE(any_finding_contains(a, "overlap of 0"));
+    EXPECT_FALSE(any_finding_contains(a, "No `auto-rollover`"));
 }
 
-TEST(storm, overlap_of_a_whole_ca_life_or_more_is_an_outage) {
-    const auto a = analyze(server(1095, 365, 1095), client(80));
-    EXPECT_EQ(a.verdict, storm_verdict::outage);
-    EXPECT_EQ(a.shadow_generated_at, a.ca.not_before);
-    EXPECT_EQ(analyze(server(1095, 365, 2000), client(80)).verdict, storm_verdict::outage);
+TEST(storm, overlap_of_a_whole_ca_life_or_more_makes_the_shadow_at_the_cas_creation) {
+    // Rule 3: notAfter − overlap is already past when the CA is created -> generated at once.
+    for (int overlap : {1095, 1096, 2000, 7305}) {
+        const auto a = analyze(server(1095, 365, overlap), client(80));
+        EXPECT_EQ(a.verdict, storm_verdict::safe) << overlap;
+        EXPECT_EQ(a.shadow_generated_at, a.ca.not_before) << overlap;
+        EXPECT_DOUBLE_EQ(a.trustpoints[0].max_404_window_days, 0.0) << overlap;
+        EXPECT_TRUE(any_finding_contains(a, "generated at once")) << overlap;
+    }
+    // Hours count: a CA of 100 d 12 h with an overlap of 100 d 12 h is the same case; 100 d
+    // 11 h is an ordinary overlap one hour after the creation.
+    server_config s = server(100, 30, std::nullopt);
+    s.ca_lifetime = days{100} + hours{12};
+    s.auto_rollover = days{100} + hours{12};
+    const std::vector<trustpoint_config> tps{client(50)};
+    EXPECT_EQ(analyze_storm(s, t0, tps).shadow_generated_at, t0);
+    s.auto_rollover = days{100} + hours{11};
+    EXPECT_EQ(analyze_storm(s, t0, tps).shadow_generated_at, t0 + hours{1});
 }
 
 TEST(storm, no_auto_enroll_is_an_outage) {
@@ -165,8 +182,11 @@ TEST(storm, auto_enroll_99_is_safe_with_a_30_day_overlap) {
 TEST(storm, client_lifetime_longer_than_the_ca_uses_the_ca_lifetime) {
     const auto a = analyze(server(365, 730, 30), client(80));
     EXPECT_DOUBLE_EQ(a.trustpoints[0].min_safe_overlap_days, 73.0);
-    EXPECT_EQ(a.trustpoints[0].last_first_get_next_ca_cert,
-              a.trustpoints[0].first_get_next_ca_cert);
+    // Every certificate is cut at the CA's end: a client first enrolled at e asks at
+    // e + 0.8 (C − e), so the fleet's requests run from 73 days before expiry up to it.
+    EXPECT_TRUE(a.trustpoints[0].requests_follow_enrollment);
+    EXPECT_EQ(a.trustpoints[0].last_first_get_next_ca_cert, a.ca.not_after);
+    EXPECT_TRUE(any_finding_contains(a, "down to 0"));
     EXPECT_TRUE(any_finding_contains(a, "is longer than lifetime ca-certificate"));
 }
 

@@ -82,29 +82,31 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
 
     bool overlap_unusable = false;
     if (server.auto_rollover) {
-        // Rule 3; an overlap of a whole CA life or more puts the shadow at the CA's birth.
-        a.shadow_generated_at =
-            std::max(*shadow_generation_time(c, server.auto_rollover), a.ca.not_before);
+        a.shadow_generated_at = shadow_time_of_generation(a.ca, server.auto_rollover);
         a.overlap_days = to_days(*server.auto_rollover);
         if (*server.auto_rollover >= ca_life) {
-            overlap_unusable = true;
-            a.verdict = storm_verdict::outage;
+            // Rule 3: the timer notAfter − overlap is already past when the CA is created, so
+            // the shadow is generated at once (as for an overlap raised on a live server): the
+            // simulator and the lab server do the same (shadow_time_of_generation).
             a.findings.push_back(fmt::format(
-                "`auto-rollover {}` on {} is not shorter than the CA lifetime ({} days): IOS only "
-                "accepts 0..CA lifetime, and at that value the shadow CA would be generated the "
-                "moment each CA is created, so the rollover timer never leaves room for a normal "
-                "CA life. Set an overlap below the CA lifetime.",
-                days_text(*a.overlap_days), srv, days_text(ca_life_days)));
+                "`auto-rollover {}` on {} is not shorter than the CA lifetime ({} days): the "
+                "rollover timer (CA notAfter − overlap) is already past when each CA is created, "
+                "so the shadow CA is generated at once, at the CA's creation ({}), and every CA "
+                "generation's successor exists for its whole life. No client sees a 404, but the "
+                "next CA's key exists {} days before it is used; an overlap below the CA lifetime "
+                "gives the same safety with a shorter-lived spare key.",
+                days_text(*a.overlap_days), srv, days_text(ca_life_days),
+                to_iso8601(*a.shadow_generated_at), days_text(ca_life_days)));
         } else if (server.auto_rollover->count() == 0) {
-            // Our reading of `auto-rollover 0`: the shadow is generated at CA expiry, i.e. at
-            // the very instant it must already be in every client: no usable overlap.
+            // Our reading of `auto-rollover 0`: the shadow timer is the CA's notAfter itself,
+            // the very instant every client must already hold the next CA: no usable overlap.
             overlap_unusable = true;
             a.verdict = storm_verdict::outage;
             a.findings.push_back(fmt::format(
-                "`auto-rollover 0` on {} generates the shadow CA only at the instant the CA "
-                "expires ({}): no client can fetch the next CA before its certificate ends with "
-                "the CA, so every client fails at that instant (an outage). Configure a real "
-                "overlap.",
+                "`auto-rollover 0` on {} sets an overlap of 0: the shadow CA would be generated "
+                "at the instant the CA expires ({}), so no client can fetch the next CA before "
+                "its certificate ends with the CA and every client fails at that instant (an "
+                "outage). Configure a real overlap.",
                 srv, to_iso8601(c)));
         }
     } else {
@@ -116,6 +118,24 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
             "recommendation per trustpoint) or run `crypto pki server {} rollover` in time.",
             srv, to_iso8601(c), server.name));
     }
+    if (overlap_unusable) {
+        a.front_shadow_at.reset();
+    } else if (options.front) {
+        a.front_shadow_at = options.front->knows_shadow_at;
+    } else {
+        a.front_shadow_at = a.shadow_generated_at;
+    }
+    // A client asking at t gets 200 from the server it reaches.
+    const auto answers_200 = [&](time_point t) {
+        if (!a.front_shadow_at) {
+            return false;
+        }
+        const bool inclusive = options.front && options.front->inclusive;
+        return inclusive ? t > *a.front_shadow_at : t >= *a.front_shadow_at;
+    };
+    const std::string front_name =
+        options.front ? options.front->name : fmt::format("the CA ({})", srv);
+    const bool throttle_on = options.limiter.enabled && options.limiter.throttle;
 
     for (const auto& tp : trustpoints) {
         trustpoint_storm t;
@@ -128,12 +148,13 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
                 static_cast<double>(options.limiter.throttle_window_length.count()) / 1000.0;
             const double per_window = window_s / retry_s;
             // Smallest N with N × per_window > limit: the (limit+1)-th attempt starts a deaf
-            // period.
+            // period. 0 when the throttle is off (nothing to reach).
             t.clients_to_reach_throttle =
-                per_window > 0 ? static_cast<int>(std::floor(
-                                     options.limiter.throttle_limit / per_window + 1e-9)) +
-                                     1
-                               : 0;
+                (per_window > 0 && throttle_on)
+                    ? static_cast<int>(
+                          std::floor(options.limiter.throttle_limit / per_window + 1e-9)) +
+                          1
+                    : 0;
         }
         const std::string tpn = fmt::format("trustpoint {}", tp.name);
 
@@ -161,8 +182,10 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
             recommend_overlap(t.min_safe_overlap_days, ca_life_days, options);
 
         // Latest first request in steady state: shortest last certificate, length L − P·L
-        // when certificates renew untruncated every P·L; a single instant when every
-        // certificate is truncated (client lifetime ≥ CA lifetime).
+        // when certificates renew untruncated every P·L. When every certificate is truncated
+        // (client lifetime ≥ CA lifetime) a client first enrolled at e asks at
+        // e + P·(C − e): the requests run from `first` (e = CA creation) up to C.
+        const double span_days = to_days(l) * (1.0 - p / 100.0);
         if (server.cert_lifetime < ca_life && p < 100) {
             const duration renew_every =
                 client_renewal(p, true, validity{time_point{}, time_point{} + l}, time_point::max())
@@ -170,48 +193,86 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
             const duration shortest = l - renew_every;
             t.last_first_get_next_ca_cert =
                 client_renewal(p, true, validity{c - shortest, c}, c).at;
+        } else if (p < 100) {
+            t.requests_follow_enrollment = true;
+            t.last_first_get_next_ca_cert = c;
         } else {
             t.last_first_get_next_ca_cert = first.at;
         }
+        // Share of the fleet whose first request gets a 404: requests are uniform over
+        // [first, last] for uniformly spread phases (or enrollments over the CA's life).
+        if (a.front_shadow_at && !overlap_unusable) {
+            const double lo = to_days(first.at - a.ca.not_before);
+            const double hi = to_days(*t.last_first_get_next_ca_cert - a.ca.not_before);
+            const double f = to_days(*a.front_shadow_at - a.ca.not_before);
+            t.share_hit = hi > lo ? std::clamp((f - lo) / (hi - lo), 0.0, 1.0)
+                                  : (answers_200(first.at) ? 0.0 : 1.0);
+        } else {
+            t.share_hit = 1.0;
+        }
 
         const auto days_before = [&](time_point x) { return to_days(c - x); };
+        const std::string range =
+            t.requests_follow_enrollment
+                ? fmt::format(
+                      "every certificate is cut at the CA's end, so a client first enrolled e "
+                      "days after the CA's creation asks (1 − {:.2f}) × ({} − e) days before "
+                      "expiry: from {} days (e = 0) down to 0 (a client enrolled just before "
+                      "expiry)",
+                      p / 100.0, days_text(ca_life_days),
+                      days_text(t.first_get_next_ca_cert_days_before_ca_expiry))
+                : fmt::format(
+                      "in steady state the fleet's first requests fall between {} and {} "
+                      "days before",
+                      days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
+                      days_text(days_before(*t.last_first_get_next_ca_cert)));
+        (void)span_days;
         const std::string schedule = fmt::format(
             "{}: certificates of {} days (lifetime certificate {} d, CA {} d), auto-enroll {} %: "
             "RENEW every {} days while the certificate fits in the CA; the certificate that ends "
             "with the CA arms SHADOW instead, first GetNextCACert {} days before CA expiry ({}); "
-            "in steady state the fleet's first requests fall between {} and {} days before.",
+            "{}.",
             tpn, days_text(to_days(l)), days_text(to_days(server.cert_lifetime)),
             days_text(ca_life_days), p, days_text(to_days(l) * p / 100.0),
-            days_text(t.first_get_next_ca_cert_days_before_ca_expiry), date_text(first.at),
-            days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
-            days_text(days_before(*t.last_first_get_next_ca_cert)));
+            days_text(t.first_get_next_ca_cert_days_before_ca_expiry), date_text(first.at), range);
         t.findings.push_back(schedule);
 
-        const std::string rate = fmt::format(
-            "one request per client every {} s; {} such clients already exceed the {} "
-            "connections/{} s throttle, after which the server is deaf for {} s at a time and "
-            "legitimate enrollments fail too",
-            seconds_text(options.client.shadow_retry_interval), t.clients_to_reach_throttle,
-            options.limiter.throttle_limit, seconds_text(options.limiter.throttle_window_length),
-            seconds_text(options.limiter.deaf_period));
+        const std::string rate =
+            throttle_on
+                ? fmt::format(
+                      "one request per client every {} s; {} such clients already exceed the {} "
+                      "connections/{} s throttle, after which the server is deaf for {} s at a "
+                      "time and legitimate enrollments fail too",
+                      seconds_text(options.client.shadow_retry_interval),
+                      t.clients_to_reach_throttle, options.limiter.throttle_limit,
+                      seconds_text(options.limiter.throttle_window_length),
+                      seconds_text(options.limiter.deaf_period))
+                : fmt::format("one request per client every {} s{}",
+                              seconds_text(options.client.shadow_retry_interval),
+                              options.limiter.enabled ? " (the throttle is off)"
+                                                      : " (no HTTP limits modelled)");
         const std::string fix = fmt::format(
             "minimum safe overlap {} days; recommended `auto-rollover {}` on {}",
             days_text(t.min_safe_overlap_days), days_text(t.recommended_overlap_days), srv);
 
-        if (!a.shadow_generated_at || overlap_unusable) {
+        if (!a.front_shadow_at) {
             t.verdict = storm_verdict::outage;
             t.max_404_window_days = std::max(0.0, to_days(c - first.at));
+            const std::string why =
+                options.front && !overlap_unusable && a.shadow_generated_at
+                    ? fmt::format("{} never learns of the shadow CA before the CA expires ({})",
+                                  front_name, options.front->why)
+                    : std::string{"no usable shadow CA before the CA expires"};
             if (t.max_404_window_days > 0) {
                 t.findings.push_back(fmt::format(
-                    "{}: first GetNextCACert {} days before CA expiry and no usable shadow CA "
-                    "before the CA expires: up to {} days of 404 at {}, then an outage at {}; {}.",
-                    tpn, days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
+                    "{}: first GetNextCACert {} days before CA expiry and {}: up to {} days of "
+                    "404 at {}, then an outage at {}; {}.",
+                    tpn, days_text(t.first_get_next_ca_cert_days_before_ca_expiry), why,
                     days_text(t.max_404_window_days), rate, to_iso8601(c), fix));
             } else {
                 t.findings.push_back(fmt::format(
-                    "{}: renews at expiry (auto-enroll 100) and finds no usable shadow CA: an "
-                    "outage at {}; {}.",
-                    tpn, to_iso8601(c), fix));
+                    "{}: renews at expiry (auto-enroll 100) and {}: an outage at {}; {}.", tpn, why,
+                    to_iso8601(c), fix));
             }
         } else if (shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, first.at, c,
                                options.client)
@@ -226,32 +287,50 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
                 "({}): the client asks for the next CA when its certificate and trust are already "
                 "invalid, although the shadow exists {} days before. Use `auto-enroll 70`..`80` "
                 "with `auto-rollover {}` or more.",
-                tpn, p, to_iso8601(c), days_text(*a.overlap_days),
+                tpn, p, to_iso8601(c), days_text(to_days(c - *a.front_shadow_at)),
                 days_text(recommend_overlap(to_days(l) * 0.3, ca_life_days, options))));
-        } else if (first.at < *a.shadow_generated_at) {
+        } else if (!answers_200(first.at)) {
             t.verdict = storm_verdict::storm;
-            t.max_404_window_days = to_days(*a.shadow_generated_at - first.at);
-            const bool all_loop = *t.last_first_get_next_ca_cert < *a.shadow_generated_at;
+            // The first retry at or after the front server answers 200 ends the window.
+            const duration retry = options.client.shadow_retry_interval;
+            duration wait = *a.front_shadow_at - first.at;
+            if (retry.count() > 0) {
+                auto n = (wait.count() + retry.count() - 1) / retry.count();
+                if (!answers_200(first.at + retry * n)) {
+                    ++n;
+                }
+                wait = retry * n;
+            }
+            t.max_404_window_days = to_days(wait);
+            const bool all_loop = !answers_200(*t.last_first_get_next_ca_cert);
+            const std::string who =
+                options.front
+                    ? fmt::format("{} answers 200 only from {} ({} days before CA expiry; {})",
+                                  front_name, to_iso8601(*a.front_shadow_at),
+                                  days_text(to_days(c - *a.front_shadow_at)), options.front->why)
+                    : fmt::format("the shadow CA exists only {} days before ({})",
+                                  days_text(*a.overlap_days), date_text(*a.shadow_generated_at));
             t.findings.push_back(fmt::format(
-                "{}: first GetNextCACert {} days before CA expiry; the shadow CA exists only {} "
-                "days before ({}): up to {} days of 404 at {}; {} of the fleet's first requests "
-                "come before the shadow exists; {}.",
-                tpn, days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
-                days_text(*a.overlap_days), date_text(*a.shadow_generated_at),
-                days_text(t.max_404_window_days), rate, all_loop ? "all" : "some", fix));
+                "{}: first GetNextCACert {} days before CA expiry; {}: up to {} days of 404 at "
+                "{}; {} of the fleet's first requests ({:.1f} %) come before that; {}.",
+                tpn, days_text(t.first_get_next_ca_cert_days_before_ca_expiry), who,
+                days_text(t.max_404_window_days), rate, all_loop ? "all" : "some",
+                100.0 * t.share_hit, fix));
         } else {
             t.verdict = storm_verdict::safe;
             t.max_404_window_days = 0;
+            t.share_hit = 0;
+            const double front_days = to_days(c - *a.front_shadow_at);
             t.findings.push_back(fmt::format(
-                "{}: safe: the shadow CA exists {} days before CA expiry ({}), {} days before "
+                "{}: safe: {} answers 200 from {} days before CA expiry ({}), {} days before "
                 "the first GetNextCACert ({} days before); no 404. {}.",
-                tpn, days_text(*a.overlap_days), date_text(*a.shadow_generated_at),
-                days_text(*a.overlap_days - t.first_get_next_ca_cert_days_before_ca_expiry),
+                tpn, front_name, days_text(front_days), date_text(*a.front_shadow_at),
+                days_text(front_days - t.first_get_next_ca_cert_days_before_ca_expiry),
                 days_text(t.first_get_next_ca_cert_days_before_ca_expiry),
-                *a.overlap_days < t.recommended_overlap_days
-                    ? fmt::format("The margin is below the recommended `auto-rollover {}`",
+                a.overlap_days && *a.overlap_days < t.recommended_overlap_days
+                    ? fmt::format("The overlap is below the recommended `auto-rollover {}`",
                                   days_text(t.recommended_overlap_days))
-                    : std::string{"The margin meets the recommendation"}));
+                    : std::string{"The overlap meets the recommendation"}));
         }
         if (server.cert_lifetime > ca_life) {
             t.findings.push_back(fmt::format(

@@ -28,6 +28,15 @@ std::optional<time_point> shadow_generation_time(time_point ca_not_after,
     return ca_not_after - *overlap;
 }
 
+std::optional<time_point> shadow_time_of_generation(const validity& ca,
+                                                    std::optional<duration> overlap) {
+    auto s = shadow_generation_time(ca.not_after, overlap);
+    if (!s || *s >= ca.not_after) {
+        return std::nullopt;
+    }
+    return std::max(*s, ca.not_before);
+}
+
 std::optional<time_point> shadow_generation_due(time_point ca_not_after,
                                                 std::optional<duration> overlap, time_point now) {
     if (!overlap || now >= ca_not_after) {

@@ -122,19 +122,13 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
                                                    const std::string& display_name,
                                                    const std::string& base_dir);
 
-// `--set key=value` and sweeps. Keys:
-//   overlap | ca.auto-rollover          → CA `auto-rollover V` (days)
-//   ca.<server command>                  → CA `<command> V` (e.g. ca.lifetime=certificate 600)
-//   ra.server.<server command>           → the RA's `crypto pki server` section
-//   ra.<trustpoint command>              → the RA's trustpoint (e.g. ra.auto-enroll=95)
-//   auto-enroll | clients.<tp command>   → every client group's trustpoint
-//   clients | count                      → total clients, split across groups by their share
-//   max-connections                      → `ip http max-connections V` on the front server
-//   generations                          → horizon covering N CA generations
-//   seed, horizon, time_step, latency, connect_timeout, shadow_retry_interval, retry_jitter,
-//   clock_skew, service_get_next_ca_cert, service_enrollment, throttle_window
+// `--set key=value` and sweeps: the keys, values and ranges of the one registry shared with
+// `pkisim check` (timers/settings.hpp, listed by `pkisim simulate --help`). `typed` is what the
+// user typed, quoted in errors ("--sweep overlap=abc", "--clients -5"); default "--set K=V".
+//   (simulate only) generations=N → a horizon covering N CA generations (max_generations).
 tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
-                                              std::string_view value);
+                                              std::string_view value,
+                                              std::string_view typed = {});
 
 // "20s", "36ms", "420d", "1d 12h 30m", "1.5d"; a bare number is seconds.
 std::optional<duration> parse_duration_text(std::string_view text);

@@ -30,6 +30,18 @@ struct storm_options {
     // a multiple of 5 days, kept below the CA lifetime. Factor and margin are parameters.
     double recommendation_factor = 2.0;
     duration recommendation_margin = days{30};
+    // The server the clients reach when it is not the CA (an RA, model §1 rule 8): from when it
+    // answers GetNextCACert with 200 (verdict.hpp computes it from the RA's own timer).
+    // nullopt `knows_shadow_at` = never before the CA expires. Unset = the clients ask the CA.
+    struct front_server {
+        std::string name;  // "RA crypto pki server ra-server"
+        std::optional<time_point> knows_shadow_at;
+        // true: a client asking at exactly `knows_shadow_at` still gets a 404 (the RA learns
+        // of the shadow a round trip after it asks).
+        bool inclusive = true;
+        std::string why;  // "its own SHADOW timer at ... (auto-enroll 70 of a 565-day certificate)"
+    };
+    std::optional<front_server> front;
 };
 
 struct trustpoint_storm {
@@ -42,7 +54,13 @@ struct trustpoint_storm {
     // The latest first request in steady state (a client whose last certificate is the
     // shortest one that still ends with the CA): the fleet's first requests fall in
     // [first_get_next_ca_cert, last_first_get_next_ca_cert].
+    // With client certificates at least as long as the CA (every certificate truncated), the
+    // requests depend on when each client first enrolled and run up to the CA's expiry.
     std::optional<time_point> last_first_get_next_ca_cert;
+    bool requests_follow_enrollment = false;
+    // Share of a uniformly phased fleet whose first request comes before the server it asks
+    // has the shadow (enrollments spread over the CA's life when requests_follow_enrollment).
+    double share_hit = 0;
     double max_404_window_days = 0;    // worst case: earliest request -> shadow (or CA expiry)
     double min_safe_overlap_days = 0;  // (1 − P) × min(client lifetime, CA lifetime)
     double recommended_overlap_days = 0;
@@ -58,6 +76,8 @@ struct storm_analysis {
     validity ca;
     std::optional<time_point> shadow_generated_at;
     std::optional<double> overlap_days;
+    // When the server the clients reach answers 200 (the RA's, or the CA's shadow time).
+    std::optional<time_point> front_shadow_at;
     std::vector<trustpoint_storm> trustpoints;
     std::vector<std::string> findings;  // server-wide (no auto-rollover, overlap ≥ CA life ...)
 };

@@ -32,6 +32,13 @@ bool is_truncated(const validity& issued, time_point ca_not_after);
 // Rule 3: when the shadow CA is generated. nullopt without auto-rollover.
 std::optional<time_point> shadow_generation_time(time_point ca_not_after,
                                                  std::optional<duration> overlap);
+// Rule 3 for one CA generation, decided from its creation: notAfter − overlap, or the creation
+// itself when that is already past (overlap ≥ CA lifetime: the shadow is generated at once, as
+// for an overlap raised on a live server). nullopt without auto-rollover, or when the shadow
+// would only come at notAfter (`auto-rollover 0`: no usable overlap). The simulator's CA
+// generations and `check` both use this.
+std::optional<time_point> shadow_time_of_generation(const validity& ca,
+                                                    std::optional<duration> overlap);
 // Rule 3, on a running server: the scheduled time, or `now` if the overlap was raised so that
 // notAfter − overlap is already past (the seed's fix applied to a live system). nullopt if no
 // auto-rollover, or if the CA has already expired.
