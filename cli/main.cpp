@@ -1,10 +1,15 @@
 // pkisim: an IOS PKI certificate-server lab and fleet simulator. See README.md.
+#include <algorithm>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "pkisim/timers/settings.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{
@@ -28,6 +33,22 @@ int main(int argc, char** argv) {
     pkisim::cli::add_client_command(app, exit_code);
 #endif
 
+    // `pkisim simulat`: not a command; suggest the nearest one (before CLI11 reports only
+    // "A subcommand is required").
+    if (argc > 1 && argv[1][0] != '-') {
+        std::vector<std::string> names;
+        for (const auto* sub : app.get_subcommands({})) {
+            names.push_back(sub->get_name());
+        }
+        if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+            std::vector<std::string_view> views(names.begin(), names.end());
+            const std::string near = pkisim::timers::nearest_word(argv[1], views);
+            std::cerr << "pkisim: `" << argv[1] << "` is not a command"
+                      << (near.empty() ? std::string{} : "; did you mean `pkisim " + near + "`?")
+                      << " (pkisim --help lists the commands)\n";
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -22,6 +22,7 @@
 #include "pkisim/sim/scenario.hpp"
 #include "pkisim/sim/simulation.hpp"
 #include "pkisim/sim/sweep.hpp"
+#include "pkisim/timers/settings.hpp"
 
 namespace pkisim::cli {
 
@@ -31,7 +32,7 @@ struct simulate_args {
     std::string scenario_path;
     std::string out_dir;
     std::optional<std::uint64_t> seed;
-    std::optional<std::uint64_t> clients;
+    std::string clients;  // text: the registry parses it (`--clients -5` is an error)
     std::optional<unsigned> generations;
     std::vector<std::string> sets;
     std::string sweep;
@@ -63,8 +64,8 @@ std::string point_command(const simulate_args& a) {
     o += " simulate " + sim::shell_quote(fs::absolute(a.scenario_path).lexically_normal().string());
     if (a.seed)
         o += fmt::format(" --seed {}", *a.seed);
-    if (a.clients)
-        o += fmt::format(" --clients {}", *a.clients);
+    if (!a.clients.empty())
+        o += " --clients " + sim::shell_quote(a.clients);
     if (a.generations)
         o += fmt::format(" --generations {}", *a.generations);
     for (const auto& kv : a.sets)
@@ -91,10 +92,11 @@ int run_simulate(const simulate_args& a) {
     for (const auto& kv : a.sets) {
         const auto eq = kv.find('=');
         if (eq == std::string::npos) {
-            std::cerr << "--set " << kv << ": expected key=value\n";
+            std::cerr << "--set " << kv << ": expected KEY=VALUE, e.g. overlap=365\n";
             return 2;
         }
-        if (auto r = sim::apply_setting(*sc, kv.substr(0, eq), kv.substr(eq + 1)); !r) {
+        if (auto r = sim::apply_setting(*sc, kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
+            !r) {
             std::cerr << r.error() << '\n';
             return 2;
         }
@@ -102,14 +104,15 @@ int run_simulate(const simulate_args& a) {
     if (a.seed)
         sc->seed = *a.seed;
     if (a.generations) {
-        if (auto r = sim::apply_setting(*sc, "generations", std::to_string(*a.generations)); !r) {
-            std::cerr << fmt::format("--generations {}: expected 1..{}\n", *a.generations,
-                                     sim::max_generations);
+        if (auto r = sim::apply_setting(*sc, "generations", std::to_string(*a.generations),
+                                        fmt::format("--generations {}", *a.generations));
+            !r) {
+            std::cerr << r.error() << '\n';
             return 2;
         }
     }
-    if (a.clients) {
-        if (auto r = sim::apply_setting(*sc, "clients", std::to_string(*a.clients)); !r) {
+    if (!a.clients.empty()) {
+        if (auto r = sim::apply_setting(*sc, "clients", a.clients, "--clients " + a.clients); !r) {
             std::cerr << r.error() << '\n';
             return 2;
         }
@@ -318,8 +321,10 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
                     "Simulate N CA generations (N - 1 rollovers after the first; default 1, or "
                     "the scenario's `generations`); replaces the scenario's horizon");
     cmd->add_option("--set", args->sets,
-                    "key=value, e.g. overlap=365, auto-enroll=80, max-connections=16, "
-                    "ra.auto-enroll=95, latency=5ms (repeatable)");
+                    "KEY=VALUE, one per --set (repeatable), e.g. overlap=365; the keys (shared "
+                    "with `pkisim check`) are listed below")
+        ->expected(1)
+        ->allow_extra_args(false);
     cmd->add_option("--sweep", args->sweep,
                     "Run the fleet for each value of one --set key: a list (overlap=30,90,365) or "
                     "a range FROM..TO[:STEP] (both ends always run; the default step, printed, is "
@@ -345,10 +350,11 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--quiet,-q", args->quiet, "No progress display");
     cmd->add_flag("--deterministic", args->deterministic,
                   "Byte-identical output: write wall_seconds as 0 and omit timings");
-    cmd->footer(
-        "Exit codes: 0 safe (after a sweep: the recommended value's run is safe; with "
-        "--emit-jobs or --sweep-point: written), 1 storm or outage (after a sweep: no value is "
-        "safe), 2 usage or scenario error (file:line: what was expected).");
+    cmd->footer(timers::settings_help(timers::setting_command::simulate) +
+                "\nExit codes: 0 safe (after a sweep: the recommended value's run is safe; with "
+                "--emit-jobs or --sweep-point: written), 1 storm or outage (the verdict; after a "
+                "sweep: no value is safe), 2 usage, scenario or configuration error (file:line: "
+                "message on stderr).");
     cmd->callback([args, &exit_code] { exit_code = run_simulate(*args); });
 
     auto merge = std::make_shared<merge_args>();

@@ -627,20 +627,20 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
             }
             if (pos != std::string_view::npos && pos <= text.size()) {
                 const auto end = text.find('\n', pos);
-                text_line = std::string{text.substr(pos, end == std::string_view::npos
-                                                             ? std::string_view::npos
-                                                             : end - pos)};
+                text_line = std::string{text.substr(
+                    pos, end == std::string_view::npos ? std::string_view::npos : end - pos)};
             }
         }
         std::string hint;
         const std::string_view d = e.description();
         if (d.find("boolean") != std::string_view::npos)
             hint = " (true and false are written without quotes; text needs \"quotes\")";
-        else if (d.find("bare") != std::string_view::npos || d.find("value") != std::string_view::npos)
+        else if (d.find("bare") != std::string_view::npos ||
+                 d.find("value") != std::string_view::npos)
             hint = " (text values need \"quotes\", durations too: \"20s\")";
-        return tl::make_unexpected(fmt::format(
-            "{}:{}:{}: TOML syntax error: {}{}\n  {}\n  {}^", display_name, line, col, d, hint,
-            text_line, std::string(col > 0 ? col - 1 : 0, ' ')));
+        return tl::make_unexpected(fmt::format("{}:{}:{}: TOML syntax error: {}{}\n  {}\n  {}^",
+                                               display_name, line, col, d, hint, text_line,
+                                               std::string(col > 0 ? col - 1 : 0, ' ')));
     }
     loader l{display_name, base_dir};
     auto sc = l.load(root);

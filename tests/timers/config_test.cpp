@@ -597,3 +597,47 @@ TEST(ios_config, random_bytes_and_mutated_configs_never_crash) {
 }
 
 }  // namespace
+
+TEST(config_issue9, misspelled_crypto_pki_keyword_is_a_warning_with_a_suggestion) {
+    const std::string text =
+        "hostname GM\n"
+        "crypto pki trustpiont GETVPN\n"
+        " enrollment url http://ra\n"
+        " auto-enroll 70\n"
+        "crypto pki sever ca\n"
+        " auto-rollover 365\n";
+    auto cfg = pkisim::timers::parse_ios_config(text, "c.ios");
+    ASSERT_TRUE(cfg);
+    EXPECT_TRUE(cfg->trustpoints.empty());
+    EXPECT_TRUE(cfg->servers.empty());
+    ASSERT_EQ(cfg->warnings.size(), 2u);
+    EXPECT_EQ(cfg->warnings[0].where.to_string(), "c.ios:2:12");
+    EXPECT_NE(cfg->warnings[0].message.find("did you mean `crypto pki trustpoint`"),
+              std::string::npos);
+    EXPECT_EQ(cfg->warnings[1].where.to_string(), "c.ios:5:12");
+    EXPECT_NE(cfg->warnings[1].message.find("`crypto pki server`"), std::string::npos);
+}
+
+TEST(config_issue9, two_devices_in_one_file_keep_their_own_max_connections_and_warn) {
+    const std::string text =
+        "hostname HUB\n"
+        "crypto pki server hub\n"
+        " auto-rollover 365\n"
+        "ip http max-connections 10\n"
+        "hostname SPOKE\n"
+        "ip http max-connections 5\n";
+    auto cfg = pkisim::timers::parse_ios_config(text, "two.ios");
+    ASSERT_TRUE(cfg);
+    ASSERT_EQ(cfg->servers.size(), 1u);
+    EXPECT_EQ(cfg->servers[0].http_max_connections, 10);
+    ASSERT_EQ(cfg->warnings.size(), 1u);
+    EXPECT_EQ(cfg->warnings[0].where.line, 6);
+    EXPECT_NE(cfg->warnings[0].message.find("two.ios:4:1"), std::string::npos)
+        << cfg->warnings[0].message;
+    // One device repeating the command: the later line applies, and it is said.
+    auto one = pkisim::timers::parse_ios_config(
+        "crypto pki server a\nip http max-connections 10\nip http max-connections 3\n", "o.ios");
+    ASSERT_TRUE(one);
+    EXPECT_EQ(one->servers[0].http_max_connections, 3);
+    EXPECT_EQ(one->warnings.size(), 1u);
+}

@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <span>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "pkisim/timers/config.hpp"
+#include "pkisim/timers/settings.hpp"
 
 namespace pkisim::timers {
 
@@ -839,6 +841,15 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
 
     int line_no = 0;
     std::size_t pos = 0;
+    // Devices pasted one after the other (a `hostname` line each) and their ip http values.
+    int device = 0;
+    bool hostname_seen = false;
+    source_location hostname_where;
+    bool http_seen = false;
+    int http_value = 0;
+    int http_device = 0;
+    std::vector<int> device_http;    // per device, -1 = not set
+    std::vector<int> server_device;  // per server
     while (pos <= text.size()) {
         // Lines end at \n, \r\n or a lone \r.
         std::size_t end = pos;
@@ -912,6 +923,22 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                             const std::string_view pw =
                                 p.index >= 0 ? pki_words[static_cast<std::size_t>(p.index)]
                                              : std::string_view{};
+                            if (p.index < 0 && p.matches.empty()) {
+                                // A typo here silently drops a whole section (and can turn
+                                // the verdict into "safe"): say so, with the nearest keyword.
+                                const std::string near = nearest_word(r.peek().text, pki_words);
+                                parse_warning typo;
+                                typo.where = where;
+                                typo.where.column = r.peek().column;
+                                typo.message = fmt::format(
+                                    "crypto pki {}: unknown keyword{}; the section it starts is "
+                                    "ignored",
+                                    printable(r.peek().text),
+                                    near.empty()
+                                        ? std::string{}
+                                        : fmt::format(" (did you mean `crypto pki {}`?)", near));
+                                cfg.warnings.push_back(std::move(typo));
+                            }
                             if (pw == "server" || pw == "trustpoint") {
                                 r.consume(pw);
                                 if (r.at_end()) {
@@ -945,6 +972,8 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                         it = std::prev(cfg.servers.end());
                                     }
                                     current = static_cast<std::size_t>(it - cfg.servers.begin());
+                                    server_device.resize(cfg.servers.size(), 0);
+                                    server_device[current] = device;
                                     in = section_kind::server;
                                 } else {
                                     auto it =
@@ -964,6 +993,13 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                             }
                         }
                     }
+                } else if (!is_no && iequal(first, "hostname")) {
+                    // A second `hostname` starts another device's configuration.
+                    if (hostname_seen) {
+                        ++device;
+                    }
+                    hostname_seen = true;
+                    hostname_where = where;
                 } else if (!r.at_end() && iequal(r.peek().text, "ip") &&
                            toks.size() >= 2 + (is_no ? 1 : 0)) {
                     r.consume("ip");
@@ -986,6 +1022,29 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                     }
                                     cfg.http.max_connections = static_cast<int>(*n);
                                 }
+                                if (http_seen && http_value != cfg.http.max_connections) {
+                                    // Two devices pasted into one file, or a repeated line:
+                                    // the later one wins silently on IOS; say which.
+                                    cfg.warnings.push_back(
+                                        {where,
+                                         fmt::format(
+                                             "ip http max-connections {} replaces {} set at {}{}",
+                                             cfg.http.max_connections, http_value,
+                                             cfg.http.where.to_string(),
+                                             device > http_device
+                                                 ? fmt::format(
+                                                       " for another device (hostname at {}); "
+                                                       "each server keeps its own device's "
+                                                       "value; split the file per device",
+                                                       hostname_where.to_string())
+                                                 : "; the later line applies")});
+                                }
+                                http_seen = true;
+                                http_value = cfg.http.max_connections;
+                                http_device = device;
+                                device_http.resize(static_cast<std::size_t>(device) + 1, -1);
+                                device_http[static_cast<std::size_t>(device)] =
+                                    cfg.http.max_connections;
                                 cfg.http.where = where;
                             }
                         }
@@ -999,8 +1058,16 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
             break;
         }
     }
-    for (auto& s : cfg.servers) {
-        s.http_max_connections = cfg.http.max_connections;
+    for (std::size_t i = 0; i < cfg.servers.size(); ++i) {
+        // The `ip http max-connections` of the server's own device (IOS default 5 if that
+        // device has none); one device per file: the file's value.
+        int v = cfg.http.max_connections;
+        if (device > 0) {
+            const auto d = static_cast<std::size_t>(server_device[i]);
+            v = d < device_http.size() && device_http[d] >= 0 ? device_http[d]
+                                                              : http_config{}.max_connections;
+        }
+        cfg.servers[i].http_max_connections = v;
     }
     return cfg;
 }
@@ -1019,15 +1086,22 @@ parse_error file_error(const std::string& path, const char* what) {
 tl::expected<ios_config, parse_error> load_ios_config_files(const std::vector<std::string>& paths) {
     ios_config merged;
     int http_rank = -1;  // 2 = file with an RA server, 1 = file with a server, 0 = any file
-    for (const auto& path : paths) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            return tl::unexpected(file_error(path, "cannot open the file"));
-        }
+    for (const auto& given : paths) {
+        // `-` is standard input (`show running-config | pkisim check -`).
+        const bool stdin_file = given == "-";
+        const std::string path = stdin_file ? std::string{"<stdin>"} : given;
         std::ostringstream buf;
-        buf << in.rdbuf();
-        if (in.bad()) {
-            return tl::unexpected(file_error(path, "cannot read the file"));
+        if (stdin_file) {
+            buf << std::cin.rdbuf();
+        } else {
+            std::ifstream in(path, std::ios::binary);
+            if (!in) {
+                return tl::unexpected(file_error(path, "cannot open the file"));
+            }
+            buf << in.rdbuf();
+            if (in.bad()) {
+                return tl::unexpected(file_error(path, "cannot read the file"));
+            }
         }
         auto cfg = parse_ios_config(buf.str(), path);
         if (!cfg) {

@@ -241,7 +241,7 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
                                                : std::string{"every client of the trustpoint"};
         const std::string when = fmt::format(
             "generation 2 ({} .. {}): every rollover certificate starts at {} (rule 6), so {} "
-            "renew on the same schedule and ask for the next CA at the same instant, {} ({} days "
+            "on the same schedule and asks for the next CA at the same instant, {} ({} days "
             "before that CA's expiry)",
             date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd, date_text(h),
             days_text(to_days(c2 - h)));
@@ -268,9 +268,11 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
             t.max_404_days = to_days(end - h);
             t.findings.push_back(fmt::format(
                 "{}: {}; the server they reach answers 200 only from {} ({} days before expiry): "
-                "the whole herd loops on 404 for {} days, {} requests per client per minute.",
+                "the whole herd loops on 404 for {}, {} requests per client per minute.",
                 tpn, when, date_text(*g.front_shadow_at),
-                days_text(to_days(c2 - *g.front_shadow_at)), days_text(t.max_404_days),
+                days_text(to_days(c2 - *g.front_shadow_at)),
+                t.max_404_days < 1 ? format_duration(from_days(t.max_404_days))
+                                   : days_text(t.max_404_days) + " days",
                 days_text(60.0 / (in.client.shadow_retry_interval.count() / 1000.0))));
         } else {
             t.verdict = storm_verdict::safe;
