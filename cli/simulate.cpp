@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "pkisim/sim/change_set.hpp"
 #include "pkisim/sim/report.hpp"
 #include "pkisim/sim/scenario.hpp"
 #include "pkisim/sim/simulation.hpp"
@@ -42,6 +43,7 @@ struct simulate_args {
     std::string engine = "auto";
     std::uint64_t exact_max_clients = 500;
     bool quiet = false;
+    bool no_change_set = false;
     bool deterministic = false;
 };
 
@@ -224,8 +226,15 @@ int run_simulate(const simulate_args& a) {
                                        spec->key);
         }
     }
-    const sim::sim_result result =
+    sim::sim_result result =
         shown_result ? std::move(*shown_result) : sim::run_simulation(*sc, opt);
+    // Not safe: the recommended change set, printed as a fix only if the fleet re-run with it
+    // is safe (issue 9 §4). Not for sweep points (the merge recommends) nor after a sweep.
+    if (result.outcome != sim::verdict::safe && !point && !spec && !a.no_change_set) {
+        if (show_progress)
+            std::fprintf(stderr, "\r  verifying the recommended change set...%30s", "");
+        result.change_set = sim::summarize(sim::verify_change_set(*sc, opt), a.scenario_path);
+    }
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     if (show_progress)
@@ -244,6 +253,8 @@ int run_simulate(const simulate_args& a) {
     const std::string verdict =
         sim::verdict_text(shown, result, out_dir) + sim::generations_text(result);
     std::cout << verdict;
+    if (result.change_set)
+        std::cout << '\n' << result.change_set->text;
     if (!a.deterministic)
         std::cout << fmt::format("  ({:.2f} s)\n", wall);
     if (point) {
@@ -348,6 +359,9 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--exact-max-clients", args->exact_max_clients,
                     "Largest fleet that --engine auto runs on the exact engine");
     cmd->add_flag("--quiet,-q", args->quiet, "No progress display");
+    cmd->add_flag("--no-change-set", args->no_change_set,
+                  "When the fleet is not safe, do not compute the recommended change set and "
+                  "re-run the fleet with it (the re-run covers at least 2 CA generations)");
     cmd->add_flag("--deterministic", args->deterministic,
                   "Byte-identical output: write wall_seconds as 0 and omit timings");
     cmd->footer(timers::settings_help(timers::setting_command::simulate) +

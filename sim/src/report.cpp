@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace pkisim::sim {
@@ -257,6 +258,16 @@ const std::pair<const char*, std::uint64_t day_counters::*> count_columns[] = {
 };
 
 std::string recommendation(const scenario& sc, const sim_result& r) {
+    if (r.change_set) {
+        // The change set, verified by a re-run of the fleet (sim/change_set.hpp), replaces the
+        // one-change heuristic below.
+        return r.change_set->verified
+                   ? fmt::format("the change set below ({}), verified by a re-run over {} CA "
+                                 "generations",
+                                 fmt::join(r.change_set->settings, ", "),
+                                 r.change_set->rerun_generations)
+                   : std::string{"no verified change set (see below)"};
+    }
     std::vector<std::string> parts;
     double rec = 0;
     double min_safe = 0;
@@ -467,6 +478,18 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
         j["closed_form"] = cf;
     }
     j["generations"] = generations_json(r);
+    if (r.change_set) {
+        ordered_json c;
+        c["settings"] = r.change_set->settings;
+        c["verified_safe"] = r.change_set->verified;
+        c["rerun_verdict"] = r.change_set->rerun_outcome
+                                 ? ordered_json(std::string{to_string(*r.change_set->rerun_outcome)})
+                                 : ordered_json(nullptr);
+        c["rerun_generations"] = r.change_set->rerun_generations;
+        c["cannot_fix"] = r.change_set->cannot_fix;
+        c["text"] = r.change_set->text;
+        j["change_set"] = c;
+    }
     j["recommendation"] = recommendation(sc, r);
     j["wall_seconds"] = o.deterministic ? 0.0 : o.wall_seconds;
     return j.dump(2) + "\n";

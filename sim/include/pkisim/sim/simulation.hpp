@@ -100,6 +100,17 @@ struct generation_stats {
     verdict outcome = verdict::safe;
 };
 
+// The recommended change set and its verification by a re-run (sim/change_set.hpp fills it;
+// run_simulation leaves it empty).
+struct change_set_check {
+    std::vector<std::string> settings;  // --set KEY=VALUE, in order
+    bool verified = false;              // the re-run with them is safe
+    std::optional<verdict> rerun_outcome;
+    unsigned rerun_generations = 0;
+    std::vector<std::string> cannot_fix;
+    std::string text;  // what simulate prints
+};
+
 struct sim_result {
     engine_kind engine = engine_kind::exact;  // the one that ran
     time_point start{};
@@ -134,6 +145,7 @@ struct sim_result {
     std::uint64_t ca_connections_accepted = 0;
     std::uint64_t ca_connections_refused_or_ignored = 0;
     verdict outcome = verdict::safe;  // the worst generation's
+    std::optional<change_set_check> change_set;
     timers::storm_analysis closed_form;  // pkisim check's answer, for the report
 };
 
