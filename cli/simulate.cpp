@@ -3,12 +3,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sstream>
@@ -201,7 +201,7 @@ int run_simulate(const simulate_args& a) {
     const unsigned threads = a.jobs == 0 ? all_cores() : a.jobs;
     sim::report_options ro;
     ro.deterministic = a.deterministic;
-        sim::scenario shown = *sc;
+    sim::scenario shown = *sc;
     std::optional<sim::sim_result> shown_result;
     if (spec) {
         if (show_progress)
@@ -222,8 +222,8 @@ int run_simulate(const simulate_args& a) {
             shown.run_label =
                 fmt::format("{}={}, the value the sweep recommends", spec->key, p.value);
         } else {
-            shown.run_label = fmt::format("the scenario as given (no value of {} in the sweep is safe)",
-                                       spec->key);
+            shown.run_label = fmt::format(
+                "the scenario as given (no value of {} in the sweep is safe)", spec->key);
         }
     }
     sim::sim_result result =
@@ -287,8 +287,8 @@ int run_sweep_merge(const merge_args& a) {
     std::string text;
     if (sw->spec)
         text += sim::describe(*sw->spec);
-    text += fmt::format("Merged {} point(s) from {}.\n", sw->points.size(),
-                        fmt::join(a.dirs, ", "));
+    text +=
+        fmt::format("Merged {} point(s) from {}.\n", sw->points.size(), fmt::join(a.dirs, ", "));
     text += sim::sweep_table(*sw);
     if (!write_text(fs::path{out_dir} / "sweep.csv", sim::sweep_csv(*sw)) ||
         !write_text(fs::path{out_dir} / "sweep.svg", sim::plot_sweep_svg(*sw)) ||
@@ -299,9 +299,10 @@ int run_sweep_merge(const merge_args& a) {
     std::cout << text << '\n';
     if (const auto rec = sw->analysis.recommended) {
         const auto& p = sw->points[*rec];
-        std::cout << fmt::format("Verdict of the run with {}={}, the value the sweep recommends "
-                                 "({}):\n",
-                                 sw->key, p.value, p.out_dir);
+        std::cout << fmt::format(
+            "Verdict of the run with {}={}, the value the sweep recommends "
+            "({}):\n",
+            sw->key, p.value, p.out_dir);
         std::ifstream in{fs::path{p.out_dir} / "verdict.txt"};
         std::stringstream ss;
         ss << in.rdbuf();

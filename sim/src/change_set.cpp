@@ -112,11 +112,11 @@ std::string change_set_text(const verified_change_set& v, const std::string& sce
                 continue;
             o += fmt::format("  generation {}: {}", g.number, to_string(g.outcome));
             if (g.first_404_at)
-                o += fmt::format(", {} clients got 404 from {} ({:.1f} days before its CA "
-                                 "expires), longest {:.1f} days",
-                                 g.clients_hit_404, timers::to_iso8601(*g.first_404_at),
-                                 timers::to_days(g.ca.not_after - *g.first_404_at),
-                                 g.max_404_window_days);
+                o += fmt::format(
+                    ", {} clients got 404 from {} ({:.1f} days before its CA "
+                    "expires), longest {:.1f} days",
+                    g.clients_hit_404, timers::to_iso8601(*g.first_404_at),
+                    timers::to_days(g.ca.not_after - *g.first_404_at), g.max_404_window_days);
             if (g.clients_outage > 0)
                 o += fmt::format(", {} clients in outage", g.clients_outage);
             o += ".\n";

@@ -262,10 +262,10 @@ std::string recommendation(const scenario& sc, const sim_result& r) {
         // The change set, verified by a re-run of the fleet (sim/change_set.hpp), replaces the
         // one-change heuristic below.
         return r.change_set->verified
-                   ? fmt::format("the change set below ({}), verified by a re-run over {} CA "
-                                 "generations",
-                                 fmt::join(r.change_set->settings, ", "),
-                                 r.change_set->rerun_generations)
+                   ? fmt::format(
+                         "the change set below ({}), verified by a re-run over {} CA "
+                         "generations",
+                         fmt::join(r.change_set->settings, ", "), r.change_set->rerun_generations)
                    : std::string{"no verified change set (see below)"};
     }
     std::vector<std::string> parts;
@@ -340,8 +340,7 @@ ordered_json generations_json(const sim_result& r) {
         j["last_loop_entry_at"] = time_or_null(g.last_loop_entry_at);
         j["loop_entry_spread_seconds"] =
             g.first_get_next_ca_cert_at && g.last_loop_entry_at
-                ? ordered_json(seconds_of(*g.last_loop_entry_at -
-                                                  *g.first_get_next_ca_cert_at))
+                ? ordered_json(seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at))
                 : ordered_json(nullptr);
         j["first_404_at"] = time_or_null(g.first_404_at);
         j["first_404_days_before_ca_expiry"] =
@@ -382,18 +381,17 @@ std::string generations_text(const sim_result& r) {
             o += fmt::format(", next CA generated {}", timers::to_iso8601(*g.shadow_generated_at));
         o += ".\n";
         if (g.first_get_next_ca_cert_at && g.last_loop_entry_at) {
-            const double spread =
-                seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at);
+            const double spread = seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at);
             o += fmt::format(
                 "      {} clients asked for the next CA from {} ({:.1f} days before expiry){}.\n",
-                with_commas(g.clients_entered_loop), timers::to_iso8601(*g.first_get_next_ca_cert_at),
+                with_commas(g.clients_entered_loop),
+                timers::to_iso8601(*g.first_get_next_ca_cert_at),
                 days_before(g.ca.not_after, *g.first_get_next_ca_cert_at),
-                spread < 3600    ? fmt::format(", all within {:.0f} s (phase-locked)", spread)
-                : spread < 86400 ? fmt::format(", all within {:.1f} hours (phase-locked)",
-                                               spread / 3600.0)
-                                 : fmt::format(" to {} ({:.1f} days later)",
-                                               timers::to_iso8601(*g.last_loop_entry_at),
-                                               spread / 86400.0));
+                spread < 3600 ? fmt::format(", all within {:.0f} s (phase-locked)", spread)
+                : spread < 86400
+                    ? fmt::format(", all within {:.1f} hours (phase-locked)", spread / 3600.0)
+                    : fmt::format(" to {} ({:.1f} days later)",
+                                  timers::to_iso8601(*g.last_loop_entry_at), spread / 86400.0));
         }
         if (g.first_404_at)
             o += fmt::format(
@@ -482,9 +480,10 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
         ordered_json c;
         c["settings"] = r.change_set->settings;
         c["verified_safe"] = r.change_set->verified;
-        c["rerun_verdict"] = r.change_set->rerun_outcome
-                                 ? ordered_json(std::string{to_string(*r.change_set->rerun_outcome)})
-                                 : ordered_json(nullptr);
+        c["rerun_verdict"] =
+            r.change_set->rerun_outcome
+                ? ordered_json(std::string{to_string(*r.change_set->rerun_outcome)})
+                : ordered_json(nullptr);
         c["rerun_generations"] = r.change_set->rerun_generations;
         c["cannot_fix"] = r.change_set->cannot_fix;
         c["text"] = r.change_set->text;

@@ -365,7 +365,7 @@ class simulator {
     std::mt19937_64 rng_;
 
     std::vector<timers::validity> gens_;
-    std::vector<ms_t> shadow_at_;  // shadow_at_[k]: when gen k+1 was generated
+    std::vector<ms_t> shadow_at_;          // shadow_at_[k]: when gen k+1 was generated
     std::vector<generation_acc> gen_acc_;  // the generations that start within the horizon
 
     std::vector<cohort> pool_;

@@ -115,9 +115,8 @@ tl::expected<sweep_spec, std::string> parse_sweep(std::string_view text) {
                 fmt::format("--sweep {}: expected numbers in FROM..TO[:STEP] (e.g. {}=30..365)",
                             text, spec.key));
         if (*to < *from)
-            return tl::make_unexpected(
-                fmt::format("--sweep {}: FROM ({}) is larger than TO ({})", text,
-                            format_value(*from), format_value(*to)));
+            return tl::make_unexpected(fmt::format("--sweep {}: FROM ({}) is larger than TO ({})",
+                                                   text, format_value(*from), format_value(*to)));
         if (step && *step <= 0)
             return tl::make_unexpected(
                 fmt::format("--sweep {}: the step must be more than 0", text));
@@ -150,8 +149,8 @@ tl::expected<sweep_spec, std::string> parse_sweep(std::string_view text) {
             i = j + 1;
         }
         if (spec.values.size() > max_sweep_values)
-            return tl::make_unexpected(fmt::format("--sweep {}: at most {} values", text,
-                                                   max_sweep_values));
+            return tl::make_unexpected(
+                fmt::format("--sweep {}: at most {} values", text, max_sweep_values));
     }
     return spec;
 }
@@ -214,8 +213,8 @@ sweep_analysis analyze_sweep(const std::vector<sweep_point>& points) {
     auto run = runs.front();
     if (runs.size() == 1) {
         a.direction = run.first == 0 && run.second == n ? safe_direction::all
-                       : run.first == 0                 ? safe_direction::lower
-                       : run.second == n                ? safe_direction::higher
+                      : run.first == 0                  ? safe_direction::lower
+                      : run.second == n                 ? safe_direction::higher
                                                         : safe_direction::between;
     } else {
         a.direction = safe_direction::mixed;
@@ -270,7 +269,8 @@ std::string describe(const sweep_analysis& a, const sweep_result& s) {
             if (p.result.outcome == verdict::safe)
                 continue;
             const double x = std::stod(p.value);
-            if (below ? (x < edge && (!bestv || x > *bestv)) : (x > edge && (!bestv || x < *bestv))) {
+            if (below ? (x < edge && (!bestv || x > *bestv))
+                      : (x > edge && (!bestv || x < *bestv))) {
                 bestv = x;
                 best = p.value;
             }
@@ -284,11 +284,11 @@ std::string describe(const sweep_analysis& a, const sweep_result& s) {
         case safe_direction::none:
             return fmt::format("No value of {} in this sweep is safe.\n", key);
         case safe_direction::unordered:
-            return a.recommended
-                       ? fmt::format("Values of {} are not numbers: no direction. The first safe "
-                                     "one in the order given: {}.\n",
-                                     key, v(a.recommended))
-                       : fmt::format("No value of {} in this sweep is safe.\n", key);
+            return a.recommended ? fmt::format(
+                                       "Values of {} are not numbers: no direction. The first safe "
+                                       "one in the order given: {}.\n",
+                                       key, v(a.recommended))
+                                 : fmt::format("No value of {} in this sweep is safe.\n", key);
         case safe_direction::all:
             o += fmt::format(
                 "Every value of {} tested is safe ({} .. {}): the sweep shows no safer "
@@ -381,8 +381,8 @@ tl::expected<sweep_result, std::string> run_sweep(const scenario& base, const sw
 
 std::string shell_quote(std::string_view word) {
     const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::string_view{"/._-=:,+@%"}.find(c) !=
-                                                                   std::string_view::npos;
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view{"/._-=:,+@%"}.find(c) != std::string_view::npos;
     });
     if (plain)
         return std::string{word};
@@ -401,8 +401,8 @@ tl::expected<std::string, std::string> emit_jobs(const std::string& dir, const s
     std::error_code ec;
     fs::create_directories(fs::path{dir} / "points", ec);
     if (ec)
-        return tl::make_unexpected(fmt::format("--emit-jobs {}: cannot create: {}", dir,
-                                               ec.message()));
+        return tl::make_unexpected(
+            fmt::format("--emit-jobs {}: cannot create: {}", dir, ec.message()));
     const fs::path abs = fs::absolute(dir).lexically_normal();
     nlohmann::ordered_json manifest;
     manifest["sweep"] = spec.text;
@@ -475,8 +475,7 @@ tl::expected<sweep_point, std::string> sweep_point_from_summary(std::string_view
         r.last_404_at = opt_time("last_404_at");
         r.peak_minute_at = opt_time("peak_minute_at");
         if (!j.at("first_404_days_before_ca_expiry").is_null())
-            r.first_404_days_before_ca_expiry =
-                j["first_404_days_before_ca_expiry"].get<double>();
+            r.first_404_days_before_ca_expiry = j["first_404_days_before_ca_expiry"].get<double>();
         r.clients = j.at("clients").get<std::uint64_t>();
         r.clients_hit_404 = j.at("clients_hit_404").get<std::uint64_t>();
         r.windows_404 = j.value("windows_404", r.clients_hit_404);
@@ -544,9 +543,8 @@ tl::expected<sweep_result, std::string> merge_sweep(const std::vector<std::strin
                     spec = sp;
                 }
             } catch (const std::exception& e) {
-                return tl::make_unexpected(
-                    fmt::format("sweep-merge: {}: not a sweep manifest: {}", manifest.string(),
-                                e.what()));
+                return tl::make_unexpected(fmt::format("sweep-merge: {}: not a sweep manifest: {}",
+                                                       manifest.string(), e.what()));
             }
         }
         std::vector<fs::path> files;
@@ -565,9 +563,9 @@ tl::expected<sweep_result, std::string> merge_sweep(const std::vector<std::strin
             if (!p)
                 return tl::make_unexpected("sweep-merge: " + p.error());
             if (key && *key != k)
-                return tl::make_unexpected(fmt::format(
-                    "sweep-merge: {} is a point of a sweep of {}, the others of {}", f.string(), k,
-                    *key));
+                return tl::make_unexpected(
+                    fmt::format("sweep-merge: {} is a point of a sweep of {}, the others of {}",
+                                f.string(), k, *key));
             key = k;
             p->out_dir = f.parent_path().string();
             found.emplace_back(f.string(), std::move(*p));
@@ -581,9 +579,9 @@ tl::expected<sweep_result, std::string> merge_sweep(const std::vector<std::strin
     for (std::size_t i = 0; i < found.size(); ++i) {
         const auto& v = found[i].second.value;
         if (auto it = by_value.find(v); it != by_value.end())
-            return tl::make_unexpected(fmt::format("sweep-merge: two summaries for {}={}: {} and {}",
-                                                   *key, v, found[it->second].first,
-                                                   found[i].first));
+            return tl::make_unexpected(
+                fmt::format("sweep-merge: two summaries for {}={}: {} and {}", *key, v,
+                            found[it->second].first, found[i].first));
         by_value[v] = i;
     }
     std::vector<std::string> missing;

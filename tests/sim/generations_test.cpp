@@ -42,10 +42,12 @@ scenario make(const fs::path& dir, const std::string& ca_life, const std::string
     write(dir / "ca.ios", "crypto pki server g\n grant auto\n lifetime ca-certificate " + ca_life +
                               "\n lifetime certificate " + cert_life + "\n auto-rollover " +
                               overlap + "\n!\nip http max-connections 16\n");
-    write(dir / "tp75.ios", "crypto pki trustpoint G\n enrollment url http://10.0.0.1:80\n"
-                            " auto-enroll 75\n");
-    write(dir / "tp95.ios", "crypto pki trustpoint H\n enrollment url http://10.0.0.1:80\n"
-                            " auto-enroll 95\n");
+    write(dir / "tp75.ios",
+          "crypto pki trustpoint G\n enrollment url http://10.0.0.1:80\n"
+          " auto-enroll 75\n");
+    write(dir / "tp95.ios",
+          "crypto pki trustpoint H\n enrollment url http://10.0.0.1:80\n"
+          " auto-enroll 95\n");
     write(dir / "s.toml",
           "start = \"2031-03-01T00:00:00Z\"\n" + top + "[ca]\nconfig = \"ca.ios\"\n" + rest);
     auto sc = load_scenario((dir / "s.toml").string());
@@ -176,7 +178,8 @@ TEST(generations, summary_json_has_one_entry_per_generation) {
 
 TEST(generations, horizon_covers_n_ca_lifetimes) {
     const auto dir = temp_dir();
-    auto sc = make(dir, "400", "30", "30", "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"instant\"\ncount = 1\n");
+    auto sc = make(dir, "400", "30", "30",
+                   "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"instant\"\ncount = 1\n");
     EXPECT_EQ(sc.effective_horizon(), timers::days{400 + 60});
     ASSERT_TRUE(apply_setting(sc, "generations", "3"));
     EXPECT_EQ(sc.effective_horizon(), timers::days{3 * 400 + 60});
@@ -197,7 +200,8 @@ TEST(generations, horizon_covers_n_ca_lifetimes) {
         EXPECT_NE(e.error().find("expected a whole number"), std::string::npos) << e.error();
     }
     // A scaled-down CA: the margin after the last generation is a quarter lifetime.
-    auto small = make(dir, "2", "0 20", "0 3", "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"instant\"\ncount = 1\n");
+    auto small = make(dir, "2", "0 20", "0 3",
+                      "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"instant\"\ncount = 1\n");
     ASSERT_TRUE(apply_setting(small, "generations", "2"));
     EXPECT_EQ(small.effective_horizon(), timers::hours{4 * 24 + 12});
 

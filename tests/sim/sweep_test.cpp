@@ -67,8 +67,9 @@ void write_hours_case(const fs::path& dir) {
     write(dir / "ca.ios",
           "crypto pki server h\n grant auto\n lifetime ca-certificate 2 12\n lifetime certificate "
           "3\n auto-rollover 0 6\n!\nip http max-connections 16\n");
-    write(dir / "tp.ios", "crypto pki trustpoint T\n enrollment url http://10.0.0.1:80\n"
-                          " auto-enroll 80\n");
+    write(dir / "tp.ios",
+          "crypto pki trustpoint T\n enrollment url http://10.0.0.1:80\n"
+          " auto-enroll 80\n");
     write(dir / "s.toml",
           "name = \"hours\"\nstart = \"2032-05-01T00:00:00Z\"\n[ca]\nconfig = \"ca.ios\"\n"
           "[[clients]]\nconfig = \"tp.ios\"\npattern = \"spread\"\nwindow = \"15h\"\ncount = 10\n");
@@ -116,8 +117,8 @@ TEST(sweep_parse, ranges_run_both_ends_with_a_printed_default_step) {
 TEST(sweep_analysis, the_safe_direction_comes_from_the_results) {
     using v = verdict;
     // Run order is not numeric order.
-    auto a = analyze_sweep(points({{"90", v::safe}, {"30", v::storm}, {"60", v::storm},
-                                   {"120", v::safe}, {"150", v::safe}}));
+    auto a = analyze_sweep(points(
+        {{"90", v::safe}, {"30", v::storm}, {"60", v::storm}, {"120", v::safe}, {"150", v::safe}}));
     EXPECT_EQ(a.direction, safe_direction::higher);
     EXPECT_EQ(*a.boundary, 0u);     // 90: the least change that is safe
     EXPECT_EQ(*a.recommended, 4u);  // 150: farthest from 60
@@ -130,14 +131,19 @@ TEST(sweep_analysis, the_safe_direction_comes_from_the_results) {
     EXPECT_EQ(*a.recommended, 0u);
 
     // Bounded on both sides (auto-enroll: storm below, outage at 100): the middle.
-    a = analyze_sweep(points({{"80", v::storm}, {"85", v::safe}, {"90", v::safe},
-                              {"95", v::safe}, {"100", v::outage}}));
+    a = analyze_sweep(points(
+        {{"80", v::storm}, {"85", v::safe}, {"90", v::safe}, {"95", v::safe}, {"100", v::outage}}));
     EXPECT_EQ(a.direction, safe_direction::between);
     EXPECT_FALSE(a.boundary);
     EXPECT_EQ(*a.recommended, 2u);
 
-    a = analyze_sweep(points({{"1", v::safe}, {"2", v::storm}, {"3", v::safe}, {"4", v::safe},
-                              {"5", v::safe}, {"6", v::storm}, {"7", v::safe}}));
+    a = analyze_sweep(points({{"1", v::safe},
+                              {"2", v::storm},
+                              {"3", v::safe},
+                              {"4", v::safe},
+                              {"5", v::safe},
+                              {"6", v::storm},
+                              {"7", v::safe}}));
     EXPECT_EQ(a.direction, safe_direction::mixed);
     EXPECT_EQ(*a.safe_from, 2u);  // the widest run, 3..5
     EXPECT_EQ(*a.safe_to, 4u);
@@ -182,7 +188,9 @@ TEST(sweep_run, auto_enroll_is_safe_in_a_band_and_the_overlap_higher) {
     ASSERT_EQ(sw->points.size(), 11u);
     for (const auto& p : sw->points) {
         const int pct = std::stoi(p.value);
-        const verdict want = pct == 100 ? verdict::outage : pct < 90 ? verdict::storm : verdict::safe;
+        const verdict want = pct == 100 ? verdict::outage
+                             : pct < 90 ? verdict::storm
+                                        : verdict::safe;
         EXPECT_EQ(p.result.outcome, want) << p.value;
     }
     EXPECT_EQ(sw->analysis.direction, safe_direction::between);
@@ -198,8 +206,9 @@ TEST(sweep_run, auto_enroll_is_safe_in_a_band_and_the_overlap_higher) {
     write(dir / "ca.ios",
           "crypto pki server h\n grant auto\n lifetime ca-certificate 60\n lifetime certificate "
           "90\n auto-rollover 10\n!\nip http max-connections 16\n");
-    write(dir / "tp.ios", "crypto pki trustpoint T\n enrollment url http://10.0.0.1:80\n"
-                          " auto-enroll 75\n");
+    write(dir / "tp.ios",
+          "crypto pki trustpoint T\n enrollment url http://10.0.0.1:80\n"
+          " auto-enroll 75\n");
     write(dir / "d.toml",
           "time_step = \"20s\"\n[ca]\nconfig = \"ca.ios\"\n[[clients]]\nconfig = \"tp.ios\"\n"
           "pattern = \"spread\"\nwindow = \"15d\"\ncount = 6\n");
@@ -261,9 +270,8 @@ TEST(sweep_cli, verdict_is_the_recommended_run_and_a_split_sweep_merges_to_the_s
     EXPECT_NE(lines.find("--set max-connections=12"), std::string::npos) << lines;
     ASSERT_EQ(sh("sed -n 1,2p " + jobs.string() + "/jobs.txt | sh > /dev/null"), 0);
     // Incomplete: the missing points are named, exit 2.
-    ASSERT_EQ(sh(bin + " sweep-merge " + jobs.string() + " > " + (dir / "m0.txt").string() +
-                 " 2>&1"),
-              2);
+    ASSERT_EQ(
+        sh(bin + " sweep-merge " + jobs.string() + " > " + (dir / "m0.txt").string() + " 2>&1"), 2);
     EXPECT_NE(read(dir / "m0.txt").find("3 point(s) have no summary.json"), std::string::npos)
         << read(dir / "m0.txt");
     EXPECT_NE(read(dir / "m0.txt").find("auto-enroll=92"), std::string::npos);

@@ -25,10 +25,10 @@ namespace pkisim::sim {
 timers::fleet_input fleet_input_of(const scenario& sc);
 
 struct verified_change_set {
-    timers::fleet_verdict closed_form;  // analyze_fleet(fleet_input_of(sc))
+    timers::fleet_verdict closed_form;         // analyze_fleet(fleet_input_of(sc))
     std::optional<timers::change_set> change;  // nothing to change when nullopt or empty
     bool rerun_done = false;
-    std::string rerun_error;    // a setting of the change set did not apply to the scenario
+    std::string rerun_error;         // a setting of the change set did not apply to the scenario
     unsigned rerun_generations = 0;  // CA generations the re-run covered
     sim_result rerun;                // the fleet with the change set applied
     // The change set made the simulated fleet safe in every generation of the re-run.

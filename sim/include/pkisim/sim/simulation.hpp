@@ -80,8 +80,8 @@ struct generation_stats {
     unsigned number = 1;  // 1-based, as printed
     timers::validity ca;
     bool complete = true;  // the horizon reaches this generation's notAfter
-    std::optional<time_point> shadow_generated_at;  // its successor, made by the CA
-    std::optional<time_point> ra_shadow_at;         // when the RA had that successor
+    std::optional<time_point> shadow_generated_at;        // its successor, made by the CA
+    std::optional<time_point> ra_shadow_at;               // when the RA had that successor
     std::optional<time_point> first_get_next_ca_cert_at;  // first client entering the loop
     std::optional<time_point> last_loop_entry_at;         // last client entering the loop
     std::optional<time_point> first_404_at;
@@ -129,9 +129,9 @@ struct sim_result {
     std::uint64_t windows_404 = 0;      // 404 windows over all generations (>= clients_hit_404)
     std::uint64_t clients_outage = 0;
     double max_404_window_days = 0;
-    double mean_404_window_days = 0;  // per window
+    double mean_404_window_days = 0;            // per window
     std::vector<generation_stats> generations;  // every generation that starts in the horizon
-    day_counters totals;  // sums (peaks: maxima)
+    day_counters totals;                        // sums (peaks: maxima)
     std::uint64_t peak_attempts_per_minute = 0;
     std::optional<time_point> peak_minute_at;
     int worst_day = -1;  // the day with the most connection attempts

@@ -49,12 +49,12 @@ struct sweep_point {
 
 // Which way the parameter is safer, derived from the results (not assumed per parameter).
 enum class safe_direction {
-    none,     // no tested value is safe
-    all,      // every tested value is safe
-    higher,   // the safe values are the highest ones tested
-    lower,    // the safe values are the lowest ones tested
-    between,  // safe values only in the middle: lower and higher both fail
-    mixed,    // safe and unsafe values alternate: not monotone at this resolution
+    none,       // no tested value is safe
+    all,        // every tested value is safe
+    higher,     // the safe values are the highest ones tested
+    lower,      // the safe values are the lowest ones tested
+    between,    // safe values only in the middle: lower and higher both fail
+    mixed,      // safe and unsafe values alternate: not monotone at this resolution
     unordered,  // the values are not numbers: no direction
 };
 std::string_view to_string(safe_direction d);
