@@ -82,7 +82,8 @@ std::string change_set_text(const verified_change_set& v, const std::string& sce
             "minute).\n",
             v.rerun_generations, v.rerun.clients, v.rerun.peak_attempts_per_minute);
         for (const auto& d : c.devices) {
-            o += fmt::format("  on the {}:\n", d.device);
+            o += fmt::format("  on {}{}:\n", d.device.starts_with("every") ? "" : "the ",
+                             d.device);
             if (!d.config.empty()) {
                 o += "    configure terminal\n";
                 for (const auto& l : d.config)
