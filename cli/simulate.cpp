@@ -135,8 +135,10 @@ int run_simulate(const simulate_args& a) {
         // Every value must apply before anything runs (or is emitted).
         for (const auto& v : spec->values) {
             auto copy = *sc;
-            if (auto r = sim::apply_setting(copy, spec->key, v); !r) {
-                std::cerr << fmt::format("--sweep {}: value {}: {}\n", a.sweep, v, r.error());
+            if (auto r = sim::apply_setting(copy, spec->key, v,
+                                            fmt::format("--sweep {}={}", spec->key, v));
+                !r) {
+                std::cerr << r.error() << '\n';
                 return 2;
             }
         }
@@ -167,8 +169,10 @@ int run_simulate(const simulate_args& a) {
             return 2;
         }
         point = std::pair{a.sweep_point.substr(0, eq), a.sweep_point.substr(eq + 1)};
-        if (auto r = sim::apply_setting(*sc, point->first, point->second); !r) {
-            std::cerr << "--sweep-point " << a.sweep_point << ": " << r.error() << '\n';
+        if (auto r = sim::apply_setting(*sc, point->first, point->second,
+                                        "--sweep-point " + a.sweep_point);
+            !r) {
+            std::cerr << r.error() << '\n';
             return 2;
         }
         sc->sweep_point = point;
