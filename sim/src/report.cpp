@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace pkisim::sim {
@@ -21,6 +22,10 @@ ordered_json time_or_null(const std::optional<time_point>& t) {
     if (!t)
         return nullptr;
     return timers::to_iso8601(*t);
+}
+
+double seconds_of(timers::duration d) {
+    return static_cast<double>(d.count()) / 1000.0;
 }
 
 double days_before(time_point later, time_point earlier) {
@@ -253,6 +258,16 @@ const std::pair<const char*, std::uint64_t day_counters::*> count_columns[] = {
 };
 
 std::string recommendation(const scenario& sc, const sim_result& r) {
+    if (r.change_set) {
+        // The change set, verified by a re-run of the fleet (sim/change_set.hpp), replaces the
+        // one-change heuristic below.
+        return r.change_set->verified
+                   ? fmt::format(
+                         "the change set below ({}), verified by a re-run over {} CA "
+                         "generations",
+                         fmt::join(r.change_set->settings, ", "), r.change_set->rerun_generations)
+                   : std::string{"no verified change set (see below)"};
+    }
     std::vector<std::string> parts;
     double rec = 0;
     double min_safe = 0;
@@ -310,12 +325,100 @@ std::string recommendation(const scenario& sc, const sim_result& r) {
     return out;
 }
 
+ordered_json generations_json(const sim_result& r) {
+    ordered_json out = ordered_json::array();
+    for (const auto& g : r.generations) {
+        ordered_json j;
+        j["generation"] = g.number;
+        j["verdict"] = std::string{to_string(g.outcome)};
+        j["complete"] = g.complete;
+        j["ca_not_before"] = timers::to_iso8601(g.ca.not_before);
+        j["ca_not_after"] = timers::to_iso8601(g.ca.not_after);
+        j["shadow_generated_at"] = time_or_null(g.shadow_generated_at);
+        j["ra_shadow_at"] = time_or_null(g.ra_shadow_at);
+        j["first_get_next_ca_cert_at"] = time_or_null(g.first_get_next_ca_cert_at);
+        j["last_loop_entry_at"] = time_or_null(g.last_loop_entry_at);
+        j["loop_entry_spread_seconds"] =
+            g.first_get_next_ca_cert_at && g.last_loop_entry_at
+                ? ordered_json(seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at))
+                : ordered_json(nullptr);
+        j["first_404_at"] = time_or_null(g.first_404_at);
+        j["first_404_days_before_ca_expiry"] =
+            g.first_404_at ? ordered_json(days_before(g.ca.not_after, *g.first_404_at))
+                           : ordered_json(nullptr);
+        j["last_404_at"] = time_or_null(g.last_404_at);
+        j["clients_entered_loop"] = g.clients_entered_loop;
+        j["clients_hit_404"] = g.clients_hit_404;
+        j["max_404_window_days"] = g.max_404_window_days;
+        j["mean_404_window_days"] = g.mean_404_window_days;
+        j["get_next_ca_cert_requests"] = g.get_next_ca_cert_requests;
+        j["responses_404"] = g.responses_404;
+        j["peak_attempts_per_minute"] = g.peak_attempts_per_minute;
+        j["peak_minute_at"] = time_or_null(g.peak_minute_at);
+        j["deaf_seconds"] = static_cast<double>(g.deaf_ms) / 1000.0;
+        j["enrollments_failed"] = g.enrollments_failed;
+        j["clients_outage"] = g.clients_outage;
+        out.push_back(j);
+    }
+    return out;
+}
+
 }  // namespace
+
+std::string generations_text(const sim_result& r) {
+    std::string o;
+    if (r.generations.size() <= 1)
+        return o;
+    o += fmt::format("  Per CA generation ({} in the horizon; the verdict covers all):\n",
+                     r.generations.size());
+    for (const auto& g : r.generations) {
+        o += fmt::format("    Generation {} ({} .. {}){}: {}", g.number,
+                         timers::to_iso8601(g.ca.not_before).substr(0, 10),
+                         timers::to_iso8601(g.ca.not_after).substr(0, 10),
+                         g.complete ? "" : " (the horizon ends before its expiry)",
+                         to_string(g.outcome));
+        if (g.shadow_generated_at)
+            o += fmt::format(", next CA generated {}", timers::to_iso8601(*g.shadow_generated_at));
+        o += ".\n";
+        if (g.first_get_next_ca_cert_at && g.last_loop_entry_at) {
+            const double spread = seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at);
+            o += fmt::format(
+                "      {} clients asked for the next CA from {} ({:.1f} days before expiry){}.\n",
+                with_commas(g.clients_entered_loop),
+                timers::to_iso8601(*g.first_get_next_ca_cert_at),
+                days_before(g.ca.not_after, *g.first_get_next_ca_cert_at),
+                spread < 3600 ? fmt::format(", all within {:.0f} s (phase-locked)", spread)
+                : spread < 86400
+                    ? fmt::format(", all within {:.1f} hours (phase-locked)", spread / 3600.0)
+                    : fmt::format(" to {} ({:.1f} days later)",
+                                  timers::to_iso8601(*g.last_loop_entry_at), spread / 86400.0));
+        }
+        if (g.first_404_at)
+            o += fmt::format(
+                "      404: {} clients, {} .. {}, window mean {:.1f} days, longest {:.1f} days.\n",
+                with_commas(g.clients_hit_404), timers::to_iso8601(*g.first_404_at),
+                g.last_404_at ? timers::to_iso8601(*g.last_404_at) : std::string{"-"},
+                g.mean_404_window_days, g.max_404_window_days);
+        o += fmt::format(
+            "      Peak {} attempts/minute{}, deaf {:.1f} hours, {} failed enrollment attempts, {} "
+            "clients in outage.\n",
+            with_commas(g.peak_attempts_per_minute),
+            g.peak_minute_at ? fmt::format(" ({})", timers::to_iso8601(*g.peak_minute_at))
+                             : std::string{},
+            static_cast<double>(g.deaf_ms) / 3.6e6, with_commas(g.enrollments_failed),
+            with_commas(g.clients_outage));
+    }
+    return o;
+}
 
 std::string summary_json(const scenario& sc, const sim_result& r, const report_options& o) {
     ordered_json j;
     j["verdict"] = std::string{to_string(r.outcome)};
     j["scenario"] = sc.name.empty() ? sc.path : sc.name;
+    if (!sc.run_label.empty())
+        j["run"] = sc.run_label;
+    if (sc.sweep_point)
+        j["sweep_point"] = {{"key", sc.sweep_point->first}, {"value", sc.sweep_point->second}};
     j["engine"] = std::string{to_string(r.engine)};
     j["seed"] = sc.seed;
     j["time_step_ms"] = sc.time_step.count();
@@ -326,12 +429,13 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
     j["ra_shadow_at"] = time_or_null(r.ra_shadow_at);
     j["first_get_next_ca_cert_at"] = time_or_null(r.first_get_next_ca_cert_at);
     j["first_404_at"] = time_or_null(r.first_404_at);
-    j["first_404_days_before_ca_expiry"] =
-        r.first_404_at ? ordered_json(days_before(r.ca.not_after, *r.first_404_at))
-                       : ordered_json(nullptr);
+    j["first_404_days_before_ca_expiry"] = r.first_404_days_before_ca_expiry
+                                               ? ordered_json(*r.first_404_days_before_ca_expiry)
+                                               : ordered_json(nullptr);
     j["last_404_at"] = time_or_null(r.last_404_at);
     j["clients"] = r.clients;
     j["clients_hit_404"] = r.clients_hit_404;
+    j["windows_404"] = r.windows_404;
     j["max_404_window_days"] = r.max_404_window_days;
     j["mean_404_window_days"] = r.mean_404_window_days;
     j["get_next_ca_cert_requests"] = r.totals.get_next_ca_cert_requests;
@@ -371,6 +475,20 @@ std::string summary_json(const scenario& sc, const sim_result& r, const report_o
         cf["recommended_overlap_days"] = rec;
         j["closed_form"] = cf;
     }
+    j["generations"] = generations_json(r);
+    if (r.change_set) {
+        ordered_json c;
+        c["settings"] = r.change_set->settings;
+        c["verified_safe"] = r.change_set->verified;
+        c["rerun_verdict"] =
+            r.change_set->rerun_outcome
+                ? ordered_json(std::string{to_string(*r.change_set->rerun_outcome)})
+                : ordered_json(nullptr);
+        c["rerun_generations"] = r.change_set->rerun_generations;
+        c["cannot_fix"] = r.change_set->cannot_fix;
+        c["text"] = r.change_set->text;
+        j["change_set"] = c;
+    }
     j["recommendation"] = recommendation(sc, r);
     j["wall_seconds"] = o.deterministic ? 0.0 : o.wall_seconds;
     return j.dump(2) + "\n";
@@ -404,8 +522,9 @@ std::string sweep_csv(const sweep_result& s) {
         out += fmt::format(
             "{},{},{},{},{:.2f},{:.2f},{},{},{},{},{}\n", p.value, to_string(r.outcome), r.clients,
             r.clients_hit_404, r.mean_404_window_days, r.max_404_window_days,
-            r.first_404_at ? fmt::format("{:.2f}", days_before(r.ca.not_after, *r.first_404_at))
-                           : std::string{},
+            r.first_404_days_before_ca_expiry
+                ? fmt::format("{:.2f}", *r.first_404_days_before_ca_expiry)
+                : std::string{},
             r.peak_attempts_per_minute, num(static_cast<double>(r.totals.deaf_ms) / 1000.0),
             r.totals.enrollments_failed, r.clients_outage);
     }
@@ -517,14 +636,14 @@ std::string plot_sweep_svg(const sweep_result& s) {
         out.y.push_back(100.0 * static_cast<double>(r.clients_outage) / n);
     }
     c.lines = {hit, out};
-    if (s.smallest_safe)
+    if (s.analysis.recommended)
         c.vline = std::pair{order.empty() ? 0.0 : [&] {
             try {
-                return std::stod(s.points[*s.smallest_safe].value);
+                return std::stod(s.points[*s.analysis.recommended].value);
             } catch (...) {
                 return 0.0;
             }
-        }(), std::string{"smallest safe"}};
+        }(), fmt::format("recommended {}", s.points[*s.analysis.recommended].value)};
     return render(c);
 }
 
@@ -579,7 +698,7 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
     if (r.first_404_at) {
         o += fmt::format("  First 404: {}, {:.1f} days before the CA expires; last 404: {}.\n",
                          timers::to_iso8601(*r.first_404_at),
-                         days_before(r.ca.not_after, *r.first_404_at),
+                         r.first_404_days_before_ca_expiry.value_or(0),
                          r.last_404_at ? timers::to_iso8601(*r.last_404_at) : std::string{"-"});
         o += fmt::format(
             "  404 window per client: mean {:.1f} days, longest {:.1f} days; {} "
@@ -622,21 +741,25 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
 }
 
 std::string sweep_table(const sweep_result& s) {
+    const auto& a = s.analysis;
     std::string o =
         fmt::format("{:>14}  {:>7}  {:>14}  {:>10}  {:>10}  {:>12}  {:>10}\n", s.key, "verdict",
                     "clients 404", "mean days", "max days", "peak/minute", "outage");
     for (std::size_t i = 0; i < s.points.size(); ++i) {
         const auto& r = s.points[i].result;
+        std::string mark;
+        if (a.recommended && *a.recommended == i)
+            mark = "  <- recommended";
+        else if (a.boundary && *a.boundary == i)
+            mark = "  <- least change that is safe";
         o += fmt::format("{:>14}  {:>7}  {:>14}  {:>10.1f}  {:>10.1f}  {:>12}  {:>10}{}\n",
                          s.points[i].value, to_string(r.outcome), with_commas(r.clients_hit_404),
                          r.mean_404_window_days, r.max_404_window_days,
                          with_commas(r.peak_attempts_per_minute), with_commas(r.clients_outage),
-                         s.smallest_safe && *s.smallest_safe == i ? "  <- smallest safe" : "");
+                         mark);
     }
-    if (s.smallest_safe) {
-        o += fmt::format("Smallest safe {}: {}\n", s.key, s.points[*s.smallest_safe].value);
-    } else {
-        o += fmt::format("No value of {} in this sweep is safe.\n", s.key);
+    o += describe(a, s);
+    if (!a.recommended) {
         // Model §1 rule 8: behind an RA, clients get the shadow only once the RA has fetched it.
         const auto ra_late = std::any_of(s.points.begin(), s.points.end(), [](const auto& p) {
             const auto& r = p.result;
@@ -669,9 +792,15 @@ std::string report_html(const scenario& sc, const sim_result& r,
                      html_escape(sc.name.empty() ? sc.path : sc.name));
     if (!sc.description.empty())
         h += fmt::format("<p>{}</p>\n", html_escape(sc.description));
+    if (!sc.run_label.empty())
+        h += fmt::format(
+            "<p id=\"run-label\"><strong>Verdict and plots of the run with {}.</strong></p>\n",
+            html_escape(sc.run_label));
     h += fmt::format("<div id=\"verdict\" class=\"verdict {}\"><pre>{}</pre></div>\n",
-                     to_string(r.outcome), html_escape(verdict_text(sc, r, ".")));
-    h += "<h2>Plots</h2>\n";
+                     to_string(r.outcome),
+                     html_escape(verdict_text(sc, r, ".") + generations_text(r)));
+    h += sc.run_label.empty() ? std::string{"<h2>Plots</h2>\n"}
+                              : fmt::format("<h2>Plots ({})</h2>\n", html_escape(sc.run_label));
     h += plot_daily_svg(r);
     h += plot_loop_svg(r);
     h += plot_worst_day_svg(sc, r);

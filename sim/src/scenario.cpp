@@ -2,6 +2,8 @@
 // only reads what IOS has no command for.
 #include "pkisim/sim/scenario.hpp"
 
+#include "pkisim/timers/timeline.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -44,7 +46,15 @@ std::uint64_t scenario::clients() const {
 duration scenario::effective_horizon() const {
     if (horizon)
         return *horizon;
-    return ca.server.ca_lifetime + timers::days{60};
+    // N CA generations: to the notAfter of the N-th (each successor starts at its
+    // predecessor's notAfter, model §1 rule 3), plus 60 days to see the switchover through
+    // (a quarter of the CA lifetime for CAs shorter than 240 days, so that a scaled-down test CA
+    // does not run into the next generations).
+    auto end = timers::ca_validity(ca.server, start).not_after;
+    for (unsigned g = 1; g < generations.value_or(1); ++g)
+        end = timers::shadow_ca_validity(end, ca.server.ca_lifetime).not_after;
+    const duration margin = std::min<duration>(timers::days{60}, ca.server.ca_lifetime / 4);
+    return (end - start) + margin;
 }
 
 std::optional<duration> parse_duration_text(std::string_view text) {
@@ -236,8 +246,8 @@ struct loader {
     tl::expected<scenario, std::string> load(const toml::table& root) const {
         scenario sc;
         if (auto ok = check_keys(root,
-                                 {"name", "description", "start", "horizon", "seed", "time_step",
-                                  "ca", "ra", "network", "limiter", "clients"},
+                                 {"name", "description", "start", "horizon", "generations", "seed",
+                                  "time_step", "ca", "ra", "network", "limiter", "clients"},
                                  "the scenario");
             !ok)
             return tl::make_unexpected(ok.error());
@@ -276,6 +286,17 @@ struct loader {
         }
         if (auto v = duration_at(root, "horizon"); v) {
             sc.horizon = *v;
+        } else {
+            return tl::make_unexpected(v.error());
+        }
+        if (auto v = int_at(root, "generations", 1, max_generations); v) {
+            if (*v) {
+                if (sc.horizon)
+                    return tl::make_unexpected(fmt::format(
+                        "{}: `generations`: give either `horizon` or `generations`, not both",
+                        where(*root.get("generations"))));
+                sc.generations = static_cast<unsigned>(**v);
+            }
         } else {
             return tl::make_unexpected(v.error());
         }
@@ -713,6 +734,12 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
         sc.seed = *s.integer_value;
     } else if (k == "horizon") {
         sc.horizon = *s.duration_value;
+        sc.generations.reset();
+    } else if (k == "generations") {
+        if (*s.integer_value < 1 || *s.integer_value > max_generations)
+            return err(fmt::format("expected 1..{} CA generations", max_generations));
+        sc.generations = static_cast<unsigned>(*s.integer_value);
+        sc.horizon.reset();
     } else if (k == "time_step") {
         sc.time_step = *s.duration_value;
     } else if (k == "latency") {

@@ -68,7 +68,9 @@ enum phase : std::uint8_t {
     ph_cert_expiry = 4,      // no auto-enroll (or gave up): the certificate runs out
 };
 
-enum flag : std::uint8_t { fl_hit_404 = 1, fl_in_loop = 2 };
+// fl_hit_404: got 404 in the current loop; fl_ever_404: in any generation so far (the totals
+// count clients once, not once per generation).
+enum flag : std::uint8_t { fl_hit_404 = 1, fl_in_loop = 2, fl_ever_404 = 4 };
 
 // A set of `count` clients in exactly the same state (count == 1 in the exact engine).
 struct cohort {
@@ -318,6 +320,32 @@ class simulator {
         return ca_has_gen(g, t);
     }
 
+    // Per-generation accounting (see generation_stats).
+    struct generation_acc {
+        generation_stats s;
+        std::int64_t sum_first_404 = 0;
+        std::int64_t sum_exit = 0;
+        std::uint64_t exited = 0;
+        ms_t max_window = 0;
+    };
+    generation_acc& gen_acc(std::size_t g) { return gen_acc_[std::min(g, gen_acc_.size() - 1)]; }
+    // The generation whose validity contains `ms` (the last one in the horizon after it).
+    std::size_t gen_at(ms_t ms) const {
+        for (std::size_t g = 0; g + 1 < gen_acc_.size(); ++g)
+            if (ms < ms_of(gens_[g].not_after))
+                return g;
+        return gen_acc_.size() - 1;
+    }
+    void note_window_end(const cohort& c, ms_t when, std::uint64_t n) {
+        auto& g = gen_acc(c.ca_gen);
+        g.sum_exit += static_cast<std::int64_t>(n) * when;
+        g.exited += n;
+        g.max_window = std::max(g.max_window, when - c.first_404);
+        sum_exit_ += static_cast<std::int64_t>(n) * when;
+        exited_ += n;
+        max_window_ = std::max(max_window_, when - c.first_404);
+    }
+
     void count_connections(const cohort& c, ms_t now, const admission_counts& a) {
         if (is_ra(c)) {
             ca_accepted_ += a.accepted;
@@ -353,10 +381,13 @@ class simulator {
     void flush_minute();
     void flush_day();
     void collect_deaf(ms_t now) {
-        day_at(now).deaf_ms += ra_server_.take_deaf_ms();
+        ms_t deaf = ra_server_.take_deaf_ms();
         const ms_t ca_deaf = ca_server_.take_deaf_ms();
         if (!sc_.ra)
-            day_at(now).deaf_ms += ca_deaf;
+            deaf += ca_deaf;
+        day_at(now).deaf_ms += deaf;
+        if (deaf > 0)
+            gen_acc(gen_at(now)).s.deaf_ms += deaf;
     }
 
     void schedule_renewal(std::uint32_t idx);
@@ -383,7 +414,8 @@ class simulator {
     std::mt19937_64 rng_;
 
     std::vector<timers::validity> gens_;
-    std::vector<ms_t> shadow_at_;  // shadow_at_[k]: when gen k+1 was generated
+    std::vector<ms_t> shadow_at_;          // shadow_at_[k]: when gen k+1 was generated
+    std::vector<generation_acc> gen_acc_;  // the generations that start within the horizon
 
     std::vector<cohort> pool_;
     std::vector<std::uint32_t> free_;
@@ -487,6 +519,11 @@ void simulator::flush_minute() {
         r_.peak_attempts_per_minute = cur_minute_attempts_;
         r_.peak_minute_at = at(cur_minute_ * ms_per_minute);
     }
+    auto& g = gen_acc(gen_at(cur_minute_ * ms_per_minute)).s;
+    if (cur_minute_attempts_ > g.peak_attempts_per_minute) {
+        g.peak_attempts_per_minute = cur_minute_attempts_;
+        g.peak_minute_at = at(cur_minute_ * ms_per_minute);
+    }
     cur_minute_attempts_ = 0;
 }
 
@@ -533,11 +570,8 @@ void simulator::leave_loop(cohort& c, ms_t when, std::uint64_t n) {
         return;
     if (!is_ra(c)) {
         in_loop_ -= n;
-        if (c.flags & fl_hit_404) {
-            sum_exit_ += static_cast<std::int64_t>(n) * when;
-            exited_ += n;
-            max_window_ = std::max(max_window_, when - c.first_404);
-        }
+        if (c.flags & fl_hit_404)
+            note_window_end(c, when, n);
     }
     c.flags = static_cast<std::uint8_t>(c.flags & ~fl_in_loop);
 }
@@ -550,6 +584,7 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
     } else {
         day_at(when).clients_outage += c.count;
         r_.clients_outage += c.count;
+        gen_acc(c.ca_gen).s.clients_outage += c.count;
     }
     release(idx);
 }
@@ -620,6 +655,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     if (!ra_client) {
         day_at(now).enrollments_ok += ok;
         day_at(now).enrollments_failed += k - late - ok;
+        gen_acc(gen_at(now)).s.enrollments_failed += k - late - ok;
     }
 
     // The failures. A rollover request follows the shadow state machine (timers::shadow_step:
@@ -685,6 +721,9 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
                 ra_known_gen_ = std::max(ra_known_gen_, *gen);
                 if (!r_.ra_shadow_at)
                     r_.ra_shadow_at = at(reply);
+                auto& gs = gen_acc(*gen - 1).s;
+                if (!gs.ra_shadow_at)
+                    gs.ra_shadow_at = at(reply);
             }
             schedule(*part, ms_of(timers::switchover_time(gens_[c.ca_gen].not_after)));
         } else {
@@ -743,6 +782,12 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             day_at(now).clients_entered_shadow_loop += k;
             if (!r_.first_get_next_ca_cert_at || at(now) < *r_.first_get_next_ca_cert_at)
                 r_.first_get_next_ca_cert_at = at(now);
+            auto& gs = gen_acc(c0.ca_gen).s;
+            gs.clients_entered_loop += k;
+            if (!gs.first_get_next_ca_cert_at || at(now) < *gs.first_get_next_ca_cert_at)
+                gs.first_get_next_ca_cert_at = at(now);
+            if (!gs.last_loop_entry_at || at(now) > *gs.last_loop_entry_at)
+                gs.last_loop_entry_at = at(now);
         }
     }
     if (now >= ms_of(ca_na)) {
@@ -755,8 +800,10 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             return;
         }
     }
-    if (!ra_client && elapsed == 0)
+    if (!ra_client && elapsed == 0) {
         day_at(now).get_next_ca_cert_requests += k;
+        gen_acc(c0.ca_gen).s.get_next_ca_cert_requests += k;
+    }
 
     const ms_t lat = sc_.latency.count();
     const ms_t service = sc_.service_get_next_ca_cert.count();
@@ -788,17 +835,33 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
             auto& d = day_at(when);
             if (outcome == timers::http_outcome::not_found) {
                 d.responses_404 += n;
+                auto& g = gen_acc(c.ca_gen);
+                g.s.responses_404 += n;
                 if ((c.flags & fl_hit_404) == 0) {
+                    // A new 404 window (one per client and generation).
                     c.flags = static_cast<std::uint8_t>(c.flags | fl_hit_404);
                     c.first_404 = when;
                     d.clients_first_404 += n;
-                    r_.clients_hit_404 += n;
+                    r_.windows_404 += n;
+                    g.s.clients_hit_404 += n;
+                    g.sum_first_404 += static_cast<std::int64_t>(n) * when;
                     sum_first_404_ += static_cast<std::int64_t>(n) * when;
                 }
-                if (!r_.first_404_at || at(when) < *r_.first_404_at)
+                if ((c.flags & fl_ever_404) == 0) {
+                    c.flags = static_cast<std::uint8_t>(c.flags | fl_ever_404);
+                    r_.clients_hit_404 += n;
+                }
+                if (!r_.first_404_at || at(when) < *r_.first_404_at) {
                     r_.first_404_at = at(when);
+                    r_.first_404_days_before_ca_expiry =
+                        timers::to_days(gens_[c.ca_gen].not_after - at(when));
+                }
                 if (!r_.last_404_at || at(when) > *r_.last_404_at)
                     r_.last_404_at = at(when);
+                if (!g.s.first_404_at || at(when) < *g.s.first_404_at)
+                    g.s.first_404_at = at(when);
+                if (!g.s.last_404_at || at(when) > *g.s.last_404_at)
+                    g.s.last_404_at = at(when);
             } else if (outcome == timers::http_outcome::ok) {
                 d.responses_200 += n;
                 d.clients_got_next_ca += n;
@@ -868,7 +931,7 @@ void simulator::do_switchover(std::uint32_t idx, ms_t now) {
     c.cert_nb = ms_of(id.not_before);
     c.cert_na = ms_of(id.not_after);
     c.ca_gen = static_cast<std::uint16_t>(next);
-    c.flags = 0;
+    c.flags = static_cast<std::uint8_t>(c.flags & fl_ever_404);
     c.first_404 = never;
     schedule_renewal(idx);
 }
@@ -987,6 +1050,17 @@ sim_result simulator::run() {
     if (!shadow_at_.empty())
         r_.shadow_generated_at = at(shadow_at_[0]);
     r_.clients = sc_.clients();
+    for (std::size_t g = 0; g < gens_.size(); ++g) {
+        if (g > 0 && ms_of(gens_[g].not_before) >= horizon_ms_)
+            break;
+        generation_acc acc;
+        acc.s.number = static_cast<unsigned>(g + 1);
+        acc.s.ca = gens_[g];
+        acc.s.complete = ms_of(gens_[g].not_after) <= horizon_ms_;
+        if (g < shadow_at_.size())
+            acc.s.shadow_generated_at = at(shadow_at_[g]);
+        gen_acc_.push_back(acc);
+    }
     {
         std::vector<timers::trustpoint_config> tps;
         for (const auto& g : sc_.groups)
@@ -1098,9 +1172,7 @@ sim_result simulator::run() {
     for (const auto& c : pool_) {
         if (c.count > 0 && (c.flags & fl_in_loop) && (c.flags & fl_hit_404) &&
             c.group != ra_group_) {
-            sum_exit_ += static_cast<std::int64_t>(c.count) * horizon_ms_;
-            exited_ += c.count;
-            max_window_ = std::max(max_window_, horizon_ms_ - c.first_404);
+            note_window_end(c, horizon_ms_, c.count);
         }
     }
 
@@ -1126,10 +1198,26 @@ sim_result simulator::run() {
         t.peak_attempts_per_minute =
             std::max(t.peak_attempts_per_minute, d.peak_attempts_per_minute);
     }
-    if (r_.clients_hit_404 > 0) {
+    if (r_.windows_404 > 0) {
         r_.mean_404_window_days = timers::to_days(timers::duration{
-            (sum_exit_ - sum_first_404_) / static_cast<std::int64_t>(r_.clients_hit_404)});
+            (sum_exit_ - sum_first_404_) / static_cast<std::int64_t>(r_.windows_404)});
         r_.max_404_window_days = timers::to_days(timers::duration{max_window_});
+    }
+    for (auto& g : gen_acc_) {
+        auto& s = g.s;
+        if (s.clients_hit_404 > 0) {
+            s.mean_404_window_days = timers::to_days(timers::duration{
+                (g.sum_exit - g.sum_first_404) / static_cast<std::int64_t>(s.clients_hit_404)});
+            s.max_404_window_days = timers::to_days(timers::duration{g.max_window});
+        }
+        s.outcome = s.clients_outage > 0    ? verdict::outage
+                    : s.clients_hit_404 > 0 ? verdict::storm
+                                            : verdict::safe;
+        // A generation the horizon only starts (the default horizon runs 60 days into the
+        // second) is listed only if its rollover already began.
+        if (s.complete || s.clients_entered_loop > 0 || s.clients_outage > 0 ||
+            s.enrollments_failed > 0 || s.deaf_ms > 0)
+            r_.generations.push_back(s);
     }
     r_.events = events_;
     r_.peak_cohorts = peak_cohorts_;

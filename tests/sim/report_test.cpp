@@ -109,7 +109,7 @@ TEST(report, two_runs_write_byte_identical_files_in_deterministic_mode) {
     fs::remove_all(b);
 }
 
-TEST(report, sweep_names_the_smallest_safe_overlap_and_adds_a_plot) {
+TEST(report, sweep_names_the_safe_direction_and_recommended_overlap_and_adds_a_plot) {
     auto sc = mini_ra();
     ASSERT_TRUE(apply_setting(sc, "clients", "40"));
     // Up to 0.3 × 24 h = 7.2 h before expiry; the RA gets the shadow at its own SHADOW point, so
@@ -123,10 +123,13 @@ TEST(report, sweep_names_the_smallest_safe_overlap_and_adds_a_plot) {
     EXPECT_EQ(sw->points[0].result.outcome, verdict::storm);
     EXPECT_EQ(sw->points[1].result.outcome, verdict::storm);
     EXPECT_EQ(sw->points[2].result.outcome, verdict::safe);
-    ASSERT_TRUE(sw->smallest_safe);
-    EXPECT_EQ(*sw->smallest_safe, 2u);  // "0 8" parses as 0: first safe in order
+    // "0 8" is not a number: no direction, the first safe value in the order given.
+    EXPECT_EQ(sw->analysis.direction, safe_direction::unordered);
+    ASSERT_TRUE(sw->analysis.recommended);
+    EXPECT_EQ(*sw->analysis.recommended, 2u);
     const auto table = sweep_table(*sw);
-    EXPECT_NE(table.find("Smallest safe ca.auto-rollover: 0 8"), std::string::npos) << table;
+    EXPECT_NE(table.find("The first safe one in the order given: 0 8."), std::string::npos)
+        << table;
     const auto dir = temp_dir("s");
     ASSERT_TRUE(write_report(dir.string(), sc, sw->points[0].result, *sw, {true, 0}));
     EXPECT_TRUE(fs::exists(dir / "sweep.svg"));

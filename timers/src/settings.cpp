@@ -17,7 +17,7 @@ using sc = setting_scope;
 using vk = value_kind;
 
 // Exact keys first; then the prefix keys ("ca." + command), longest prefix first.
-constexpr std::array<setting_key, 26> keys = {{
+constexpr std::array<setting_key, 27> keys = {{
     {"ca.auto-rollover", "overlap server.auto-rollover", sc::ca_server, vk::ios_command,
      "auto-rollover", false, true, true, "overlap=365",
      "the CA's rollover overlap, `auto-rollover D [H [M]]` (days 0..7305)"},
@@ -61,6 +61,8 @@ constexpr std::array<setting_key, 26> keys = {{
     {"seed", "", sc::simulation, vk::integer, "", false, false, true, "seed=7", "random seed"},
     {"horizon", "", sc::simulation, vk::time_length, "", false, false, true, "horizon=3710d",
      "how long to simulate from the start"},
+    {"generations", "", sc::simulation, vk::integer, "", false, false, true, "generations=2",
+     "simulate N CA generations, 1..20 (replaces the horizon)"},
     {"time_step", "", sc::simulation, vk::time_length, "", false, false, true, "time_step=1s",
      "the clients' time grid, 1ms..60s"},
     {"latency", "", sc::simulation, vk::time_length, "", false, false, true, "latency=5ms",

@@ -43,6 +43,8 @@ std::string report_html(const scenario& sc, const sim_result& r,
 // throttle, deaf time, failed enrollments, outages, the recommended change, where the report is.
 std::string verdict_text(const scenario& sc, const sim_result& r, const std::string& out_dir);
 std::string sweep_table(const sweep_result& s);
+// With more than one CA generation in the horizon: one block per generation (empty otherwise).
+std::string generations_text(const sim_result& r);
 
 // Writes summary.json, daily.csv, daily.svg, loop.svg, worst-day.svg, [sweep.svg, sweep.csv],
 // report.html into `dir` (created if missing).

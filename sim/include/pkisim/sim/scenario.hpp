@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -67,12 +68,18 @@ struct server_side {
     std::optional<duration> manual_rollover;
 };
 
+inline constexpr unsigned max_generations = 20;
+
 struct scenario {
     std::string path;  // the scenario file (resolved)
     std::string name;
     std::string description;
     time_point start{};               // CA created (first `no shutdown`)
-    std::optional<duration> horizon;  // default: CA lifetime + 60 days
+    std::optional<duration> horizon;  // default: `generations` CA lifetimes + 60 days
+    // How many CA generations the horizon covers (default 1): the first rollover is generation
+    // 1 -> 2; generation 2's clients all hold rollover certificates that start at the same
+    // instant (model §1 rule 6), so later rollovers can behave differently.
+    std::optional<unsigned> generations;
     std::uint64_t seed = 1;
     // Client actions happen on this grid (model resolution). 1 s keeps the 20 s shadow retry
     // exact and lets clients that act in the same second merge into cohorts.
@@ -95,6 +102,13 @@ struct scenario {
 
     std::vector<client_group> groups;
 
+    // Which run this is when it is not simply the file (set by `simulate`, not read from TOML).
+    // After a sweep: "overlap=365, the value the sweep recommends": summary.json "run", and the
+    // report page says it above the verdict and the plots.
+    std::string run_label;
+    // A point of a split sweep (--sweep-point KEY=VALUE): summary.json "sweep_point".
+    std::optional<std::pair<std::string, std::string>> sweep_point;
+
     std::uint64_t clients() const;
     // The server the clients talk to: the RA if there is one.
     const server_side& front() const { return ra ? *ra : ca; }
@@ -111,6 +125,7 @@ tl::expected<scenario, std::string> parse_scenario(std::string_view text,
 // `--set key=value` and sweeps: the keys, values and ranges of the one registry shared with
 // `pkisim check` (timers/settings.hpp, listed by `pkisim simulate --help`). `typed` is what the
 // user typed, quoted in errors ("--sweep overlap=abc", "--clients -5"); default "--set K=V".
+//   (simulate only) generations=N → a horizon covering N CA generations (max_generations).
 tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key,
                                               std::string_view value,
                                               std::string_view typed = {});

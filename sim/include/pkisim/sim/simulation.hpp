@@ -70,6 +70,47 @@ struct day_counters {
 enum class verdict { safe, storm, outage };
 std::string_view to_string(verdict v);
 
+// One CA generation: what happened while its certificate was the CA's, and above all the
+// rollover at its end (its clients asking for generation `number + 1`). Generation 1 is the CA
+// created at the start; generation k + 1 is the shadow of generation k. Client-side counters
+// (loop, 404, windows, outages) belong to the generation that issued the client's certificate;
+// server-side ones (peak minute, deaf time, failed enrollments) to the generation whose
+// validity contains the instant.
+struct generation_stats {
+    unsigned number = 1;  // 1-based, as printed
+    timers::validity ca;
+    bool complete = true;  // the horizon reaches this generation's notAfter
+    std::optional<time_point> shadow_generated_at;        // its successor, made by the CA
+    std::optional<time_point> ra_shadow_at;               // when the RA had that successor
+    std::optional<time_point> first_get_next_ca_cert_at;  // first client entering the loop
+    std::optional<time_point> last_loop_entry_at;         // last client entering the loop
+    std::optional<time_point> first_404_at;
+    std::optional<time_point> last_404_at;
+    std::uint64_t clients_entered_loop = 0;
+    std::uint64_t clients_hit_404 = 0;  // = its 404 windows: one per client at most
+    double max_404_window_days = 0;
+    double mean_404_window_days = 0;
+    std::uint64_t get_next_ca_cert_requests = 0;
+    std::uint64_t responses_404 = 0;
+    std::uint64_t peak_attempts_per_minute = 0;
+    std::optional<time_point> peak_minute_at;
+    std::int64_t deaf_ms = 0;
+    std::uint64_t enrollments_failed = 0;
+    std::uint64_t clients_outage = 0;
+    verdict outcome = verdict::safe;
+};
+
+// The recommended change set and its verification by a re-run (sim/change_set.hpp fills it;
+// run_simulation leaves it empty).
+struct change_set_check {
+    std::vector<std::string> settings;  // --set KEY=VALUE, in order
+    bool verified = false;              // the re-run with them is safe
+    std::optional<verdict> rerun_outcome;
+    unsigned rerun_generations = 0;
+    std::vector<std::string> cannot_fix;
+    std::string text;  // what simulate prints
+};
+
 struct sim_result {
     engine_kind engine = engine_kind::exact;  // the one that ran
     time_point start{};
@@ -81,12 +122,16 @@ struct sim_result {
     std::optional<time_point> first_get_next_ca_cert_at;
     std::optional<time_point> first_404_at;
     std::optional<time_point> last_404_at;
+    // Distance of first_404_at to the expiry of the CA generation it happened in.
+    std::optional<double> first_404_days_before_ca_expiry;
     std::uint64_t clients = 0;
-    std::uint64_t clients_hit_404 = 0;
+    std::uint64_t clients_hit_404 = 0;  // distinct clients, whatever the number of generations
+    std::uint64_t windows_404 = 0;      // 404 windows over all generations (>= clients_hit_404)
     std::uint64_t clients_outage = 0;
     double max_404_window_days = 0;
-    double mean_404_window_days = 0;
-    day_counters totals;  // sums (peaks: maxima)
+    double mean_404_window_days = 0;            // per window
+    std::vector<generation_stats> generations;  // every generation that starts in the horizon
+    day_counters totals;                        // sums (peaks: maxima)
     std::uint64_t peak_attempts_per_minute = 0;
     std::optional<time_point> peak_minute_at;
     int worst_day = -1;  // the day with the most connection attempts
@@ -99,7 +144,8 @@ struct sim_result {
     // The RA's connections to the CA (RA scenarios).
     std::uint64_t ca_connections_accepted = 0;
     std::uint64_t ca_connections_refused_or_ignored = 0;
-    verdict outcome = verdict::safe;
+    verdict outcome = verdict::safe;  // the worst generation's
+    std::optional<change_set_check> change_set;
     timers::storm_analysis closed_form;  // pkisim check's answer, for the report
 };
 
