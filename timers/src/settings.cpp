@@ -17,7 +17,7 @@ using sc = setting_scope;
 using vk = value_kind;
 
 // Exact keys first; then the prefix keys ("ca." + command), longest prefix first.
-constexpr std::array<setting_key, 27> keys = {{
+constexpr std::array<setting_key, 28> keys = {{
     {"ca.auto-rollover", "overlap server.auto-rollover", sc::ca_server, vk::ios_command,
      "auto-rollover", false, true, true, "overlap=365",
      "the CA's rollover overlap, `auto-rollover D [H [M]]` (days 0..7305)"},
