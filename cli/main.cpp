@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
 #ifdef PKISIM_HAS_SCEP_CLIENT
     pkisim::cli::add_client_command(app, exit_code);
 #endif
+#ifdef PKISIM_HAS_BENCH
+    pkisim::cli::add_bench_command(app, exit_code);
+#endif
 
     try {
         app.parse(argc, argv);
