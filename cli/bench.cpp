@@ -165,9 +165,6 @@ int run_bench_cli(const bench_cli_options& c) {
                   << "\n";
         return usage_error ? 2 : 3;
     }
-    if (!c.quiet) {
-        std::cerr << "pkisim bench: " << plan_description(**plan) << "\n";
-    }
     const bench_result r = run_bench(**plan, o);
     if (!c.quiet && tty) {
         std::cerr << "\n";

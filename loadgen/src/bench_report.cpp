@@ -78,7 +78,7 @@ struct series {
 // A line chart of per-second values: x = seconds since the window opened.
 std::string svg_chart(std::string_view title, std::string_view y_label,
                       const std::vector<series>& lines, bool log_y) {
-    constexpr double w = 920, h = 280, left = 70, right = 180, top = 30, bottom = 40;
+    constexpr double w = 940, h = 280, left = 90, right = 180, top = 30, bottom = 40;
     const double pw = w - left - right, ph = h - top - bottom;
     std::size_t n = 0;
     double ymax = 0, ymin_pos = 0;
