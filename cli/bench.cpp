@@ -3,6 +3,7 @@
 // Exit codes: 0 every measured request succeeded (2xx, SCEP SUCCESS, or PENDING without
 // --poll), 1 the run finished but some did not (or none completed), 2 usage, 3 the target
 // could not be prepared (host not found, GetCACert/GetCACaps or the first enrollment failed).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -158,6 +159,11 @@ int run_bench_cli(const bench_cli_options& c) {
         };
     }
 
+    // One descriptor per client: raise the soft limit to the hard one (often 1024 vs 1M).
+    if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
     auto plan = prepare_bench(o);
     if (!plan) {
         const bool usage_error = plan.error().rfind("usage: ", 0) == 0;
