@@ -614,30 +614,29 @@ class engine {
         arm(s, o_.read_timeout);
         s.parser.emplace();
         s.parser->body_limit(4 * 1024 * 1024);
-        asio::async_write(s.sock, asio::buffer(*s.request),
-                          [this, &s](const boost::system::error_code& e, std::size_t) {
-                              if (stopping_) {
-                                  return drop(s);
-                              }
-                              if (e) {
-                                  return complete(s, s.timed_out   ? outcome::read_timeout
-                                                     : is_reset(e) ? outcome::reset
-                                                                   : outcome::other);
-                              }
-                              // Wait for the answer before reading: no read(2) that can
-                              // only say EAGAIN.
-                              s.sock.async_wait(
-                                  tcp::socket::wait_read,
-                                  [this, &s](const boost::system::error_code& e2) {
-                                      if (e2) {
-                                          return on_answer(s, e2);
-                                      }
-                                      http::async_read(
-                                          s.sock, s.buffer, *s.parser,
-                                          [this, &s](const boost::system::error_code& e3,
-                                                     std::size_t) { on_answer(s, e3); });
-                                  });
-                          });
+        asio::async_write(
+            s.sock, asio::buffer(*s.request),
+            [this, &s](const boost::system::error_code& e, std::size_t) {
+                if (stopping_) {
+                    return drop(s);
+                }
+                if (e) {
+                    return complete(s, s.timed_out   ? outcome::read_timeout
+                                       : is_reset(e) ? outcome::reset
+                                                     : outcome::other);
+                }
+                // Wait for the answer before reading: no read(2) that can
+                // only say EAGAIN.
+                s.sock.async_wait(
+                    tcp::socket::wait_read, [this, &s](const boost::system::error_code& e2) {
+                        if (e2) {
+                            return on_answer(s, e2);
+                        }
+                        http::async_read(s.sock, s.buffer, *s.parser,
+                                         [this, &s](const boost::system::error_code& e3,
+                                                    std::size_t) { on_answer(s, e3); });
+                    });
+            });
     }
 
     void on_answer(slot& s, const boost::system::error_code& e) {

@@ -76,7 +76,7 @@ struct series {
 };
 
 // A line chart of per-second values: x = seconds since the window opened.
-std::string svg_chart(std::string_view title, std::string_view y_label,
+std::string svg_chart(std::string_view id, std::string_view title, std::string_view y_label,
                       const std::vector<series>& lines, bool log_y) {
     constexpr double w = 940, h = 280, left = 90, right = 180, top = 30, bottom = 40;
     const double pw = w - left - right, ph = h - top - bottom;
@@ -113,11 +113,11 @@ std::string svg_chart(std::string_view title, std::string_view y_label,
     };
     const double xs = n > 1 ? pw / static_cast<double>(n - 1) : pw;
     std::string svg = fmt::format(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{}\" width=\"{}\" height=\"{}\" "
         "font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{}\" y=\"18\" "
         "font-weight=\"bold\">{}</text>\n<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
         "fill=\"none\" stroke=\"#999\"/>\n",
-        w, h, left, html_escape(title), left, top, pw, ph);
+        id, w, h, left, html_escape(title), left, top, pw, ph);
     // y ticks
     if (log_y) {
         for (double e = lo; e <= hi + 1e-9; e += 1) {
@@ -355,13 +355,15 @@ std::string bench_html(const bench_options& o, const bench_plan& plan, const ben
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>\n";
     h += fmt::format("<h1>pkisim bench</h1>\n<p>{}</p>\n<pre>{}</pre>\n",
                      html_escape(plan.description), html_escape(bench_text(o, plan, r)));
-    h += "<h2>Throughput</h2>\n" +
-         svg_chart("answers per second (by completion second)", "per second", thr, false);
+    h += "<h2>Throughput</h2>\n" + svg_chart("plot-throughput",
+                                             "answers per second (by completion second)",
+                                             "per second", thr, false);
     h += "<h2>Latency</h2>\n" +
-         svg_chart(o.rate ? "latency from the intended send time" : "latency from the send time",
+         svg_chart("plot-latency",
+                   o.rate ? "latency from the intended send time" : "latency from the send time",
                    "latency", lat, true);
     h += "<h2>Outcomes over time</h2>\n" +
-         svg_chart("outcomes per second", "per second", out, false);
+         svg_chart("plot-outcomes", "outcomes per second", "per second", out, false);
     h += "<h2>Outcomes</h2>\n<table><tr><th>outcome</th><th>count</th><th>share</th></tr>\n";
     for (std::size_t i : present) {
         h += fmt::format(
