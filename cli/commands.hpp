@@ -20,6 +20,10 @@ void add_serve_commands(CLI::App& app, int& exit_code);
 // `pkisim client ...`: an IOS-like SCEP client for the lab.
 void add_client_command(CLI::App& app, int& exit_code);
 #endif
+#ifdef PKISIM_HAS_BENCH
+// `pkisim bench URL`: load generator (loadgen/include/pkisim/loadgen/bench.hpp).
+void add_bench_command(CLI::App& app, int& exit_code);
+#endif
 
 #ifdef PKISIM_HAS_LOADGEN
 // `pkisim fleet`: the scenario's virtual IOS clients against a real SCEP server.

@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
 #ifdef PKISIM_HAS_LOADGEN
     pkisim::cli::add_fleet_command(app, exit_code);
 #endif
+#ifdef PKISIM_HAS_BENCH
+    pkisim::cli::add_bench_command(app, exit_code);
+#endif
 
     // `pkisim simulat`: not a command; suggest the nearest one (before CLI11 reports only
     // "A subcommand is required").

@@ -11,6 +11,7 @@ packages=(
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     python3 python3-simpy
     scep certmonger
+    wrk nginx-light
     chromium
     iproute2 util-linux procps
 )

@@ -231,6 +231,20 @@ int main(int argc, char** argv) {
     bool scale = true;
     std::vector<char*> rest{argv[0]};
     for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+            // Help only: the full run takes minutes (issue 12 §4).
+            std::printf(
+                "usage: pkisim_sim_bench [--no-simpy] [--no-scale] [Google Benchmark flags]\n"
+                "       pkisim_sim_bench --scale CLIENTS ENGINE   (one seed-002 run: auto, "
+                "cohort or exact)\n\n"
+                "Runs the hold model against python3-simpy, seed-002 runs at 10^3..10^6 clients "
+                "(one process each, VmHWM per run), then the micro benchmarks.\n"
+                "  --no-simpy   skip the SimPy comparison\n"
+                "  --no-scale   skip the seed-002 scale runs\n"
+                "  --help       this text (Google Benchmark's own flags: --benchmark_filter=REGEX, "
+                "--benchmark_format=json, ...)\n");
+            return 0;
+        }
         if (std::strcmp(argv[i], "--no-simpy") == 0) {
             simpy = false;
         } else if (std::strcmp(argv[i], "--no-scale") == 0) {

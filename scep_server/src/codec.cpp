@@ -1262,7 +1262,7 @@ tl::expected<cert_rep, std::error_code> decode_cert_rep(byte_view der, X509* rec
     }
     rep.signer = std::move(opened->signer);
     rep.outer_certs = copy_certs(opened->p7->d.sign->cert);
-    if (rep.status == pki_status::success) {
+    if (rep.status == pki_status::success && !options.status_only) {
         rep.cipher_nid = envelope_cipher_nid(*content);
         const decryption_key key{recipient_cert, recipient_key};
         auto env = open_envelope(*content, std::span<const decryption_key>{&key, 1});

@@ -1,6 +1,8 @@
 #include "pkisim/sim/event_queue.hpp"
 
 #include <cstdint>
+#include <iterator>
+#include <queue>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -73,6 +75,41 @@ TEST(event_queue, matches_a_sorted_reference_on_a_random_hold_model) {
         const auto t = e.time + static_cast<std::int64_t>(rng() % 700);
         q.push(t, e.payload);
         ref.emplace_back(t, seq++, e.payload);
+    }
+    EXPECT_EQ(q.size(), ref.size());
+}
+
+TEST(event_queue, keeps_time_then_insertion_order_across_every_level) {
+    // Delays from one tick to past level 2's 2^28 ticks, on a coarse grid so that many events
+    // share an instant after coming through different levels (heap, level 2, 1, 0).
+    std::mt19937_64 rng{7};
+    event_queue q{5};
+    using item = std::tuple<std::int64_t, std::uint64_t, std::uint64_t>;  // time, seq, id
+    std::priority_queue<item, std::vector<item>, std::greater<>> ref;
+    std::uint64_t seq = 0;
+    auto delay = [&] {
+        static constexpr std::int64_t spans[] = {3,         900,         70'000,
+                                                 3'000'000, 200'000'000, 600'000'000};
+        const auto span = spans[rng() % std::size(spans)];
+        const auto grid = span > 1000 ? span / 50 : 1;
+        return static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(span)) / grid * grid;
+    };
+    for (std::uint64_t i = 0; i < 3000; ++i) {
+        const auto t = 5 + delay();
+        q.push(t, i);
+        ref.emplace(t, seq++, i);
+    }
+    for (int step = 0; !ref.empty(); ++step) {
+        const auto want = ref.top();
+        ref.pop();
+        const auto e = q.pop();
+        ASSERT_EQ(e.time, std::get<0>(want)) << "step " << step;
+        ASSERT_EQ(e.payload, std::get<2>(want)) << "step " << step;
+        if (step % 3 != 0) {  // drains slowly: the last events come through the far levels
+            const auto t = e.time + delay();
+            q.push(t, e.payload);
+            ref.emplace(t, seq++, e.payload);
+        }
     }
     EXPECT_EQ(q.size(), ref.size());
 }

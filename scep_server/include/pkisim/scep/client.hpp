@@ -191,6 +191,8 @@ class scep_client {
     explicit scep_client(client_options options);
 
     const client_options& options() const { return options_; }
+    const std::string& host() const { return host_; }  // from the URL
+    const std::string& port() const { return port_; }
     // The request target for an operation: "/cgi-bin/pkiclient.exe?operation=GetCACert&message=TP".
     std::string target(std::string_view operation, std::string_view message) const;
 

@@ -70,6 +70,10 @@ struct decode_options {
     std::size_t max_nonce_size = 64;
     std::size_t max_transaction_id_size = 128;
     std::size_t max_message_size = 256 * 1024;
+    // decode_cert_rep: read the signed attributes (status, failInfo) and verify the signature,
+    // but leave a SUCCESS envelope closed (`certs` empty): a load generator's view of the reply
+    // without the client's RSA decryption.
+    bool status_only = false;
 };
 
 // messageData of PKCSReq / RenewalReq (inside the envelope).

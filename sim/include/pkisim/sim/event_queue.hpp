@@ -10,15 +10,23 @@
 //   std::int64_t t = q.pop_instant(batch);   // every event of the next instant, in order
 //
 // Layout: level 0 = one vector per tick of the current block of 1024 ticks; level 1 = one
-// append-only vector per block for the next 63 blocks; beyond that, a 4-ary heap ordered by
-// (time, sequence). When time enters a block, that block's level-1 vector is distributed into
-// the level-0 slots. Why: the shadow loop re-arms every client ~20 s ahead, so nearly every push
-// lands a few thousand ticks ahead; appending to one of 64 hot vectors and later to one of
-// 1024 slots stays in cache where a heap would pay log2(10^6) cache misses per event.
+// append-only vector per block for the next blocks (a ring of 128: the 64-block window plus the
+// rest of the level-2 bucket it touches); level 2 = one append-only vector per bucket of 64
+// blocks (65,536 ticks) for the next 4096 buckets (2^28 ticks: 8.5 years of 1 s ticks); beyond
+// that, a 4-ary heap ordered by (time, sequence). When the level-1 window touches a bucket, the
+// bucket is distributed into level 1; when time enters a block, that block's level-1 vector is
+// distributed into the level-0 slots.
+// Why levels 0 and 1: the shadow loop re-arms every client ~20 s ahead, so nearly every push
+// lands a few thousand ticks ahead; appending to one of 64 hot vectors and later to one of 1024
+// slots stays in cache where a heap would pay log2(10^6) cache misses per event. Why level 2:
+// the clients whose next event is months ahead (renewals); 10^7 of them in the heap cost ~12
+// cache misses per event (issue 12 §4), in level 2 three sequential appends.
 // Ties need no sequence numbers in the wheel: an event for tick t reaches the heap only while t
-// is beyond level 1, level 1 only while t is beyond the current block, and level 0 only once t's
-// block is current (after level 1 was distributed, in insertion order); so for any t, heap
-// events precede level-1 events precede direct level-0 events, each group in insertion order.
+// is beyond level 2, level 2 only while t's bucket is not yet open, level 1 only while t is
+// beyond the current block, and level 0 only once t's block is current (after level 1 was
+// distributed, in insertion order, and level 2 before it); so for any t, heap events precede
+// level-2 events precede level-1 events precede direct level-0 events, each group in insertion
+// order.
 #pragma once
 
 #include <algorithm>
@@ -42,7 +50,12 @@ class event_queue {
     // `wheel_bits` is accepted for compatibility and ignored: the wheel always spans 64 blocks
     // of 1024 ticks.
     explicit event_queue(tick start = 0, unsigned /*wheel_bits*/ = 16)
-        : now_(start), block_(start >> block_bits), l0_(block_size), l1_(blocks) {}
+        : now_(start),
+          block_(start >> block_bits),
+          open_bucket_((block_ + window - 1) >> bucket_bits),
+          l0_(block_size),
+          l1_(l1_ring),
+          l2_(buckets) {}
 
     // Schedules `payload` at tick t. Requires t >= now().
     void push(tick t, std::uint64_t payload) {
@@ -54,10 +67,16 @@ class event_queue {
             l0_[s].push_back(payload);
             bits0_[s >> 6] |= std::uint64_t{1} << (s & 63);
             ++n0_;
-        } else if (bt - block_ < static_cast<tick>(blocks)) {
-            const auto b = static_cast<std::size_t>(bt & (blocks - 1));
+        } else if ((bt >> bucket_bits) <= open_bucket_) {
+            // Within the window, or in the bucket it touches (already distributed).
+            const auto b = static_cast<std::size_t>(bt & (l1_ring - 1));
             l1_[b].push_back(timed{t, payload});
-            bits1_ |= std::uint64_t{1} << b;
+            set_bit(bits1_, b);
+        } else if ((bt >> bucket_bits) - open_bucket_ <= static_cast<tick>(buckets)) {
+            const auto k = static_cast<std::size_t>((bt >> bucket_bits) & (buckets - 1));
+            l2_[k].push_back(timed{t, payload});
+            set_bit(bits2_, k);
+            ++n2_;
         } else {
             heap_push(far_event{t, seq_++, payload});
         }
@@ -103,11 +122,14 @@ class event_queue {
 
     // Bytes held by the queue, for the memory report.
     std::size_t memory_bytes() const {
-        std::size_t b = (l0_.capacity() + l1_.capacity()) * sizeof(std::vector<std::uint64_t>) +
+        std::size_t b = (l0_.capacity() + l1_.capacity() + l2_.capacity()) *
+                            sizeof(std::vector<std::uint64_t>) +
                         heap_.capacity() * sizeof(far_event) + batch_.capacity() * 8;
         for (const auto& v : l0_)
             b += v.capacity() * 8;
         for (const auto& v : l1_)
+            b += v.capacity() * sizeof(timed);
+        for (const auto& v : l2_)
             b += v.capacity() * sizeof(timed);
         return b;
     }
@@ -115,7 +137,66 @@ class event_queue {
   private:
     static constexpr unsigned block_bits = 10;
     static constexpr std::size_t block_size = std::size_t{1} << block_bits;
-    static constexpr std::size_t blocks = 64;
+    static constexpr tick window = 64;           // blocks pushed straight into level 1
+    static constexpr unsigned bucket_bits = 6;   // a level-2 bucket = 64 blocks
+    static constexpr std::size_t l1_ring = 128;  // window + the rest of the touched bucket
+    static constexpr std::size_t buckets = 4096;
+    static_assert(l1_ring >= 2 * (std::size_t{1} << bucket_bits));
+
+    template <std::size_t W>
+    static void set_bit(std::uint64_t (&bits)[W], std::size_t i) {
+        bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+    }
+    template <std::size_t W>
+    static void clear_bit(std::uint64_t (&bits)[W], std::size_t i) {
+        bits[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
+    }
+    template <std::size_t W>
+    static bool test_bit(const std::uint64_t (&bits)[W], std::size_t i) {
+        return (bits[i >> 6] >> (i & 63)) & 1;
+    }
+    // Distance d in [0, 64 W) from `start` to the first set bit at ring position
+    // (start + d) mod 64 W, or 64 W when no bit is set.
+    template <std::size_t W>
+    static std::size_t ring_distance(const std::uint64_t (&bits)[W], std::size_t start) {
+        constexpr std::size_t n = W * 64;
+        std::size_t pos = start;
+        for (std::size_t scanned = 0; scanned <= n;) {
+            const std::uint64_t word = bits[(pos >> 6) % W] >> (pos & 63);
+            if (word != 0) {
+                const std::size_t d =
+                    pos + static_cast<std::size_t>(std::countr_zero(word)) - start;
+                return d < n ? d : n;
+            }
+            const std::size_t step = 64 - (pos & 63);
+            pos += step;
+            scanned += step;
+        }
+        return n;
+    }
+
+    // Opens every level-2 bucket up to `to` (the window now touches them): each is appended, in
+    // insertion order, to the level-1 vectors of its blocks.
+    void open_buckets(tick to) {
+        while (open_bucket_ < to && n2_ > 0) {
+            const std::size_t start = static_cast<std::size_t>((open_bucket_ + 1) & (buckets - 1));
+            const std::size_t d = ring_distance(bits2_, start);
+            if (d == buckets || open_bucket_ + 1 + static_cast<tick>(d) > to)
+                break;
+            open_bucket_ += 1 + static_cast<tick>(d);
+            const auto k = static_cast<std::size_t>(open_bucket_ & (buckets - 1));
+            for (const auto& e : l2_[k]) {
+                const auto b = static_cast<std::size_t>((e.time >> block_bits) & (l1_ring - 1));
+                l1_[b].push_back(e);
+                set_bit(bits1_, b);
+            }
+            n2_ -= l2_[k].size();
+            l2_[k].clear();
+            l2_[k].shrink_to_fit();  // a bucket is used once per 8.5 years of ticks
+            clear_bit(bits2_, k);
+        }
+        open_bucket_ = std::max(open_bucket_, to);
+    }
 
     struct timed {
         tick time;
@@ -178,19 +259,25 @@ class event_queue {
                 }
                 return;
             }
-            // The current block is done: move to the next block that has events.
+            // The current block is done: move to the next block that has events (in level 1,
+            // else the first block of the next level-2 bucket, else the heap's).
             tick next = th == none ? none : (th >> block_bits);
-            if (bits1_ != 0) {
-                const unsigned from = static_cast<unsigned>((block_ + 1) & (blocks - 1));
-                const std::uint64_t rot = std::rotr(bits1_, static_cast<int>(from));
-                const tick nb = block_ + 1 + std::countr_zero(rot);
-                next = std::min(next, nb);
+            const std::size_t d1 =
+                ring_distance(bits1_, static_cast<std::size_t>((block_ + 1) & (l1_ring - 1)));
+            if (d1 < l1_ring) {
+                next = std::min(next, block_ + 1 + static_cast<tick>(d1));
+            } else if (n2_ > 0) {
+                const std::size_t d2 = ring_distance(
+                    bits2_, static_cast<std::size_t>((open_bucket_ + 1) & (buckets - 1)));
+                assert(d2 < buckets);
+                next = std::min(next, (open_bucket_ + 1 + static_cast<tick>(d2)) << bucket_bits);
             }
             assert(next != none);
             block_ = next;
             now_ = std::max(now_, block_ << block_bits);
-            const auto b = static_cast<std::size_t>(block_ & (blocks - 1));
-            if (bits1_ & (std::uint64_t{1} << b)) {
+            open_buckets((block_ + window - 1) >> bucket_bits);
+            const auto b = static_cast<std::size_t>(block_ & (l1_ring - 1));
+            if (test_bit(bits1_, b)) {
                 for (const auto& e : l1_[b]) {
                     const auto s = static_cast<std::size_t>(e.time & (block_size - 1));
                     l0_[s].push_back(e.payload);
@@ -198,7 +285,7 @@ class event_queue {
                 }
                 n0_ += l1_[b].size();
                 l1_[b].clear();
-                bits1_ &= ~(std::uint64_t{1} << b);
+                clear_bit(bits1_, b);
             }
         }
     }
@@ -241,10 +328,14 @@ class event_queue {
 
     tick now_;
     tick block_;
+    tick open_bucket_;  // level-2 buckets up to this one are distributed into level 1
     std::vector<std::vector<std::uint64_t>> l0_;
     std::uint64_t bits0_[block_size / 64] = {};
     std::vector<std::vector<timed>> l1_;
-    std::uint64_t bits1_ = 0;
+    std::uint64_t bits1_[l1_ring / 64] = {};
+    std::vector<std::vector<timed>> l2_;
+    std::uint64_t bits2_[buckets / 64] = {};
+    std::size_t n2_ = 0;
     std::vector<far_event> heap_;
     std::vector<std::uint64_t> batch_;
     std::size_t batch_pos_ = 0;
