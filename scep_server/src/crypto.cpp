@@ -533,4 +533,81 @@ tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_
     return key;
 }
 
+x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
+                                 const timers::validity& validity, int digest_nid) {
+    auto name = parse_dn(subject_dn);
+    if (!name) {
+        throw std::invalid_argument(fmt::format("bad DN \"{}\"", subject_dn));
+    }
+    const EVP_MD* md = digest_by_nid(digest_nid);
+    x509_ptr cert{X509_new()};
+    asn1_integer_ptr serial{ASN1_INTEGER_new()};
+    const asn1_time_ptr nb = to_asn1_time(validity.not_before);
+    const asn1_time_ptr na = to_asn1_time(validity.not_after);
+    if (md == nullptr || !cert || !serial || ASN1_INTEGER_set(serial.get(), 1) != 1 ||
+        X509_set_version(cert.get(), 2) != 1 ||
+        X509_set_serialNumber(cert.get(), serial.get()) != 1 ||
+        X509_set_subject_name(cert.get(), name->get()) != 1 ||
+        X509_set_issuer_name(cert.get(), name->get()) != 1 ||
+        X509_set1_notBefore(cert.get(), nb.get()) != 1 ||
+        X509_set1_notAfter(cert.get(), na.get()) != 1 || X509_set_pubkey(cert.get(), key) != 1) {
+        throw_openssl("make_self_signed_signer");
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    x509_extension_ptr ku{X509V3_EXT_conf_nid(nullptr, &ctx, NID_key_usage,
+                                              "critical,digitalSignature,keyEncipherment")};
+    if (!ku || X509_add_ext(cert.get(), ku.get(), -1) != 1 || X509_sign(cert.get(), key, md) <= 0) {
+        throw_openssl("make_self_signed_signer");
+    }
+    return cert;
+}
+
+x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options) {
+    auto name = parse_dn(subject_dn);
+    if (!name) {
+        throw std::invalid_argument(fmt::format("bad DN \"{}\"", subject_dn));
+    }
+    const EVP_MD* md = digest_by_nid(options.digest_nid);
+    x509_req_ptr req{X509_REQ_new()};
+    if (md == nullptr || !req || X509_REQ_set_version(req.get(), 0) != 1 ||
+        X509_REQ_set_subject_name(req.get(), name->get()) != 1 ||
+        X509_REQ_set_pubkey(req.get(), key) != 1) {
+        throw_openssl("make_csr");
+    }
+    if (options.challenge_password) {
+        const std::string& c = *options.challenge_password;
+        const int type = options.challenge_utf8 ? V_ASN1_UTF8STRING : V_ASN1_PRINTABLESTRING;
+        if (X509_REQ_add1_attr_by_NID(req.get(), NID_pkcs9_challengePassword, type,
+                                      reinterpret_cast<const unsigned char*>(c.data()),
+                                      static_cast<int>(c.size())) != 1) {
+            throw_openssl("challengePassword");
+        }
+    }
+    if (!options.dns_names.empty() || !options.ip_addresses.empty()) {
+        std::string san;
+        for (const std::string& d : options.dns_names) {
+            san.append(san.empty() ? "" : ",").append("DNS:").append(d);
+        }
+        for (const std::string& ip : options.ip_addresses) {
+            san.append(san.empty() ? "" : ",").append("IP:").append(ip);
+        }
+        X509V3_CTX ctx;
+        X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
+        x509_extension_ptr ext{
+            X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())};
+        STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+        const bool ok = ext && exts != nullptr && sk_X509_EXTENSION_push(exts, ext.get()) > 0 &&
+                        X509_REQ_add_extensions(req.get(), exts) == 1;
+        sk_X509_EXTENSION_free(exts);  // the extension itself is owned by `ext`
+        if (!ok) {
+            throw_openssl("subjectAltName");
+        }
+    }
+    if (X509_REQ_sign(req.get(), key, md) <= 0) {
+        throw_openssl("X509_REQ_sign");
+    }
+    return req;
+}
+
 }  // namespace pkisim::scep

@@ -28,6 +28,7 @@
 #include <variant>
 #include <vector>
 
+#include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/timers/timeline.hpp"
 
@@ -261,19 +262,7 @@ bytes encode_issuer_and_serial(const X509* cert);  // the certificate's issuer +
 // A client's transactionID as most clients compute it: hex SHA-1 of the DER public key.
 std::string transaction_id_for(const EVP_PKEY* key);
 
-// Self-signed signer certificate for PKCSReq (like micromdm "O=scep-client, CN=SCEP SIGNER"),
-// v3, serial 1, keyUsage digitalSignature+keyEncipherment.
-x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
-                                 const timers::validity& validity, int digest_nid = NID_sha256);
-struct csr_options {
-    std::optional<std::string> challenge_password;
-    bool challenge_utf8 = false;            // UTF8String instead of PrintableString
-    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
-    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
-    int digest_nid = NID_sha256;
-};
-// PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.
-x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options = {});
+// make_self_signed_signer and make_csr (the requester's objects) are in crypto.hpp.
 
 struct cert_rep {
     message_type type = message_type::cert_rep;

@@ -132,4 +132,20 @@ std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passph
 tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_view pem,
                                                                     std::string_view passphrase);
 
+// ---------------------------------------------------------------------------------------------
+// The requester's objects (SCEP clients, the RA's own requests, tests).
+// Self-signed signer certificate for PKCSReq (like micromdm "O=scep-client, CN=SCEP SIGNER"),
+// v3, serial 1, keyUsage digitalSignature+keyEncipherment.
+x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
+                                 const timers::validity& validity, int digest_nid = NID_sha256);
+struct csr_options {
+    std::optional<std::string> challenge_password;
+    bool challenge_utf8 = false;            // UTF8String instead of PrintableString
+    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
+    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
+    int digest_nid = NID_sha256;
+};
+// PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.
+x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options = {});
+
 }  // namespace pkisim::scep
