@@ -169,6 +169,13 @@ class ca_issuer final : public detail::signer_strategy {
     ca_engine& ca_;
 };
 
+// A new CA (or shadow CA) key of the configured type (--key-type, --ec-curve, --key-bits).
+static evp_pkey_ptr new_ca_key(const engine_options& o) {
+    if (o.key_type == "ec")
+        return generate_ec_key(o.ec_curve);
+    return generate_rsa_key(o.key_bits);
+}
+
 std::string ios_countdown(timers::duration d) {
     if (d < timers::duration{0})
         d = timers::duration{0};
@@ -249,7 +256,7 @@ void ca_engine::create_ca() {
             throw startup_error(exit_status::config, "the given CA key is not a private key");
         key = std::move(*existing);
     } else {
-        key = generate_rsa_key(options_.key_bits);
+        key = new_ca_key(options_);
     }
     const auto validity = timers::ca_validity(options_.server, now);  // rule 1
     x509_ptr cert;
@@ -428,7 +435,7 @@ evp_pkey_ptr ca_engine::next_shadow_key() {
             throw store_error("the given shadow CA key is not a private key");
         return std::move(*key);
     }
-    return generate_rsa_key(options_.key_bits);
+    return new_ca_key(options_);
 }
 
 void ca_engine::generate_shadow(bool by_operator) {
@@ -565,6 +572,57 @@ std::optional<enrollment_engine::next_ca> ca_engine::next_ca_certs() const {
                    ca_.key.get(),
                    digest_nid_for(options_.server.hash),
                    fmt::format("rollover CA {}", md5_fingerprint(shadow_->cert.get()))};
+}
+
+namespace {
+// "/a/b?x=1" of "http://host:port/a/b?x=1" (a cdp-url), or the text itself when it has no
+// scheme; empty when there is nothing after the host.
+std::string_view path_and_query(std::string_view url) {
+    if (const auto scheme = url.find("://"); scheme != std::string_view::npos) {
+        const auto slash = url.find('/', scheme + 3);
+        return slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    }
+    return url;
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+}  // namespace
+
+bool ca_engine::is_resource(std::string_view target) const {
+    const auto qpos = target.find('?');
+    const auto path = target.substr(0, qpos);
+    if (path == fmt::format("/crl/{}.crl", options_.server.name))
+        return true;
+    if (const auto cdp = path_and_query(options_.server.cdp_url); !cdp.empty() && cdp == target)
+        return true;
+    // GET .../pkiclient.exe?operation=GetCRL: what IOS writes as its own CDP.
+    constexpr std::string_view scep = "/pkiclient.exe";
+    if (qpos == std::string_view::npos || path.size() < scep.size() ||
+        path.substr(path.size() - scep.size()) != scep)
+        return false;
+    for (auto q = target.substr(qpos + 1); !q.empty();) {
+        const auto amp = q.find('&');
+        const auto pair = q.substr(0, amp);
+        if (pair.size() > 10 && iequal(pair.substr(0, 10), "operation=") &&
+            iequal(pair.substr(10), "GetCRL"))
+            return true;
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    }
+    return false;
+}
+
+http_answer ca_engine::resource(std::string_view target) {
+    before(clock_.now());
+    if (!is_resource(target))
+        return {404, "text/plain", "not found\n", false, "no such resource"};
+    // RFC 5280 §4.2.1.13 / RFC 2585 §4.2: a DER CRL as application/pkix-crl.
+    return {200, "application/pkix-crl", as_string(to_der(crl_.get())), false,
+            fmt::format("CRL, next update {}", timers::to_iso8601(crl_next_update_))};
 }
 
 std::string ca_engine::no_next_ca_text() const {

@@ -335,10 +335,15 @@ tl::expected<bytes, std::error_code> build_envelope(std::span<X509* const> recip
         if (ri == nullptr) {
             return fail(error::internal);
         }
-        EVP_PKEY_CTX* pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-        if (pctx == nullptr || EVP_PKEY_CTX_set_rsa_padding(
-                                   pctx, oaep ? RSA_PKCS1_OAEP_PADDING : RSA_PKCS1_PADDING) <= 0) {
-            return fail(error::internal);
+        // RSA keys get key transport with the padding asked for; an EC key (issue 11 §2.3:
+        // clients with P-256 / P-384 keys) gets ECDH key agreement, which has no padding.
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
+            EVP_PKEY_CTX* pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+            if (pctx == nullptr ||
+                EVP_PKEY_CTX_set_rsa_padding(
+                    pctx, oaep ? RSA_PKCS1_OAEP_PADDING : RSA_PKCS1_PADDING) <= 0) {
+                return fail(error::internal);
+            }
         }
     }
     if (CMS_final(cms.get(), in.get(), nullptr, CMS_BINARY) != 1) {
@@ -461,6 +466,17 @@ int envelope_cipher_nid(byte_view der) {
 }
 
 // Decrypts with the first of `keys` that a KeyTransRecipientInfo names (issuer+serial or SKI).
+// A KeyAgreeRecipientInfo (ECDH, EC recipients) with an encrypted key for `cert`.
+static bool agreement_names(CMS_RecipientInfo* ri, X509* cert) {
+    STACK_OF(CMS_RecipientEncryptedKey)* reks = CMS_RecipientInfo_kari_get0_reks(ri);
+    for (int i = 0; i < sk_CMS_RecipientEncryptedKey_num(reks); ++i) {
+        if (CMS_RecipientEncryptedKey_cert_cmp(sk_CMS_RecipientEncryptedKey_value(reks, i), cert) ==
+            0)
+            return true;
+    }
+    return false;
+}
+
 tl::expected<opened_envelope, std::error_code> open_envelope(byte_view der,
                                                              std::span<const decryption_key> keys) {
     const unsigned char* p = der.data();
@@ -480,15 +496,18 @@ tl::expected<opened_envelope, std::error_code> open_envelope(byte_view der,
         }
         for (int i = 0; i < n; ++i) {
             CMS_RecipientInfo* ri = sk_CMS_RecipientInfo_value(infos, i);
-            if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS ||
-                CMS_RecipientInfo_ktri_cert_cmp(ri, keys[k].cert) != 0) {
-                continue;
-            }
             opened_envelope out;
             out.key_index = k;
-            X509_ALGOR* alg = nullptr;
-            CMS_RecipientInfo_ktri_get0_algs(ri, nullptr, nullptr, &alg);
-            out.oaep = alg != nullptr && OBJ_obj2nid(alg->algorithm) == NID_rsaesOaep;
+            if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
+                if (CMS_RecipientInfo_ktri_cert_cmp(ri, keys[k].cert) != 0)
+                    continue;
+                X509_ALGOR* alg = nullptr;
+                CMS_RecipientInfo_ktri_get0_algs(ri, nullptr, nullptr, &alg);
+                out.oaep = alg != nullptr && OBJ_obj2nid(alg->algorithm) == NID_rsaesOaep;
+            } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE ||
+                       !agreement_names(ri, keys[k].cert)) {
+                continue;
+            }
             bio_ptr plain = mem_bio();
             // With the certificate given, CMS_decrypt only tries the matching RecipientInfo
             // and reports failure instead of returning random data (MMA defence).

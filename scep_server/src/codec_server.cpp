@@ -310,6 +310,16 @@ tl::expected<void, std::error_code> verify_signer_chain(X509* signer,
 }
 
 // ---------------------------------------------------------------------------------------------
+tl::expected<void, std::error_code> check_reply_envelope(X509* recipient, int cipher_nid) {
+    static constexpr std::uint8_t probe[1] = {0};
+    X509* r = recipient;
+    auto env = build_envelope(std::span<X509* const>{&r, 1},
+                              cipher_nid != 0 ? cipher_nid : NID_aes_128_cbc, false, probe);
+    if (!env)
+        return tl::unexpected(env.error());
+    return {};
+}
+
 tl::expected<bytes, std::error_code> encode_cert_rep(const cert_rep_params& p) {
     scep_attributes attrs;
     attrs.type = message_type::cert_rep;

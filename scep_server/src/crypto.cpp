@@ -167,6 +167,17 @@ std::size_t keyword_at(std::string_view text, std::size_t pos, std::string* key)
     return i + 1 - pos;
 }
 
+bool is_ec_key(const EVP_PKEY* key) {
+    return key != nullptr && EVP_PKEY_is_a(key, "EC");
+}
+
+// RFC 5480 §3: an EC key never gets keyEncipherment (it cannot do key transport); RSA keys sign
+// and are encrypted to (scep-wire §0.5).
+const char* end_entity_key_usage(const EVP_PKEY* key) {
+    return is_ec_key(key) ? "critical,digitalSignature"
+                          : "critical,digitalSignature,keyEncipherment";
+}
+
 tl::expected<x509_ptr, std::error_code> make_ca_impl(EVP_PKEY* key, const X509_NAME* subject,
                                                      const timers::validity& validity,
                                                      std::uint64_t serial,
@@ -189,7 +200,9 @@ tl::expected<x509_ptr, std::error_code> make_ca_impl(EVP_PKEY* key, const X509_N
     // certificate (digitalSignature) and encrypt to it (keyEncipherment).
     if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
         !add_conf_ext(cert.get(), &ctx, NID_key_usage,
-                      "critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment") ||
+                      is_ec_key(key) ? "critical,keyCertSign,cRLSign,digitalSignature"
+                                     : "critical,keyCertSign,cRLSign,digitalSignature,"
+                                       "keyEncipherment") ||
         !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always")) {
         return fail(error::internal);
@@ -226,6 +239,15 @@ evp_pkey_ptr generate_rsa_key(unsigned bits) {
     evp_pkey_ptr key{EVP_RSA_gen(bits)};
     if (!key) {
         throw_openssl(fmt::format("RSA key generation ({} bits)", bits));
+    }
+    return key;
+}
+
+evp_pkey_ptr generate_ec_key(std::string_view curve) {
+    const std::string name{curve};
+    evp_pkey_ptr key{EVP_EC_gen(name.c_str())};
+    if (!key) {
+        throw_openssl(fmt::format("EC key generation ({})", name));
     }
     return key;
 }
@@ -404,8 +426,7 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
     if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "CA:FALSE") ||
-        !add_conf_ext(cert.get(), &ctx, NID_key_usage,
-                      "critical,digitalSignature,keyEncipherment") ||
+        !add_conf_ext(cert.get(), &ctx, NID_key_usage, end_entity_key_usage(pub)) ||
         !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid")) {
         return fail(error::internal);
@@ -555,8 +576,11 @@ x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
     }
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    // An EC signer is reached by ECDH key agreement, an RSA one by key transport.
     x509_extension_ptr ku{X509V3_EXT_conf_nid(nullptr, &ctx, NID_key_usage,
-                                              "critical,digitalSignature,keyEncipherment")};
+                                              is_ec_key(key)
+                                                  ? "critical,digitalSignature,keyAgreement"
+                                                  : "critical,digitalSignature,keyEncipherment")};
     if (!ku || X509_add_ext(cert.get(), ku.get(), -1) != 1 || X509_sign(cert.get(), key, md) <= 0) {
         throw_openssl("make_self_signed_signer");
     }

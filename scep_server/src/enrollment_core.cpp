@@ -110,6 +110,17 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
     if (!csr)
         return fail(ctx, s, fail_info::bad_request, "no CSR", now);
     const std::string type_name{to_string(req.type)};
+    // CSR rules (policy.hpp): key type and size.
+    if (auto key_ok = check_csr_key(csr->public_key, options_.min_rsa_bits); !key_ok)
+        return fail(ctx, s, key_ok.error().info, key_ok.error().text, now);
+    // Issue 11 §2.3: a certificate is only committed when its CertRep can be built, i.e. the
+    // reply can be encrypted to the requester's signer certificate with its cipher.
+    if (auto env = check_reply_envelope(req.signer.get(), ctx.cipher_nid); !env) {
+        return fail(
+            ctx, s, fail_info_for(env.error()),
+            fmt::format("cannot encrypt a reply to the signer's key: {}", env.error().message()),
+            now);
+    }
 
     // scep-wire §0.12: renewal is classified by the signer certificate, not the message type.
     bool renewal = false;
@@ -177,6 +188,13 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
                                      options_.server.grant, renewal || ra_forwarded, db_, now);
     if (!challenge)
         return fail(ctx, s, challenge.error().info, challenge.error().text, now);
+    if (renewal) {
+        // Issue 11 §2.1: not with a revoked certificate; no new identity without a challenge.
+        auto ok = check_renewal(req.signer.get(), strategy_.revoked(req.signer.get()), *csr,
+                                *challenge, options_.renewal_identity_change);
+        if (!ok)
+            return fail(ctx, s, ok.error().info, ok.error().text, now);
+    }
     const auto decision =
         decide_grant(options_.server.grant, *challenge, ra_forwarded || ra_own_request);
     if (decision == grant_decision::refuse) {

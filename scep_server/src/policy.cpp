@@ -56,8 +56,14 @@ std::string one_time_password_digest(std::string_view password) {
 tl::expected<challenge_outcome, policy_refusal> check_challenge(
     const std::optional<std::string>& presented, const std::optional<std::string>& configured,
     timers::grant_mode mode, bool exempt, store& db, time_point now) {
-    if (exempt)
+    if (exempt) {
+        // Not asked, but a matching static challenge still authorises what a first enrollment
+        // may do (a renewal that changes the subject, check_renewal). One-time passwords are
+        // not consumed by renewals.
+        if (presented && configured && challenge_matches(*presented, *configured))
+            return challenge_outcome::static_password;
         return challenge_outcome::not_asked;
+    }
     if (!presented) {
         if (configured)
             return tl::unexpected(

@@ -58,6 +58,11 @@ class ca_engine final : public enrollment_engine {
     // rollover part first too, so an answer never depends on how late the tick ran.
     time_point tick() override;
 
+    // The current CRL over HTTP (DER, application/pkix-crl): /crl/NAME.crl, the `cdp-url`
+    // path and query, GET operation=GetCRL.
+    bool is_resource(std::string_view target) const override;
+    http_answer resource(std::string_view target) override;
+
     // Facts for tests and the CLI.
     X509* ca_certificate() const override;
     // The shadow (rollover) CA certificate, nullptr when there is none.

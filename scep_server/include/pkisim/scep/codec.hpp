@@ -197,6 +197,11 @@ struct cert_rep_params {
 // Errors: internal (OpenSSL failed), unsupported_algorithm (digest/cipher unknown).
 tl::expected<bytes, std::error_code> encode_cert_rep(const cert_rep_params& params);
 
+// Whether a SUCCESS CertRep can be encrypted to `recipient` with `cipher_nid` (0: AES-128):
+// RSA key transport or ECDH key agreement (EC keys). Checked before a certificate is
+// committed, so no certificate is stored that its requester cannot receive (issue 11 §2.3).
+tl::expected<void, std::error_code> check_reply_envelope(X509* recipient, int cipher_nid);
+
 // Convenience: params pre-filled from a request / a decode failure context.
 cert_rep_params success_for(const reply_context& ctx, X509* signer_cert, EVP_PKEY* signer_key,
                             std::vector<X509*> issued, time_point signing_time);

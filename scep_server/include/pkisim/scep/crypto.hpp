@@ -34,6 +34,8 @@ int digest_nid_for(timers::hash_algorithm h) noexcept;
 
 // RSA key (65537). Throws std::runtime_error on failure (resource error).
 evp_pkey_ptr generate_rsa_key(unsigned bits = 2048);
+// EC key on `curve` ("P-256", "P-384"; OpenSSL group names). Throws std::runtime_error.
+evp_pkey_ptr generate_ec_key(std::string_view curve);
 
 // ---------------------------------------------------------------------------------------------
 // Distinguished names.
@@ -53,7 +55,8 @@ bool is_ra_subject(const X509_NAME* name);
 // ---------------------------------------------------------------------------------------------
 // CA certificates (ios-pki-model.md §1 rule 1 and 3).
 // Self-signed, serial as given, keyUsage critical keyCertSign, cRLSign, digitalSignature,
-// keyEncipherment (scep-wire §0.5: clients sign-check CertReps and encrypt to it),
+// keyEncipherment (scep-wire §0.5: clients sign-check CertReps and encrypt to it; an EC key:
+// no keyEncipherment, RFC 5480),
 // basicConstraints critical CA:TRUE, SKI, AKI (keyid).
 tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key,
                                                             std::string_view subject_dn,
@@ -75,7 +78,8 @@ tl::expected<x509_ptr, std::error_code> make_shadow_ca(EVP_PKEY* new_key, const 
 // Issuing (rule 2).
 enum class cert_profile {
     // Router / client identity: basicConstraints CA:FALSE, keyUsage critical digitalSignature +
-    // keyEncipherment; subjectAltName copied from the CSR (copy_san), other requested
+    // keyEncipherment (EC keys: digitalSignature only, RFC 5480); subjectAltName copied from the
+    // CSR (copy_san), other requested
     // extensions per copy_requested_extensions.
     end_entity,
     // RA certificate (model rule 8): CA:FALSE, keyUsage critical digitalSignature +

@@ -38,7 +38,8 @@ enum class challenge_outcome {
     ignored,            // `grant auto` without a configured challenge: whatever was typed
 };
 // `exempt`: renewals and RA-forwarded requests are not asked (RFC 8894 §2.3: optional for
-// renewals; the RA checked before forwarding, model rule 8).
+// renewals; the RA checked before forwarding, model rule 8); a matching static challenge is
+// still reported (it authorises an identity change on renewal).
 // IOS: a router always sends what was typed at the enrollment prompt, and `grant auto` with no
 // challenge configured grants everything, so there any challenge is accepted (issue 11 §2.6).
 // A one-time password is still consumed when it matches.
