@@ -7,6 +7,7 @@
 #   renewal with --cert/--key: granted with the same identity; refused with another subject or
 #     SAN (§2.1), and refused once the old certificate is revoked (§2.1);
 #   a 1024-bit key is refused (§2.5);
+#   the CRL over HTTP makes `openssl verify -crl_check` see the revocation (§2.8);
 #   manual grant with polling: PENDING, the operator grants, pki's next poll gets it.
 source "$(dirname "$0")/lib.sh" "$@"
 command -v pki >/dev/null || { echo "SKIP: no strongSwan pki"; exit 77; }
@@ -60,6 +61,18 @@ serial=$(openssl x509 -inform DER -in "$T/c4.der" -noout -serial | cut -d= -f2)
     --cacert-sig "$T/ca.der" --cert "$T/c4.der" --key "$T/k.pem" >/dev/null ||
     fail "a renewal signed by a revoked certificate was granted"
 grep -q 'is revoked' "$T/server.err" || fail "revoked renewal not logged"
+# Issue 11 §2.8: the CRL over HTTP (/crl/NAME.crl and the IOS-style GetCRL URL) lists it.
+for crl_url in "${URL%/cgi-bin/pkiclient.exe}/crl/labca.crl" "$URL?operation=GetCRL"; do
+    curl -sf -o "$T/crl.der" "$crl_url" || fail "GET $crl_url"
+    openssl crl -inform DER -in "$T/crl.der" -out "$T/crl.pem" || fail "$crl_url: not a DER CRL"
+    openssl x509 -inform DER -in "$T/c4.der" -out "$T/c4.pem"
+    out=$(openssl verify -crl_check -CAfile "$T/data/ca.pem" -CRLfile "$T/crl.pem" "$T/c4.pem" 2>&1) &&
+        fail "openssl verify accepted a revoked certificate: $out"
+    grep -q 'certificate revoked' <<<"$out" || fail "openssl verify: $out"
+    openssl x509 -inform DER -in "$T/c5.der" -out "$T/c5.pem"
+    openssl verify -crl_check -CAfile "$T/data/ca.pem" -CRLfile "$T/crl.pem" "$T/c5.pem" >/dev/null ||
+        fail "openssl verify -crl_check refused a good certificate"
+done
 
 # A 1024-bit key -> refused.
 openssl genrsa -out "$T/k1024.pem" 1024 2>/dev/null
