@@ -61,6 +61,12 @@ struct serve_options {
     double deaf_period_s = 15;
     std::string throttle_window_mode = "sliding";
     std::string metrics_listen;
+    // --- certificate policy (issue 11 §2)
+    bool renewal_identity_change = false;
+    unsigned min_rsa_bits = 2048;
+    std::string key_type = "rsa";
+    std::string ec_curve = "P-256";
+    // --- end certificate policy
 };
 
 // The limiter flags, checked with messages that say what to fix. nullopt = error printed.
@@ -218,6 +224,12 @@ int run_serve(const serve_options& o) {
         e.key_bits = o.key_bits;
         e.legacy_crypto = o.legacy_crypto;
         e.include_ca_in_success = o.include_ca;
+        // --- certificate policy (issue 11 §2)
+        e.renewal_identity_change = o.renewal_identity_change;
+        e.min_rsa_bits = o.min_rsa_bits;
+        e.key_type = o.key_type;
+        e.ec_curve = o.ec_curve;
+        // --- end certificate policy
         if (!o.challenge_file.empty()) {
             e.challenge = first_line_of_file(o.challenge_file);
         } else if (const char* env = std::getenv("PKISIM_CHALLENGE")) {
@@ -396,6 +408,24 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(100, 120'000))
         ->capture_default_str();
     // --- end RA mode options
+    // --- certificate policy (issue 11 §2; README "Certificate policy")
+    serve->add_flag("--renewal-identity-change", o->renewal_identity_change,
+                    "Let a renewal without a challenge change the subject and subjectAltName");
+    serve
+        ->add_option("--min-rsa-bits", o->min_rsa_bits,
+                     "Smallest RSA key a request may carry (legacy labs: 1024)")
+        ->check(CLI::Range(512, 16384))
+        ->capture_default_str();
+    serve
+        ->add_option("--key-type", o->key_type,
+                     "Key type of a new CA: rsa (--key-bits) or ec (--ec-curve); SCEP clients "
+                     "that only encrypt with RSA need an RA in front of an EC CA")
+        ->check(CLI::IsMember({"rsa", "ec"}))
+        ->capture_default_str();
+    serve->add_option("--ec-curve", o->ec_curve, "Curve of a new EC CA key")
+        ->check(CLI::IsMember({"P-256", "P-384"}))
+        ->capture_default_str();
+    // --- end certificate policy
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
         "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "

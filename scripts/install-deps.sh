@@ -10,7 +10,7 @@ packages=(
     nlohmann-json3-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     python3 python3-simpy
-    scep certmonger
+    scep certmonger strongswan-pki libstrongswan-extra-plugins
     wrk nginx-light
     chromium
     iproute2 util-linux procps

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "engine_text.hpp"
+#include "enrollment_core.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/timers/timeline.hpp"
 
@@ -53,6 +54,128 @@ std::string overlap_text(timers::duration d) {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// The signer strategy of CA mode (enrollment_core.hpp): this CA issues.
+
+class ca_issuer final : public detail::signer_strategy {
+  public:
+    explicit ca_issuer(ca_engine& ca) : ca_(ca) {}
+
+    std::string_view role() const override { return "CA"; }
+
+    std::vector<decryption_key> decryption_keys() const override {
+        // Rule 6: during the overlap a client may encrypt to the shadow CA (index 1).
+        std::vector<decryption_key> keys{{ca_.ca_.cert.get(), ca_.ca_.key.get()}};
+        if (ca_.shadow_)
+            keys.push_back({ca_.shadow_->cert.get(), ca_.shadow_->key.get()});
+        return keys;
+    }
+
+    detail::reply_signer signer_for(std::size_t recipient_index) const override {
+        // A request encrypted to the shadow comes from a client that took the shadow from
+        // GetNextCACert and now enrolls in its rollover trustpoint: IOS verifies that CertRep
+        // against the rollover CA certificate it enrolls to (research §2), and `pkisim client
+        // --ca nextca.pem` does the same. certmonger 0.79.17 and micromdm scepclient 2.1.0
+        // never send such requests. So the shadow signs.
+        const auto& k = recipient_index == 1 && ca_.shadow_ ? *ca_.shadow_ : ca_.ca_;
+        return {k.cert.get(), k.key.get(), nullptr, k.generation, &k != &ca_.ca_};
+    }
+
+    std::vector<X509*> renewal_anchors() const override {
+        // Signers issued by the active CA or by the shadow are trusted (rule 6 renewals).
+        std::vector<X509*> trusted{ca_.ca_.cert.get()};
+        if (ca_.shadow_)
+            trusted.push_back(ca_.shadow_->cert.get());
+        return trusted;
+    }
+
+    bool claims_our_issuer(X509* signer) const override {
+        return X509_NAME_cmp(X509_get_issuer_name(signer),
+                             X509_get_subject_name(ca_.ca_.cert.get())) == 0;
+    }
+
+    bool revoked(X509* signer) override {
+        const auto serial = serial_u64(signer);
+        if (!serial)
+            return false;
+        auto c = ca_.store_->certificate(*serial);
+        return c && c->revoked_at && c->der == to_der(signer);
+    }
+
+    bool is_ra_certificate(X509* signer) const override {
+        return is_ra_subject(X509_get_subject_name(signer));
+    }
+
+    detail::fulfilment grant(request_record& r, time_point now) override {
+        detail::fulfilment f;
+        std::string err;
+        f.cert = ca_.issue(r, now, err);
+        f.status = f.cert ? pki_status::success : pki_status::failure;
+        f.text = std::move(err);
+        return f;
+    }
+
+    detail::fulfilment retrieve(request_record& r, time_point /*now*/) override {
+        detail::fulfilment f;
+        f.status = pki_status::failure;
+        std::optional<certificate_record> c;
+        if (r.serial)
+            c = ca_.store_->certificate(*r.serial);
+        if (!c) {
+            f.text = "issued certificate missing";
+            return f;
+        }
+        auto cert = x509_from_der(c->der);
+        if (!cert) {
+            f.text = "stored certificate corrupt";
+            return f;
+        }
+        f.status = pki_status::success;
+        f.cert = std::move(*cert);
+        return f;
+    }
+
+    http_answer get_cert(const pki_request& req, const detail::reply_signer& s,
+                         time_point now) override {
+        const auto* id = req.cert_id();
+        std::optional<certificate_record> c;
+        if (id && id->serial_u64)
+            c = ca_.store_->certificate(*id->serial_u64);
+        if (!c)
+            return ca_.core_->fail(req.context(), s, fail_info::bad_cert_id, "unknown serial", now);
+        auto cert = x509_from_der(c->der);
+        if (!cert) {
+            return ca_.core_->fail(req.context(), s, fail_info::bad_request,
+                                   "stored certificate corrupt", now);
+        }
+        return cert_rep_answer(success_for(req.context(), s.cert, s.key, {cert->get()}, now),
+                               fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
+    }
+
+    http_answer get_crl(const pki_request& req, const detail::reply_signer& s,
+                        time_point now) override {
+        auto p = success_for(req.context(), s.cert, s.key, {}, now);
+        p.crls.push_back(ca_.crl_.get());
+        return cert_rep_answer(std::move(p), "GetCRL SUCCESS");
+    }
+
+    std::string granted_line(const request_record& r, const detail::fulfilment& f) const override {
+        if (f.status == pki_status::success)
+            return fmt::format("% Granted request {}: serial {}\n", r.id, serial_hex(f.cert.get()));
+        return fmt::format("% Request {} not granted: {}\n", r.id, f.text);
+    }
+
+  private:
+    ca_engine& ca_;
+};
+
+// A new CA (or shadow CA) key of the configured type (--key-type, --ec-curve, --key-bits).
+static evp_pkey_ptr new_ca_key(const engine_options& o) {
+    if (o.key_type == "ec")
+        return generate_ec_key(o.ec_curve);
+    return generate_rsa_key(o.key_bits);
+}
+
 std::string ios_countdown(timers::duration d) {
     if (d < timers::duration{0})
         d = timers::duration{0};
@@ -76,20 +199,15 @@ std::string ios_countdown(timers::duration d) {
 }
 
 ca_engine::ca_engine(engine_options options, const timers::clock& clock)
-    : options_(std::move(options)), clock_(clock) {
+    : enrollment_engine(std::move(options), clock) {
     if (options_.server.issuer_name.empty()) {
         options_.server.issuer_name = "CN=" + options_.server.name;  // IOS default
     }
-    std::error_code ec;
-    std::filesystem::create_directories(options_.data_dir, ec);
-    if (ec) {
-        throw startup_error(exit_status::store,
-                            fmt::format("cannot create data folder {}: {}",
-                                        options_.data_dir.string(), ec.message()));
-    }
-    ::chmod(options_.data_dir.c_str(), 0700);
+    open_store();
     try {
-        store_ = std::make_unique<store>(options_.data_dir / "pkisim.db");
+        issuer_ = std::make_unique<ca_issuer>(*this);
+        core_ = std::make_unique<detail::enrollment_core>(*issuer_, *store_, options_, clock_);
+        add_commands();
         if (store_->ca_generations().empty()) {
             create_ca();
         } else {
@@ -138,7 +256,7 @@ void ca_engine::create_ca() {
             throw startup_error(exit_status::config, "the given CA key is not a private key");
         key = std::move(*existing);
     } else {
-        key = generate_rsa_key(options_.key_bits);
+        key = new_ca_key(options_);
     }
     const auto validity = timers::ca_validity(options_.server, now);  // rule 1
     x509_ptr cert;
@@ -157,7 +275,6 @@ void ca_engine::create_ca() {
     store_->set_meta("server_name", options_.server.name);
     store_->set_meta("issuer_name", options_.server.issuer_name);
     ca_ = {gen, std::move(cert), std::move(key)};
-    ca_der_ = to_der(ca_.cert.get());
     write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
 }
 
@@ -172,17 +289,7 @@ void ca_engine::load_ca() {
                         options_.server.issuer_name));
     }
     auto load_key = [&](const ca_generation_record& g) {
-        auto key = decrypt_private_key_pem(g.key_pem, options_.passphrase);
-        if (!key) {
-            if (key.error() == make_error_code(error::wrong_passphrase)) {
-                throw startup_error(
-                    exit_status::wrong_passphrase,
-                    "wrong passphrase for the CA key in " + options_.data_dir.string());
-            }
-            throw startup_error(exit_status::store,
-                                "the stored CA key is unusable: " + key.error().message());
-        }
-        return std::move(*key);
+        return load_stored_key(g.key_pem, options_, "CA");
     };
     bool have_active = false;
     for (auto& g : store_->ca_generations()) {
@@ -209,7 +316,6 @@ void ca_engine::load_ca() {
         }
     }
     if (have_active) {
-        ca_der_ = to_der(ca_.cert.get());
         if (auto c = store_->meta("rollover_cancelled_generation"); c && !c->empty()) {
             cancelled_for_ = std::stoi(*c);
             cancelled_overlap_ = store_->meta("rollover_cancelled_overlap").value_or("");
@@ -329,7 +435,7 @@ evp_pkey_ptr ca_engine::next_shadow_key() {
             throw store_error("the given shadow CA key is not a private key");
         return std::move(*key);
     }
-    return generate_rsa_key(options_.key_bits);
+    return new_ca_key(options_);
 }
 
 void ca_engine::generate_shadow(bool by_operator) {
@@ -382,7 +488,6 @@ void ca_engine::switch_over(time_point now) {
     archived_.push_back(std::move(ca_.cert));
     ca_ = std::move(*shadow_);
     shadow_.reset();
-    ca_der_ = to_der(ca_.cert.get());
     write_private_file(ca_pem_path(), to_pem(ca_.cert.get()));
     // The CRL is issued by the new key from now on (rule 7).
     refresh_crl(now);
@@ -444,311 +549,84 @@ std::string ca_engine::rollover_command(std::span<const std::string_view> args, 
 // ---------------------------------------------------------------------------------------------
 // SCEP operations.
 
-http_answer ca_engine::get_ca_cert() {
-    catch_up(clock_.now());
-    // scep-wire §1.6: one CA certificate, no RA -> raw DER, application/x-x509-ca-cert.
-    return {200, "application/x-x509-ca-cert", as_string(ca_der_), false, ""};
-}
-
-http_answer ca_engine::get_ca_caps() {
-    catch_up(clock_.now());
-    // Model rule 5: GetNextCACert only while a shadow exists.
-    return {200, "text/plain", get_ca_caps_body(shadow_.has_value()), false, ""};
-}
-
-http_answer ca_engine::get_next_ca_cert() {
-    const time_point now = clock_.now();
-    catch_up(now);
-    if (!shadow_) {
-        // Model rule 4: no rollover certificate -> IOS-exact 404.
-        return ios_not_found("no rollover CA certificate");
-    }
-    // Rule 4 / scep-wire §0.15: signed by the CURRENT CA key; the shadow both as the content
-    // (degenerate SignedData, RFC 8894 §4.7.1) and in the outer certificates (sscep, jscep).
-    std::array<X509*, 1> next{shadow_->cert.get()};
-    auto der = encode_get_next_ca_cert(next, ca_.cert.get(), ca_.key.get(),
-                                       digest_nid_for(options_.server.hash), now);
-    if (!der) {
-        return {500, "text/plain", "internal error\n", false,
-                "encode GetNextCACert: " + der.error().message()};
-    }
-    return {200, "application/x-x509-next-ca-cert", as_string(*der), false,
-            fmt::format("rollover CA {}", md5_fingerprint(shadow_->cert.get()))};
-}
-
-http_answer ca_engine::reply(cert_rep_params params, std::string detail) {
-    return cert_rep_answer(std::move(params), std::move(detail));
-}
-
-http_answer ca_engine::fail(const reply_context& ctx, fail_info info, std::string text) {
-    auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
-    return reply(failure_for(ctx, signer_->cert.get(), signer_->key.get(), info, std::move(text),
-                             clock_.now()),
-                 std::move(detail));
-}
-
-http_answer ca_engine::pki_operation(byte_view der) {
-    const time_point now = clock_.now();
+void ca_engine::before(time_point now) {
     catch_up(now);
     // Requests may change; tick() re-reads the next expiry once.
     expiry_dirty_ = true;
-    signer_ = &ca_;
-    // Rule 6: during the overlap a client may encrypt to the shadow CA (index 1).
-    std::vector<decryption_key> keys{{ca_.cert.get(), ca_.key.get()}};
-    if (shadow_)
-        keys.push_back({shadow_->cert.get(), shadow_->key.get()});
-    decode_options opts;
-    opts.allow_legacy = options_.legacy_crypto;
-    auto req = decode_pki_message(der, keys, opts);
-    // Who signs the reply. A request encrypted to the shadow comes from a client that took the
-    // shadow from GetNextCACert and now enrolls in its rollover trustpoint: IOS verifies that
-    // CertRep against the rollover CA certificate it enrolls to (the "CA Certificate
-    // (Rollover)" of that trustpoint, research §2), and `pkisim client --ca nextca.pem` does
-    // the same. certmonger 0.79.17 and micromdm scepclient 2.1.0 never send such requests (no
-    // GetNextCACert; micromdm encrypts to what GetCACert returned). So the shadow signs, and
-    // its certificate goes in the reply's certificates.
-    if (req && req->recipient_index == 1 && shadow_)
-        signer_ = &*shadow_;
-    if (!req) {
-        const auto& f = req.error();
-        const auto w = to_wire(f);
-        if (w.failure && f.context)
-            return fail(*f.context, *w.failure, f.text);
-        const unsigned status = w.http_status == 200 ? 400 : w.http_status;
-        return {status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
-    }
-    try {
-        switch (req->type) {
-            case message_type::pkcs_req:
-            case message_type::renewal_req:
-                return enroll(*req, now);
-            case message_type::cert_poll:
-                return poll(*req, now);
-            case message_type::get_cert:
-                return get_cert(*req);
-            case message_type::get_crl:
-                return get_crl(*req);
-            case message_type::cert_rep:
-                break;
-        }
-        return fail(req->context(), fail_info::bad_request, "unexpected messageType");
-    } catch (const std::exception& e) {
-        // Store or OpenSSL failure on our side: the client may retry (never a FAILURE that
-        // would make it give up on a request we might still hold).
-        return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
-    }
 }
 
-http_answer ca_engine::enroll(const pki_request& req, time_point now) {
-    const auto ctx = req.context();
-    const csr_request* csr = req.csr();
-    if (!csr)
-        return fail(ctx, fail_info::bad_request, "no CSR");
-    const std::string type_name{to_string(req.type)};
-
-    // scep-wire §0.12: renewal is classified by the signer certificate, not the message type.
-    // Signers issued by the active CA or by the shadow are trusted (rule 6 renewals).
-    bool renewal = false;
-    // Issue 4 §2, the CA side of RA mode: a PKCSReq signed by an RA certificate we issued
-    // (subject OU=ioscs RA, research §5) for ANOTHER key is a client's request the RA checked
-    // (challenge, grant mode) and forwarded; for the RA's own key it is the RA's renewal or
-    // rollover request.
-    bool ra_forwarded = false;
-    bool ra_own_request = false;
-    if (!req.signer_is_self_signed) {
-        std::vector<X509*> trusted{ca_.cert.get()};
-        if (shadow_)
-            trusted.push_back(shadow_->cert.get());
-        auto chain = verify_signer_chain(req.signer.get(), trusted, now);
-        if (chain) {
-            renewal = true;
-            if (is_ra_subject(X509_get_subject_name(req.signer.get()))) {
-                if (same_public_key(X509_get0_pubkey(req.signer.get()), csr->public_key)) {
-                    ra_own_request = is_ra_subject(X509_REQ_get_subject_name(csr->csr.get()));
-                } else {
-                    ra_forwarded = true;
-                    renewal = false;  // the client's enrollment, not a renewal of the RA
-                }
-            }
-        } else if (req.type == message_type::renewal_req ||
-                   X509_NAME_cmp(X509_get_issuer_name(req.signer.get()),
-                                 X509_get_subject_name(ca_.cert.get())) == 0) {
-            // A RenewalReq, or a certificate that claims to be ours but does not verify now
-            // (expired, revoked key, forged).
-            return fail(ctx, fail_info_for(chain.error()),
-                        fmt::format("renewal signer rejected: {}", chain.error().message()));
-        }
-        // Otherwise a PKCSReq signed by a foreign certificate: an initial enrollment.
-    } else if (req.type == message_type::renewal_req) {
-        return fail(ctx, fail_info::bad_request, "RenewalReq signed by a self-signed certificate");
-    }
-
-    const std::string signer_key = key_hash(req.signer.get());
-    const std::string signer_cert = sha256_fingerprint(req.signer.get());
-    // scep-wire §0.11/§0.13: transactionIDs repeat; the same (transactionID, signer key, CSR)
-    // is a re-sent request (micromdm re-sends PKCSReq instead of CertPoll; certmonger makes a
-    // new self-signed signer for the same key) and is answered as a poll. A renewal signed by
-    // an issued certificate is new even with the same key and CSR (micromdm reuses both) unless
-    // it is signed by the same certificate. The same transactionID and key with another CSR
-    // while the first is pending is a replay with altered content.
-    // Only requests to the same CA generation count: the identical PKCSReq encrypted to the
-    // shadow is the client's rollover request (rule 6), not a re-send of its first enrollment
-    // (IOS and `pkisim client` reuse the key, hence the transactionID and the CSR).
-    for (auto& r : store_->requests_by_transaction(req.transaction_id)) {
-        if (r.signer_key_hash != signer_key || r.ca_generation != signer_->generation)
-            continue;
-        const bool same_signer =
-            r.renewal == renewal && (!renewal || r.signer_cert_hash == signer_cert);
-        if (same_signer && r.csr_der == csr->der)
-            return answer_existing(req, std::move(r), now);
-        if (r.state == request_state::pending && now < r.expires) {
-            return fail(ctx, fail_info::bad_request,
-                        fmt::format("transactionID already used by pending request {} with "
-                                    "another CSR",
-                                    r.id));
-        }
-    }
-
-    bool one_time_password = false;
-    // The RA checked the challenge before forwarding (model rule 8); the CA does not ask again
-    // (the client's one-time password may already be consumed at the RA).
-    if (!renewal && !ra_forwarded) {
-        // RFC 8894 §2.3: the challenge is optional for renewals; required for initial
-        // enrollments when a static challenge is configured.
-        if (csr->challenge_password) {
-            const auto& pw = *csr->challenge_password;
-            if (options_.challenge && pw == *options_.challenge) {
-                // static password: accepted
-            } else if (store_->consume_password(pw, now)) {
-                one_time_password = true;
-            } else {
-                return fail(ctx, fail_info::bad_request, "wrong or expired challenge password");
-            }
-        } else if (options_.challenge) {
-            return fail(ctx, fail_info::bad_request, "challenge password required");
-        }
-    }
-
-    const auto mode = options_.server.grant;
-    if (mode == timers::grant_mode::none && !one_time_password) {
-        // IOS `grant none`: every request is rejected.
-        return fail(ctx, fail_info::bad_request, "request rejected (grant none)");
-    }
-
-    request_record r;
-    r.transaction_id = req.transaction_id;
-    r.signer_key_hash = signer_key;
-    r.signer_cert_hash = signer_cert;
-    r.state = request_state::pending;
-    r.csr_der = csr->der;
-    r.subject = csr->subject;
-    r.fingerprint = md5_upper_hex(csr->der);
-    r.renewal = renewal;
-    // Rule 6: a request encrypted to the shadow is issued by the shadow.
-    r.ca_generation = signer_->generation;
-    r.created = now;
-    r.expires = now + options_.server.enrollment_request_lifetime;  // `lifetime enrollment-request`
-    r.id = store_->add_request(r);
-
-    // IOS: a valid one-time password grants the request at once, whatever the grant mode.
-    // `grant ra-auto`: what an RA forwarded, and the RA's own renewal/rollover request (IOS
-    // `grant auto rollover ra-cert`, research §1.1), are granted; everything else is held for
-    // the operator as in manual mode.
-    const bool ra_auto_grants =
-        mode == timers::grant_mode::ra_auto && (ra_forwarded || ra_own_request);
-    if (mode == timers::grant_mode::auto_grant || one_time_password || ra_auto_grants) {
-        std::string err;
-        x509_ptr cert = issue(r, now, err);
-        if (!cert)
-            return fail(ctx, fail_info::bad_request, err);
-        auto p = success_for(ctx, signer_->cert.get(), signer_->key.get(), {cert.get()}, now);
-        if (options_.include_ca_in_success)
-            p.issued.push_back(signer_->cert.get());
-        return reply(std::move(p),
-                     fmt::format("{} SUCCESS serial {}{}{}", type_name, serial_hex(cert.get()),
-                                 signer_ == &ca_ ? "" : " (rollover CA)",
-                                 ra_forwarded ? " (forwarded by RA)" : ""));
-    }
-    return reply(pending_for(ctx, signer_->cert.get(), signer_->key.get(), now),
-                 fmt::format("{} PENDING request {}", type_name, r.id));
+std::vector<X509*> ca_engine::ca_cert_chain() const {
+    return {ca_.cert.get()};
 }
 
-http_answer ca_engine::answer_existing(const pki_request& req, request_record r, time_point now) {
-    const auto ctx = req.context();
-    const std::string type_name{to_string(req.type)};
-    if (r.state == request_state::pending && now >= r.expires) {
-        store_->set_request_state(r.id, request_state::expired);
-        r.state = request_state::expired;
-    }
-    switch (r.state) {
-        case request_state::pending:
-            return reply(pending_for(ctx, signer_->cert.get(), signer_->key.get(), now),
-                         fmt::format("{} PENDING request {}", type_name, r.id));
-        case request_state::granted:
-        case request_state::issued: {
-            // RFC 8894 Figure 11/13: keep issued certificates retrievable by transactionID.
-            std::optional<certificate_record> c;
-            if (r.serial)
-                c = store_->certificate(*r.serial);
-            if (!c)
-                return fail(ctx, fail_info::bad_request, "issued certificate missing");
-            auto cert = x509_from_der(c->der);
-            if (!cert)
-                return fail(ctx, fail_info::bad_request, "stored certificate corrupt");
-            auto p = success_for(ctx, signer_->cert.get(), signer_->key.get(), {cert->get()}, now);
-            if (options_.include_ca_in_success)
-                p.issued.push_back(signer_->cert.get());
-            return reply(std::move(p), fmt::format("{} SUCCESS serial {} (request {})", type_name,
-                                                   serial_hex(cert->get()), r.id));
-        }
-        case request_state::rejected:
-            return fail(ctx, fail_info::bad_request, fmt::format("request {} was rejected", r.id));
-        case request_state::expired:
-            return fail(ctx, fail_info::bad_request, fmt::format("request {} expired", r.id));
-    }
-    return fail(ctx, fail_info::bad_request, "unknown request state");
+std::string ca_engine::ca_caps() const {
+    // Model rule 5: GetNextCACert only while a shadow exists.
+    return get_ca_caps_body(shadow_.has_value());
 }
 
-http_answer ca_engine::poll(const pki_request& req, time_point now) {
-    // RFC 8894 §3.3.3: match on transactionID; the IssuerAndSubject issuer is not trusted
-    // (scep-wire §0.13). Prefer the request with the same key.
-    auto rows = store_->requests_by_transaction(req.transaction_id);
-    if (rows.empty()) {
-        return fail(req.context(), fail_info::bad_request, "CertPoll for an unknown transactionID");
-    }
-    // Prefer the request with the same key made to the same CA generation (a rollover request
-    // and the first enrollment share key and transactionID), then the same key.
-    const std::string signer_key = key_hash(req.signer.get());
-    for (auto& r : rows) {
-        if (r.signer_key_hash == signer_key && r.ca_generation == signer_->generation)
-            return answer_existing(req, std::move(r), now);
-    }
-    for (auto& r : rows) {
-        if (r.signer_key_hash == signer_key)
-            return answer_existing(req, std::move(r), now);
-    }
-    return answer_existing(req, std::move(rows.front()), now);
+std::optional<enrollment_engine::next_ca> ca_engine::next_ca_certs() const {
+    if (!shadow_)
+        return std::nullopt;
+    return next_ca{{shadow_->cert.get()},
+                   ca_.cert.get(),
+                   ca_.key.get(),
+                   digest_nid_for(options_.server.hash),
+                   fmt::format("rollover CA {}", md5_fingerprint(shadow_->cert.get()))};
 }
 
-http_answer ca_engine::get_cert(const pki_request& req) {
-    const auto* id = req.cert_id();
-    if (!id || !id->serial_u64)
-        return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
-    auto c = store_->certificate(*id->serial_u64);
-    if (!c)
-        return fail(req.context(), fail_info::bad_cert_id, "unknown serial");
-    auto cert = x509_from_der(c->der);
-    if (!cert)
-        return fail(req.context(), fail_info::bad_request, "stored certificate corrupt");
-    return reply(success_for(req.context(), signer_->cert.get(), signer_->key.get(), {cert->get()},
-                             clock_.now()),
-                 fmt::format("GetCert SUCCESS serial {}", serial_hex(cert->get())));
+namespace {
+// "/a/b?x=1" of "http://host:port/a/b?x=1" (a cdp-url), or the text itself when it has no
+// scheme; empty when there is nothing after the host.
+std::string_view path_and_query(std::string_view url) {
+    if (const auto scheme = url.find("://"); scheme != std::string_view::npos) {
+        const auto slash = url.find('/', scheme + 3);
+        return slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    }
+    return url;
 }
 
-http_answer ca_engine::get_crl(const pki_request& req) {
-    auto p = success_for(req.context(), signer_->cert.get(), signer_->key.get(), {}, clock_.now());
-    p.crls.push_back(crl_.get());
-    return reply(std::move(p), "GetCRL SUCCESS");
+bool iequal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+}  // namespace
+
+bool ca_engine::is_resource(std::string_view target) const {
+    const auto qpos = target.find('?');
+    const auto path = target.substr(0, qpos);
+    if (path == fmt::format("/crl/{}.crl", options_.server.name))
+        return true;
+    if (const auto cdp = path_and_query(options_.server.cdp_url); !cdp.empty() && cdp == target)
+        return true;
+    // GET .../pkiclient.exe?operation=GetCRL: what IOS writes as its own CDP.
+    constexpr std::string_view scep = "/pkiclient.exe";
+    if (qpos == std::string_view::npos || path.size() < scep.size() ||
+        path.substr(path.size() - scep.size()) != scep)
+        return false;
+    for (auto q = target.substr(qpos + 1); !q.empty();) {
+        const auto amp = q.find('&');
+        const auto pair = q.substr(0, amp);
+        if (pair.size() > 10 && iequal(pair.substr(0, 10), "operation=") &&
+            iequal(pair.substr(10), "GetCRL"))
+            return true;
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    }
+    return false;
+}
+
+http_answer ca_engine::resource(std::string_view target) {
+    before(clock_.now());
+    if (!is_resource(target))
+        return {404, "text/plain", "not found\n", false, "no such resource"};
+    // RFC 5280 §4.2.1.13 / RFC 2585 §4.2: a DER CRL as application/pkix-crl.
+    return {200, "application/pkix-crl", as_string(to_der(crl_.get())), false,
+            fmt::format("CRL, next update {}", timers::to_iso8601(crl_next_update_))};
+}
+
+std::string ca_engine::no_next_ca_text() const {
+    return "no rollover CA certificate";
 }
 
 x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& error_text) {
@@ -811,107 +689,44 @@ void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
 // ---------------------------------------------------------------------------------------------
 // Operator commands.
 
-admin_result ca_engine::admin(std::string_view line) {
-    const time_point now = clock_.now();
-    const auto w = words(line);
-    if (w.empty())
-        return {false, "% empty command\n"};
-    try {
-        catch_up(now);
-        store_->expire_requests(now);
-        expiry_dirty_ = true;
-        if (w[0] == "rollover") {
-            bool ok = true;
-            auto text = rollover_command(std::span{w}.subspan(1), now, ok);
-            return {ok, std::move(text)};
+void ca_engine::add_commands() {
+    core_->add_command("rollover", [this](std::span<const std::string_view> a, time_point now) {
+        bool ok = true;
+        auto text = rollover_command(a, now, ok);
+        return admin_result{ok, std::move(text)};
+    });
+    core_->add_command("revoke", [this](std::span<const std::string_view> a, time_point now) {
+        if (a.size() != 1)
+            return admin_result{false, "% Usage: revoke SERIAL\n"};
+        // IOS `revoke SERIAL` takes hex (what `show ... certificates` prints); accept 0x too.
+        auto text = a[0];
+        if (text.size() > 2 && (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X"))
+            text.remove_prefix(2);
+        auto serial = parse_u64(text, 16);
+        if (serial && (serial_u64(ca_.cert.get()) == *serial ||
+                       (shadow_ && serial_u64(shadow_->cert.get()) == *serial))) {
+            return admin_result{false, "% The CA certificate cannot be revoked by its own CRL\n"};
         }
-        if (w[0] == "grant" && w.size() == 2)
-            return {true, grant(w[1], now)};
-        if (w[0] == "reject" && w.size() == 2)
-            return {true, reject(w[1], now)};
-        if (w[0] == "revoke" && w.size() == 2) {
-            // IOS `revoke SERIAL` takes hex (what `show ... certificates` prints); accept 0x too.
-            auto text = w[1];
-            if (text.size() > 2 && (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X")) {
-                text.remove_prefix(2);
-            }
-            auto serial = parse_u64(text, 16);
-            if (serial && (serial_u64(ca_.cert.get()) == *serial ||
-                           (shadow_ && serial_u64(shadow_->cert.get()) == *serial))) {
-                return {false, "% The CA certificate cannot be revoked by its own CRL\n"};
-            }
-            if (!serial || !store_->revoke(*serial, now)) {
-                return {false, fmt::format("% Certificate with serial {} not found\n", w[1])};
-            }
-            refresh_crl(now);
-            return {true, fmt::format("% Certificate {:X} succesfully revoked.\n", *serial)};
+        if (!serial || !store_->revoke(*serial, now))
+            return admin_result{false,
+                                fmt::format("% Certificate with serial {} not found\n", a[0])};
+        refresh_crl(now);
+        return admin_result{true,
+                            fmt::format("% Certificate {:X} succesfully revoked.\n", *serial)};
+    });
+    core_->add_command("show", [this](std::span<const std::string_view> a, time_point now) {
+        if (a.size() == 1) {
+            if (a[0] == "server")
+                return admin_result{true, show_server(now)};
+            if (a[0] == "requests")
+                return admin_result{true, show_requests(now)};
+            if (a[0] == "certificates")
+                return admin_result{true, show_certificates()};
+            if (a[0] == "timers")
+                return admin_result{true, show_timers(now)};
         }
-        if (w[0] == "password" && w.size() >= 2 && w[1] == "generate")
-            return generate_password(*store_, std::span{w}.subspan(2), now);
-        if (w[0] == "show" && w.size() == 2) {
-            if (w[1] == "server")
-                return {true, show_server(now)};
-            if (w[1] == "requests")
-                return {true, show_requests(now)};
-            if (w[1] == "certificates")
-                return {true, show_certificates()};
-            if (w[1] == "timers")
-                return {true, show_timers(now)};
-        }
-    } catch (const std::exception& e) {
-        return {false, fmt::format("% internal error: {}\n", e.what())};
-    }
-    return {false, fmt::format("% Invalid command: {}\n", line)};
-}
-
-std::string ca_engine::grant(std::string_view what, time_point now) {
-    std::string out;
-    std::vector<request_record> targets;
-    if (what == "all") {
-        for (auto& r : store_->requests()) {
-            if (r.state == request_state::pending)
-                targets.push_back(std::move(r));
-        }
-    } else {
-        auto id = parse_u64(what);
-        auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
-        if (!r || r->state != request_state::pending) {
-            return fmt::format("% Request {} is not pending\n", what);
-        }
-        targets.push_back(std::move(*r));
-    }
-    for (const auto& r : targets) {
-        std::string err;
-        auto cert = issue(r, now, err);
-        if (cert) {
-            out += fmt::format("% Granted request {}: serial {}\n", r.id, serial_hex(cert.get()));
-        } else {
-            out += fmt::format("% Request {} not granted: {}\n", r.id, err);
-        }
-    }
-    if (targets.empty())
-        out = "% No pending requests\n";
-    return out;
-}
-
-std::string ca_engine::reject(std::string_view what, time_point /*now*/) {
-    std::string out;
-    if (what == "all") {
-        for (auto& r : store_->requests()) {
-            if (r.state != request_state::pending)
-                continue;
-            store_->set_request_state(r.id, request_state::rejected);
-            out += fmt::format("% Rejected request {}\n", r.id);
-        }
-        return out.empty() ? "% No pending requests\n" : out;
-    }
-    auto id = parse_u64(what);
-    auto r = id ? store_->request(static_cast<std::int64_t>(*id)) : std::nullopt;
-    if (!r || r->state != request_state::pending) {
-        return fmt::format("% Request {} is not pending\n", what);
-    }
-    store_->set_request_state(r->id, request_state::rejected);
-    return fmt::format("% Rejected request {}\n", r->id);
+        return admin_result{false, "% Usage: show server|requests|certificates|timers\n"};
+    });
 }
 
 std::string ca_engine::show_server(time_point now) {

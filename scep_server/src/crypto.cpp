@@ -167,6 +167,17 @@ std::size_t keyword_at(std::string_view text, std::size_t pos, std::string* key)
     return i + 1 - pos;
 }
 
+bool is_ec_key(const EVP_PKEY* key) {
+    return key != nullptr && EVP_PKEY_is_a(key, "EC");
+}
+
+// RFC 5480 §3: an EC key never gets keyEncipherment (it cannot do key transport); RSA keys sign
+// and are encrypted to (scep-wire §0.5).
+const char* end_entity_key_usage(const EVP_PKEY* key) {
+    return is_ec_key(key) ? "critical,digitalSignature"
+                          : "critical,digitalSignature,keyEncipherment";
+}
+
 tl::expected<x509_ptr, std::error_code> make_ca_impl(EVP_PKEY* key, const X509_NAME* subject,
                                                      const timers::validity& validity,
                                                      std::uint64_t serial,
@@ -189,7 +200,9 @@ tl::expected<x509_ptr, std::error_code> make_ca_impl(EVP_PKEY* key, const X509_N
     // certificate (digitalSignature) and encrypt to it (keyEncipherment).
     if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
         !add_conf_ext(cert.get(), &ctx, NID_key_usage,
-                      "critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment") ||
+                      is_ec_key(key) ? "critical,keyCertSign,cRLSign,digitalSignature"
+                                     : "critical,keyCertSign,cRLSign,digitalSignature,"
+                                       "keyEncipherment") ||
         !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always")) {
         return fail(error::internal);
@@ -226,6 +239,15 @@ evp_pkey_ptr generate_rsa_key(unsigned bits) {
     evp_pkey_ptr key{EVP_RSA_gen(bits)};
     if (!key) {
         throw_openssl(fmt::format("RSA key generation ({} bits)", bits));
+    }
+    return key;
+}
+
+evp_pkey_ptr generate_ec_key(std::string_view curve) {
+    const std::string name{curve};
+    evp_pkey_ptr key{EVP_EC_gen(name.c_str())};
+    if (!key) {
+        throw_openssl(fmt::format("EC key generation ({})", name));
     }
     return key;
 }
@@ -404,8 +426,7 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca_cert, cert.get(), nullptr, nullptr, 0);
     if (!add_conf_ext(cert.get(), &ctx, NID_basic_constraints, "CA:FALSE") ||
-        !add_conf_ext(cert.get(), &ctx, NID_key_usage,
-                      "critical,digitalSignature,keyEncipherment") ||
+        !add_conf_ext(cert.get(), &ctx, NID_key_usage, end_entity_key_usage(pub)) ||
         !add_conf_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") ||
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid")) {
         return fail(error::internal);
@@ -531,6 +552,86 @@ tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_
         return fail(encrypted ? error::wrong_passphrase : error::bad_key);
     }
     return key;
+}
+
+x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
+                                 const timers::validity& validity, int digest_nid) {
+    auto name = parse_dn(subject_dn);
+    if (!name) {
+        throw std::invalid_argument(fmt::format("bad DN \"{}\"", subject_dn));
+    }
+    const EVP_MD* md = digest_by_nid(digest_nid);
+    x509_ptr cert{X509_new()};
+    asn1_integer_ptr serial{ASN1_INTEGER_new()};
+    const asn1_time_ptr nb = to_asn1_time(validity.not_before);
+    const asn1_time_ptr na = to_asn1_time(validity.not_after);
+    if (md == nullptr || !cert || !serial || ASN1_INTEGER_set(serial.get(), 1) != 1 ||
+        X509_set_version(cert.get(), 2) != 1 ||
+        X509_set_serialNumber(cert.get(), serial.get()) != 1 ||
+        X509_set_subject_name(cert.get(), name->get()) != 1 ||
+        X509_set_issuer_name(cert.get(), name->get()) != 1 ||
+        X509_set1_notBefore(cert.get(), nb.get()) != 1 ||
+        X509_set1_notAfter(cert.get(), na.get()) != 1 || X509_set_pubkey(cert.get(), key) != 1) {
+        throw_openssl("make_self_signed_signer");
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    // An EC signer is reached by ECDH key agreement, an RSA one by key transport.
+    x509_extension_ptr ku{X509V3_EXT_conf_nid(nullptr, &ctx, NID_key_usage,
+                                              is_ec_key(key)
+                                                  ? "critical,digitalSignature,keyAgreement"
+                                                  : "critical,digitalSignature,keyEncipherment")};
+    if (!ku || X509_add_ext(cert.get(), ku.get(), -1) != 1 || X509_sign(cert.get(), key, md) <= 0) {
+        throw_openssl("make_self_signed_signer");
+    }
+    return cert;
+}
+
+x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options) {
+    auto name = parse_dn(subject_dn);
+    if (!name) {
+        throw std::invalid_argument(fmt::format("bad DN \"{}\"", subject_dn));
+    }
+    const EVP_MD* md = digest_by_nid(options.digest_nid);
+    x509_req_ptr req{X509_REQ_new()};
+    if (md == nullptr || !req || X509_REQ_set_version(req.get(), 0) != 1 ||
+        X509_REQ_set_subject_name(req.get(), name->get()) != 1 ||
+        X509_REQ_set_pubkey(req.get(), key) != 1) {
+        throw_openssl("make_csr");
+    }
+    if (options.challenge_password) {
+        const std::string& c = *options.challenge_password;
+        const int type = options.challenge_utf8 ? V_ASN1_UTF8STRING : V_ASN1_PRINTABLESTRING;
+        if (X509_REQ_add1_attr_by_NID(req.get(), NID_pkcs9_challengePassword, type,
+                                      reinterpret_cast<const unsigned char*>(c.data()),
+                                      static_cast<int>(c.size())) != 1) {
+            throw_openssl("challengePassword");
+        }
+    }
+    if (!options.dns_names.empty() || !options.ip_addresses.empty()) {
+        std::string san;
+        for (const std::string& d : options.dns_names) {
+            san.append(san.empty() ? "" : ",").append("DNS:").append(d);
+        }
+        for (const std::string& ip : options.ip_addresses) {
+            san.append(san.empty() ? "" : ",").append("IP:").append(ip);
+        }
+        X509V3_CTX ctx;
+        X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
+        x509_extension_ptr ext{
+            X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())};
+        STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+        const bool ok = ext && exts != nullptr && sk_X509_EXTENSION_push(exts, ext.get()) > 0 &&
+                        X509_REQ_add_extensions(req.get(), exts) == 1;
+        sk_X509_EXTENSION_free(exts);  // the extension itself is owned by `ext`
+        if (!ok) {
+            throw_openssl("subjectAltName");
+        }
+    }
+    if (X509_REQ_sign(req.get(), key, md) <= 0) {
+        throw_openssl("X509_REQ_sign");
+    }
+    return req;
 }
 
 }  // namespace pkisim::scep

@@ -11,6 +11,7 @@
 
 #include "pkisim/scep/ca_engine.hpp"  // ios_countdown
 #include "pkisim/scep/codec.hpp"      // transaction_id_for
+#include "pkisim/scep/crypto.hpp"
 
 namespace pkisim::scep::detail {
 
@@ -105,24 +106,19 @@ std::optional<std::uint64_t> parse_u64(std::string_view s, int base) {
     return v;
 }
 
-admin_result generate_password(store& db, std::span<const std::string_view> args, time_point now) {
-    std::uint64_t minutes = 60;  // IOS default: one hour
-    if (args.size() > 1)
-        return {false, "% usage: password generate [MINUTES]\n"};
-    if (args.size() == 1) {
-        auto m = parse_u64(args[0]);
-        if (!m || *m < 1 || *m > 1440)
-            return {false, "% minutes must be 1..1440\n"};
-        minutes = *m;
+evp_pkey_ptr load_stored_key(std::string_view pem, const engine_options& options,
+                             std::string_view what) {
+    auto key = decrypt_private_key_pem(pem, options.passphrase);
+    if (!key) {
+        if (key.error() == make_error_code(error::wrong_passphrase)) {
+            throw startup_error(exit_status::wrong_passphrase,
+                                fmt::format("wrong passphrase for the {} key in {}", what,
+                                            options.data_dir.string()));
+        }
+        throw startup_error(exit_status::store, fmt::format("the stored {} key is unusable: {}",
+                                                            what, key.error().message()));
     }
-    std::array<unsigned char, 8> raw{};
-    if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
-        return {false, "% no random bytes for a password\n"};
-    std::string pw;
-    for (auto b : raw)
-        pw += fmt::format("{:02X}", b);
-    db.add_password(pw, now + timers::minutes{minutes});
-    return {true, fmt::format("% New password({}) is valid for {} minute(s)\n", pw, minutes)};
+    return std::move(*key);
 }
 
 std::string request_section(std::string_view title, std::string_view rows) {

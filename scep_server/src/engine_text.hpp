@@ -41,9 +41,10 @@ std::string_view db_level_text(timers::database_level d);
 std::vector<std::string_view> words(std::string_view line);
 std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10);
 
-// `password generate [MINUTES]` (IOS: one hour by default, 1..1440 minutes): stores a fresh
-// one-time challenge and returns IOS's message. `args` are the words after `generate`.
-admin_result generate_password(store& db, std::span<const std::string_view> args, time_point now);
+// Decrypts a stored CA / RA key (`what` = "CA" / "RA") with the operator's passphrase; throws
+// startup_error (wrong passphrase: its own exit code; anything else: the store's).
+evp_pkey_ptr load_stored_key(std::string_view pem, const engine_options& options,
+                             std::string_view what);
 
 // `show ... requests`: one section with its header and rule, then the rows.
 std::string request_section(std::string_view title, std::string_view rows);

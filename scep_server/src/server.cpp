@@ -378,7 +378,41 @@ class http_session : public std::enable_shared_from_this<http_session> {
             return send_plain(414, "request URL or headers too large\n");
         if (ec)
             return send_plain(400, fmt::format("bad HTTP request: {}\n", ec.message()));
-        handle(parser_->release());
+        auto req = parser_->release();
+        // Issue 11 §2.10: an HTTP/1.0 POST without Content-Length ends its body with the
+        // client's half-close (RFC 1945 §7.2.2); read it to EOF.
+        if (req.method() == http::verb::post && req.version() == 10 &&
+            req.find(http::field::content_length) == req.end() &&
+            req.find(http::field::transfer_encoding) == req.end()) {
+            const auto left = buffer_.data();
+            const auto* p = static_cast<const std::uint8_t*>(left.data());
+            req.body().insert(req.body().end(), p, p + left.size());
+            buffer_.consume(buffer_.size());
+            to_eof_.emplace(std::move(req));
+            return read_to_eof();
+        }
+        handle(std::move(req));
+    }
+
+    void read_to_eof() {
+        stream_.expires_after(srv_.http.read_timeout);
+        stream_.async_read_some(
+            net::buffer(drain_buffer_),
+            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                auto& got = self->to_eof_->body();
+                got.insert(got.end(), self->drain_buffer_.begin(),
+                            self->drain_buffer_.begin() + static_cast<std::ptrdiff_t>(n));
+                if (got.size() > self->srv_.http.body_limit)
+                    return self->send_plain(413, "request body too large\n");
+                if (ec == net::error::eof) {
+                    auto req = std::move(*self->to_eof_);
+                    self->to_eof_.reset();
+                    return self->handle(std::move(req));
+                }
+                if (ec)
+                    return self->close();
+                self->read_to_eof();
+            });
     }
 
     void handle(http::request<body> req) {
@@ -392,13 +426,19 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const auto q = parse_query(qpos == std::string_view::npos ? std::string_view{}
                                                                   : target.substr(qpos + 1));
         operation_ = q.operation.empty() ? "-" : q.operation;
+        // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
+        if (req.method() == http::verb::get && srv_.engine->is_resource(target)) {
+            return run_on_engine([&engine = *srv_.engine, t = std::string{target}] {
+                return engine.resource(t);
+            });
+        }
         // RFC 8894 §4.1 / IOS: any path that ends in /pkiclient.exe.
         constexpr std::string_view suffix = "/pkiclient.exe";
         if (path.size() < suffix.size() || path.substr(path.size() - suffix.size()) != suffix) {
             return send_plain(404, "not a SCEP path (expected .../pkiclient.exe)\n");
         }
         if (req.method() != http::verb::get && req.method() != http::verb::post) {
-            return send_plain(405, "method not allowed\n");
+            return send_plain(405, "method not allowed\n");  // with Allow (send)
         }
         if (q.operation.empty())
             return send_plain(400, "missing operation parameter\n");
@@ -484,6 +524,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
         res_->set(http::field::server, "cisco-IOS");
         if (!a.content_type.empty())
             res_->set(http::field::content_type, a.content_type);
+        if (a.status == 405)
+            res_->set(http::field::allow, "GET, POST");  // RFC 9110 §15.5.6
         res_->body() = std::move(a.body);
         res_->keep_alive(keep_alive_);
         res_->prepare_payload();  // Content-Length, never chunked (scep-wire §1.1)
@@ -542,6 +584,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<body>> parser_;
     std::optional<http::response<http::string_body>> res_;
+    std::optional<http::request<body>> to_eof_;  // HTTP/1.0 POST read to EOF
     std::string raw_;
     std::array<char, 4096> drain_buffer_{};
     std::size_t drained_ = 0;

@@ -83,12 +83,14 @@ std::string raw_response::header(std::string_view name) const {
 }
 
 raw_response http_raw(unsigned short port, std::string_view request,
-                      std::chrono::milliseconds timeout) {
+                      std::chrono::milliseconds timeout, bool half_close) {
     net::io_context ctx{1};
     tcp::socket s{ctx};
     s.connect({net::ip::make_address("127.0.0.1"), port});
     boost::system::error_code write_error;
     net::write(s, net::buffer(request), write_error);  // the server may refuse before the end
+    if (half_close)
+        s.shutdown(tcp::socket::shutdown_send, write_error);
     raw_response r;
     std::array<char, 65536> buf{};
     net::steady_timer timer{ctx};

@@ -57,8 +57,11 @@ struct raw_response {
     bytes body_bytes() const { return {body.begin(), body.end()}; }
 };
 // Sends `request` verbatim, reads until EOF (or timeout).
+// half_close: shut down our sending side after the request (an HTTP/1.0 body without
+// Content-Length ends there).
 raw_response http_raw(unsigned short port, std::string_view request,
-                      std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds{5000},
+                      bool half_close = false);
 raw_response http_get(unsigned short port, std::string_view target,
                       std::string_view version = "1.0", std::string_view extra_headers = "");
 raw_response http_post(unsigned short port, std::string_view target, const bytes& body,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "pkisim/scep/codec.hpp"
+#include "pkisim/scep/enrollment_engine.hpp"
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
@@ -38,24 +39,18 @@
 
 namespace pkisim::scep {
 
-class ca_engine final : public scep_service {
+class ca_issuer;
+
+class ca_engine final : public enrollment_engine {
   public:
     // Opens DIR/pkisim.db; creates the CA on first start (rule 1) or loads it. Throws
     // startup_error (wrong passphrase, foreign data folder, store failure).
     ca_engine(engine_options options, const timers::clock& clock);
-    ~ca_engine();
-    ca_engine(const ca_engine&) = delete;
-    ca_engine& operator=(const ca_engine&) = delete;
+    ~ca_engine() override;
 
-    http_answer get_ca_cert() override;
-    http_answer get_ca_caps() override;
-    http_answer get_next_ca_cert() override;
-    http_answer pki_operation(byte_view der) override;
-
-    // Operator commands (one line, as `pkisim ca` sends them): grant all|ID, reject all|ID,
-    // revoke SERIAL, password generate [MINUTES], rollover [cancel],
-    // show server|requests|certificates|timers. Returns {ok, text}.
-    admin_result admin(std::string_view line) override;
+    // Operator commands (admin(), one line as `pkisim ca` sends them): grant all|ID,
+    // reject all|ID, password generate [MINUTES] (the core's), and the CA's revoke SERIAL,
+    // rollover [cancel], show server|requests|certificates|timers.
 
     // Periodic work: expire pending requests, renew the CRL, generate the shadow CA (model rule
     // 3) and switch over to it (rule 7) when due. Returns the clock time of the next such event
@@ -63,17 +58,26 @@ class ca_engine final : public scep_service {
     // rollover part first too, so an answer never depends on how late the tick ran.
     time_point tick() override;
 
+    // The current CRL over HTTP (DER, application/pkix-crl): /crl/NAME.crl, the `cdp-url`
+    // path and query, GET operation=GetCRL.
+    bool is_resource(std::string_view target) const override;
+    http_answer resource(std::string_view target) override;
+
     // Facts for tests and the CLI.
     X509* ca_certificate() const override;
     // The shadow (rollover) CA certificate, nullptr when there is none.
     X509* shadow_certificate() const;
     int ca_generation() const { return ca_.generation; }
-    const engine_options& options() const override { return options_; }
-    store& database() { return *store_; }
     std::filesystem::path crl_path() const;
     std::filesystem::path ca_pem_path() const;
 
   private:
+    void before(time_point now) override;
+    std::vector<X509*> ca_cert_chain() const override;
+    std::string ca_caps() const override;
+    std::optional<next_ca> next_ca_certs() const override;
+    std::string no_next_ca_text() const override;
+
     struct ca_key_pair {
         int generation = 0;
         x509_ptr cert;
@@ -100,30 +104,21 @@ class ca_engine final : public scep_service {
     void cancel_shadow();
     evp_pkey_ptr next_shadow_key();
     std::string rollover_command(std::span<const std::string_view> args, time_point now, bool& ok);
-    std::string cert_rep(cert_rep_params params, std::string& detail);
-    http_answer reply(cert_rep_params params, std::string detail);
-    http_answer fail(const reply_context& ctx, fail_info info, std::string text);
-    http_answer enroll(const pki_request& req, time_point now);
-    http_answer poll(const pki_request& req, time_point now);
-    http_answer answer_existing(const pki_request& req, request_record r, time_point now);
-    http_answer get_cert(const pki_request& req);
-    http_answer get_crl(const pki_request& req);
     // Issues the request's certificate now (grant time = now). nullptr + text on failure.
     x509_ptr issue(const request_record& r, time_point now, std::string& error_text);
     void write_database_files(std::uint64_t serial, X509* cert);
 
-    std::string grant(std::string_view what, time_point now);
-    std::string reject(std::string_view what, time_point now);
+    void add_commands();  // the CA's own operator commands (rollover, revoke, show)
     std::string show_server(time_point now);
     std::string show_requests(time_point now);
     std::string show_certificates();
     std::string show_timers(time_point now);
 
-    engine_options options_;
-    const timers::clock& clock_;
-    std::unique_ptr<store> store_;
+    friend class ca_issuer;
+
+    // This mode's signer strategy (for the enrollment core).
+    std::unique_ptr<ca_issuer> issuer_;
     ca_key_pair ca_;
-    bytes ca_der_;
     // The rollover CA (state `shadow` in the store) while it exists.
     std::optional<ca_key_pair> shadow_;
     // Past active generations (certificates only) and cancelled shadows' generation ids.
@@ -134,9 +129,6 @@ class ca_engine final : public scep_service {
     std::optional<int> cancelled_for_;
     std::string cancelled_overlap_;
     std::size_t shadow_keys_used_ = 0;
-    // Who signs the reply of the SCEP operation being answered: the shadow when the request
-    // was encrypted to it (rule 6), else the active CA. Set at the start of pki_operation.
-    const ca_key_pair* signer_ = &ca_;
     x509_crl_ptr crl_;
     time_point crl_this_update_{};
     time_point crl_next_update_{};

@@ -28,6 +28,7 @@
 #include <variant>
 #include <vector>
 
+#include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/timers/timeline.hpp"
 
@@ -200,6 +201,11 @@ struct cert_rep_params {
 // Errors: internal (OpenSSL failed), unsupported_algorithm (digest/cipher unknown).
 tl::expected<bytes, std::error_code> encode_cert_rep(const cert_rep_params& params);
 
+// Whether a SUCCESS CertRep can be encrypted to `recipient` with `cipher_nid` (0: AES-128):
+// RSA key transport or ECDH key agreement (EC keys). Checked before a certificate is
+// committed, so no certificate is stored that its requester cannot receive (issue 11 §2.3).
+tl::expected<void, std::error_code> check_reply_envelope(X509* recipient, int cipher_nid);
+
 // Convenience: params pre-filled from a request / a decode failure context.
 cert_rep_params success_for(const reply_context& ctx, X509* signer_cert, EVP_PKEY* signer_key,
                             std::vector<X509*> issued, time_point signing_time);
@@ -265,19 +271,7 @@ bytes encode_issuer_and_serial(const X509* cert);  // the certificate's issuer +
 // A client's transactionID as most clients compute it: hex SHA-1 of the DER public key.
 std::string transaction_id_for(const EVP_PKEY* key);
 
-// Self-signed signer certificate for PKCSReq (like micromdm "O=scep-client, CN=SCEP SIGNER"),
-// v3, serial 1, keyUsage digitalSignature+keyEncipherment.
-x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
-                                 const timers::validity& validity, int digest_nid = NID_sha256);
-struct csr_options {
-    std::optional<std::string> challenge_password;
-    bool challenge_utf8 = false;            // UTF8String instead of PrintableString
-    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
-    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
-    int digest_nid = NID_sha256;
-};
-// PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.
-x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options = {});
+// make_self_signed_signer and make_csr (the requester's objects) are in crypto.hpp.
 
 struct cert_rep {
     message_type type = message_type::cert_rep;

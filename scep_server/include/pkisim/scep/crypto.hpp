@@ -34,6 +34,8 @@ int digest_nid_for(timers::hash_algorithm h) noexcept;
 
 // RSA key (65537). Throws std::runtime_error on failure (resource error).
 evp_pkey_ptr generate_rsa_key(unsigned bits = 2048);
+// EC key on `curve` ("P-256", "P-384"; OpenSSL group names). Throws std::runtime_error.
+evp_pkey_ptr generate_ec_key(std::string_view curve);
 
 // ---------------------------------------------------------------------------------------------
 // Distinguished names.
@@ -53,7 +55,8 @@ bool is_ra_subject(const X509_NAME* name);
 // ---------------------------------------------------------------------------------------------
 // CA certificates (ios-pki-model.md §1 rule 1 and 3).
 // Self-signed, serial as given, keyUsage critical keyCertSign, cRLSign, digitalSignature,
-// keyEncipherment (scep-wire §0.5: clients sign-check CertReps and encrypt to it),
+// keyEncipherment (scep-wire §0.5: clients sign-check CertReps and encrypt to it; an EC key:
+// no keyEncipherment, RFC 5480),
 // basicConstraints critical CA:TRUE, SKI, AKI (keyid).
 tl::expected<x509_ptr, std::error_code> make_self_signed_ca(EVP_PKEY* key,
                                                             std::string_view subject_dn,
@@ -75,7 +78,8 @@ tl::expected<x509_ptr, std::error_code> make_shadow_ca(EVP_PKEY* new_key, const 
 // Issuing (rule 2).
 enum class cert_profile {
     // Router / client identity: basicConstraints CA:FALSE, keyUsage critical digitalSignature +
-    // keyEncipherment; subjectAltName copied from the CSR (copy_san), other requested
+    // keyEncipherment (EC keys: digitalSignature only, RFC 5480); subjectAltName copied from the
+    // CSR (copy_san), other requested
     // extensions per copy_requested_extensions.
     end_entity,
     // RA certificate (model rule 8): CA:FALSE, keyUsage critical digitalSignature +
@@ -131,5 +135,21 @@ std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passph
 // is not a private key at all.
 tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_view pem,
                                                                     std::string_view passphrase);
+
+// ---------------------------------------------------------------------------------------------
+// The requester's objects (SCEP clients, the RA's own requests, tests).
+// Self-signed signer certificate for PKCSReq (like micromdm "O=scep-client, CN=SCEP SIGNER"),
+// v3, serial 1, keyUsage digitalSignature+keyEncipherment.
+x509_ptr make_self_signed_signer(EVP_PKEY* key, std::string_view subject_dn,
+                                 const timers::validity& validity, int digest_nid = NID_sha256);
+struct csr_options {
+    std::optional<std::string> challenge_password;
+    bool challenge_utf8 = false;            // UTF8String instead of PrintableString
+    std::vector<std::string> dns_names;     // subjectAltName dNSName entries
+    std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
+    int digest_nid = NID_sha256;
+};
+// PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.
+x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_options& options = {});
 
 }  // namespace pkisim::scep

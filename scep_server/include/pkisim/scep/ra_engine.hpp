@@ -30,6 +30,7 @@
 
 #include "pkisim/scep/client.hpp"
 #include "pkisim/scep/codec.hpp"
+#include "pkisim/scep/enrollment_engine.hpp"
 #include "pkisim/scep/openssl.hpp"
 #include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
@@ -40,6 +41,12 @@
 
 namespace pkisim::scep {
 
+namespace detail {
+class ra_identity;
+struct fulfilment;
+}  // namespace detail
+class ra_forwarder;
+
 // IOS convention for RA certificate subjects (ios-pki-research.md §5, S7 golden output).
 inline constexpr std::string_view ra_subject_marker = "OU=ioscs RA";
 
@@ -48,7 +55,7 @@ inline constexpr std::string_view ra_subject_marker = "OU=ioscs RA";
 std::string ra_request_subject(std::string_view server_name, std::string_view subject_name,
                                bool* added = nullptr);
 
-class ra_engine final : public scep_service {
+class ra_engine final : public enrollment_engine {
   public:
     // Opens DIR/pkisim.db; on first start generates (or takes) the RA key and enrolls the RA
     // certificate upstream (a PENDING answer is polled on tick()). Throws startup_error
@@ -56,124 +63,57 @@ class ra_engine final : public scep_service {
     // CA is not a start-up error: the RA answers 503 and retries on tick().
     ra_engine(engine_options options, const timers::clock& clock);
     ~ra_engine() override;
-    ra_engine(const ra_engine&) = delete;
-    ra_engine& operator=(const ra_engine&) = delete;
 
-    http_answer get_ca_cert() override;
-    http_answer get_ca_caps() override;
-    http_answer get_next_ca_cert() override;
-    http_answer pki_operation(byte_view der) override;
-    // grant all|ID, reject all|ID, password generate [MINUTES], show server|requests|
-    // certificates|timers.
-    admin_result admin(std::string_view line) override;
+    // Operator commands (admin()): grant all|ID, reject all|ID, password generate [MINUTES]
+    // (the core's), and the RA's show server|requests|certificates|timers, rollover.
     // RA enrollment polls (every `enrollment retry period`), forwards that failed to reach the
     // CA, request expiry.
     time_point tick() override;
 
     X509* ca_certificate() const override;  // the upstream CA's (nullptr before GetCACert)
-    const engine_options& options() const override { return options_; }
 
     // Facts for tests and the CLI.
-    bool ra_ready() const { return ra_cert_ != nullptr; }
-    X509* ra_certificate() const { return ra_cert_.get(); }
+    bool ra_ready() const;
+    X509* ra_certificate() const;
     // One line: "RA certificate pending at the CA http://... (request ...)", "RA certificate
     // CN=..., issued by CN=...", ...
     std::string status_text() const;
     // Notes for the start-up output (e.g. "OU=ioscs RA added to the subject").
     const std::vector<std::string>& notes() const { return notes_; }
     std::string upstream_url() const;
-    store& database() { return *store_; }
     // RA rollover (model rule 8): the RA's own SHADOW state machine (timers::shadow_step).
-    timers::shadow_state shadow_state() const { return shadow_state_; }
-    bool has_shadow() const { return shadow_ca_ && shadow_ra_cert_; }
+    timers::shadow_state shadow_state() const;
+    bool has_shadow() const;
 
   private:
-    struct upstream_reply {
-        pki_status status = pki_status::failure;
-        x509_ptr cert;
-        fail_info failure = fail_info::bad_request;
-        std::string text;
-        bool unreachable = false;  // network / HTTP / unreadable answer: try again later
-    };
+    friend class ra_forwarder;
 
-    void load_or_create_key();
-    void load_state();
-    bool fetch_ca();  // GetCACaps + GetCACert upstream; false when unreachable
-    void try_enroll_ra(time_point now);
-    void store_ra_cert(x509_ptr cert);
-    scep_client make_client() const;
+    std::optional<http_answer> unavailable() const override;
+    std::vector<X509*> ca_cert_chain() const override;
+    std::string ca_caps() const override;
+    std::optional<next_ca> next_ca_certs() const override;
+    std::string no_next_ca_text() const override;
 
-    http_answer not_ready() const;
-    http_answer reply(cert_rep_params params, std::string detail);
-    http_answer fail(const reply_context& ctx, fail_info info, std::string text);
-    http_answer enroll(const pki_request& req, time_point now);
-    http_answer poll(const pki_request& req, time_point now);
-    http_answer answer(const pki_request& req, request_record r, time_point now);
     // Forwards request `r` upstream (PKCSReq signed by the RA) or, when already forwarded,
-    // polls the CA once. Updates the store.
-    upstream_reply forward(request_record& r, time_point now);
-    upstream_reply record_reply(request_record& r, client_result<enroll_result> res);
-
-    // RA rollover (model rule 8, ios-pki-research.md §5).
-    void load_shadow();
-    std::optional<time_point> own_timer(timers::renewal_kind kind) const;
-    std::optional<time_point> shadow_timer() const;  // the RA's SHADOW point (timers/)
-    // §2 timer 1 for the RA certificate itself (it ends before the CA): RENEW point.
-    std::optional<time_point> renew_timer() const;
-    // Renews the RA certificate with the current CA (same key, IOS without `regenerate`;
-    // signed with the current RA certificate).
-    void renew_ra(time_point now);
-    // One upstream step of a request for an RA certificate for `key`, signed with the current
-    // RA certificate, sent to `to`: a PKCSReq, or one CertPoll while meta `pending_meta` holds
-    // its transactionID (kept there while PENDING, cleared on SUCCESS / FAILURE).
-    client_result<enroll_result> request_signed_by_ra(std::string_view pending_meta, EVP_PKEY* key,
-                                                      const ca_certs& to);
-    pending_enrollment upstream_pending(std::string tx, const X509_NAME* subject,
-                                        EVP_PKEY* key) const;
-    // One step of the RA's shadow state machine: GetNextCACert upstream, then its rollover RA
-    // certificate (new key, signed with the current RA certificate, encrypted to the shadow
-    // CA). Returns a line for the operator.
-    std::string shadow_attempt(time_point now);
-    void switchover(time_point now);
+    // polls the CA once. Updates the store. PENDING with a text starting "CA unreachable" when
+    // the CA could not be asked (retried on tick()).
+    detail::fulfilment forward(request_record& r, time_point now);
+    detail::fulfilment record_reply(request_record& r, client_result<enroll_result> res);
     // The upstream certificates a request goes to: the shadow CA for rollover requests.
     const ca_certs& upstream_for(const request_record& r) const;
 
-    std::string grant(std::string_view what, time_point now);
-    std::string reject(std::string_view what);
+    void add_commands();  // the RA's own operator commands (show, revoke, rollover)
     std::string show_server();
     std::string show_requests();
     std::string show_certificates();
     std::string show_timers(time_point now);
 
-    engine_options options_;
-    const timers::clock& clock_;
-    std::unique_ptr<store> store_;
     timers::trustpoint_config tp_;
     std::string subject_;  // what the RA certificate request asks for
     std::vector<std::string> notes_;
-
-    evp_pkey_ptr ra_key_;
-    x509_ptr ra_cert_;
-    std::optional<ca_certs> upstream_ca_;  // GetCACert upstream (CA [+ its RA])
-    std::optional<ca_caps> upstream_caps_;
-    // RA enrollment: last attempt's outcome and when to try/poll again.
-    std::string ra_state_text_;
-    time_point next_ra_attempt_{};
-
-    timers::client_model model_;  // the 20 s retry on 404 (ios-pki-model.md §2.3)
-    timers::shadow_state shadow_state_ = timers::shadow_state::idle;
-    time_point next_shadow_attempt_{};
-    time_point next_renew_attempt_{};
-    std::string renew_text_;
-    std::string shadow_text_;
-    x509_ptr shadow_ca_;
-    std::optional<ca_certs> shadow_upstream_;  // {shadow CA}: rollover requests go there
-    evp_pkey_ptr shadow_ra_key_;
-    x509_ptr shadow_ra_cert_;
-    // The signer of the reply being built (set by pki_operation; non-owning).
-    X509* reply_cert_ = nullptr;
-    EVP_PKEY* reply_key_ = nullptr;
-    X509* reply_ca_ = nullptr;
+    // The RA's own certificate lifecycle, the enrollment core and this mode's signer strategy.
+    std::unique_ptr<detail::ra_identity> identity_;
+    std::unique_ptr<ra_forwarder> forwarder_;
 };
 
 }  // namespace pkisim::scep

@@ -54,6 +54,10 @@ struct engine_options {
     // enrollments must carry it or a valid one-time password.
     std::optional<std::string> challenge;
     unsigned key_bits = 2048;
+    // --key-type rsa|ec, --ec-curve: the key of a new CA (and of its shadows). An EC CA cannot be
+    // encrypted to by key transport: SCEP clients that only do RSA need an RA in front of it.
+    std::string key_type = "rsa";
+    std::string ec_curve = "P-256";
     // IOS: "if a key with that label exists it is used; otherwise one is generated at first
     // `no shutdown`" (ios-pki-research.md §1.1). An unencrypted PEM private key to use for a
     // new CA instead of generating one (tests use fixture keys to stay fast).
@@ -61,6 +65,11 @@ struct engine_options {
     // Unencrypted PEM private keys for the next shadow (rollover) CAs, used in order instead of
     // generating `key_bits` keys (tests stay fast; model rule 3). Empty: generate.
     std::vector<std::string> shadow_key_pems;
+    // Certificate policy (policy.hpp, issue 11 §2). --renewal-identity-change: a renewal
+    // without a challenge may change the subject and subjectAltName.
+    bool renewal_identity_change = false;
+    // --min-rsa-bits: the smallest RSA key a CSR may carry.
+    unsigned min_rsa_bits = 2048;
     // --legacy-crypto: accept single DES and MD5 (scep-wire §0.1).
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
@@ -117,6 +126,15 @@ class scep_service {
     virtual admin_result admin(std::string_view line) = 0;
     // Periodic work on the (possibly warped) clock. Returns when it next wants to run.
     virtual time_point tick() = 0;
+
+    // Plain HTTP resources beside SCEP (issue 11 §2.8): the CA's CRL at the path (and query)
+    // its `cdp-url` names, at /crl/NAME.crl and as GET ...pkiclient.exe?operation=GetCRL.
+    // is_resource only reads the configuration (callable from the network thread);
+    // resource runs on the engine thread like every other operation.
+    virtual bool is_resource(std::string_view /*target*/) const { return false; }
+    virtual http_answer resource(std::string_view /*target*/) {
+        return {404, "text/plain", "not found\n", false, "no such resource"};
+    }
 
     // The issuing CA certificate as this service knows it (the RA: the upstream CA's).
     virtual X509* ca_certificate() const = 0;

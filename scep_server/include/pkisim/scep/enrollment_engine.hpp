@@ -1,0 +1,81 @@
+// The one SCEP service of the lab server (architecture.md, last section): GetCACert, GetCACaps,
+// GetNextCACert and PKIOperation, and the operator command table, written once for both modes.
+// A mode (ca_engine: this CA issues; ra_engine: an RA forwards to its CA) derives from it and
+// supplies the certificates, the capabilities and its signer strategy; the enrollment core
+// (scep_server/src/enrollment_core.hpp) runs PKIOperation and the commands over the policy
+// (policy.hpp).
+//
+//   std::unique_ptr<scep_service> svc = make_service(options, clock);  // a mode
+//   http_answer a = svc->get_ca_cert();       // the mode's certificates, encoded here
+//
+// Not thread-safe: the server calls every member from its single engine thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pkisim/scep/openssl.hpp"
+#include "pkisim/scep/service.hpp"
+#include "pkisim/scep/store.hpp"
+#include "pkisim/timers/clock.hpp"
+
+namespace pkisim::scep {
+
+namespace detail {
+class enrollment_core;
+}
+
+class enrollment_engine : public scep_service {
+  public:
+    ~enrollment_engine() override;
+    enrollment_engine(const enrollment_engine&) = delete;
+    enrollment_engine& operator=(const enrollment_engine&) = delete;
+
+    http_answer get_ca_cert() final;
+    http_answer get_ca_caps() final;
+    http_answer get_next_ca_cert() final;
+    http_answer pki_operation(byte_view der) final;
+    admin_result admin(std::string_view line) final;
+
+    const engine_options& options() const final { return options_; }
+    store& database() { return *store_; }
+
+  protected:
+    enrollment_engine(engine_options options, const timers::clock& clock);
+
+    // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error.
+    void open_store();
+
+    // What the mode supplies.
+    // Run before every operation and command at `now` (the CA catches up on its rollover).
+    virtual void before(time_point /*now*/) {}
+    // Set when the mode cannot serve GetCACert and PKIOperation yet (the RA without its RA
+    // certificate: 503).
+    virtual std::optional<http_answer> unavailable() const { return std::nullopt; }
+    // GetCACert: one certificate goes out as raw DER, several as a degenerate SignedData
+    // (scep-wire §1.6).
+    virtual std::vector<X509*> ca_cert_chain() const = 0;
+    // GetCACaps body (scep-wire §1.7).
+    virtual std::string ca_caps() const = 0;
+    // GetNextCACert (model rule 4, scep-wire §1.8): the next certificates and who signs them
+    // (the CURRENT key); nullopt = no rollover certificate yet (IOS-exact 404 with `detail`).
+    struct next_ca {
+        std::vector<X509*> certs;
+        X509* signer = nullptr;
+        EVP_PKEY* key = nullptr;
+        int digest_nid = 0;
+        std::string detail;
+    };
+    virtual std::optional<next_ca> next_ca_certs() const = 0;
+    virtual std::string no_next_ca_text() const = 0;
+
+    engine_options options_;
+    const timers::clock& clock_;
+    std::unique_ptr<store> store_;
+    std::unique_ptr<detail::enrollment_core> core_;
+};
+
+}  // namespace pkisim::scep

@@ -1,0 +1,92 @@
+#include "pkisim/scep/enrollment_engine.hpp"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "engine_text.hpp"
+#include "enrollment_core.hpp"
+
+namespace pkisim::scep {
+
+enrollment_engine::enrollment_engine(engine_options options, const timers::clock& clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+enrollment_engine::~enrollment_engine() = default;
+
+void enrollment_engine::open_store() {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.data_dir, ec);
+    if (ec) {
+        throw startup_error(exit_status::store,
+                            fmt::format("cannot create data folder {}: {}",
+                                        options_.data_dir.string(), ec.message()));
+    }
+    // The data folder holds the CA or RA key (issue 3 §1).
+    ::chmod(options_.data_dir.c_str(), 0700);
+    try {
+        store_ = std::make_unique<store>(options_.data_dir / "pkisim.db");
+    } catch (const store_error& e) {
+        throw startup_error(exit_status::store, fmt::format("data folder {}: {}",
+                                                            options_.data_dir.string(), e.what()));
+    }
+}
+
+http_answer enrollment_engine::get_ca_cert() {
+    before(clock_.now());
+    if (auto busy = unavailable())
+        return *busy;
+    const auto certs = ca_cert_chain();
+    if (certs.size() == 1) {
+        // scep-wire §1.6: one CA certificate, no RA -> raw DER, application/x-x509-ca-cert.
+        return {200, "application/x-x509-ca-cert", detail::as_string(to_der(certs.front())), false,
+                ""};
+    }
+    // CA + RA as a degenerate SignedData; clients pick the RA by keyUsage.
+    return {200, "application/x-x509-ca-ra-cert", detail::as_string(degenerate_certs_only(certs)),
+            false, ""};
+}
+
+http_answer enrollment_engine::get_ca_caps() {
+    before(clock_.now());
+    return {200, "text/plain", ca_caps(), false, ""};
+}
+
+http_answer enrollment_engine::get_next_ca_cert() {
+    const time_point now = clock_.now();
+    before(now);
+    auto next = next_ca_certs();
+    if (!next) {
+        // Model rule 4: no rollover certificate -> IOS-exact 404.
+        return detail::ios_not_found(no_next_ca_text());
+    }
+    // Rule 4 / scep-wire §0.15: signed by the CURRENT key; the new certificates both as the
+    // content (degenerate SignedData, RFC 8894 §4.7.1) and in the outer certificates (sscep,
+    // jscep).
+    auto der = encode_get_next_ca_cert(next->certs, next->signer, next->key, next->digest_nid, now);
+    if (!der) {
+        return {500, "text/plain", "internal error\n", false,
+                "encode GetNextCACert: " + der.error().message()};
+    }
+    return {200, "application/x-x509-next-ca-cert", detail::as_string(*der), false, next->detail};
+}
+
+http_answer enrollment_engine::pki_operation(byte_view der) {
+    const time_point now = clock_.now();
+    before(now);
+    if (auto busy = unavailable())
+        return *busy;
+    return core_->pki_operation(der, now);
+}
+
+admin_result enrollment_engine::admin(std::string_view line) {
+    const time_point now = clock_.now();
+    try {
+        before(now);
+    } catch (const std::exception& e) {
+        return {false, fmt::format("% internal error: {}\n", e.what())};
+    }
+    return core_->admin(line, now);
+}
+
+}  // namespace pkisim::scep
