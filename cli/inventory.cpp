@@ -126,6 +126,9 @@ int run_inventory(const inventory_args& a) {
         return 2;
     }
     {
+        std::error_code ec;
+        if (const auto parent = fs::path{a.out}.parent_path(); !parent.empty())
+            fs::create_directories(parent, ec);
         std::ofstream out{a.out, std::ios::binary};
         out << inv->scenario_toml;
         if (!out) {
