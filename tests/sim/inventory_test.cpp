@@ -237,6 +237,36 @@ TEST(inventory, a_router_with_the_rollover_installed_waits_for_the_switchover) {
     EXPECT_EQ(r.clients_outage, 0u);
 }
 
+TEST(inventory, behind_an_ra_its_own_certificate_comes_from_its_captures) {
+    auto inv = build_inventory(captures({"fleet/spokes.txt"}),
+                               captures({"ca/hub-ca.txt", "ra/ra-1.txt"}), {});
+    ASSERT_TRUE(inv) << inv.error();
+    EXPECT_NE(inv->scenario_toml.find("[ra]\nserver = \"RA-1\"\ntrustpoint = \"RA-1\"\n"
+                                      "cert_not_before = \"2028-03-10T08:00:00Z\"\n"
+                                      "cert_not_after = \"2029-10-31T08:00:00Z\"\n"),
+              std::string::npos)
+        << inv->scenario_toml;
+    auto sc = parse_scenario(inv->scenario_toml, "ra.toml", source_dir());
+    ASSERT_TRUE(sc) << sc.error();
+    ASSERT_TRUE(sc->ra);
+    EXPECT_TRUE(sc->groups[0].via_ra);
+    EXPECT_EQ(sc->ra->certificate->not_after, at("2029-10-31T08:00:00Z"));
+    EXPECT_EQ(sc->ra->http.max_connections, 16);
+    const auto r = run_simulation(*sc, {});
+    // The RA renews at 70 % of its captured certificate (2029-05-04), gets one that ends with
+    // the CA, and asks for the next CA at 70 % of that: the RA storms the CA too.
+    ASSERT_TRUE(r.ra_first_get_next_ca_cert_at);
+    const auto renewed = timers::issued_validity(timers::days{600}, at("2029-05-04T08:00:00Z"),
+                                                 at("2030-01-09T09:00:00Z"));
+    const auto shadow = timers::client_renewal(sc->ra_trustpoint, renewed, renewed.not_after);
+    EXPECT_LE(std::chrono::abs(*r.ra_first_get_next_ca_cert_at - shadow.at), timers::seconds{2});
+    // Clients get the next CA only from the RA, once it has it.
+    ASSERT_TRUE(r.ra_shadow_at);
+    EXPECT_GE(*r.ra_shadow_at, at("2029-12-10T09:00:00Z"));
+    const auto csv = clients_csv(*sc, r);
+    EXPECT_NE(csv.find(timers::to_iso8601(*r.ra_shadow_at).substr(0, 16)), std::string::npos);
+}
+
 TEST(inventory, the_ca_must_be_given) {
     auto inv = build_inventory(captures({"fleet/spokes.txt"}), {}, {});
     ASSERT_FALSE(inv);
