@@ -72,7 +72,8 @@ tl::expected<std::vector<timers::router_capture>, std::string> read_captures(
         for (auto& r : rs)
             out.push_back(std::move(r));
     }
-    return out;
+    // One router's commands may be in several files (or several places of one file).
+    return timers::merge_same_router(std::move(out));
 }
 
 int run_inventory(const inventory_args& a) {

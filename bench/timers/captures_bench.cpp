@@ -40,7 +40,8 @@ const std::string& fleet_text() {
             name += std::to_string(copy);
             name += "-1";
             std::size_t done = 0;
-            for (std::size_t p = base.find(from); p != std::string::npos; p = base.find(from, done)) {
+            for (std::size_t p = base.find(from); p != std::string::npos;
+                 p = base.find(from, done)) {
                 out.append(base, done, p - done);
                 out += name;
                 done = p + from.size();

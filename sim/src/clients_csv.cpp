@@ -61,22 +61,21 @@ std::string clients_csv(const scenario& sc, const sim_result& r) {
                                     *f.window_end > *f.first_get_next_ca_cert;
             const bool throttled =
                 has_window && throttled_between(r, *f.first_get_next_ca_cert, *f.window_end);
-            out += fmt::format(
-                "{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(host), csv_field(g.name),
-                csv_field(g.trustpoint.name), state,
-                cert ? timers::to_iso8601(cert->not_after) : std::string{},
-                iso_or_empty(f.first_get_next_ca_cert),
-                has_window ? iso_or_empty(f.first_get_next_ca_cert) : std::string{},
-                has_window ? iso_or_empty(f.window_end) : std::string{},
-                fmt::format("{:.3f}", f.window_days), throttled ? "yes" : "no",
-                f.outage ? "yes" : "no", csv_field(f.reason));
+            out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(host),
+                               csv_field(g.name), csv_field(g.trustpoint.name), state,
+                               cert ? timers::to_iso8601(cert->not_after) : std::string{},
+                               iso_or_empty(f.first_get_next_ca_cert),
+                               has_window ? iso_or_empty(f.first_get_next_ca_cert) : std::string{},
+                               has_window ? iso_or_empty(f.window_end) : std::string{},
+                               fmt::format("{:.3f}", f.window_days), throttled ? "yes" : "no",
+                               f.outage ? "yes" : "no", csv_field(f.reason));
         };
         if (g.pattern == enrollment_pattern::state) {
             for (const auto& cs : g.routers) {
                 const auto acts = r.start + cs.at.value_or(duration{0});
-                const auto f = timers::forecast_client(g.trustpoint, cs.phase, cs.certificate, acts,
-                                                       r.start, ca, sc.ca.server.cert_lifetime,
-                                                       shadow);
+                const auto f =
+                    timers::forecast_client(g.trustpoint, cs.phase, cs.certificate, acts, r.start,
+                                            ca, sc.ca.server.cert_lifetime, shadow);
                 row(cs.hostname, timers::to_string(cs.phase), cs.certificate, f);
             }
             continue;

@@ -54,7 +54,9 @@ std::string trustpoint_text(const timers::trustpoint_config& tp) {
     return s;
 }
 
-std::string group_key(const timers::trustpoint_config& tp) { return trustpoint_text(tp); }
+std::string group_key(const timers::trustpoint_config& tp) {
+    return trustpoint_text(tp);
+}
 
 std::string group_name(const timers::trustpoint_config& tp) {
     if (!tp.auto_enroll)
@@ -63,7 +65,9 @@ std::string group_name(const timers::trustpoint_config& tp) {
                        tp.regenerate ? " regenerate" : "");
 }
 
-std::string iso(timers::time_point t) { return timers::to_iso8601(t); }
+std::string iso(timers::time_point t) {
+    return timers::to_iso8601(t);
+}
 
 }  // namespace
 
@@ -130,7 +134,8 @@ tl::expected<inventory, std::string> build_inventory(
                 break;
             }
         if (!ca) {
-            ca = timers::validity{*shown->ca_expiration - ca_srv.ca_lifetime, *shown->ca_expiration};
+            ca =
+                timers::validity{*shown->ca_expiration - ca_srv.ca_lifetime, *shown->ca_expiration};
             inv.findings.push_back(fmt::format(
                 "CA notBefore taken as the expiration timer minus `lifetime ca-certificate` ({})",
                 iso(ca->not_before)));
@@ -206,9 +211,9 @@ tl::expected<inventory, std::string> build_inventory(
             timers::to_days(*shown->overlap), timers::to_days(*ca_srv.auto_rollover)));
     if (shown && shown->autorollover_timer && inv.shadow_at && !manual_rollover &&
         !same_instant(*shown->autorollover_timer, *inv.shadow_at))
-        inv.findings.push_back(fmt::format(
-            "`Autorollover timer` {} differs from CA notAfter − auto-rollover = {}",
-            iso(*shown->autorollover_timer), iso(*inv.shadow_at)));
+        inv.findings.push_back(
+            fmt::format("`Autorollover timer` {} differs from CA notAfter − auto-rollover = {}",
+                        iso(*shown->autorollover_timer), iso(*inv.shadow_at)));
     if (!ca_srv.auto_rollover)
         inv.findings.push_back("the CA has no `auto-rollover`: no shadow CA will be generated");
     if (ca_srv.grant == timers::grant_mode::manual)
@@ -222,9 +227,9 @@ tl::expected<inventory, std::string> build_inventory(
     if (ra_cap != nullptr) {
         ra_tp = ra_cfg.find_trustpoint(ra_srv.name);
         if (ra_tp == nullptr)
-            return tl::make_unexpected(fmt::format(
-                "{}: the RA `crypto pki server {}` has no trustpoint of the same name",
-                ra_cap->file, ra_srv.name));
+            return tl::make_unexpected(
+                fmt::format("{}: the RA `crypto pki server {}` has no trustpoint of the same name",
+                            ra_cap->file, ra_srv.name));
         for (const auto& cert : ra_cap->certificates)
             if (cert.kind != timers::shown_cert_kind::ca && !cert.rollover && cert.start &&
                 cert.end && has_tp(cert, ra_srv.name))
@@ -243,8 +248,8 @@ tl::expected<inventory, std::string> build_inventory(
         auto& st = r.state;
         if (st.phase == router_phase::unknown) {
             if (st.problems.empty())
-                st.problems.push_back(fmt::format("{}: state could not be determined",
-                                                  st.where.to_string()));
+                st.problems.push_back(
+                    fmt::format("{}: state could not be determined", st.where.to_string()));
             continue;
         }
         if (st.ca && !same_instant(st.ca->not_after, ca->not_after)) {
@@ -272,9 +277,8 @@ tl::expected<inventory, std::string> build_inventory(
         "each router's certificate and state as its captures showed them.\n",
         inv.routers.size(), inv.routers.size() - inv.unknown(), inv.unknown());
     t += fmt::format("name = {}\n", quoted(options.name));
-    t += fmt::format("description = {}\n",
-                     quoted(fmt::format("{} routers captured from {}", inv.routers.size(),
-                                        iso(*start))));
+    t += fmt::format("description = {}\n", quoted(fmt::format("{} routers captured from {}",
+                                                              inv.routers.size(), iso(*start))));
     t += fmt::format("start = {}\n\n", quoted(iso(*start)));
     t += "[ca]\n";
     t += fmt::format("server = {}\n", quoted(ca_srv.name));
@@ -285,7 +289,8 @@ tl::expected<inventory, std::string> build_inventory(
     t += fmt::format("ios = '''\n{}'''\n\n", ca_cap->running_config);
     if (ra_cap != nullptr) {
         t += "[ra]\n";
-        t += fmt::format("server = {}\ntrustpoint = {}\n", quoted(ra_srv.name), quoted(ra_tp->name));
+        t +=
+            fmt::format("server = {}\ntrustpoint = {}\n", quoted(ra_srv.name), quoted(ra_tp->name));
         if (ra_cert)
             t += fmt::format("cert_not_before = {}\ncert_not_after = {}\n",
                              quoted(iso(ra_cert->not_before)), quoted(iso(ra_cert->not_after)));
@@ -333,9 +338,9 @@ tl::expected<inventory, std::string> build_inventory(
 }
 
 std::string inventory_table(const inventory& inv) {
-    std::string out = fmt::format("{:<20} {:<18} {:<11} {:<20} {:<20} {:>8}  {}\n", "hostname",
-                                  "trustpoint", "state", "cert notAfter", "first GetNextCACert",
-                                  "404 days", "outage");
+    std::string out =
+        fmt::format("{:<20} {:<18} {:<11} {:<20} {:<20} {:>8}  {}\n", "hostname", "trustpoint",
+                    "state", "cert notAfter", "first GetNextCACert", "404 days", "outage");
     for (const auto& r : inv.routers) {
         const auto& st = r.state;
         if (!r.in_scenario) {

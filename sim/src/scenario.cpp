@@ -273,9 +273,9 @@ struct loader {
         if (!*nb && !*na)
             return std::optional<timers::validity>{};
         if (!*nb || !*na || **na <= **nb)
-            return tl::make_unexpected(fmt::format(
-                "{}: expected both `{}` and `{}`, the second after the first", where(t, nb_key),
-                nb_key, na_key));
+            return tl::make_unexpected(
+                fmt::format("{}: expected both `{}` and `{}`, the second after the first",
+                            where(t, nb_key), nb_key, na_key));
         return std::optional<timers::validity>{timers::validity{**nb, **na}};
     }
 
@@ -715,18 +715,17 @@ struct loader {
                                                                       const scenario& sc) const {
         const auto* arr = g.get_as<toml::array>("routers");
         if (arr == nullptr || arr->empty())
-            return tl::make_unexpected(fmt::format(
-                "{}: pattern \"state\" needs `routers = [{{ hostname = \"r1\", state = "
-                "\"current\", not_before = \"...\", not_after = \"...\" }}, ...]`",
-                where(g, "pattern")));
+            return tl::make_unexpected(
+                fmt::format("{}: pattern \"state\" needs `routers = [{{ hostname = \"r1\", state = "
+                            "\"current\", not_before = \"...\", not_after = \"...\" }}, ...]`",
+                            where(g, "pattern")));
         std::vector<client_state> out;
         out.reserve(arr->size());
         for (const auto& node : *arr) {
             const auto* t = node.as_table();
             if (t == nullptr)
-                return tl::make_unexpected(
-                    fmt::format("{}: `routers`: expected {{ hostname = ..., state = ... }}",
-                                where(node)));
+                return tl::make_unexpected(fmt::format(
+                    "{}: `routers`: expected {{ hostname = ..., state = ... }}", where(node)));
             if (auto ok = check_keys(*t, {"hostname", "state", "not_before", "not_after", "at"},
                                      "a router");
                 !ok)
@@ -741,10 +740,10 @@ struct loader {
                 return tl::make_unexpected(state.error());
             const auto phase = timers::parse_router_phase(state->empty() ? "current" : *state);
             if (!phase || *phase == timers::router_phase::unknown)
-                return tl::make_unexpected(fmt::format(
-                    "{}: `state`: expected \"current\", \"pending\", \"rollover\", "
-                    "\"rollover-ca\" or \"none\"",
-                    where(*t, "state")));
+                return tl::make_unexpected(
+                    fmt::format("{}: `state`: expected \"current\", \"pending\", \"rollover\", "
+                                "\"rollover-ca\" or \"none\"",
+                                where(*t, "state")));
             cs.phase = *phase;
             auto cert = validity_at(*t, "not_before", "not_after");
             if (!cert)
@@ -888,8 +887,9 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
             } else if (g.pattern == enrollment_pattern::csv) {
                 return err("a group reads its times from a CSV file; edit the file instead");
             } else if (g.pattern == enrollment_pattern::state) {
-                return err("a group lists its routers one by one (pattern \"state\"); edit them "
-                           "instead");
+                return err(
+                    "a group lists its routers one by one (pattern \"state\"); edit them "
+                    "instead");
             }
             g.count = share;
         }

@@ -821,10 +821,9 @@ void simulator::seed_fleet() {
         cohort ra;
         ra.count = 1;
         ra.group = ra_group_;
-        const auto id =
-            sc_.ra->certificate
-                ? *sc_.ra->certificate
-                : timers::issued_validity(sc_.ca.server.cert_lifetime, origin_, gens_[0].not_after);
+        const auto id = sc_.ra->certificate ? *sc_.ra->certificate
+                                            : timers::issued_validity(sc_.ca.server.cert_lifetime,
+                                                                      origin_, gens_[0].not_after);
         ra.cert_nb = ms_of(id.not_before);
         ra.cert_na = ms_of(id.not_after);
         ra_index_ = alloc(ra);

@@ -25,7 +25,9 @@ using pkisim::sim::testing::source_dir;
 
 namespace {
 
-timers::time_point at(const char* iso) { return timers::parse_iso8601(iso).value(); }
+timers::time_point at(const char* iso) {
+    return timers::parse_iso8601(iso).value();
+}
 
 std::string slurp(const std::string& path) {
     std::ifstream in{path, std::ios::binary};
@@ -63,8 +65,9 @@ std::string state_fleet(int n) {
                                              timers::to_iso8601(nb), timers::to_iso8601(na));
         switch (i % 10) {
             case 0:
-                t += fmt::format("  {{ hostname = \"r{}\", state = \"pending\"{}, at = \"{}\" }},\n",
-                                 i, cert, timers::to_iso8601(start + timers::minutes{i % 7}));
+                t +=
+                    fmt::format("  {{ hostname = \"r{}\", state = \"pending\"{}, at = \"{}\" }},\n",
+                                i, cert, timers::to_iso8601(start + timers::minutes{i % 7}));
                 break;
             case 1:
                 t += fmt::format("  {{ hostname = \"r{}\", state = \"none\", at = \"{}\" }},\n", i,
@@ -164,9 +167,9 @@ TEST(scenario_state, the_first_request_is_the_earliest_router_forecast) {
     const auto r = run_simulation(sc, engine_opt(engine_kind::exact));
     std::optional<timers::time_point> earliest;
     for (const auto& cs : sc.groups[0].routers) {
-        const auto f = timers::forecast_client(
-            sc.groups[0].trustpoint, cs.phase, cs.certificate, r.start + cs.at.value_or(duration{0}),
-            r.start, r.ca, sc.ca.server.cert_lifetime, r.shadow_generated_at);
+        const auto f = timers::forecast_client(sc.groups[0].trustpoint, cs.phase, cs.certificate,
+                                               r.start + cs.at.value_or(duration{0}), r.start, r.ca,
+                                               sc.ca.server.cert_lifetime, r.shadow_generated_at);
         if (f.first_get_next_ca_cert && (!earliest || *f.first_get_next_ca_cert < *earliest))
             earliest = f.first_get_next_ca_cert;
     }
@@ -291,10 +294,10 @@ TEST(inventory_cli, from_a_folder_of_captures_to_the_verdict_and_clients_csv) {
     EXPECT_NE(log.find("STORM"), std::string::npos);
     EXPECT_NE(slurp((dir / "out/clients.csv").string()).find("\nspoke-119,"), std::string::npos);
     // Without --simulate: written, but one router is unknown.
-    const int rc2 = std::system(
-        fmt::format("{} inventory {}/fleet --ca {}/ca --out {}/f2.toml -q > /dev/null",
-                    PKISIM_BINARY, data, data, dir.string())
-            .c_str());
+    const int rc2 =
+        std::system(fmt::format("{} inventory {}/fleet --ca {}/ca --out {}/f2.toml -q > /dev/null",
+                                PKISIM_BINARY, data, data, dir.string())
+                        .c_str());
     EXPECT_EQ(WEXITSTATUS(rc2), 3);
     const int rc3 = std::system(
         fmt::format("{} inventory {}/fleet --ca {}/nothing --out {}/f3.toml > /dev/null 2>&1",

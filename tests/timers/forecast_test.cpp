@@ -8,7 +8,9 @@
 namespace pkisim::timers {
 namespace {
 
-time_point at(const char* iso) { return parse_iso8601(iso).value(); }
+time_point at(const char* iso) {
+    return parse_iso8601(iso).value();
+}
 
 trustpoint_config tp(int pct) {
     trustpoint_config t;
@@ -22,8 +24,9 @@ const validity ca{at("2025-01-10T09:00:00Z"), at("2030-01-09T09:00:00Z")};
 
 TEST(forecast_client, truncated_certificate_asks_at_its_shadow_point) {
     const validity id{ca.not_after - days{600}, ca.not_after};
-    const auto f = forecast_client(tp(70), router_phase::current, id, {}, at("2029-03-02T00:00:00Z"),
-                                   ca, days{600}, ca.not_after - days{30});
+    const auto f =
+        forecast_client(tp(70), router_phase::current, id, {}, at("2029-03-02T00:00:00Z"), ca,
+                        days{600}, ca.not_after - days{30});
     ASSERT_TRUE(f.first_get_next_ca_cert);
     EXPECT_EQ(*f.first_get_next_ca_cert, ca.not_after - days{180});  // seed 002
     EXPECT_DOUBLE_EQ(f.window_days, 150.0);
@@ -32,8 +35,9 @@ TEST(forecast_client, truncated_certificate_asks_at_its_shadow_point) {
 
 TEST(forecast_client, renews_first_when_its_certificate_ends_before_the_ca) {
     const validity id{at("2028-04-01T10:00:00Z"), at("2029-11-22T10:00:00Z")};
-    const auto f = forecast_client(tp(70), router_phase::current, id, {}, at("2029-03-02T00:00:00Z"),
-                                   ca, days{600}, ca.not_after - days{30});
+    const auto f =
+        forecast_client(tp(70), router_phase::current, id, {}, at("2029-03-02T00:00:00Z"), ca,
+                        days{600}, ca.not_after - days{30});
     // RENEW at 70 % of 600 days, the new certificate is truncated to the CA: SHADOW at 70 % of
     // what is left.
     const time_point renew = id.not_before + days{420};
@@ -46,9 +50,11 @@ TEST(forecast_client, outages_and_clients_that_never_ask) {
     const validity id{ca.not_after - days{300}, ca.not_after};
     trustpoint_config none = tp(70);
     none.auto_enroll = false;
-    EXPECT_TRUE(forecast_client(none, router_phase::current, id, {}, now, ca, days{600}, {}).outage);
+    EXPECT_TRUE(
+        forecast_client(none, router_phase::current, id, {}, now, ca, days{600}, {}).outage);
     // A server that never has the next CA.
-    auto f = forecast_client(tp(70), router_phase::current, id, {}, now, ca, days{600}, std::nullopt);
+    auto f =
+        forecast_client(tp(70), router_phase::current, id, {}, now, ca, days{600}, std::nullopt);
     EXPECT_TRUE(f.outage);
     EXPECT_EQ(f.window_end, ca.not_after);
     // Bare auto-enroll (100 %): asks when the CA expires.
@@ -80,8 +86,8 @@ TEST(forecast_client, window_rules_hold_for_random_certificates) {
         const time_point nb = from - hours{static_cast<int>(rng() % (500 * 24))};
         const validity id{nb, std::min(nb + days{1 + static_cast<int>(rng() % 700)}, ca.not_after)};
         const time_point shadow = ca.not_after - days{static_cast<int>(rng() % 400)};
-        const auto f = forecast_client(tp(pct), router_phase::current, id, from, from, ca,
-                                       days{600}, shadow);
+        const auto f =
+            forecast_client(tp(pct), router_phase::current, id, from, from, ca, days{600}, shadow);
         if (!f.first_get_next_ca_cert)
             continue;
         EXPECT_GE(*f.first_get_next_ca_cert, from);

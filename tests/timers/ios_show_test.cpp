@@ -21,7 +21,9 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-time_point at(const char* iso) { return parse_iso8601(iso).value(); }
+time_point at(const char* iso) {
+    return parse_iso8601(iso).value();
+}
 
 const router_capture& find(const std::vector<router_capture>& rs, std::string_view host) {
     for (const auto& r : rs)
@@ -61,19 +63,21 @@ TEST(ios_datetime, an_ambiguous_zone_needs_the_routers_clock_timezone) {
 }
 
 TEST(ios_datetime, rejects_what_is_not_a_time) {
-    for (const char* s : {"", "09:00:00 UTC", "25:00:00 UTC Jan 1 2030", "09:00 UTC Jan 1 2030",
-                          "09:00:00 UTC Foo 1 2030", "09:00:00 UTC Feb 30 2030",
-                          "09:00:00 UTC Jan 1 2030 extra"})
+    for (const char* s :
+         {"", "09:00:00 UTC", "25:00:00 UTC Jan 1 2030", "09:00 UTC Jan 1 2030",
+          "09:00:00 UTC Foo 1 2030", "09:00:00 UTC Feb 30 2030", "09:00:00 UTC Jan 1 2030 extra"})
         EXPECT_FALSE(parse_ios_datetime(s, {})) << s;
 }
 
 TEST(zone_offsets, clock_timezone_and_summer_time_as_ios_defines_them) {
     const auto z = zone_offsets_from_config(
-        "clock timezone NST -3 30\nclock summer-time NDT recurring 2 Sun Mar 2:00 1 Sun Nov 2:00\n");
+        "clock timezone NST -3 30\nclock summer-time NDT recurring 2 Sun Mar 2:00 1 Sun Nov "
+        "2:00\n");
     EXPECT_EQ(z.at("NST"), -(3 * 60 + 30));
     EXPECT_EQ(z.at("NDT"), -(3 * 60 + 30) + 60);  // summer offset default 60 minutes
     const auto z2 = zone_offsets_from_config(
-        "clock timezone LHST 10 30\nclock summer-time LHDT recurring 1 Sun Oct 2:00 1 Sun Apr 2:00 30\n");
+        "clock timezone LHST 10 30\nclock summer-time LHDT recurring 1 Sun Oct 2:00 1 Sun Apr 2:00 "
+        "30\n");
     EXPECT_EQ(z2.at("LHDT"), 10 * 60 + 30 + 30);
 }
 
@@ -312,10 +316,11 @@ TEST(parse_captures, public_capture_layouts) {
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].certificates.size(), 1u);
     EXPECT_EQ(rs[0].problems.size(), 3u);  // start, end, and "no readable validity"
-    rs = parse_captures("R#show running-config\nclock timezone IST 5 30\nend\nR#show crypto pki "
-                        "certificates verbose\n" +
-                            genie,
-                        "genie.txt");
+    rs = parse_captures(
+        "R#show running-config\nclock timezone IST 5 30\nend\nR#show crypto pki "
+        "certificates verbose\n" +
+            genie,
+        "genie.txt");
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_TRUE(rs[0].problems.empty());
     EXPECT_EQ(*rs[0].certificates[0].start, at("2021-11-10T16:28:50Z"));
@@ -329,6 +334,34 @@ TEST(parse_captures, public_capture_layouts) {
     EXPECT_EQ(rs[0].timers[0].name, "RENEW GETVPN");
     EXPECT_EQ(rs[0].timers[0].at, at("2030-01-01T16:03:31.995Z"));
     EXPECT_FALSE(rs[0].clock_authoritative);
+}
+
+TEST(merge_same_router, one_router_across_files_is_one_router) {
+    auto a = parse_captures(
+        "r1#show clock\n10:00:00.000 UTC Mon Jan 7 2030\nr2#show clock\n10:01:00.000 UTC Mon Jan 7 "
+        "2030\nr1#show crypto pki certificates\nCA Certificate\n  Status: Available\n  Validity "
+        "Date:\n    start date: 00:00:00 UTC Jan 1 2029\n    end   date: 00:00:00 UTC Jan 1 "
+        "2032\n  Associated Trustpoints: TP\n",
+        "a.txt");
+    auto b = parse_captures(
+        "r1#show running-config\ncrypto pki trustpoint TP\n enrollment url http://ca:80\n "
+        "auto-enroll 60\nend\n",
+        "b.txt");
+    ASSERT_EQ(a.size(), 3u);  // r1, r2, r1 again
+    for (auto& r : b)
+        a.push_back(std::move(r));
+    const auto m = merge_same_router(std::move(a));
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[0].hostname, "r1");
+    EXPECT_TRUE(m[0].clock);
+    EXPECT_TRUE(m[0].has_running_config);
+    EXPECT_EQ(m[0].certificates.size(), 1u);
+    const auto st = derive_router_state(m[0], "");
+    EXPECT_EQ(st.trustpoint.auto_enroll_percent, 60);
+    EXPECT_EQ(st.phase, router_phase::no_certificate);  // a CA certificate, no ID certificate yet
+    auto cfg = capture_config(m[0]);
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->trustpoints[0].where.file, "b.txt");
 }
 
 TEST(printed_timer_disagreements, the_observed_ninety_percent_shadow_is_reported) {

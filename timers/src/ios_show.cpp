@@ -13,7 +13,9 @@ namespace pkisim::timers {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front()))
@@ -90,7 +92,7 @@ std::optional<std::string_view> date_value(std::string_view line, std::string_vi
 }
 
 constexpr std::array<std::string_view, 12> month_names{"jan", "feb", "mar", "apr", "may", "jun",
-                                                      "jul", "aug", "sep", "oct", "nov", "dec"};
+                                                       "jul", "aug", "sep", "oct", "nov", "dec"};
 constexpr std::array<std::string_view, 7> weekday_names{"mon", "tue", "wed", "thu",
                                                         "fri", "sat", "sun"};
 
@@ -116,13 +118,12 @@ struct builtin_zone {
 // Israel), BST (British / Bangladesh), AST (Atlantic / Arabia) and other clashes: those need
 // the router's `clock timezone` / `clock summer-time` line.
 constexpr builtin_zone builtin_zones[] = {
-    {"UTC", 0},     {"GMT", 0},     {"UCT", 0},     {"Z", 0},       {"WET", 0},
-    {"WEST", 60},   {"CET", 60},    {"CEST", 120},  {"MET", 60},    {"MEST", 120},
-    {"EET", 120},   {"EEST", 180},  {"MSK", 180},   {"EST", -300},  {"EDT", -240},
-    {"CST", -360},  {"CDT", -300},  {"MST", -420},  {"MDT", -360},  {"PST", -480},
-    {"PDT", -420},  {"AKST", -540}, {"AKDT", -480}, {"HST", -600},  {"JST", 540},
-    {"KST", 540},   {"SGT", 480},   {"HKT", 480},   {"AEST", 600},  {"AEDT", 660},
-    {"ACST", 570},  {"ACDT", 630},  {"AWST", 480},  {"NZST", 720},  {"NZDT", 780},
+    {"UTC", 0},    {"GMT", 0},    {"UCT", 0},    {"Z", 0},       {"WET", 0},     {"WEST", 60},
+    {"CET", 60},   {"CEST", 120}, {"MET", 60},   {"MEST", 120},  {"EET", 120},   {"EEST", 180},
+    {"MSK", 180},  {"EST", -300}, {"EDT", -240}, {"CST", -360},  {"CDT", -300},  {"MST", -420},
+    {"MDT", -360}, {"PST", -480}, {"PDT", -420}, {"AKST", -540}, {"AKDT", -480}, {"HST", -600},
+    {"JST", 540},  {"KST", 540},  {"SGT", 480},  {"HKT", 480},   {"AEST", 600},  {"AEDT", 660},
+    {"ACST", 570}, {"ACDT", 630}, {"AWST", 480}, {"NZST", 720},  {"NZDT", 780},
 };
 
 }  // namespace
@@ -164,8 +165,8 @@ zone_offsets zone_offsets_from_config(std::string_view text) {
             summer_name = std::string{w[2]};
             summer_offset = 60;
             if (w.size() > 4) {
-                if (auto o = to_int(w.back()); o && w.back().find(':') == std::string_view::npos &&
-                                                   *o >= 1 && *o <= 1440)
+                if (auto o = to_int(w.back());
+                    o && w.back().find(':') == std::string_view::npos && *o >= 1 && *o <= 1440)
                     summer_offset = *o;
             }
         }
@@ -246,8 +247,8 @@ tl::expected<time_point, std::string> parse_ios_datetime(std::string_view text,
         return bad("no such day");
     if (i + 3 != w.size())
         return bad("unexpected text after the year");
-    const time_point local = time_point{date::sys_days{ymd}} + hours{hh} + minutes{mm} +
-                             seconds{ss} + duration{ms};
+    const time_point local =
+        time_point{date::sys_days{ymd}} + hours{hh} + minutes{mm} + seconds{ss} + duration{ms};
     return local - minutes{*offset};
 }
 
@@ -273,8 +274,8 @@ std::optional<duration> parse_ios_countdown(std::string_view text) {
     std::vector<std::string_view> parts;
     while (true) {
         const auto c = text.find(':', pos);
-        parts.push_back(text.substr(pos, c == std::string_view::npos ? std::string_view::npos
-                                                                     : c - pos));
+        parts.push_back(
+            text.substr(pos, c == std::string_view::npos ? std::string_view::npos : c - pos));
         if (c == std::string_view::npos)
             break;
         pos = c + 1;
@@ -548,7 +549,8 @@ class capture_parser {
                     cur->subject = std::string{*n};
                 else if (auto cn = value_after(t, "cn="))
                     cur->subject = std::string{*cn};
-            } else if (sub == trustpoints && lines_[i].indented && t.find(':') == std::string_view::npos &&
+            } else if (sub == trustpoints && lines_[i].indented &&
+                       t.find(':') == std::string_view::npos &&
                        t.find('=') == std::string_view::npos) {
                 // A trustpoint list wrapped by the terminal.
                 for (auto w : split_words(t))
@@ -588,10 +590,9 @@ class capture_parser {
                 countdown = trim(t.substr(0, open));
                 at = parse_iso8601(t.substr(open + 1, close - open - 1));
                 if (!at) {
-                    problem(lines_[i].number,
-                            fmt::format("'{}': expected an ISO time such as "
-                                        "(2024-09-26T20:48:17Z)",
-                                        t.substr(open, close - open + 1)));
+                    problem(lines_[i].number, fmt::format("'{}': expected an ISO time such as "
+                                                          "(2024-09-26T20:48:17Z)",
+                                                          t.substr(open, close - open + 1)));
                     continue;
                 }
                 name = trim(t.substr(close + 1));
@@ -628,7 +629,8 @@ class capture_parser {
             if (name.empty()) {
                 // The section's soonest-timer line, or a name wrapped onto the next line.
                 if (i + 1 < e && !lines_[i + 1].text.empty() && lines_[i + 1].text.front() != '|' &&
-                    !is_timer_section(lines_[i + 1].text) && sniff(lines_[i + 1].text) == block_kind::none) {
+                    !is_timer_section(lines_[i + 1].text) &&
+                    sniff(lines_[i + 1].text) == block_kind::none) {
                     name = lines_[i + 1].text;
                     ++i;
                 } else {
@@ -812,8 +814,8 @@ std::vector<router_capture> parse_captures(std::string_view text, std::string_vi
             continue;
         }
         const block_kind k = l.indented ? block_kind::none : sniff(l.text);
-        if (k != block_kind::none && (open == nullptr || open->kind != k ||
-                                      k == block_kind::clock)) {
+        if (k != block_kind::none &&
+            (open == nullptr || open->kind != k || k == block_kind::clock)) {
             close_block(i);
             cur->blocks.push_back({k, i, lines.size()});
             open = &cur->blocks.back();
@@ -886,6 +888,44 @@ std::vector<router_capture> parse_captures(std::string_view text, std::string_vi
     return out;
 }
 
+std::vector<router_capture> merge_same_router(std::vector<router_capture> captures) {
+    std::vector<router_capture> out;
+    std::map<std::string, std::size_t, std::less<>> seen;
+    for (auto& c : captures) {
+        auto it = seen.find(c.hostname);
+        if (it == seen.end()) {
+            seen.emplace(c.hostname, out.size());
+            out.push_back(std::move(c));
+            continue;
+        }
+        auto& m = out[it->second];
+        if (!m.has_running_config && c.has_running_config) {
+            m.has_running_config = true;
+            m.running_config = std::move(c.running_config);
+            m.running_config_line = c.running_config_line;
+            if (m.file != c.file)
+                m.file = c.file;  // capture_config() reports against the config's file
+        }
+        if (!m.clock && c.clock) {
+            m.clock = c.clock;
+            m.clock_authoritative = c.clock_authoritative;
+            m.clock_line = c.clock_line;
+        }
+        m.has_certificates |= c.has_certificates;
+        m.has_timers |= c.has_timers;
+        m.has_server |= c.has_server;
+        for (auto& x : c.certificates)
+            m.certificates.push_back(std::move(x));
+        for (auto& x : c.timers)
+            m.timers.push_back(std::move(x));
+        for (auto& x : c.servers)
+            m.servers.push_back(std::move(x));
+        for (auto& x : c.problems)
+            m.problems.push_back(std::move(x));
+    }
+    return out;
+}
+
 tl::expected<ios_config, parse_error> capture_config(const router_capture& r) {
     auto cfg = parse_ios_config(r.running_config, r.file);
     const int shift = std::max(0, r.running_config_line - 1);
@@ -927,8 +967,7 @@ std::string_view to_string(router_phase p) {
 
 std::optional<router_phase> parse_router_phase(std::string_view text) {
     for (auto p : {router_phase::current, router_phase::pending, router_phase::rollover,
-                   router_phase::rollover_ca, router_phase::no_certificate,
-                   router_phase::unknown})
+                   router_phase::rollover_ca, router_phase::no_certificate, router_phase::unknown})
         if (text == to_string(p))
             return p;
     return std::nullopt;
@@ -1041,8 +1080,8 @@ router_state derive_router_state(const router_capture& r, std::string_view trust
             } else if (available && c.start && c.end) {
                 (c.rollover ? rid : id) = &c;
             } else if (!available) {
-                doubt(c.line, fmt::format("certificate of trustpoint {} has status '{}'",
-                                          tp->name, c.status));
+                doubt(c.line, fmt::format("certificate of trustpoint {} has status '{}'", tp->name,
+                                          c.status));
             }
         }
     }
@@ -1104,16 +1143,15 @@ std::vector<std::string> printed_timer_disagreements(const router_state& st, dur
     if (!st.id || !st.ca || st.phase == router_phase::unknown)
         return out;
     const auto rp = client_renewal(st.trustpoint, *st.id, st.ca->not_after);
-    auto far = [&](time_point a, time_point b) {
-        return (a > b ? a - b : b - a) > tolerance;
-    };
+    auto far = [&](time_point a, time_point b) { return (a > b ? a - b : b - a) > tolerance; };
     auto where = [&](int line) { return source_location{st.where.file, line, 1}.to_string(); };
     const std::string rule =
         st.trustpoint.auto_enroll
             ? fmt::format("auto-enroll {} on {} .. {}", st.trustpoint.auto_enroll_percent,
                           to_iso8601(st.id->not_before), to_iso8601(st.id->not_after))
             : std::string{"no auto-enroll"};
-    if (st.printed_renew_date && (rp.kind == renewal_kind::none || far(*st.printed_renew_date, rp.at)))
+    if (st.printed_renew_date &&
+        (rp.kind == renewal_kind::none || far(*st.printed_renew_date, rp.at)))
         out.push_back(fmt::format(
             "{}: {}: printed renew date {} but {} gives {}", where(st.renew_date_line), st.hostname,
             to_iso8601(*st.printed_renew_date), rule,
@@ -1128,10 +1166,9 @@ std::vector<std::string> printed_timer_disagreements(const router_state& st, dur
                 rp.kind == renewal_kind::shadow ? fmt::format("SHADOW at {}", to_iso8601(rp.at))
                                                 : std::string{"nothing"}));
         else if (far(*st.printed_renew_timer, rp.at))
-            out.push_back(fmt::format("{}: {}: RENEW timer {} printed but {} gives {}",
-                                      where(st.renew_timer_line), st.hostname,
-                                      to_iso8601(*st.printed_renew_timer), rule,
-                                      to_iso8601(rp.at)));
+            out.push_back(fmt::format(
+                "{}: {}: RENEW timer {} printed but {} gives {}", where(st.renew_timer_line),
+                st.hostname, to_iso8601(*st.printed_renew_timer), rule, to_iso8601(rp.at)));
     }
     if (st.printed_shadow_timer) {
         if (rp.kind != renewal_kind::shadow)
@@ -1143,10 +1180,9 @@ std::vector<std::string> printed_timer_disagreements(const router_state& st, dur
                 rp.kind == renewal_kind::renew ? fmt::format("RENEW at {}", to_iso8601(rp.at))
                                                : std::string{"nothing"}));
         else if (far(*st.printed_shadow_timer, rp.at))
-            out.push_back(fmt::format("{}: {}: SHADOW timer {} printed but {} gives {}",
-                                      where(st.shadow_timer_line), st.hostname,
-                                      to_iso8601(*st.printed_shadow_timer), rule,
-                                      to_iso8601(rp.at)));
+            out.push_back(fmt::format(
+                "{}: {}: SHADOW timer {} printed but {} gives {}", where(st.shadow_timer_line),
+                st.hostname, to_iso8601(*st.printed_shadow_timer), rule, to_iso8601(rp.at)));
     }
     return out;
 }

@@ -21,8 +21,8 @@
 namespace pkisim::sim {
 
 struct inventory_options {
-    std::string trustpoint;                  // empty: each router's SCEP trustpoint
-    std::optional<timers::time_point> start;  // default: the earliest capture time
+    std::string trustpoint;                            // empty: each router's SCEP trustpoint
+    std::optional<timers::time_point> start;           // default: the earliest capture time
     timers::duration tolerance = timers::minutes{10};  // printed vs computed timers
     std::string name = "inventory";
 };

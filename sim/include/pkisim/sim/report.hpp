@@ -44,8 +44,8 @@ std::string report_html(const scenario& sc, const sim_result& r,
 std::string verdict_text(const scenario& sc, const sim_result& r, const std::string& out_dir);
 std::string sweep_table(const sweep_result& s);
 
-// Writes summary.json, daily.csv, clients.csv (clients_csv.hpp), daily.svg, loop.svg, worst-day.svg, [sweep.svg, sweep.csv],
-// report.html into `dir` (created if missing).
+// Writes summary.json, daily.csv, clients.csv (clients_csv.hpp), daily.svg, loop.svg,
+// worst-day.svg, [sweep.svg, sweep.csv], report.html into `dir` (created if missing).
 tl::expected<void, std::string> write_report(const std::string& dir, const scenario& sc,
                                              const sim_result& r,
                                              const std::optional<sweep_result>& sweep,

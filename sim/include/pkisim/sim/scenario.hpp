@@ -69,9 +69,9 @@ struct client_group {
     duration at{0};
     duration window{0};
     std::vector<enrollment_batch> batches;
-    std::vector<duration> times;  // csv
+    std::vector<duration> times;        // csv
     std::vector<client_state> routers;  // state
-    bool via_ra = false;          // clients talk to the RA (default when the scenario has one)
+    bool via_ra = false;  // clients talk to the RA (default when the scenario has one)
 };
 
 // One IOS box that serves SCEP: the CA, or the RA in front of it.

@@ -43,7 +43,8 @@ std::optional<int> zone_offset_minutes(std::string_view abbreviation, const zone
 // authoritative, `.` = not synchronised), "00:49:29 PDT Jun 20 2011".
 tl::expected<time_point, std::string> parse_ios_datetime(std::string_view text,
                                                          const zone_offsets& own);
-// A `show crypto pki timers` countdown: "48.241", "4:33.164", "291d23:54:53.214", "1094d 5:21:45.573".
+// A `show crypto pki timers` countdown: "48.241", "4:33.164", "291d23:54:53.214", "1094d
+// 5:21:45.573".
 std::optional<duration> parse_ios_countdown(std::string_view text);
 
 struct capture_problem {
@@ -60,8 +61,8 @@ enum class shown_cert_kind { id, ca, subordinate_ca, ra_mode_cs, self_signed };
 struct shown_certificate {
     shown_cert_kind kind = shown_cert_kind::id;
     bool rollover = false;
-    std::string status;  // Available, Pending, ...
-    std::string serial;  // hex as printed
+    std::string status;   // Available, Pending, ...
+    std::string serial;   // hex as printed
     std::string subject;  // "Name:" or the first cn= of Subject
     std::optional<time_point> start, end, renew;
     std::vector<std::string> trustpoints;
@@ -100,7 +101,7 @@ struct router_capture {
     bool clock_authoritative = true;
     int clock_line = 0;
     bool has_running_config = false;
-    std::string running_config;  // the text of `show running-config`
+    std::string running_config;   // the text of `show running-config`
     int running_config_line = 0;  // its first line in the file
     bool has_certificates = false, has_timers = false, has_server = false;
     std::vector<shown_certificate> certificates;
@@ -113,6 +114,10 @@ struct router_capture {
 // prompt the whole text is one router and each block is recognised by its first line) and
 // parses every block it knows. Unknown commands are skipped.
 std::vector<router_capture> parse_captures(std::string_view text, std::string_view file_name);
+// Captures of the same router spread over several files or several places of one file (one
+// file per command, or a second round of `show` commands) become one: the first running-config
+// and clock are kept, certificates, timers, servers and problems are joined. Order kept.
+std::vector<router_capture> merge_same_router(std::vector<router_capture> captures);
 // The running-config of a capture through the one IOS config parser, with file line numbers.
 tl::expected<ios_config, parse_error> capture_config(const router_capture& r);
 
@@ -132,9 +137,9 @@ struct router_state {
     std::string hostname;
     source_location where;
     std::optional<time_point> captured_at;
-    trustpoint_config trustpoint;     // from its running-config
-    std::optional<validity> id;       // Certificate with Associated Trustpoints = tp
-    std::optional<validity> ca;       // CA Certificate of tp
+    trustpoint_config trustpoint;  // from its running-config
+    std::optional<validity> id;    // Certificate with Associated Trustpoints = tp
+    std::optional<validity> ca;    // CA Certificate of tp
     std::optional<validity> rollover_id, rollover_ca;
     std::string ca_serial;
     router_phase phase = router_phase::unknown;
