@@ -11,6 +11,8 @@ namespace pkisim::cli {
 void add_check_command(CLI::App& app, int& exit_code);
 #ifdef PKISIM_HAS_SIM
 void add_simulate_command(CLI::App& app, int& exit_code);
+// `pkisim inventory`: routers' captures -> a scenario of explicit per-router state.
+void add_inventory_command(CLI::App& app, int& exit_code);
 #endif
 #ifdef PKISIM_HAS_SCEP
 // `pkisim serve` and `pkisim ca ...`

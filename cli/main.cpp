@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     pkisim::cli::add_check_command(app, exit_code);
 #ifdef PKISIM_HAS_SIM
     pkisim::cli::add_simulate_command(app, exit_code);
+    pkisim::cli::add_inventory_command(app, exit_code);
 #endif
 #ifdef PKISIM_HAS_SCEP
     pkisim::cli::add_serve_commands(app, exit_code);

@@ -10,6 +10,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "pkisim/sim/clients_csv.hpp"
+
 namespace pkisim::sim {
 
 namespace {
@@ -884,6 +886,7 @@ tl::expected<void, std::string> write_report(const std::string& dir, const scena
     const std::pair<std::string, std::string> files[] = {
         {"summary.json", summary_json(sc, r, o)},
         {"daily.csv", daily_csv(r)},
+        {"clients.csv", clients_csv(sc, r)},
         {"daily.svg", plot_daily_svg(r)},
         {"loop.svg", plot_loop_svg(r)},
         {"worst-day.svg", plot_worst_day_svg(sc, r)},

@@ -32,6 +32,8 @@ std::string_view to_string(enrollment_pattern p) {
             return "batches";
         case enrollment_pattern::csv:
             return "csv";
+        case enrollment_pattern::state:
+            return "state";
     }
     return "?";
 }
@@ -49,12 +51,19 @@ duration scenario::effective_horizon() const {
     // N CA generations: to the notAfter of the N-th (each successor starts at its
     // predecessor's notAfter, model §1 rule 3), plus 60 days to see the switchover through
     // (a quarter of the CA lifetime for CAs shorter than 240 days, so that a scaled-down test CA
-    // does not run into the next generations).
-    auto end = timers::ca_validity(ca.server, start).not_after;
+    // does not run into the next generations). The first CA is the captured one when the
+    // scenario comes from an inventory (the start is then the capture time).
+    auto end = ca_certificate().not_after;
     for (unsigned g = 1; g < generations.value_or(1); ++g)
         end = timers::shadow_ca_validity(end, ca.server.ca_lifetime).not_after;
     const duration margin = std::min<duration>(timers::days{60}, ca.server.ca_lifetime / 4);
-    return (end - start) + margin;
+    return std::max(duration{0}, (end - start) + margin);
+}
+
+timers::validity scenario::ca_certificate() const {
+    if (ca.certificate)
+        return *ca.certificate;
+    return timers::ca_validity(ca.server, start);
 }
 
 std::optional<duration> parse_duration_text(std::string_view text) {
@@ -155,6 +164,21 @@ struct loader {
 
     tl::expected<std::pair<std::string, timers::ios_config>, std::string> read_ios(
         const toml::table& t, std::string_view key) const {
+        if (t.get(key) == nullptr && t.get("ios") != nullptr) {
+            // IOS text inline (`ios = '''...'''`, as `pkisim inventory` writes it): errors point
+            // into the scenario file (a multi-line string starts on the line after its key).
+            auto text = string_at(t, "ios", true);
+            if (!text)
+                return tl::make_unexpected(text.error());
+            auto cfg = timers::parse_ios_config(*text, file);
+            const int shift = static_cast<int>(t.get("ios")->source().begin.line);
+            if (!cfg) {
+                auto e = cfg.error();
+                e.where.line += shift;
+                return tl::make_unexpected(e.to_string());
+            }
+            return std::make_pair(std::move(*text), std::move(*cfg));
+        }
         auto rel = string_at(t, key, true);
         if (!rel)
             return tl::make_unexpected(rel.error());
@@ -170,6 +194,42 @@ struct loader {
         if (!cfg)
             return tl::make_unexpected(cfg.error().to_string());
         return std::make_pair(std::move(text), std::move(*cfg));
+    }
+    // What the report names the IOS text: the file, or "scenario.toml:12 (inline)".
+    std::string ios_name(const toml::table& t, std::string_view key) const {
+        if (t.get(key) == nullptr && t.get("ios") != nullptr)
+            return fmt::format("{}:{} (inline)", file, t.get("ios")->source().begin.line);
+        return resolve(*string_at(t, key, true));
+    }
+
+    // An ISO-8601 UTC time.
+    tl::expected<std::optional<time_point>, std::string> time_at(const toml::table& t,
+                                                                 std::string_view key) const {
+        const auto* n = t.get(key);
+        if (n == nullptr)
+            return std::optional<time_point>{};
+        if (const auto* s = n->as_string())
+            if (auto tp = timers::parse_iso8601(s->get()))
+                return std::optional<time_point>{*tp};
+        return tl::make_unexpected(fmt::format(
+            "{}: `{}`: expected a UTC time such as \"2029-03-02T10:15:30Z\"", where(*n), key));
+    }
+    // A validity from two keys; both or neither.
+    tl::expected<std::optional<timers::validity>, std::string> validity_at(
+        const toml::table& t, std::string_view nb_key, std::string_view na_key) const {
+        auto nb = time_at(t, nb_key);
+        if (!nb)
+            return tl::make_unexpected(nb.error());
+        auto na = time_at(t, na_key);
+        if (!na)
+            return tl::make_unexpected(na.error());
+        if (!*nb && !*na)
+            return std::optional<timers::validity>{};
+        if (!*nb || !*na || **na <= **nb)
+            return tl::make_unexpected(
+                fmt::format("{}: expected both `{}` and `{}`, the second after the first",
+                            where(t, nb_key), nb_key, na_key));
+        return std::optional<timers::validity>{timers::validity{**nb, **na}};
     }
 
     // A time: an offset from the start ("1460d") or an ISO date ("2029-12-01").
@@ -199,15 +259,22 @@ struct loader {
     tl::expected<server_side, std::string> read_server(const toml::table& t,
                                                        std::string_view table_name,
                                                        time_point start, bool want_ra) const {
-        if (auto ok =
-                check_keys(t, {"config", "server", "manual_rollover", "trustpoint"}, table_name);
+        if (auto ok = check_keys(t,
+                                 {"config", "ios", "server", "manual_rollover", "trustpoint",
+                                  "not_before", "not_after", "cert_not_before", "cert_not_after"},
+                                 table_name);
             !ok)
             return tl::make_unexpected(ok.error());
         auto ios = read_ios(t, "config");
         if (!ios)
             return tl::make_unexpected(ios.error());
         server_side side;
-        side.config_path = resolve(*string_at(t, "config", true));
+        side.config_path = ios_name(t, "config");
+        auto cert = want_ra ? validity_at(t, "cert_not_before", "cert_not_after")
+                            : validity_at(t, "not_before", "not_after");
+        if (!cert)
+            return tl::make_unexpected(cert.error());
+        side.certificate = *cert;
         side.config_text = std::move(ios->first);
         const auto& cfg = ios->second;
         auto name = string_at(t, "server", false);
@@ -440,8 +507,8 @@ struct loader {
     tl::expected<client_group, std::string> read_group(const toml::table& g,
                                                        const scenario& sc) const {
         if (auto ok = check_keys(g,
-                                 {"name", "config", "trustpoint", "count", "pattern", "at",
-                                  "window", "batches", "csv", "server"},
+                                 {"name", "config", "ios", "trustpoint", "count", "pattern", "at",
+                                  "window", "batches", "csv", "server", "routers"},
                                  "[[clients]]");
             !ok)
             return tl::make_unexpected(ok.error());
@@ -453,7 +520,7 @@ struct loader {
         auto ios = read_ios(g, "config");
         if (!ios)
             return tl::make_unexpected(ios.error());
-        out.config_path = resolve(*string_at(g, "config", true));
+        out.config_path = ios_name(g, "config");
         out.config_text = std::move(ios->first);
         auto tpname = string_at(g, "trustpoint", false);
         if (!tpname)
@@ -503,10 +570,12 @@ struct loader {
             out.pattern = enrollment_pattern::batches;
         } else if (p == "csv") {
             out.pattern = enrollment_pattern::csv;
+        } else if (p == "state") {
+            out.pattern = enrollment_pattern::state;
         } else {
             return tl::make_unexpected(fmt::format(
-                "{}: `pattern`: expected \"instant\", \"uniform\", \"spread\", \"batches\" or "
-                "\"csv\"",
+                "{}: `pattern`: expected \"instant\", \"uniform\", \"spread\", \"batches\", "
+                "\"csv\" or \"state\"",
                 where(g, "pattern")));
         }
         auto at = offset_at(g, "at", sc.start);
@@ -559,6 +628,12 @@ struct loader {
                 return tl::make_unexpected(
                     fmt::format("{}: `count` = {} but the batches add up to {}", where(g, "count"),
                                 **count, total));
+        } else if (out.pattern == enrollment_pattern::state) {
+            auto r = read_routers(g, sc);
+            if (!r)
+                return tl::make_unexpected(r.error());
+            out.routers = std::move(*r);
+            out.count = out.routers.size();
         } else if (out.pattern == enrollment_pattern::csv) {
             auto rel = string_at(g, "csv", true);
             if (!rel)
@@ -601,6 +676,62 @@ struct loader {
                 return tl::make_unexpected(
                     fmt::format("{}: [[clients]]: expected `count` (number of clients)", where(g)));
             out.count = static_cast<std::uint64_t>(**count);
+        }
+        return out;
+    }
+
+    // `routers = [ { hostname = "spoke-114", state = "current", not_before = "...",
+    // not_after = "..." }, ... ]`
+    tl::expected<std::vector<client_state>, std::string> read_routers(const toml::table& g,
+                                                                      const scenario& sc) const {
+        const auto* arr = g.get_as<toml::array>("routers");
+        if (arr == nullptr || arr->empty())
+            return tl::make_unexpected(
+                fmt::format("{}: pattern \"state\" needs `routers = [{{ hostname = \"r1\", state = "
+                            "\"current\", not_before = \"...\", not_after = \"...\" }}, ...]`",
+                            where(g, "pattern")));
+        std::vector<client_state> out;
+        out.reserve(arr->size());
+        for (const auto& node : *arr) {
+            const auto* t = node.as_table();
+            if (t == nullptr)
+                return tl::make_unexpected(fmt::format(
+                    "{}: `routers`: expected {{ hostname = ..., state = ... }}", where(node)));
+            if (auto ok = check_keys(*t, {"hostname", "state", "not_before", "not_after", "at"},
+                                     "a router");
+                !ok)
+                return tl::make_unexpected(ok.error());
+            client_state cs;
+            auto host = string_at(*t, "hostname", true);
+            if (!host)
+                return tl::make_unexpected(host.error());
+            cs.hostname = *host;
+            auto state = string_at(*t, "state", false);
+            if (!state)
+                return tl::make_unexpected(state.error());
+            const auto phase = timers::parse_router_phase(state->empty() ? "current" : *state);
+            if (!phase || *phase == timers::router_phase::unknown)
+                return tl::make_unexpected(
+                    fmt::format("{}: `state`: expected \"current\", \"pending\", \"rollover\", "
+                                "\"rollover-ca\" or \"none\"",
+                                where(*t, "state")));
+            cs.phase = *phase;
+            auto cert = validity_at(*t, "not_before", "not_after");
+            if (!cert)
+                return tl::make_unexpected(cert.error());
+            cs.certificate = *cert;
+            if (!cs.certificate && (cs.phase == timers::router_phase::current ||
+                                    cs.phase == timers::router_phase::rollover ||
+                                    cs.phase == timers::router_phase::rollover_ca))
+                return tl::make_unexpected(fmt::format(
+                    "{}: state \"{}\" needs the certificate's `not_before` and `not_after`",
+                    where(*t), timers::to_string(cs.phase)));
+            auto when = time_at(*t, "at");
+            if (!when)
+                return tl::make_unexpected(when.error());
+            if (*when)
+                cs.at = std::max(duration{0}, **when - sc.start);
+            out.push_back(std::move(cs));
         }
         return out;
     }
@@ -725,6 +856,10 @@ tl::expected<void, std::string> apply_setting(scenario& sc, std::string_view key
                 }
             } else if (g.pattern == enrollment_pattern::csv) {
                 return err("a group reads its times from a CSV file; edit the file instead");
+            } else if (g.pattern == enrollment_pattern::state) {
+                return err(
+                    "a group lists its routers one by one (pattern \"state\"); edit them "
+                    "instead");
             }
             g.count = share;
         }

@@ -398,6 +398,7 @@ class simulator {
     void do_switchover(std::uint32_t idx, ms_t now);
     void do_ra_manual_rollover(ms_t now);
     void seed_fleet();
+    void seed_state(std::size_t gi, const client_state& cs);
     void handle(std::uint32_t idx, ms_t now);
 
     const scenario& sc_;
@@ -476,7 +477,8 @@ class simulator {
 
 void simulator::build_generations() {
     const auto& srv = sc_.ca.server;
-    gens_.push_back(timers::ca_validity(srv, origin_));
+    // Generation 0: the CA certificate as captured (inventory), else created at the start.
+    gens_.push_back(sc_.ca_certificate());
     while (true) {
         const auto& cur = gens_.back();
         // Rule 3, the one timers/ rule check uses too (overlap >= CA life: at the creation).
@@ -977,8 +979,9 @@ void simulator::seed_fleet() {
         cohort ra;
         ra.count = 1;
         ra.group = ra_group_;
-        const auto id =
-            timers::issued_validity(sc_.ca.server.cert_lifetime, origin_, gens_[0].not_after);
+        const auto id = sc_.ra->certificate ? *sc_.ra->certificate
+                                            : timers::issued_validity(sc_.ca.server.cert_lifetime,
+                                                                      origin_, gens_[0].not_after);
         ra.cert_nb = ms_of(id.not_before);
         ra.cert_na = ms_of(id.not_after);
         ra_index_ = alloc(ra);
@@ -1037,7 +1040,50 @@ void simulator::seed_fleet() {
                 for (const auto& t : g.times)
                     add(t.count(), 1);
                 break;
+            case enrollment_pattern::state:
+                for (const auto& cs : g.routers)
+                    seed_state(gi, cs);
+                break;
         }
+    }
+}
+
+void simulator::seed_state(std::size_t gi, const client_state& cs) {
+    // A router as captured at the start (pattern "state"): its own certificate, issued by the
+    // current CA (generation 0), and what it was doing then.
+    cohort c;
+    c.count = 1;
+    c.group = static_cast<std::uint16_t>(gi);
+    if (sc_.clock_skew.count() > 0) {
+        const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+        c.skew = static_cast<ms_t>(
+            std::llround((2 * u - 1) * static_cast<double>(sc_.clock_skew.count())));
+    }
+    if (cs.certificate) {
+        c.cert_nb = ms_of(cs.certificate->not_before);
+        c.cert_na = ms_of(cs.certificate->not_after);
+    }
+    const ms_t when = cs.at ? cs.at->count() : 0;
+    switch (cs.phase) {
+        case timers::router_phase::current:
+            // Its RENEW/SHADOW point from timers/; one already past acts at the start.
+            schedule_renewal(alloc(c));
+            return;
+        case timers::router_phase::pending:
+        case timers::router_phase::no_certificate:
+        case timers::router_phase::unknown:
+            c.phase = ph_enroll;
+            schedule(alloc(c), when);
+            return;
+        case timers::router_phase::rollover:
+            // SHADOW_READY: waits for the switchover (rule 7).
+            c.phase = ph_switchover;
+            schedule(alloc(c), ms_of(timers::switchover_time(gens_[0].not_after)));
+            return;
+        case timers::router_phase::rollover_ca:
+            c.phase = ph_rollover_enroll;
+            schedule(alloc(c), when);
+            return;
     }
 }
 
@@ -1068,7 +1114,8 @@ sim_result simulator::run() {
         timers::storm_options so;
         so.client = sc_.client;
         so.limiter = limiter_for(sc_, sc_.front());
-        r_.closed_form = timers::analyze_storm(sc_.ca.server, origin_, tps, so);
+        r_.closed_form =
+            timers::analyze_storm(sc_.ca.server, sc_.ca_certificate().not_before, tps, so);
     }
 
     seed_fleet();

@@ -46,8 +46,8 @@ std::string sweep_table(const sweep_result& s);
 // With more than one CA generation in the horizon: one block per generation (empty otherwise).
 std::string generations_text(const sim_result& r);
 
-// Writes summary.json, daily.csv, daily.svg, loop.svg, worst-day.svg, [sweep.svg, sweep.csv],
-// report.html into `dir` (created if missing).
+// Writes summary.json, daily.csv, clients.csv (clients_csv.hpp), daily.svg, loop.svg,
+// worst-day.svg, [sweep.svg, sweep.csv], report.html into `dir` (created if missing).
 tl::expected<void, std::string> write_report(const std::string& dir, const scenario& sc,
                                              const sim_result& r,
                                              const std::optional<sweep_result>& sweep,

@@ -20,8 +20,10 @@
 
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/config.hpp"
+#include "pkisim/timers/ios_show.hpp"
 #include "pkisim/timers/limiter.hpp"
 #include "pkisim/timers/time.hpp"
+#include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::sim {
 
@@ -36,12 +38,26 @@ enum class enrollment_pattern {
     spread,   // evenly spaced: client i at at + (i + 0.5) / count × window (no randomness)
     batches,  // explicit {at, count} batches
     csv,      // one time per line in a CSV file (offset like "12d 3h" or an ISO date)
+    state,    // explicit per-client state at the start (a fleet read from routers' captures)
 };
 std::string_view to_string(enrollment_pattern p);
 
 struct enrollment_batch {
     duration at{0};
     std::uint64_t count = 0;
+};
+
+// One client of a `pattern = "state"` group: a router as its captures showed it at the
+// scenario start (`pkisim inventory` writes these).
+struct client_state {
+    std::string hostname;
+    // current: certificate + its RENEW/SHADOW timer; pending: an enrollment waiting (polled at
+    // `at`); rollover: rollover CA + rollover ID certificate installed (switchover at CA
+    // notAfter); rollover-ca: rollover CA installed, rollover enrollment at `at`; none: no
+    // certificate, enrolls at `at`.
+    timers::router_phase phase = timers::router_phase::current;
+    std::optional<timers::validity> certificate;  // the current ID certificate
+    std::optional<duration> at;                   // offset from the start; default 0
 };
 
 struct client_group {
@@ -54,8 +70,9 @@ struct client_group {
     duration at{0};
     duration window{0};
     std::vector<enrollment_batch> batches;
-    std::vector<duration> times;  // csv
-    bool via_ra = false;          // clients talk to the RA (default when the scenario has one)
+    std::vector<duration> times;        // csv
+    std::vector<client_state> routers;  // state
+    bool via_ra = false;  // clients talk to the RA (default when the scenario has one)
 };
 
 // One IOS box that serves SCEP: the CA, or the RA in front of it.
@@ -66,6 +83,10 @@ struct server_side {
     timers::http_config http;
     // Operator `crypto pki server NAME rollover` at this offset from the start (optional).
     std::optional<duration> manual_rollover;
+    // The certificate as captured: [ca] the CA certificate (not_before / not_after; without it
+    // the CA is created at the start), [ra] the RA's own certificate (cert_not_before /
+    // cert_not_after; without it the RA enrolls at the start).
+    std::optional<timers::validity> certificate;
 };
 
 inline constexpr unsigned max_generations = 20;
@@ -74,8 +95,10 @@ struct scenario {
     std::string path;  // the scenario file (resolved)
     std::string name;
     std::string description;
-    time_point start{};               // CA created (first `no shutdown`)
-    std::optional<duration> horizon;  // default: `generations` CA lifetimes + 60 days
+    time_point start{};  // CA created (first `no shutdown`), or the capture time of an inventory
+    // default: until the end of the last generation's CA (`generations` CA lifetimes from the
+    // CA's creation) + 60 days
+    std::optional<duration> horizon;
     // How many CA generations the horizon covers (default 1): the first rollover is generation
     // 1 -> 2; generation 2's clients all hold rollover certificates that start at the same
     // instant (model §1 rule 6), so later rollovers can behave differently.
@@ -113,6 +136,8 @@ struct scenario {
     // The server the clients talk to: the RA if there is one.
     const server_side& front() const { return ra ? *ra : ca; }
     duration effective_horizon() const;
+    // The CA certificate of generation 0: as captured, else created at the start (rule 1).
+    timers::validity ca_certificate() const;
 };
 
 // Reads a scenario and every IOS file it names. Errors read "file:line: what was expected".
