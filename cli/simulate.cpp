@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "progress.hpp"
 #include "pkisim/sim/report.hpp"
 #include "pkisim/sim/scenario.hpp"
 #include "pkisim/sim/simulation.hpp"
@@ -85,17 +86,9 @@ int run_simulate(const simulate_args& a) {
     sim::run_options opt;
     opt.engine = *engine;
     opt.exact_max_clients = a.exact_max_clients;
-    if (show_progress) {
-        opt.on_progress = [wall_start](const sim::progress& p) {
-            const double secs =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start)
-                    .count();
-            std::fprintf(stderr, "\r  %s  %5.1f %%  %.1f M events/s   ",
-                         timers::to_iso8601(p.sim_now).substr(0, 10).c_str(), 100.0 * p.fraction,
-                         secs > 0 ? static_cast<double>(p.events) / secs / 1e6 : 0.0);
-            std::fflush(stderr);
-        };
-    }
+    if (show_progress)
+        opt.on_progress = progress_printer(wall_start);  // cli/progress.cpp
+    const std::string started_at = wall_clock_now();
 
     std::optional<sim::sweep_result> sweep;
     if (spec) {
@@ -113,11 +106,14 @@ int run_simulate(const simulate_args& a) {
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     if (show_progress)
-        std::fprintf(stderr, "\r%70s\r", "");
+        clear_progress_line();
 
     sim::report_options ro;
     ro.deterministic = a.deterministic;
     ro.wall_seconds = wall;
+    ro.command_line = command_line();
+    ro.scenario_sha256 = file_sha256(a.scenario_path);
+    ro.started_at = started_at;
     if (auto w = sim::write_report(out_dir, *sc, result, sweep, ro); !w) {
         std::cerr << w.error() << '\n';
         return 2;

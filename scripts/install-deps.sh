@@ -10,10 +10,14 @@ packages=(
     nlohmann-json3-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     python3 python3-simpy
-    scep certmonger
-    chromium
+    scep certmonger curl
+    chromium libjs-dygraphs
     iproute2 util-linux procps
+    debootstrap
 )
+# What each is for (README "Development"): scep/certmonger/curl/openssl are the real clients of
+# the interop tests; chromium loads report.html in the page tests; libjs-dygraphs is the charting
+# library inlined into report.html at build time; debootstrap is for scripts/fresh-check.sh.
 
 missing=()
 for p in "${packages[@]}"; do

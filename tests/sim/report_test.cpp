@@ -196,8 +196,8 @@ TEST(cli, simulate_writes_the_report_and_says_where_it_is) {
 // console errors. Skipped only when Chromium is not installed.
 TEST(report_html, loads_in_headless_chromium_with_the_plots_and_no_errors) {
     const char* chromium = "/usr/bin/chromium";
-    if (!fs::exists(chromium))
-        GTEST_SKIP() << "no " << chromium;
+    ASSERT_TRUE(fs::exists(chromium))
+        << chromium << " not found: install the Debian package chromium (scripts/install-deps.sh)";
     const auto sc = mini_ra();
     const auto dir = temp_dir("html");
     ASSERT_TRUE(write_report(dir.string(), sc, run_simulation(sc), std::nullopt, {true, 0}));
