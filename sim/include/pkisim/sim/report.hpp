@@ -33,9 +33,9 @@ struct report_options {
     bool deterministic = false;
     double wall_seconds = 0;
     // The footer of report.html: how this run was made (empty fields are left out).
-    std::string command_line;     // exactly as typed (argv joined, quoted where needed)
-    std::string scenario_sha256;  // of the scenario file
-    std::string started_at;       // wall clock, ISO 8601 (left out when deterministic)
+    std::string command_line{};   // exactly as typed (argv joined, quoted where needed)
+    std::string scenario_sha256{};  // of the scenario file
+    std::string started_at{};     // wall clock, ISO 8601 (left out when deterministic)
 };
 
 // One device's part of the change set: the IOS text to type there.
