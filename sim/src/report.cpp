@@ -1377,13 +1377,21 @@ constexpr const char* page_script = R"js(
     g.ready(function () {
       if (!c.events.length || !data.length) return;
       var xs = c.data.map(function (r) { return r[0]; });
-      var notes = [];
+      var notes = [], byRow = {};
       c.events.forEach(function (e, i) {
         if (e.x < xs[0] || e.x > xs[xs.length - 1]) return;
         var best = 0;
         for (var k = 1; k < xs.length; k++) if (Math.abs(xs[k] - e.x) < Math.abs(xs[best] - e.x)) best = k;
-        notes.push({ series: c.labels[1], x: xs[best], shortText: String(i + 1), width: 18,
-                     text: e.label + ' - ' + e.when, cssClass: 'ev-' + e.id, attachAtBottom: true });
+        // dygraphs shows one annotation per point: events on the same row share it.
+        var n = byRow[best];
+        if (n) {
+          n.shortText += ',' + (i + 1); n.width += 12;
+          n.text += '; ' + e.label + ' - ' + e.when; n.cssClass += ' ev-' + e.id;
+          return;
+        }
+        n = byRow[best] = { series: c.labels[1], x: xs[best], shortText: String(i + 1), width: 18,
+                            text: e.label + ' - ' + e.when, cssClass: 'ev-' + e.id, attachAtBottom: true };
+        notes.push(n);
       });
       g.setAnnotations(notes);
     });
