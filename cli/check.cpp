@@ -366,7 +366,8 @@ void add_check_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--set", opts->sets,
                     "override a command before the analysis: server.auto-rollover=365, "
-                    "ra.COMMAND=VALUE, trustpoint[.NAME].auto-enroll=80, http.max-connections=16");
+                    "ra.COMMAND=VALUE, trustpoint[.NAME].auto-enroll=80, http.max-connections=16")
+        ->allow_extra_args(false);  // one value per --set, so that files may follow (issue 15)
     cmd->add_option("--server", opts->server,
                     "the issuing CA to analyse when the files hold several");
     cmd->footer(

@@ -143,7 +143,8 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
                     "Total number of clients (split across groups by their share)");
     cmd->add_option("--set", args->sets,
                     "key=value, e.g. overlap=365, auto-enroll=80, max-connections=16, "
-                    "ra.auto-enroll=95, latency=5ms (repeatable)");
+                    "ra.auto-enroll=95, latency=5ms (repeatable)")
+        ->allow_extra_args(false);
     cmd->add_option("--sweep", args->sweep,
                     "Run one value after another of a parameter, e.g. overlap=30,60,90,180,365 "
                     "or auto-enroll=60..90; prints a table and the smallest safe value");
