@@ -11,6 +11,7 @@ P=./build/release/cli/pkisim
 command -v chromium >/dev/null || {
     echo "report-screenshots: chromium not found: apt-get install chromium" >&2; exit 2; }
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 run() {  # kind, then simulate arguments; exit 1 (storm/outage) is a verdict, not an error
     local kind=$1; shift
     "$P" simulate "$@" --quiet --out "$out/$kind" > "$out/$kind.txt" || [[ $? -eq 1 ]]
@@ -27,7 +28,7 @@ for kind in storm safe outage sweep million; do
     chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
         --disable-component-update --disable-sync --hide-scrollbars --user-data-dir="$profile" \
         --window-size=1100,6200 --virtual-time-budget=5000 \
-        --screenshot="$(pwd)/$out/$kind.png" "file://$(pwd)/$out/$kind/report.html" \
+        --screenshot="$out/$kind.png" "file://$out/$kind/report.html" \
         > /dev/null 2>&1
-    echo "$out/$kind.png  ($(head -1 "$out/$kind.txt" | cut -c1-90))"
+    echo "$out/$kind.png  ($(grep -m1 "^Verdict" "$out/$kind.txt" | cut -c1-90))"
 done

@@ -937,7 +937,13 @@ words words_of(const scenario& sc, const sim_result& r) {
             "ca-certificate {} d) = {} days before CA expiry (the last certificate is cut at the "
             "CA's end).",
             tp.name, tp.auto_enroll_percent, num(cert_life), num(ca_life), days1(first)));
-        if (srv.auto_rollover)
+        if (first <= 0)
+            w.arithmetic.push_back(fmt::format(
+                "auto-enroll {} %: the certificate that ends with the CA asks for the next CA "
+                "only at the CA's expiry, when its certificate and trust have already expired: "
+                "an outage whatever the overlap.",
+                tp.auto_enroll_percent));
+        else if (srv.auto_rollover)
             w.arithmetic.push_back(
                 first > overlap
                     ? fmt::format("auto-rollover {} d: the shadow exists {} days before expiry, so "
@@ -1613,6 +1619,10 @@ tr.safe td{background:#eef8ee}tr.shown td{font-weight:bold}footer{margin-top:2em
                 with_commas(pr.totals.enrollments_failed), with_commas(pr.clients_outage));
         }
         h += "</table>\n";
+        // The RA hint of the terminal's sweep table, word for word.
+        const auto tab = sweep_table(*sweep);
+        if (const auto at = tab.find("\nThe RA fetches"); at != std::string::npos)
+            h += fmt::format("<p>{}</p>\n", html_escape(tab.substr(at + 1)));
         h += fmt::format("<p>{}</p>\n",
                          html_escape(sweep->smallest_safe
                                          ? fmt::format("Smallest safe {}: {}", sweep->key,
