@@ -10,6 +10,9 @@
 
 #include "commands.hpp"
 #include "pkisim/timers/settings.hpp"
+#ifdef PKISIM_HAS_SIM
+#include "progress.hpp"
+#endif
 
 int main(int argc, char** argv) {
     CLI::App app{
@@ -22,6 +25,9 @@ int main(int argc, char** argv) {
         "always a usage or configuration error.");
 
     int exit_code = 0;
+#ifdef PKISIM_HAS_SIM
+    pkisim::cli::remember_command_line(argc, argv);  // report.html's footer
+#endif
     pkisim::cli::add_check_command(app, exit_code);
 #ifdef PKISIM_HAS_SIM
     pkisim::cli::add_simulate_command(app, exit_code);

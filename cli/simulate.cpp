@@ -19,6 +19,7 @@
 
 #include "commands.hpp"
 #include "pkisim/sim/change_set.hpp"
+#include "progress.hpp"
 #include "pkisim/sim/report.hpp"
 #include "pkisim/sim/scenario.hpp"
 #include "pkisim/sim/simulation.hpp"
@@ -189,17 +190,9 @@ int run_simulate(const simulate_args& a) {
     sim::run_options opt;
     opt.engine = *engine;
     opt.exact_max_clients = a.exact_max_clients;
-    if (show_progress) {
-        opt.on_progress = [wall_start](const sim::progress& p) {
-            const double secs =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start)
-                    .count();
-            std::fprintf(stderr, "\r  %s  %5.1f %%  %.1f M events/s   ",
-                         timers::to_iso8601(p.sim_now).substr(0, 10).c_str(), 100.0 * p.fraction,
-                         secs > 0 ? static_cast<double>(p.events) / secs / 1e6 : 0.0);
-            std::fflush(stderr);
-        };
-    }
+    if (show_progress)
+        opt.on_progress = progress_printer(wall_start);  // cli/progress.cpp
+    const std::string started_at = wall_clock_now();
 
     std::optional<sim::sweep_result> sweep;
     const unsigned threads = a.jobs == 0 ? all_cores() : a.jobs;
@@ -242,9 +235,12 @@ int run_simulate(const simulate_args& a) {
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     if (show_progress)
-        std::fprintf(stderr, "\r%70s\r", "");
+        clear_progress_line();
 
     ro.wall_seconds = wall;
+    ro.command_line = command_line();
+    ro.scenario_sha256 = file_sha256(a.scenario_path);
+    ro.started_at = started_at;
     if (auto w = sim::write_report(out_dir, shown, result, sweep, ro); !w) {
         std::cerr << w.error() << '\n';
         return 2;
@@ -256,9 +252,7 @@ int run_simulate(const simulate_args& a) {
     }
     const std::string verdict =
         sim::verdict_text(shown, result, out_dir) + sim::generations_text(result);
-    std::cout << verdict;
-    if (result.change_set)
-        std::cout << '\n' << result.change_set->text;
+    std::cout << verdict;  // its "What to change" is the verified change set
     if (!a.deterministic)
         std::cout << fmt::format("  ({:.2f} s)\n", wall);
     if (point) {

@@ -10,11 +10,15 @@ packages=(
     nlohmann-json3-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     python3 python3-simpy
-    scep certmonger strongswan-pki libstrongswan-extra-plugins
+    scep certmonger strongswan-pki libstrongswan-extra-plugins curl
     wrk nginx-light
-    chromium
+    chromium libjs-dygraphs
     iproute2 util-linux procps
+    debootstrap
 )
+# What each is for (README "Development"): scep/certmonger/strongswan-pki/curl/openssl are the real clients of
+# the interop tests; chromium loads report.html in the page tests; libjs-dygraphs is the charting
+# library inlined into report.html at build time; debootstrap is for scripts/fresh-check.sh.
 
 missing=()
 for p in "${packages[@]}"; do

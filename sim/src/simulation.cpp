@@ -434,7 +434,7 @@ class simulator {
     std::vector<std::uint32_t> minute_attempts_;
     std::vector<std::uint32_t> minute_accepted_;
     ms_t cur_day_ = 0;
-    std::uint64_t worst_day_total_ = 0;
+    bool peak_minute_today_ = false;  // the fleet's peak minute so far fell on cur_day_
 
     sim_result r_;
     std::int64_t sum_first_404_ = 0;  // Σ first-404 times (ms) of clients that hit 404
@@ -520,6 +520,7 @@ void simulator::flush_minute() {
     if (cur_minute_attempts_ > r_.peak_attempts_per_minute) {
         r_.peak_attempts_per_minute = cur_minute_attempts_;
         r_.peak_minute_at = at(cur_minute_ * ms_per_minute);
+        peak_minute_today_ = true;
     }
     auto& g = gen_acc(gen_at(cur_minute_ * ms_per_minute)).s;
     if (cur_minute_attempts_ > g.peak_attempts_per_minute) {
@@ -531,11 +532,10 @@ void simulator::flush_minute() {
 
 void simulator::flush_day() {
     flush_minute();
-    const auto& d = daily_[static_cast<std::size_t>(cur_day_)];
-    const std::uint64_t total =
-        d.connections_accepted + d.connections_dropped_max_connections + d.connections_ignored_deaf;
-    if (total > worst_day_total_) {
-        worst_day_total_ = total;
+    // The busiest day is the day of the peak minute (issue 15: the plot of that day must show the
+    // minute the summary reports). The peak only rises, so the last day that raised it holds it.
+    if (peak_minute_today_) {
+        peak_minute_today_ = false;
         r_.worst_day = static_cast<int>(cur_day_);
         r_.worst_day_attempts_per_minute = minute_attempts_;
         r_.worst_day_accepted_per_minute = minute_accepted_;
@@ -1206,11 +1206,17 @@ sim_result simulator::run() {
         d.peak_clients_in_shadow_loop = std::max(d.peak_clients_in_shadow_loop, in_loop_);
         if (events_ >= next_progress) {
             next_progress = events_ + (1u << 18);
-            if (opt_.on_progress)
-                opt_.on_progress(progress{
+            if (opt_.on_progress) {
+                progress p{
                     at(now),
                     static_cast<double>(now) / static_cast<double>(std::max<ms_t>(1, horizon_ms_)),
-                    events_});
+                    events_};
+                for (ms_t dd = 0; dd <= cur_day_; ++dd) {
+                    p.responses_404 += daily_[static_cast<std::size_t>(dd)].responses_404;
+                    p.deaf_ms += daily_[static_cast<std::size_t>(dd)].deaf_ms;
+                }
+                opt_.on_progress(p);
+            }
         }
     }
     flush_day();

@@ -35,6 +35,9 @@ struct progress {
     time_point sim_now;
     double fraction = 0;  // of the horizon
     std::uint64_t events = 0;
+    // Running counters for the progress line (issue 15 §2).
+    std::uint64_t responses_404 = 0;
+    std::int64_t deaf_ms = 0;
 };
 
 struct run_options {
@@ -134,7 +137,7 @@ struct sim_result {
     day_counters totals;                        // sums (peaks: maxima)
     std::uint64_t peak_attempts_per_minute = 0;
     std::optional<time_point> peak_minute_at;
-    int worst_day = -1;  // the day with the most connection attempts
+    int worst_day = -1;  // the day of peak_minute_at (the busiest minute of the run)
     std::vector<std::uint32_t> worst_day_attempts_per_minute;  // 1440 entries
     std::vector<std::uint32_t> worst_day_accepted_per_minute;
     std::vector<day_counters> daily;
