@@ -21,6 +21,7 @@
 
 #include "commands.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 #include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/server.hpp"
 #include "pkisim/timers/clock.hpp"
@@ -60,6 +61,9 @@ struct serve_options {
     double deaf_period_s = 15;
     std::string throttle_window_mode = "sliding";
     std::string metrics_listen;
+    // --- issue 13 (reliability and security)
+    bool allow_shared_secret_files = false;
+    // --- end issue 13
 };
 
 // The limiter flags, checked with messages that say what to fix. nullopt = error printed.
@@ -117,21 +121,19 @@ std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
     return l;
 }
 
-std::string first_line_of_file(const std::string& path) {
-    std::ifstream in{path};
-    if (!in)
-        throw scep::startup_error(scep::exit_status::config, "cannot read " + path);
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
-        line.pop_back();
+// Passphrase and challenge files: refused when group or others may read them (issue 13 §4).
+std::string first_line_of_file(const serve_options& o, const std::string& path) {
+    std::string warning;
+    auto line = scep::read_secret_file(path, o.allow_shared_secret_files, &warning);
+    if (!warning.empty())
+        std::cerr << "pkisim serve: warning: " << warning << '\n';
     return line;
 }
 
 // IOS asks for the passphrase at `no shutdown`; never on the command line (it would show in ps).
 std::string read_passphrase(const serve_options& o) {
     if (!o.passphrase_file.empty())
-        return first_line_of_file(o.passphrase_file);
+        return first_line_of_file(o, o.passphrase_file);
     if (const char* env = std::getenv("PKISIM_CA_PASSPHRASE"))
         return env;
     if (!::isatty(STDIN_FILENO)) {
@@ -224,7 +226,7 @@ int run_serve(const serve_options& o) {
         e.legacy_crypto = o.legacy_crypto;
         e.include_ca_in_success = o.include_ca;
         if (!o.challenge_file.empty()) {
-            e.challenge = first_line_of_file(o.challenge_file);
+            e.challenge = first_line_of_file(o, o.challenge_file);
         } else if (const char* env = std::getenv("PKISIM_CHALLENGE")) {
             e.challenge = std::string{env};
         }
@@ -241,7 +243,7 @@ int run_serve(const serve_options& o) {
             if (o.upstream_legacy_crypto)
                 scep::load_providers(true);
             if (!o.upstream_challenge_file.empty()) {
-                e.upstream_challenge = first_line_of_file(o.upstream_challenge_file);
+                e.upstream_challenge = first_line_of_file(o, o.upstream_challenge_file);
             } else if (const char* env = std::getenv("PKISIM_UPSTREAM_CHALLENGE")) {
                 e.upstream_challenge = std::string{env};
             }
@@ -401,6 +403,11 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(100, 120'000))
         ->capture_default_str();
     // --- end RA mode options
+    // --- issue 13: reliability and security options
+    serve->add_flag("--allow-shared-secret-files", o->allow_shared_secret_files,
+                    "Use passphrase/challenge files that group or others can read (refused by "
+                    "default, like ssh with a private key; chmod 600 them instead)");
+    // --- end issue 13 options
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
         "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "

@@ -17,6 +17,7 @@
 
 #include "engine_text.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 #include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
@@ -77,6 +78,9 @@ std::string ios_countdown(timers::duration d) {
 
 ca_engine::ca_engine(engine_options options, const timers::clock& clock)
     : options_(std::move(options)), clock_(clock) {
+    // Before anything is created (issue 13 §4): no data folder, no pkisim.db.
+    if (options_.passphrase.empty())
+        throw startup_error(exit_status::config, "an empty passphrase cannot protect the CA key");
     if (options_.server.issuer_name.empty()) {
         options_.server.issuer_name = "CN=" + options_.server.name;  // IOS default
     }
@@ -93,8 +97,12 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
         if (store_->ca_generations().empty()) {
             create_ca();
         } else {
+            migrate_ca_key_encryption(*store_, options_.passphrase);  // issue 13 §4
             load_ca();
         }
+        // Issue 13 §2: a kill -9 between a certificate's commit and its file.
+        if (options_.server.db_level == timers::database_level::complete)
+            store_->repair_certificate_files(options_.data_dir);
         const time_point now = clock_.now();
         // A restart after the shadow's due time (overlap raised in the config) generates it at
         // once; a restart after notAfter performs the switchover (model rules 3 and 7).
@@ -648,7 +656,6 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     r.ca_generation = signer_->generation;
     r.created = now;
     r.expires = now + options_.server.enrollment_request_lifetime;  // `lifetime enrollment-request`
-    r.id = store_->add_request(r);
 
     // IOS: a valid one-time password grants the request at once, whatever the grant mode.
     // `grant ra-auto`: what an RA forwarded, and the RA's own renewal/rollover request (IOS
@@ -657,8 +664,17 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
     const bool ra_auto_grants =
         mode == timers::grant_mode::ra_auto && (ra_forwarded || ra_own_request);
     if (mode == timers::grant_mode::auto_grant || one_time_password || ra_auto_grants) {
+        // Issue 13 §2: the request row and its certificate commit in ONE transaction, so a
+        // kill -9 never leaves a request its grant mode issues at once pending; one that cannot
+        // be issued is stored rejected, never pending.
         std::string err;
-        x509_ptr cert = issue(r, now, err);
+        x509_ptr cert;
+        store_->transact([&] {
+            r.id = store_->add_request(r);
+            cert = issue(r, now, err);
+            if (!cert)
+                store_->set_request_state(r.id, request_state::rejected);
+        });
         if (!cert)
             return fail(ctx, fail_info::bad_request, err);
         auto p = success_for(ctx, signer_->cert.get(), signer_->key.get(), {cert.get()}, now);
@@ -669,6 +685,7 @@ http_answer ca_engine::enroll(const pki_request& req, time_point now) {
                                  signer_ == &ca_ ? "" : " (rollover CA)",
                                  ra_forwarded ? " (forwarded by RA)" : ""));
     }
+    r.id = store_->add_request(r);
     return reply(pending_for(ctx, signer_->cert.get(), signer_->key.get(), now),
                  fmt::format("{} PENDING request {}", type_name, r.id));
 }
