@@ -1,8 +1,14 @@
 #include "pkisim/scep/server.hpp"
 #include "server_impl.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <future>
 #include <iostream>
 
@@ -20,10 +26,14 @@ server::impl::impl(engine_options e, http_options h, const timers::clock& c)
       deaf_timer(net_ctx),
       tick_timer(engine_ctx) {
     if (!http.quiet && !http.access_log.empty()) {
-        log_file.open(http.access_log, std::ios::app);
-        if (!log_file) {
+        // Owner-only like the data folder (issue 13 §4): created 0600, and an existing file
+        // that others could read is narrowed to 0600.
+        log_file.reset(
+            ::open(http.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (log_file.fd < 0 || ::fchmod(log_file.fd, 0600) != 0) {
             throw startup_error(exit_status::config,
-                                "cannot open access log " + http.access_log.string());
+                                fmt::format("cannot open access log {}: {}",
+                                            http.access_log.string(), std::strerror(errno)));
         }
     }
     // Bind first: a port in use must not leave a freshly created CA behind.
@@ -62,12 +72,33 @@ void server::impl::open_listener() {
 void server::impl::log(std::string_view line) {
     if (http.quiet)
         return;
+    // Last guard against forged lines: whatever a caller passed, no control byte or non-ASCII
+    // byte reaches the log raw (client fields are escaped earlier, escape_log_field).
+    std::string out;
+    out.reserve(line.size() + 1);
+    for (const char ch : line) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (b < 0x20 || b >= 0x7F) {
+            out += fmt::format("\\x{:02X}", b);
+        } else {
+            out += ch;
+        }
+    }
+    out += '\n';
     std::lock_guard lock{log_mutex};
-    if (log_file.is_open()) {
-        log_file << line << '\n';
-        log_file.flush();
+    if (log_file.fd >= 0) {
+        // One write(2) per line on an O_APPEND descriptor: lines never interleave.
+        std::size_t done = 0;
+        while (done < out.size()) {
+            const auto n = ::write(log_file.fd, out.data() + done, out.size() - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            done += static_cast<std::size_t>(n);
+        }
     } else {
-        std::cerr << line << '\n';
+        std::cerr << out;
     }
 }
 

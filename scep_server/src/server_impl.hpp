@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 
 #include "pkisim/scep/server.hpp"
@@ -28,6 +30,23 @@ namespace pkisim::scep {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using local = net::local::stream_protocol;
+
+namespace detail {
+// A descriptor closed on destruction (the access log, the reserve descriptor).
+struct unique_fd {
+    int fd = -1;
+    unique_fd() = default;
+    explicit unique_fd(int f) : fd(f) {}
+    ~unique_fd() { reset(); }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    void reset(int f = -1) {
+        if (fd >= 0)
+            ::close(fd);
+        fd = f;
+    }
+};
+}  // namespace detail
 
 struct server::impl {
     impl(engine_options e, http_options h, const timers::clock& c);
@@ -63,7 +82,7 @@ struct server::impl {
     http_counters counters;              // network thread only
     // pkisim_http_requests_total{operation, status}; network thread only.
     std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_by;
-    std::ofstream log_file;
+    detail::unique_fd log_file;  // the access log; -1 = stderr
     std::mutex log_mutex;
     std::filesystem::path admin_path;
     bool deaf = false;

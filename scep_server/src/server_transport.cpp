@@ -81,6 +81,20 @@ std::optional<bytes> lenient_base64_decode(std::string_view s) {
     return out;
 }
 
+std::string escape_log_field(std::string_view s, bool keep_spaces) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char ch : s) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (b < 0x20 || b >= 0x7F || b == '\\' || (b == ' ' && !keep_spaces)) {
+            out += fmt::format("\\x{:02X}", b);
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
 namespace detail {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -315,8 +329,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started_)
                             .count();
+        // Method, operation and detail carry client bytes: escaped (issue 13 §4).
         srv_.log(fmt::format("{} {} {} {} {} {}ms {}", timers::to_iso8601(srv_.clock.now()), peer_,
-                             method_, operation_, status_, ms, detail_));
+                             escape_log_field(method_), escape_log_field(operation_), status_, ms,
+                             escape_log_field(detail_, true)));
         res_.reset();
         if (ec || !keep_alive_)
             return close();

@@ -123,4 +123,10 @@ std::string percent_decode(std::string_view s);
 // accepts URL-safe `-` `_`, missing padding. nullopt on other characters.
 std::optional<bytes> lenient_base64_decode(std::string_view s);
 
+// An access-log field that came from the client (method, operation, detail text), made safe
+// (issue 13 §4): every byte outside printable ASCII, and `\`, becomes `\xHH` (`\` -> `\x5C`),
+// so a client can neither end a line nor forge one, and NUL or 0xFF never go in raw. With
+// `keep_spaces` false a space is escaped too (`\x20`), so the field stays one word.
+std::string escape_log_field(std::string_view s, bool keep_spaces = false);
+
 }  // namespace pkisim::scep
