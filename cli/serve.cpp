@@ -63,6 +63,8 @@ struct serve_options {
     std::string metrics_listen;
     // --- issue 13 (reliability and security)
     bool allow_shared_secret_files = false;
+    std::size_t max_open = 0;  // 0 = from the descriptor limit
+    std::size_t max_body_memory_mib = 64;
     // --- end issue 13
 };
 
@@ -202,6 +204,11 @@ int run_serve(const serve_options& o) {
     http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
     http.backlog = o.backlog;
     http.access_log = o.access_log;
+    // --- issue 13: resource bounds and `ip http timeout-policy`
+    http.max_open = o.max_open;
+    http.body_memory_limit = o.max_body_memory_mib * 1024 * 1024;
+    http.timeout_policy = cfg->http.timeouts;
+    // --- end issue 13
 
     std::unique_ptr<timers::clock> base = std::make_unique<timers::system_clock>();
     std::unique_ptr<timers::clock> warped;
@@ -407,6 +414,16 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_flag("--allow-shared-secret-files", o->allow_shared_secret_files,
                     "Use passphrase/challenge files that group or others can read (refused by "
                     "default, like ssh with a private key; chmod 600 them instead)");
+    serve
+        ->add_option("--max-open", o->max_open,
+                     "Most SCEP connections open at once, with or without the IOS limits (0 = "
+                     "the descriptor limit minus 32); more are reset")
+        ->capture_default_str();
+    serve
+        ->add_option("--max-body-memory", o->max_body_memory_mib,
+                     "MiB that request bodies being received may take in total; beyond it 503")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+        ->capture_default_str();
     // --- end issue 13 options
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "

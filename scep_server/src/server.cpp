@@ -2,6 +2,7 @@
 #include "server_impl.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +39,20 @@ server::impl::impl(engine_options e, http_options h, const timers::clock& c)
     }
     // Bind first: a port in use must not leave a freshly created CA behind.
     open_listener();
+    // Issue 13 §3: one descriptor kept in reserve for shedding load under EMFILE, and the cap
+    // on open connections from the descriptor limit.
+    reserve_fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    max_open = http.max_open;
+    if (max_open == 0) {
+        rlimit rl{};
+        const std::size_t soft =
+            ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                ? static_cast<std::size_t>(rl.rlim_cur)
+                : 1024;
+        max_open = soft > 2 * http_options::descriptor_margin
+                       ? soft - http_options::descriptor_margin
+                       : std::max<std::size_t>(soft / 2, 1);
+    }
     open_metrics_listener();
     // Rollover events (shadow made, switchover) go to the access log as IOS syslog lines.
     e.event_log = [this](const std::string& line) {
@@ -167,6 +182,7 @@ void server::stop() {
         i.admin_acceptor.close(ec);
         i.metrics_acceptor.close(ec);
         i.deaf_timer.cancel();
+        i.accept_backoff_timer.cancel();
         i.release_held();
         closed.set_value();
     });

@@ -322,6 +322,30 @@ std::string server::impl::metrics_text() const {
         out += fmt::format("pkisim_http_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
                            key.first, key.second, n);
     }
+    counter("pkisim_http_accept_no_descriptors_total",
+            "accept() failures for want of descriptors (EMFILE/ENFILE); each backs off.",
+            counters.accept_no_descriptors);
+    counter("pkisim_http_connections_shed_no_descriptors_total",
+            "Connections accepted with the reserve descriptor and reset while out of "
+            "descriptors.",
+            counters.shed_no_descriptors);
+    counter("pkisim_http_connections_dropped_max_open_total",
+            "Connections reset at once because --max-open connections were open.",
+            counters.dropped_max_open);
+    counter("pkisim_http_requests_refused_body_memory_total",
+            "Requests answered 503 because request bodies in flight reached --max-body-memory.",
+            counters.refused_body_memory);
+    counter("pkisim_http_connections_closed_timeout_policy_total",
+            "Connections closed by ip http timeout-policy (requests N, life S).",
+            counters.closed_by_timeout_policy);
+    gauge("pkisim_http_reserve_descriptor", "1 while the reserve descriptor is held.",
+          reserve_fd.fd >= 0 ? 1 : 0);
+    gauge("pkisim_http_max_open", "Most SCEP connections open at once (--max-open).", max_open);
+    gauge("pkisim_http_open_sessions", "SCEP connections open now, any limiter.",
+          open_sessions + held.size());
+    gauge("pkisim_http_body_memory_bytes", "Memory reserved by request bodies in flight.",
+          body_memory_in_flight);
+    gauge("pkisim_http_body_memory_limit_bytes", "--max-body-memory.", http.body_memory_limit);
     gauge("pkisim_http_open_connections", "Connections open now.", c.open);
     gauge("pkisim_http_open_connections_peak", "Most connections open at once.", c.peak_open);
     gauge("pkisim_http_connections_held", "Connections ignored while deaf, held unanswered now.",
@@ -366,6 +390,19 @@ std::string server::impl::show_http() const {
     out += fmt::format("    Deaf periods: {} ({} s in total)\n", c.deaf_periods,
                        std::chrono::duration_cast<std::chrono::seconds>(c.deaf_time).count());
     out += fmt::format("    Open connections: {} (peak {})\n", c.open, c.peak_open);
+    out += fmt::format(
+        "    Descriptors: {} open of --max-open {}, reserve {}; out of descriptors {} times, "
+        "{} shed, {} dropped at --max-open\n",
+        open_sessions + held.size(), max_open, reserve_fd.fd >= 0 ? "held" : "in use",
+        counters.accept_no_descriptors, counters.shed_no_descriptors, counters.dropped_max_open);
+    out += fmt::format("    Body memory: {} of {} bytes in flight, {} refused (503)\n",
+                       body_memory_in_flight, http.body_memory_limit, counters.refused_body_memory);
+    if (const auto& p = http.timeout_policy) {
+        out += fmt::format(
+            "    Timeout policy (ip http timeout-policy): idle {} s, life {} s, requests {}; {} "
+            "closed by it\n",
+            p->idle_s, p->life_s, p->requests, counters.closed_by_timeout_policy);
+    }
     out += fmt::format("    Requests: {} (2xx {}, 4xx {}, 5xx {}), read timeouts {}\n",
                        counters.requests, counters.responses_2xx, counters.responses_4xx,
                        counters.responses_5xx, counters.read_timeouts);

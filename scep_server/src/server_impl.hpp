@@ -86,6 +86,13 @@ struct server::impl {
     std::mutex log_mutex;
     std::filesystem::path admin_path;
     bool deaf = false;
+    // Issue 13 §3 (network thread only).
+    std::size_t open_sessions = 0;          // SCEP connections open (sessions + held)
+    std::size_t max_open = 0;               // http.max_open, or from RLIMIT_NOFILE
+    std::size_t body_memory_in_flight = 0;  // reserved by bodies being received
+    detail::unique_fd reserve_fd;           // given up to accept-and-reset under EMFILE
+    std::chrono::milliseconds accept_backoff{0};
+    void on_no_descriptors();
 
     // Declared after everything the handlers use: destroyed first.
     net::io_context net_ctx{1};
@@ -95,6 +102,7 @@ struct server::impl {
     tcp::acceptor metrics_acceptor;
     net::steady_timer deaf_timer;
     net::steady_timer tick_timer;
+    net::steady_timer accept_backoff_timer{net_ctx};
     // Connections ignored while deaf, held unanswered until the deaf period ends (hold()).
     std::vector<tcp::socket> held;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> net_guard;

@@ -3,7 +3,10 @@
 #include <linux/filter.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace pkisim::scep {
 
@@ -48,6 +51,7 @@ timers::admission server::impl::attempt(time_point now) {
 }
 
 void server::impl::closed(time_point now) {
+    --open_sessions;
     limiter.on_close(now);
     trace(limiter_event::kind::close, now);
 }
@@ -55,8 +59,18 @@ void server::impl::closed(time_point now) {
 void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopped)
         return;
+    if (ec == net::error::no_descriptors || ec.value() == ENFILE)
+        return on_no_descriptors();
     if (ec)
         return do_accept();  // e.g. the peer went away before accept
+    accept_backoff = std::chrono::milliseconds{0};
+    if (open_sessions + held.size() >= max_open) {
+        // Issue 13 §3: a resource cap outside the IOS model (it holds with --ios-limits off and
+        // is not a limiter attempt): reset at once, like a connection over max-connections.
+        ++counters.dropped_max_open;
+        abort_close(socket);
+        return do_accept();
+    }
     const time_point now = clock.now();
     switch (attempt(now)) {
         case timers::admission::accepted:
@@ -76,6 +90,35 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
             return;
     }
     do_accept();
+}
+
+void server::impl::on_no_descriptors() {
+    // Issue 13 §3: out of descriptors (EMFILE/ENFILE). Retrying accept() at once spins a core
+    // and starves the sessions that could free descriptors. Instead: give up the reserve
+    // descriptor, accept-and-reset what waits in the backlog (those clients get a RST now, not a
+    // hang), take the reserve back, and retry after a back-off (10 ms doubling to 1 s).
+    ++counters.accept_no_descriptors;
+    boost::system::error_code ec;
+    acceptor.non_blocking(true, ec);
+    for (int i = 0; i < 1024; ++i) {
+        reserve_fd.reset();
+        tcp::socket s{net_ctx};
+        acceptor.accept(s, ec);
+        if (ec)
+            break;
+        ++counters.shed_no_descriptors;
+        abort_close(s);
+    }
+    acceptor.non_blocking(false, ec);
+    if (reserve_fd.fd < 0)
+        reserve_fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    accept_backoff = std::clamp(accept_backoff * 2, std::chrono::milliseconds{10},
+                                std::chrono::milliseconds{1000});
+    accept_backoff_timer.expires_after(accept_backoff);
+    accept_backoff_timer.async_wait([this](boost::system::error_code e) {
+        if (!e)
+            do_accept();
+    });
 }
 
 void server::impl::enter_deaf(time_point now) {

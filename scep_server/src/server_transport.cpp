@@ -158,7 +158,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const auto ep = stream_.socket().remote_endpoint(ec);
         peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
     }
-    ~http_session() { srv_.closed(srv_.clock.now()); }
+    ~http_session() {
+        release_body_memory();
+        srv_.closed(srv_.clock.now());
+    }
     http_session(const http_session&) = delete;
     http_session& operator=(const http_session&) = delete;
 
@@ -167,18 +170,75 @@ class http_session : public std::enable_shared_from_this<http_session> {
   private:
     using body = http::vector_body<std::uint8_t>;
 
+    // How long the next request may take to arrive: read_timeout, shortened by the IOS
+    // timeout-policy (idle between requests, life since the accept). Zero: close now.
+    std::chrono::milliseconds read_deadline() const {
+        auto t = srv_.http.read_timeout;
+        if (const auto& p = srv_.http.timeout_policy) {
+            if (served_ > 0)
+                t = std::min(t, std::chrono::milliseconds{std::chrono::seconds{p->idle_s}});
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                accepted_ + std::chrono::seconds{p->life_s} - std::chrono::steady_clock::now());
+            t = std::min(t, std::max(left, std::chrono::milliseconds{0}));
+        }
+        return t;
+    }
+
     void do_read() {
         parser_.emplace();
         parser_->body_limit(srv_.http.body_limit);
         // The request line carries GET PKIOperation's message: room for the URL + headers.
         parser_->header_limit(static_cast<std::uint32_t>(srv_.http.url_limit + 16 * 1024));
-        stream_.expires_after(srv_.http.read_timeout);
+        const auto deadline = read_deadline();
+        if (deadline.count() <= 0) {
+            ++srv_.counters.closed_by_timeout_policy;
+            return close();
+        }
+        // One deadline for the request line, the headers and the body together.
+        stream_.expires_after(deadline);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    self->on_header(ec);
+                                });
+    }
+
+    void on_header(beast::error_code ec) {
+        if (ec)
+            return on_read(ec);
+        // Issue 13 §3: bodies in flight share one memory bound (each reserves what it may
+        // grow to) so that many slow uploads cannot take the server's memory.
+        std::size_t want = 0;
+        if (const auto n = parser_->content_length()) {
+            want = static_cast<std::size_t>(std::min<std::uint64_t>(*n, srv_.http.body_limit));
+        } else if (parser_->chunked()) {
+            want = srv_.http.body_limit;
+        }
+        if (want > 0) {
+            if (srv_.body_memory_in_flight + want > srv_.http.body_memory_limit) {
+                started_ = std::chrono::steady_clock::now();
+                ++srv_.counters.refused_body_memory;
+                keep_alive_ = false;
+                method_ = std::string{parser_->get().method_string()};
+                operation_ = "-";
+                return send_plain(503, "busy: too many request bodies in flight, retry later\n");
+            }
+            reserved_ = want;
+            srv_.body_memory_in_flight += want;
+        }
+        if (parser_->is_done())
+            return on_read({});
         http::async_read(
             stream_, buffer_, *parser_,
-            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+            [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_read(e); });
+    }
+
+    void release_body_memory() {
+        srv_.body_memory_in_flight -= reserved_;
+        reserved_ = 0;
     }
 
     void on_read(beast::error_code ec) {
+        release_body_memory();
         started_ = std::chrono::steady_clock::now();
         if (ec == http::error::end_of_stream || ec == net::error::eof ||
             ec == net::error::connection_reset) {
@@ -286,6 +346,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void send(http_answer a) {
         const auto now = srv_.clock.now();
+        if (const auto& p = srv_.http.timeout_policy; p && keep_alive_) {
+            // `requests N`: the Nth answer on a connection closes it; `life S`: so does any
+            // answer after S seconds.
+            if (served_ + 1 >= static_cast<std::size_t>(p->requests) ||
+                std::chrono::steady_clock::now() >= accepted_ + std::chrono::seconds{p->life_s}) {
+                keep_alive_ = false;
+                ++srv_.counters.closed_by_timeout_policy;
+            }
+        }
         status_ = a.status;
         detail_ = std::move(a.detail);
         if (a.ios_404) {
@@ -317,6 +386,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
 
     void on_write(beast::error_code ec) {
+        ++served_;
         ++srv_.counters.requests;
         ++srv_.requests_by[{std::string{operation_label(operation_)}, status_}];
         if (status_ < 300) {
@@ -377,11 +447,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
     unsigned status_ = 0;
     bool keep_alive_ = false;
     std::chrono::steady_clock::time_point started_{};
+    // Issue 13 §3.
+    std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
+    std::size_t served_ = 0;    // answers written on this connection
+    std::size_t reserved_ = 0;  // body memory reserved for the request being read
 };
 
 }  // namespace
 
 void detail::start_http_session(server::impl& srv, tcp::socket socket) {
+    ++srv.open_sessions;  // the session's destructor calls closed()
     std::make_shared<http_session>(srv, std::move(socket))->run();
 }
 
