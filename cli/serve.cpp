@@ -21,6 +21,7 @@
 
 #include "commands.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 #include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/server.hpp"
 #include "pkisim/timers/clock.hpp"
@@ -67,6 +68,11 @@ struct serve_options {
     std::string key_type = "rsa";
     std::string ec_curve = "P-256";
     // --- end certificate policy
+    // --- issue 13 (reliability and security)
+    bool allow_shared_secret_files = false;
+    std::size_t max_open = 0;  // 0 = from the descriptor limit
+    std::size_t max_body_memory_mib = 64;
+    // --- end issue 13
 };
 
 // The limiter flags, checked with messages that say what to fix. nullopt = error printed.
@@ -118,21 +124,19 @@ std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
     return l;
 }
 
-std::string first_line_of_file(const std::string& path) {
-    std::ifstream in{path};
-    if (!in)
-        throw scep::startup_error(scep::exit_status::config, "cannot read " + path);
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
-        line.pop_back();
+// Passphrase and challenge files: refused when group or others may read them (issue 13 §4).
+std::string first_line_of_file(const serve_options& o, const std::string& path) {
+    std::string warning;
+    auto line = scep::read_secret_file(path, o.allow_shared_secret_files, &warning);
+    if (!warning.empty())
+        std::cerr << "pkisim serve: warning: " << warning << '\n';
     return line;
 }
 
 // IOS asks for the passphrase at `no shutdown`; never on the command line (it would show in ps).
 std::string read_passphrase(const serve_options& o) {
     if (!o.passphrase_file.empty())
-        return first_line_of_file(o.passphrase_file);
+        return first_line_of_file(o, o.passphrase_file);
     if (const char* env = std::getenv("PKISIM_CA_PASSPHRASE"))
         return env;
     if (!::isatty(STDIN_FILENO)) {
@@ -201,6 +205,11 @@ int run_serve(const serve_options& o) {
     http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
     http.backlog = o.backlog;
     http.access_log = o.access_log;
+    // --- issue 13: resource bounds and `ip http timeout-policy`
+    http.max_open = o.max_open;
+    http.body_memory_limit = o.max_body_memory_mib * 1024 * 1024;
+    http.timeout_policy = cfg->http.timeouts;
+    // --- end issue 13
 
     std::unique_ptr<timers::clock> base = std::make_unique<timers::system_clock>();
     std::unique_ptr<timers::clock> warped;
@@ -231,7 +240,7 @@ int run_serve(const serve_options& o) {
         e.ec_curve = o.ec_curve;
         // --- end certificate policy
         if (!o.challenge_file.empty()) {
-            e.challenge = first_line_of_file(o.challenge_file);
+            e.challenge = first_line_of_file(o, o.challenge_file);
         } else if (const char* env = std::getenv("PKISIM_CHALLENGE")) {
             e.challenge = std::string{env};
         }
@@ -248,7 +257,7 @@ int run_serve(const serve_options& o) {
             if (o.upstream_legacy_crypto)
                 scep::load_providers(true);
             if (!o.upstream_challenge_file.empty()) {
-                e.upstream_challenge = first_line_of_file(o.upstream_challenge_file);
+                e.upstream_challenge = first_line_of_file(o, o.upstream_challenge_file);
             } else if (const char* env = std::getenv("PKISIM_UPSTREAM_CHALLENGE")) {
                 e.upstream_challenge = std::string{env};
             }
@@ -426,6 +435,21 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::IsMember({"P-256", "P-384"}))
         ->capture_default_str();
     // --- end certificate policy
+    // --- issue 13: reliability and security options
+    serve->add_flag("--allow-shared-secret-files", o->allow_shared_secret_files,
+                    "Use passphrase/challenge files that group or others can read (refused by "
+                    "default, like ssh with a private key; chmod 600 them instead)");
+    serve
+        ->add_option("--max-open", o->max_open,
+                     "Most SCEP connections open at once, with or without the IOS limits (0 = "
+                     "the descriptor limit minus 32); more are reset")
+        ->capture_default_str();
+    serve
+        ->add_option("--max-body-memory", o->max_body_memory_mib,
+                     "MiB that request bodies being received may take in total; beyond it 503")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+        ->capture_default_str();
+    // --- end issue 13 options
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
         "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "

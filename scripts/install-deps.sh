@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build pkg-config git
+    clang-14 libclang-rt-14-dev llvm-14
     libboost1.81-dev libssl-dev openssl libsqlite3-dev sqlite3
     libhowardhinnant-date-dev libfmt-dev libcli11-dev libexpected-dev libtomlplusplus-dev
     nlohmann-json3-dev

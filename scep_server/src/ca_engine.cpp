@@ -18,6 +18,7 @@
 #include "engine_text.hpp"
 #include "enrollment_core.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 #include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::scep {
@@ -62,6 +63,7 @@ class ca_issuer final : public detail::signer_strategy {
     explicit ca_issuer(ca_engine& ca) : ca_(ca) {}
 
     std::string_view role() const override { return "CA"; }
+    bool issues_locally() const override { return true; }
 
     std::vector<decryption_key> decryption_keys() const override {
         // Rule 6: during the overlap a client may encrypt to the shadow CA (index 1).
@@ -200,6 +202,9 @@ std::string ios_countdown(timers::duration d) {
 
 ca_engine::ca_engine(engine_options options, const timers::clock& clock)
     : enrollment_engine(std::move(options), clock) {
+    // Before anything is created (issue 13 §4): no data folder, no pkisim.db.
+    if (options_.passphrase.empty())
+        throw startup_error(exit_status::config, "an empty passphrase cannot protect the CA key");
     if (options_.server.issuer_name.empty()) {
         options_.server.issuer_name = "CN=" + options_.server.name;  // IOS default
     }
@@ -211,8 +216,12 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
         if (store_->ca_generations().empty()) {
             create_ca();
         } else {
+            migrate_ca_key_encryption(*store_, options_.passphrase);  // issue 13 §4
             load_ca();
         }
+        // Issue 13 §2: a kill -9 between a certificate's commit and its file.
+        if (options_.server.db_level == timers::database_level::complete)
+            store_->repair_certificate_files(options_.data_dir);
         const time_point now = clock_.now();
         // A restart after the shadow's due time (overlap raised in the config) generates it at
         // once; a restart after notAfter performs the switchover (model rules 3 and 7).

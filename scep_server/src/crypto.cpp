@@ -1,4 +1,5 @@
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -514,19 +515,9 @@ bool crl_lists(const X509_CRL* crl, std::uint64_t serial) {
 }
 
 std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passphrase) {
-    if (passphrase.size() > static_cast<std::size_t>(INT_MAX)) {
-        throw std::invalid_argument("passphrase too long");
-    }
-    bio_ptr bio{BIO_new(BIO_s_mem())};
-    // PKCS#8 v2 (PBES2: PBKDF2 + AES-256-CBC), OpenSSL 3's default scheme for this call.
-    if (!bio ||
-        PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), passphrase.data(),
-                                      static_cast<int>(passphrase.size()), nullptr, nullptr) != 1) {
-        throw_openssl("PEM_write_bio_PKCS8PrivateKey");
-    }
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(len));
+    // PKCS#8 v2 (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) with a current work factor, not
+    // OpenSSL's 2,048 iterations (issue 13 §4, key_protection.hpp).
+    return encrypt_private_key_pem_with(key, passphrase, ca_key_pbkdf2_iterations);
 }
 
 tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_view pem,

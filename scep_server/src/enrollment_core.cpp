@@ -217,19 +217,38 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
     r.ca_generation = s.generation;  // rule 6: a request encrypted to the shadow goes there
     r.created = now;
     r.expires = now + options_.server.enrollment_request_lifetime;  // `lifetime enrollment-request`
-    r.id = db_.add_request(r);
-    if (s.rollover)
-        db_.set_meta(request_meta(r.id, "rollover"), "1");
+    const auto record = [&] {
+        r.id = db_.add_request(r);
+        if (s.rollover)
+            db_.set_meta(request_meta(r.id, "rollover"), "1");
+    };
 
     if (decision == grant_decision::hold) {
+        record();
         return pending(
             ctx, s,
             fmt::format("{} PENDING request {}{}", type_name, r.id,
                         strategy_.role() == "RA" ? " (waiting for the RA operator)" : ""),
             now);
     }
-    strategy_.before_grant(r);
-    auto f = strategy_.grant(r, now);
+    fulfilment f;
+    if (strategy_.issues_locally()) {
+        // Issue 13 §2: the request row and its certificate commit in ONE transaction, so that a
+        // kill -9 never leaves a request that its grant mode issues at once pending; one that
+        // cannot be issued is stored rejected, never pending.
+        db_.transact([&] {
+            record();
+            strategy_.before_grant(r);
+            f = strategy_.grant(r, now);
+            if (f.status == pki_status::failure)
+                db_.set_request_state(r.id, request_state::rejected);
+        });
+    } else {
+        // The RA forwards upstream (network I/O): no transaction held across it.
+        record();
+        strategy_.before_grant(r);
+        f = strategy_.grant(r, now);
+    }
     switch (f.status) {
         case pki_status::success:
             return success(

@@ -84,6 +84,9 @@ class signer_strategy {
     // The store's request as the `grant` / tick code wants it marked before grant(); the RA
     // marks it `granted` (forwarded), the CA leaves it pending until issued.
     virtual void before_grant(request_record& /*r*/) {}
+    // Whether grant() issues here, with no network I/O (the CA): the core then commits the
+    // request row and its certificate in one transaction (issue 13 §2).
+    virtual bool issues_locally() const { return false; }
 };
 
 // One operator command: its arguments (the words after the name) -> {ok, text}.

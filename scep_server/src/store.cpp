@@ -6,6 +6,10 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace pkisim::scep {
@@ -499,6 +503,115 @@ std::uint64_t store::next_crl_number() {
     set_meta("crl_number", std::to_string(n));
     t.commit();
     return n;
+}
+
+void store::set_ca_key_pem(int id, std::string_view key_pem) {
+    statement s{db_, "UPDATE ca_generations SET key_pem = ? WHERE id = ?"};
+    s.bind(1, key_pem).bind(2, std::int64_t{id});
+    s.step();
+}
+
+std::string store::integrity_check() {
+    statement s{db_, "PRAGMA integrity_check"};
+    std::string out;
+    while (s.step()) {
+        if (!out.empty())
+            out += '\n';
+        out += s.text(0);
+    }
+    return out;
+}
+
+std::string certificate_file_name(std::uint64_t serial) {
+    return fmt::format("{:X}.cer", serial);
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view data) {
+    const auto tmp = path.string() + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw store_error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const auto n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            throw store_error(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw store_error(fmt::format("cannot sync {}: {}", tmp, std::strerror(err)));
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw store_error(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
+    // The rename itself is durable only once the folder is synced (ext4/xfs: fsync(2) NOTES).
+    const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+std::size_t store::repair_certificate_files(const std::filesystem::path& dir) {
+    std::error_code ec;
+    const std::uint64_t last = last_serial();
+    // A kill -9 during write_file_atomically leaves NAME.cer.tmp; the real file is rewritten
+    // below when the database says it should exist.
+    for (const auto& entry : std::filesystem::directory_iterator{dir, ec}) {
+        const auto name = entry.path().filename().string();
+        if (name.ends_with(".cer.tmp")) {
+            std::filesystem::remove(entry.path(), ec);
+            continue;
+        }
+        // A file written inside a transaction that a kill -9 then rolled back names a serial
+        // that was never committed (and will be handed out again): remove it.
+        if (name.ends_with(".cer")) {
+            const auto stem = std::string_view{name}.substr(0, name.size() - 4);
+            std::uint64_t serial = 0;
+            const auto [end, err] =
+                std::from_chars(stem.data(), stem.data() + stem.size(), serial, 16);
+            if (err == std::errc{} && end == stem.data() + stem.size() && !stem.empty() &&
+                certificate_file_name(serial) == name && serial > last) {
+                std::filesystem::remove(entry.path(), ec);
+            }
+        }
+    }
+    std::size_t written = 0;
+    statement s{db_, "SELECT serial, der FROM certificates WHERE request_id IS NOT NULL"};
+    while (s.step()) {
+        const auto serial = static_cast<std::uint64_t>(s.int64(0));
+        const bytes der = s.blob(1);
+        const auto path = dir / certificate_file_name(serial);
+        bool same = false;
+        if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+            struct stat st {};
+            if (::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) == der.size()) {
+                bytes have(der.size());
+                std::size_t got = 0;
+                while (got < have.size()) {
+                    const auto n = ::read(fd, have.data() + got, have.size() - got);
+                    if (n <= 0)
+                        break;
+                    got += static_cast<std::size_t>(n);
+                }
+                same = got == have.size() && have == der;
+            }
+            ::close(fd);
+        }
+        if (!same) {
+            write_file_atomically(
+                path, std::string_view{reinterpret_cast<const char*>(der.data()), der.size()});
+            ++written;
+        }
+    }
+    return written;
 }
 
 }  // namespace pkisim::scep

@@ -25,6 +25,9 @@ struct cli_fixture {
     }
     void write(const std::string& name, const std::string& text) {
         std::ofstream{dir.path / name} << text;
+        // Private, as `pkisim serve` requires of passphrase files (issue 13 §4).
+        std::filesystem::permissions(dir.path / name, std::filesystem::perms::owner_read |
+                                                          std::filesystem::perms::owner_write);
     }
     // Runs `pkisim serve CONFIG --data DIR/data ...` (it must fail at once; `timeout` guards a
     // hang).

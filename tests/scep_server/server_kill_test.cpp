@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -18,6 +20,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "pkisim/scep/ca_engine.hpp"
 #include "pkisim/scep/server.hpp"
 #include "pkisim/scep/store.hpp"
 #include "server_support.hpp"
@@ -99,6 +102,9 @@ class child_server {
 
 void write_text(const std::filesystem::path& p, const std::string& text) {
     std::ofstream{p} << text;
+    // Private, as `pkisim serve` requires of passphrase and challenge files.
+    std::filesystem::permissions(
+        p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 // Enrolls CN=kill-<round>-<i> over and over until the server dies; returns what it received.
@@ -206,6 +212,224 @@ TEST(kill9, every_received_certificate_survives_and_serials_never_repeat) {
     EXPECT_EQ(serials.size(), certs.size());
     EXPECT_EQ(*serials.rbegin(), db.last_serial());
     EXPECT_EQ(serials.size(), db.last_serial());
+}
+
+// Issue 13 §2: eight clients enroll at once while the server is killed 30 times at seeded
+// moments. A request its grant mode (`grant auto`) issues at once must never be left pending
+// (the client's re-send after the restart must be answered SUCCESS, not PENDING), no serial is
+// reused, every certificate a client got is stored, every `database level complete` file
+// exists and matches, and SQLite's integrity check passes.
+struct kill_client {
+    std::string key;
+    std::optional<client> in_flight;  // the request the kill cut off, re-sent after the restart
+    bytes in_flight_der;
+    int next = 0;
+};
+
+enum class outcome { success, unanswered, pending, failure };
+
+outcome send_once(unsigned short port, X509* ca, const client& c, const bytes& der,
+                  std::map<std::uint64_t, bytes>& received) {
+    try {
+        auto r = pki_post(port, der);
+        std::array<X509*, 1> trusted{ca};
+        auto rep = decode_cert_rep(r.body_bytes(), c.self_signed.get(), c.key, trusted);
+        if (!rep)
+            return outcome::unanswered;  // reset or cut short by the kill
+        if (rep->status == pki_status::pending)
+            return outcome::pending;
+        if (rep->status != pki_status::success)
+            return outcome::failure;
+        X509* cert = rep->certs.front().get();
+        received.emplace(*serial_u64(cert), to_der(cert));
+        return outcome::success;
+    } catch (const std::exception&) {
+        return outcome::unanswered;
+    }
+}
+
+// Certificates received by all clients in the current server life (the kill moments are
+// counted in answers, not in wall-clock time, so a slow machine kills at the same points).
+struct answer_count {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int n = 0;
+    void add() {
+        {
+            std::lock_guard lock{mutex};
+            ++n;
+        }
+        changed.notify_all();
+    }
+    int finished = 0;  // client loops that ended (the server died or refused them)
+    void finish() {
+        {
+            std::lock_guard lock{mutex};
+            ++finished;
+        }
+        changed.notify_all();
+    }
+    void wait_for(int target, int clients) {
+        std::unique_lock lock{mutex};
+        changed.wait(lock, [&] { return n >= target || finished == clients; });
+    }
+};
+
+struct kill_tally {
+    std::map<std::uint64_t, bytes> received;
+    int pending = 0;
+    int failures = 0;
+    int resent_ok = 0;
+};
+
+// One client's loop for one server life: first the request the last kill cut off, then new
+// ones, until the server dies (or `stop`).
+void kill_client_loop(unsigned short port, X509* ca, kill_client& k, int round,
+                      std::atomic<bool>& stop, kill_tally& t, answer_count& answers) {
+    while (!stop) {
+        const bool resend = k.in_flight.has_value();
+        if (!resend) {
+            k.in_flight =
+                make_client(k.key, fmt::format("CN=kill-{}-{}-{},O=lab", k.key, round, k.next++));
+            k.in_flight_der = k.in_flight->pkcs_req({ca});
+        }
+        switch (send_once(port, ca, *k.in_flight, k.in_flight_der, t.received)) {
+            case outcome::success:
+                t.resent_ok += resend ? 1 : 0;
+                k.in_flight.reset();
+                answers.add();
+                break;
+            case outcome::unanswered:
+                return;  // keep it: re-sent after the restart
+            case outcome::pending:
+                ++t.pending;
+                k.in_flight.reset();
+                return;
+            case outcome::failure:
+                ++t.failures;
+                k.in_flight.reset();
+                return;
+        }
+    }
+}
+
+TEST(kill9, eight_clients_thirty_kills_leave_nothing_pending_missing_or_reused) {
+    // The fixture keys: one transactionID per client (scep-wire §0.11).
+    const std::array<std::string, 8> keys{"client1", "client2",   "ra",        "shadow",
+                                          "ca",      "rollover1", "rollover2", "certmonger-client"};
+    load_providers(false);
+    temp_dir dir;
+    write_text(dir.path / "auto.ios",
+               "crypto pki server labca\n issuer-name CN=labca,O=lab\n grant auto\n"
+               " database level complete\n");
+    write_text(dir.path / "passphrase", "kill-test-passphrase\n");
+    write_text(dir.path / "challenge", "secret\n");
+    const auto data = dir.path / "data";
+
+    // Seeded kill moments: after the Nth certificate of a server life, plus a few hundred
+    // microseconds so that the kill lands anywhere inside the requests still in flight.
+    std::mt19937 rng{20'261'201};
+    std::uniform_int_distribution<int> after_answers{1, 12};
+    std::uniform_int_distribution<int> extra_us{0, 3000};
+    int at_least = 0;
+    std::array<kill_client, 8> clients;
+    std::array<kill_tally, 8> tallies;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        clients[i].key = keys[i];
+    x509_ptr ca;
+    int kills = 0;
+    constexpr int rounds = 30;
+    for (int round = 0; round <= rounds; ++round) {
+        child_server child{dir.path, "auto.ios"};
+        if (!ca) {
+            ca = x509_from_der(http_get(child.port(), "/cgi-bin/pkiclient.exe?operation=GetCACert")
+                                   .body_bytes())
+                     .value();
+        }
+        std::atomic<bool> stop{false};
+        answer_count answers;
+        std::vector<std::thread> threads;
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            threads.emplace_back([&, i] {
+                kill_client_loop(child.port(), ca.get(), clients[i], round, stop, tallies[i],
+                                 answers);
+                answers.finish();
+            });
+        }
+        if (round < rounds) {
+            const int target = after_answers(rng);
+            at_least += target;
+            answers.wait_for(target, static_cast<int>(clients.size()));
+            std::this_thread::sleep_for(std::chrono::microseconds{extra_us(rng)});
+            child.kill_now();
+            ++kills;
+            stop = true;
+            for (auto& t : threads)
+                t.join();
+        } else {
+            // The last life: every cut-off request is re-sent once and answered, then SIGTERM.
+            stop = true;
+            for (auto& t : threads)
+                t.join();
+            for (std::size_t i = 0; i < clients.size(); ++i) {
+                if (clients[i].in_flight) {
+                    auto& k = clients[i];
+                    EXPECT_EQ(send_once(child.port(), ca.get(), *k.in_flight, k.in_flight_der,
+                                        tallies[i].received),
+                              outcome::success)
+                        << keys[i];
+                }
+            }
+            EXPECT_EQ(child.terminate(), 0);
+        }
+    }
+
+    std::map<std::uint64_t, bytes> all_received;
+    int reused = 0, pending = 0, failures = 0, resent_ok = 0;
+    for (auto& t : tallies) {
+        for (auto& [serial, der] : t.received) {
+            auto [it, fresh] = all_received.emplace(serial, der);
+            if (!fresh && it->second != der)
+                ++reused;  // one serial, two certificates
+        }
+        pending += t.pending;
+        failures += t.failures;
+        resent_ok += t.resent_ok;
+    }
+    std::cerr << kills << " kills; " << all_received.size() << " certificates received, "
+              << resent_ok << " cut-off requests answered after a restart\n";
+    EXPECT_EQ(kills, rounds);
+    EXPECT_EQ(reused, 0);
+    EXPECT_EQ(pending, 0) << "a grant auto request was left PENDING";
+    EXPECT_EQ(failures, 0);
+    EXPECT_GE(all_received.size(), static_cast<std::size_t>(at_least));
+
+    store db{data / "pkisim.db"};
+    EXPECT_EQ(db.integrity_check(), "ok");
+    for (const auto& r : db.requests())
+        EXPECT_NE(r.state, request_state::pending) << "request " << r.id << " " << r.subject;
+    for (const auto& [serial, der] : all_received) {
+        auto stored = db.certificate(serial);
+        ASSERT_TRUE(stored) << "serial " << serial << " was received but is not in the store";
+        EXPECT_EQ(stored->der, der) << "serial " << serial;
+    }
+    const auto certs = db.certificates();
+    std::set<std::uint64_t> serials;
+    int missing_files = 0;
+    for (const auto& c : certs) {
+        serials.insert(c.serial);
+        if (!c.request_id)
+            continue;
+        std::ifstream in{data / certificate_file_name(c.serial), std::ios::binary};
+        const std::string have{std::istreambuf_iterator<char>{in}, {}};
+        if (!in || bytes(have.begin(), have.end()) != c.der)
+            ++missing_files;
+    }
+    EXPECT_EQ(missing_files, 0) << "<serial>.cer missing or different after the restarts";
+    EXPECT_EQ(serials.size(), certs.size());
+    EXPECT_EQ(serials.size(), db.last_serial());  // contiguous from the CA's 1
+    for (const auto& entry : std::filesystem::directory_iterator{data})
+        EXPECT_FALSE(entry.path().string().ends_with(".tmp")) << entry.path();
 }
 
 }  // namespace

@@ -196,6 +196,8 @@ struct serve_flags {
     serve_flags() {
         std::ofstream{dir.path / "ca.ios"} << "crypto pki server labca\n grant auto\n";
         std::ofstream{dir.path / "pass"} << "pw\n";
+        std::filesystem::permissions(dir.path / "pass", std::filesystem::perms::owner_read |
+                                                            std::filesystem::perms::owner_write);
     }
     int run(const std::string& flags) {
         const auto err = dir.path / "stderr.txt";

@@ -1047,6 +1047,37 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                 device_http[static_cast<std::size_t>(device)] =
                                     cfg.http.max_connections;
                                 cfg.http.where = where;
+                            } else if (h.index >= 0 &&
+                                       ip_http_words[static_cast<std::size_t>(h.index)] ==
+                                           "timeout-policy") {
+                                // Issue 13 §3: `ip http timeout-policy idle S life S requests N`.
+                                r.consume("timeout-policy");
+                                if (is_no) {
+                                    cfg.http.timeouts.reset();
+                                } else {
+                                    http_config::timeout_policy tp;
+                                    tp.where = where;
+                                    static constexpr std::array<std::string_view, 3> parts = {
+                                        "idle", "life", "requests"};
+                                    for (std::size_t i = 0; i < parts.size(); ++i) {
+                                        auto k = r.keyword(keyword_list{&parts[i], 1});
+                                        if (!k) {
+                                            return tl::unexpected(k.error());
+                                        }
+                                        auto n =
+                                            r.number(i == 2 ? "requests" : "seconds", 1, 86400);
+                                        if (!n) {
+                                            return tl::unexpected(n.error());
+                                        }
+                                        (i == 0   ? tp.idle_s
+                                         : i == 1 ? tp.life_s
+                                                  : tp.requests) = static_cast<int>(*n);
+                                    }
+                                    if (auto e = r.end(); !e) {
+                                        return tl::unexpected(e.error());
+                                    }
+                                    cfg.http.timeouts = tp;
+                                }
                             }
                         }
                     }

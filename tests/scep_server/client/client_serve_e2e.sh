@@ -4,6 +4,8 @@
 # GetCRL, GetNextCACert 404 (exit 1), PENDING -> operator grant -> poll issues. Every
 # certificate verifies with `openssl verify`. Exit 77 (skipped) when `pkisim serve` is not built.
 set -euo pipefail
+# Passphrase and challenge files must be private (pkisim serve refuses others, issue 13 §4).
+umask 077
 PKISIM=${1:?usage: $0 PKISIM_BINARY}
 if ! "$PKISIM" serve --help >/dev/null 2>&1; then
     echo "SKIP: this pkisim has no serve subcommand"

@@ -2,6 +2,8 @@
 # cleanup of every process we started, by PID.
 # Usage: source lib.sh PKISIM_BINARY
 set -euo pipefail
+# Passphrase and challenge files must be private (pkisim serve refuses others, issue 13 §4).
+umask 077
 
 PKISIM=${1:?usage: $0 PKISIM_BINARY}
 T=$(mktemp -d /tmp/pkisim-interop-XXXXXX)

@@ -7,6 +7,8 @@
 # in a private network namespace (`unshare -n`, loopback only), as client_scepserver.sh does.
 # Exit 77 (skipped) when namespaces are not available.
 set -euo pipefail
+# Passphrase and challenge files must be private (pkisim serve refuses others, issue 13 §4).
+umask 077
 PKISIM=${1:?usage: $0 PKISIM_BINARY}
 if ! unshare -n true 2>/dev/null; then
     echo "SKIP: unshare -n not permitted here"

@@ -35,6 +35,7 @@
 
 #include "pkisim/scep/service.hpp"
 #include "pkisim/timers/clock.hpp"
+#include "pkisim/timers/config.hpp"
 #include "pkisim/timers/limiter.hpp"
 
 namespace pkisim::scep {
@@ -66,6 +67,21 @@ struct http_options {
     std::string metrics_listen;
     // Tests: called on the network thread for every limiter call, in order (see limiter_event).
     std::function<void(const limiter_event&)> limiter_trace;
+
+    // --- Resource bounds (issue 13 §3), outside the IOS model: they hold with --ios-limits off.
+    // Most SCEP connections open at once (sessions + connections held while deaf); the next one
+    // is reset. 0 = from the descriptor limit: RLIMIT_NOFILE (soft) minus descriptor_margin.
+    std::size_t max_open = 0;
+    static constexpr std::size_t descriptor_margin = 32;  // store, logs, listeners, admin
+    // Request bodies being received at once may reserve at most this much memory in total
+    // (each reserves its Content-Length, or body_limit when chunked); beyond it: 503.
+    std::size_t body_memory_limit = 64 * 1024 * 1024;
+    // `ip http timeout-policy idle S life S requests N` (timers::http_config). Unset: each read
+    // has read_timeout and a connection may serve any number of requests. Set: at most N
+    // requests per connection, none after `life` seconds from the accept, and the wait for the
+    // next request on a kept-alive connection is `idle` (every wait still ends at read_timeout:
+    // the slow-client bound stays).
+    std::optional<timers::http_config::timeout_policy> timeout_policy;
 };
 
 // Counters beyond the limiter's (`pkisim ca show http`).
@@ -84,6 +100,12 @@ struct http_counters {
     std::uint64_t held_now = 0;
     std::uint64_t reset_after_hold = 0;
     bool syn_filter = true;  // deaf periods drop SYNs (false: the filter could not be attached)
+    // Issue 13 §3: descriptors and memory.
+    std::uint64_t accept_no_descriptors = 0;     // accept() failed with EMFILE/ENFILE (backed off)
+    std::uint64_t shed_no_descriptors = 0;       // reset through the reserve descriptor meanwhile
+    std::uint64_t dropped_max_open = 0;          // reset at once: max_open connections were open
+    std::uint64_t refused_body_memory = 0;       // answered 503: body memory bound reached
+    std::uint64_t closed_by_timeout_policy = 0;  // requests N or life S reached
 };
 
 class server {
@@ -122,5 +144,11 @@ std::string percent_decode(std::string_view s);
 // Lenient base64 for GET message=: strips whitespace and %0A line breaks (already decoded),
 // accepts URL-safe `-` `_`, missing padding. nullopt on other characters.
 std::optional<bytes> lenient_base64_decode(std::string_view s);
+
+// An access-log field that came from the client (method, operation, detail text), made safe
+// (issue 13 §4): every byte outside printable ASCII, and `\`, becomes `\xHH` (`\` -> `\x5C`),
+// so a client can neither end a line nor forge one, and NUL or 0xFF never go in raw. With
+// `keep_spaces` false a space is escaped too (`\x20`), so the field stays one word.
+std::string escape_log_field(std::string_view s, bool keep_spaces = false);
 
 }  // namespace pkisim::scep

@@ -140,9 +140,29 @@ class store {
     // CRL number (monotonic).
     std::uint64_t next_crl_number();
 
+    // Crash recovery and upkeep (issue 13 §2, §4).
+    // Replaces the encrypted key of a CA generation (key-encryption migration).
+    void set_ca_key_pem(int id, std::string_view key_pem);
+    // `PRAGMA integrity_check`: "ok" when the database is sound.
+    std::string integrity_check();
+    // IOS `database level complete`: every certificate issued for a request has its
+    // `<SERIAL>.cer` (upper-case hex, DER) in `dir`. A kill -9 between the commit and the file
+    // leaves it missing (or a stale `.tmp`): writes every missing or differing file atomically
+    // and removes leftover temporaries and files of serials never committed (a rolled-back
+    // transaction). Returns how many files it wrote.
+    std::size_t repair_certificate_files(const std::filesystem::path& dir);
+
   private:
     void exec(const char* sql);
     sqlite3* db_ = nullptr;
 };
+
+// Writes `data` to `path` so that a crash leaves either the old file or the new one, never a
+// part: `path.tmp` (mode 0600) + fsync + rename + fsync of the folder. Throws store_error.
+void write_file_atomically(const std::filesystem::path& path, std::string_view data);
+
+// The name `database level complete` gives a certificate file: "<SERIAL>.cer", serial in
+// upper-case hex (IOS).
+std::string certificate_file_name(std::uint64_t serial);
 
 }  // namespace pkisim::scep

@@ -97,6 +97,15 @@ struct trustpoint_config {
 struct http_config {
     int max_connections = 5;  // `ip http max-connections N`, 1..16
     source_location where;
+    // `ip http timeout-policy idle S life S requests N` (each 1..86400); unset = not configured
+    // (pkisim then keeps its own per-read timeout and unlimited keep-alive requests).
+    struct timeout_policy {
+        int idle_s = 180;  // IOS defaults (Cisco HTTP server configuration guide)
+        int life_s = 180;
+        int requests = 1;
+        source_location where;
+    };
+    std::optional<timeout_policy> timeouts;
 };
 
 struct ios_config {

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Soak (issue 13 §5): bounded mixed load against the release `pkisim serve` for DURATION
+# seconds, sampling the server's RSS, open descriptors and store size every second.
+#
+#   bench/scep_server/soak.sh [--duration S] [--ios-limits on|off] [--clients N] [--out DIR]
+#
+# Load (all loopback, all bounded by the duration): N enrollment loops (`pkisim client
+# enroll`, one key each, a new CN every time), a GetCACert + GetNextCACert + GetCACaps loop, and
+# a bad-input loop (garbage POST bodies, bad base64, an oversized URL, a slow partial request).
+# Output: DIR/samples.csv (t, rss_kib, fds, store_bytes, requests) and a summary: each series'
+# mean over the first fifth after a warm-up and over the last fifth, and their ratio. A flat
+# server has ratios near 1 (store size grows with the certificates issued, by design).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=600
+limits=off
+clients=4
+out=
+while (($#)); do
+    case $1 in
+        --duration) duration=$2; shift 2 ;;
+        --ios-limits) limits=$2; shift 2 ;;
+        --clients) clients=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        *) echo "soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+PKISIM=${PKISIM:-build/release/cli/pkisim}
+[[ -x $PKISIM ]] || { echo "soak.sh: build the release preset first ($PKISIM)" >&2; exit 2; }
+umask 077
+T=$(mktemp -d /tmp/pkisim-soak-XXXXXX)
+out=${out:-$T}
+mkdir -p "$out"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    [[ $out == "$T" ]] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+printf 'crypto pki server soak\n issuer-name CN=soak,O=pkisim\n grant auto\n database level complete\n' >"$T/ca.ios"
+echo soak-passphrase >"$T/pass"
+echo secret >"$T/challenge"
+"$PKISIM" serve "$T/ca.ios" --data "$T/data" --listen 127.0.0.1:0 --passphrase-file "$T/pass" \
+    --challenge-file "$T/challenge" --ios-limits "$limits" --access-log "$T/access.log" \
+    >"$T/serve.out" 2>"$T/serve.err" &
+server=$!
+PIDS+=("$server")
+for _ in $(seq 200); do grep -q 'listening on' "$T/serve.out" 2>/dev/null && break; sleep 0.05; done
+addr=$(grep -o '127.0.0.1:[0-9]*' "$T/serve.out" | head -1)
+[[ -n $addr ]] || { cat "$T/serve.err" >&2; exit 1; }
+url="http://$addr"
+echo "soak: server pid $server on $url, IOS limits $limits, $clients enrollment loops, ${duration}s"
+end=$(($(date +%s) + duration))
+
+enroll_loop() {
+    local i=$1 n=0
+    mkdir -p "$T/c$i"
+    while (($(date +%s) < end)); do
+        PKISIM_CHALLENGE=secret "$PKISIM" client "$url" enroll --key "$T/c$i/key.pem" \
+            --cn "soak-$i-$n" --out "$T/c$i" --connect-timeout 5 >/dev/null 2>&1 || true
+        n=$((n + 1))
+    done
+}
+get_loop() {
+    local base="$url/cgi-bin/pkiclient.exe?operation="
+    while (($(date +%s) < end)); do
+        curl -s -m 5 -o /dev/null "${base}GetCACert" || true
+        curl -s -m 5 -o /dev/null "${base}GetNextCACert" || true
+        curl -s -m 5 -o /dev/null "${base}GetCACaps" || true
+    done
+}
+bad_loop() {
+    local base="$url/cgi-bin/pkiclient.exe?operation="
+    head -c 3000 /dev/urandom >"$T/garbage"
+    local long
+    long=$(head -c 70000 /dev/zero | tr '\0' A)
+    while (($(date +%s) < end)); do
+        curl -s -m 5 -o /dev/null --data-binary @"$T/garbage" "${base}PKIOperation" || true
+        curl -s -m 5 -o /dev/null "${base}PKIOperation&message=%%%not-base64" || true
+        curl -s -m 5 -o /dev/null "${base}X%0Aforged%00line" || true
+        curl -s -m 5 -o /dev/null "${base}GetCACert&x=$long" || true
+        # A slow client: half a request line, then gone after 1 s.
+        timeout 1 bash -c "exec 3<>/dev/tcp/${addr%:*}/${addr#*:}; printf 'GET /cgi' >&3; sleep 2" \
+            2>/dev/null || true
+    done
+}
+for i in $(seq "$clients"); do enroll_loop "$i" & PIDS+=($!); done
+get_loop & PIDS+=($!)
+bad_loop & PIDS+=($!)
+
+csv="$out/samples.csv"
+echo "t,rss_kib,fds,store_bytes,requests" >"$csv"
+t=0
+while (($(date +%s) < end)); do
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
+    fds=$(ls "/proc/$server/fd" | wc -l)
+    store=$(cat "$T/data"/pkisim.db* 2>/dev/null | wc -c)
+    reqs=$(wc -l <"$T/access.log")
+    echo "$t,$rss,$fds,$store,$reqs" >>"$csv"
+    t=$((t + 1))
+    sleep 1
+done
+"$PKISIM" ca --data "$T/data" show http >"$out/show-http.txt" 2>&1 || true
+"$PKISIM" ca --data "$T/data" show metrics >"$out/metrics.txt" 2>&1 || true
+certs=$(ls "$T/data"/*.cer 2>/dev/null | wc -l)
+python3 - "$csv" "$certs" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+if len(rows) < 10:
+    sys.exit(f"soak: only {len(rows)} samples")
+n = len(rows)
+warm = max(1, n // 10)            # first tenth: warm-up
+body = rows[warm:]
+k = max(1, len(body) // 5)
+def mean(rs, key): return sum(float(r[key]) for r in rs) / len(rs)
+print(f"soak: {n} samples, warm-up {warm} s, {rows[-1]['requests']} requests logged, {sys.argv[2]} certificates")
+print(f"{'series':<12} {'after warm-up':>14} {'last fifth':>12} {'ratio':>7} {'max':>12}")
+for key in ("rss_kib", "fds", "store_bytes"):
+    a, b = mean(body[:k], key), mean(body[-k:], key)
+    mx = max(float(r[key]) for r in body)
+    print(f"{key:<12} {a:>14.0f} {b:>12.0f} {b / a if a else 0:>7.2f} {mx:>12.0f}")
+PY
+echo "soak: samples in $csv"

@@ -1,0 +1,130 @@
+// Private to the server: the state shared by its three parts, one file each:
+//   server_transport.cpp  one Beast HTTP session per accepted SCEP connection, query decoding;
+//   server_listener.cpp   the acceptor, the IOS limiter, deaf periods, descriptor limits;
+//   server_admin.cpp      DIR/admin.sock, /metrics, `show http`;
+//   server.cpp            construction, threads, start/stop, the engine tick.
+// Everything here runs on the network thread unless it says otherwise (server.hpp: threads).
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+
+#include "pkisim/scep/server.hpp"
+
+namespace pkisim::scep {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using local = net::local::stream_protocol;
+
+namespace detail {
+// A descriptor closed on destruction (the access log, the reserve descriptor).
+struct unique_fd {
+    int fd = -1;
+    unique_fd() = default;
+    explicit unique_fd(int f) : fd(f) {}
+    ~unique_fd() { reset(); }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    void reset(int f = -1) {
+        if (fd >= 0)
+            ::close(fd);
+        fd = f;
+    }
+};
+}  // namespace detail
+
+struct server::impl {
+    impl(engine_options e, http_options h, const timers::clock& c);
+
+    void open_listener();
+    void open_admin();
+    void log(std::string_view line);
+
+    void do_accept();
+    void on_accept(boost::system::error_code ec, tcp::socket socket);
+    timers::admission attempt(time_point now);
+    void closed(time_point now);
+    void trace(limiter_event::kind what, time_point at,
+               timers::admission decision = timers::admission::accepted) {
+        if (http.limiter_trace)
+            http.limiter_trace(limiter_event{what, at, decision});
+    }
+    void enter_deaf(time_point now);
+    void end_deaf();
+    void hold(tcp::socket s);
+    void release_held();
+    void do_admin_accept();
+    void open_metrics_listener();
+    void do_metrics_accept();
+    std::string metrics_text() const;
+    void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
+    std::string show_http() const;
+
+    const timers::clock& clock;
+    http_options http;
+    std::unique_ptr<scep_service> engine;
+    timers::connection_limiter limiter;  // network thread only
+    http_counters counters;              // network thread only
+    // pkisim_http_requests_total{operation, status}; network thread only.
+    std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_by;
+    detail::unique_fd log_file;  // the access log; -1 = stderr
+    std::mutex log_mutex;
+    std::filesystem::path admin_path;
+    bool deaf = false;
+    // Issue 13 §3 (network thread only).
+    std::size_t open_sessions = 0;          // SCEP connections open (sessions + held)
+    std::size_t max_open = 0;               // http.max_open, or from RLIMIT_NOFILE
+    std::size_t body_memory_in_flight = 0;  // reserved by bodies being received
+    detail::unique_fd reserve_fd;           // given up to accept-and-reset under EMFILE
+    std::chrono::milliseconds accept_backoff{0};
+    void on_no_descriptors();
+
+    // Declared after everything the handlers use: destroyed first.
+    net::io_context net_ctx{1};
+    net::io_context engine_ctx{1};
+    tcp::acceptor acceptor;
+    local::acceptor admin_acceptor;
+    tcp::acceptor metrics_acceptor;
+    net::steady_timer deaf_timer;
+    net::steady_timer tick_timer;
+    net::steady_timer accept_backoff_timer{net_ctx};
+    // Connections ignored while deaf, held unanswered until the deaf period ends (hold()).
+    std::vector<tcp::socket> held;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> net_guard;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> engine_guard;
+    std::thread net_thread;
+    std::thread engine_thread;
+    bool started = false;
+    std::atomic<bool> stopped{false};
+};
+
+namespace detail {
+
+// Case-insensitive ASCII comparison (SCEP operation names, scep-wire §0.7).
+bool iequals(std::string_view a, std::string_view b);
+// Closes with SO_LINGER 0: the peer gets a RST (model §3: dropped at once).
+void abort_close(tcp::socket& s);
+// Starts serving one accepted SCEP connection (server_transport.cpp).
+void start_http_session(server::impl& srv, tcp::socket socket);
+// Starts one operator command on DIR/admin.sock / one /metrics scrape (server_admin.cpp).
+void start_admin_session(server::impl& srv, local::socket socket);
+void start_metrics_session(server::impl& srv, tcp::socket socket);
+
+}  // namespace detail
+
+}  // namespace pkisim::scep

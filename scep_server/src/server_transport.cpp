@@ -1,0 +1,506 @@
+#include "server_impl.hpp"
+
+#include <array>
+#include <chrono>
+
+#include <date/date.h>
+#include <fmt/format.h>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace pkisim::scep {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using detail::iequals;
+
+// ---------------------------------------------------------------------------------------------
+// Query helpers.
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];  // '+' stays '+' (scep-wire §0.7)
+        }
+    }
+    return out;
+}
+
+std::optional<bytes> lenient_base64_decode(std::string_view s) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+' || c == '-')
+            return 62;  // '-' = URL-safe (micromdm, scep-wire §0.7)
+        if (c == '/' || c == '_')
+            return 63;
+        return -1;
+    };
+    bytes out;
+    out.reserve(s.size() * 3 / 4);
+    std::uint32_t acc = 0;
+    int bits = 0;
+    bool padding = false;
+    for (char c : s) {
+        if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
+            continue;  // IOS %0A line breaks
+        if (c == '=') {
+            padding = true;
+            continue;
+        }
+        const int v = value(c);
+        if (v < 0 || padding)
+            return std::nullopt;
+        acc = (acc << 6) | static_cast<std::uint32_t>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<std::uint8_t>((acc >> bits) & 0xFF));
+        }
+    }
+    if (bits >= 6)
+        return std::nullopt;  // a lone trailing character cannot be base64
+    return out;
+}
+
+std::string escape_log_field(std::string_view s, bool keep_spaces) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char ch : s) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (b < 0x20 || b >= 0x7F || b == '\\' || (b == ' ' && !keep_spaces)) {
+            out += fmt::format("\\x{:02X}", b);
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+namespace detail {
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace detail
+
+namespace {
+
+std::string http_date(time_point t) {
+    return date::format("%a, %d %b %Y %H:%M:%S GMT", date::floor<std::chrono::seconds>(t));
+}
+
+struct query {
+    std::string operation;
+    std::optional<std::string> message;
+};
+
+query parse_query(std::string_view q) {
+    query out;
+    while (!q.empty()) {
+        const auto amp = q.find('&');
+        const auto item = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        const auto eq = item.find('=');
+        const auto key = percent_decode(item.substr(0, eq));
+        const auto value =
+            eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1));
+        // Parameters in any order (micromdm sends message first, scep-wire §0.7).
+        if (key == "operation") {
+            out.operation = value;
+        } else if (key == "message") {
+            out.message = value;
+        }
+    }
+    return out;
+}
+
+std::string_view operation_label(std::string_view op) {
+    for (std::string_view known : {"GetCACert", "GetCACaps", "GetNextCACert", "PKIOperation"}) {
+        if (iequals(op, known))
+            return known;
+    }
+    return "other";
+}
+
+// One HTTP connection (Beast listener/session split; all on the network thread).
+class http_session : public std::enable_shared_from_this<http_session> {
+  public:
+    http_session(server::impl& srv, tcp::socket socket) : srv_(srv), stream_(std::move(socket)) {
+        boost::system::error_code ec;
+        const auto ep = stream_.socket().remote_endpoint(ec);
+        peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
+    ~http_session() {
+        release_body_memory();
+        srv_.closed(srv_.clock.now());
+    }
+    http_session(const http_session&) = delete;
+    http_session& operator=(const http_session&) = delete;
+
+    void run() { do_read(); }
+
+  private:
+    using body = http::vector_body<std::uint8_t>;
+
+    // How long the next request may take to arrive: read_timeout, shortened by the IOS
+    // timeout-policy (idle between requests, life since the accept). Zero: close now.
+    std::chrono::milliseconds read_deadline() const {
+        auto t = srv_.http.read_timeout;
+        if (const auto& p = srv_.http.timeout_policy) {
+            if (served_ > 0)
+                t = std::min(t, std::chrono::milliseconds{std::chrono::seconds{p->idle_s}});
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                accepted_ + std::chrono::seconds{p->life_s} - std::chrono::steady_clock::now());
+            t = std::min(t, std::max(left, std::chrono::milliseconds{0}));
+        }
+        return t;
+    }
+
+    void do_read() {
+        parser_.emplace();
+        parser_->body_limit(srv_.http.body_limit);
+        // The request line carries GET PKIOperation's message: room for the URL + headers.
+        parser_->header_limit(static_cast<std::uint32_t>(srv_.http.url_limit + 16 * 1024));
+        const auto deadline = read_deadline();
+        if (deadline.count() <= 0) {
+            ++srv_.counters.closed_by_timeout_policy;
+            return close();
+        }
+        // One deadline for the request line, the headers and the body together.
+        stream_.expires_after(deadline);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    self->on_header(ec);
+                                });
+    }
+
+    void on_header(beast::error_code ec) {
+        if (ec)
+            return on_read(ec);
+        // Issue 13 §3: bodies in flight share one memory bound (each reserves what it may
+        // grow to) so that many slow uploads cannot take the server's memory.
+        std::size_t want = 0;
+        if (const auto n = parser_->content_length()) {
+            want = static_cast<std::size_t>(std::min<std::uint64_t>(*n, srv_.http.body_limit));
+        } else if (parser_->chunked()) {
+            want = srv_.http.body_limit;
+        }
+        if (want > 0) {
+            if (srv_.body_memory_in_flight + want > srv_.http.body_memory_limit) {
+                started_ = std::chrono::steady_clock::now();
+                ++srv_.counters.refused_body_memory;
+                keep_alive_ = false;
+                method_ = std::string{parser_->get().method_string()};
+                operation_ = "-";
+                return send_plain(503, "busy: too many request bodies in flight, retry later\n");
+            }
+            reserved_ = want;
+            srv_.body_memory_in_flight += want;
+        }
+        if (parser_->is_done())
+            return on_read({});
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_read(e); });
+    }
+
+    void release_body_memory() {
+        srv_.body_memory_in_flight -= reserved_;
+        reserved_ = 0;
+    }
+
+    void on_read(beast::error_code ec) {
+        release_body_memory();
+        started_ = std::chrono::steady_clock::now();
+        if (ec == http::error::end_of_stream || ec == net::error::eof ||
+            ec == net::error::connection_reset) {
+            return close();
+        }
+        if (ec == beast::error::timeout) {
+            // A slow client that never finishes its request: closed without an answer.
+            ++srv_.counters.read_timeouts;
+            srv_.log(fmt::format("{} {} - - timeout 0 read timeout after {} ms",
+                                 timers::to_iso8601(srv_.clock.now()), peer_,
+                                 srv_.http.read_timeout.count()));
+            return;  // tcp_stream already closed the socket
+        }
+        keep_alive_ = false;
+        method_ = "-";
+        operation_ = "-";
+        if (ec == http::error::body_limit)
+            return send_plain(413, "request body too large\n");
+        if (ec == http::error::header_limit)
+            return send_plain(414, "request URL or headers too large\n");
+        if (ec)
+            return send_plain(400, fmt::format("bad HTTP request: {}\n", ec.message()));
+        auto req = parser_->release();
+        // Issue 11 §2.10: an HTTP/1.0 POST without Content-Length ends its body with the
+        // client's half-close (RFC 1945 §7.2.2); read it to EOF.
+        if (req.method() == http::verb::post && req.version() == 10 &&
+            req.find(http::field::content_length) == req.end() &&
+            req.find(http::field::transfer_encoding) == req.end()) {
+            const auto left = buffer_.data();
+            const auto* p = static_cast<const std::uint8_t*>(left.data());
+            req.body().insert(req.body().end(), p, p + left.size());
+            buffer_.consume(buffer_.size());
+            to_eof_.emplace(std::move(req));
+            return read_to_eof();
+        }
+        handle(std::move(req));
+    }
+
+    void read_to_eof() {
+        stream_.expires_after(srv_.http.read_timeout);
+        stream_.async_read_some(
+            net::buffer(drain_buffer_),
+            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                auto& got = self->to_eof_->body();
+                got.insert(got.end(), self->drain_buffer_.begin(),
+                           self->drain_buffer_.begin() + static_cast<std::ptrdiff_t>(n));
+                if (got.size() > self->srv_.http.body_limit)
+                    return self->send_plain(413, "request body too large\n");
+                if (ec == net::error::eof) {
+                    auto req = std::move(*self->to_eof_);
+                    self->to_eof_.reset();
+                    return self->handle(std::move(req));
+                }
+                if (ec)
+                    return self->close();
+                self->read_to_eof();
+            });
+    }
+
+    void handle(http::request<body> req) {
+        keep_alive_ = req.keep_alive();
+        method_ = std::string{req.method_string()};
+        const std::string_view target = req.target();
+        if (target.size() > srv_.http.url_limit)
+            return send_plain(414, "request URL too large\n");
+        const auto qpos = target.find('?');
+        const auto path = target.substr(0, qpos);
+        const auto q = parse_query(qpos == std::string_view::npos ? std::string_view{}
+                                                                  : target.substr(qpos + 1));
+        operation_ = q.operation.empty() ? "-" : q.operation;
+        // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
+        if (req.method() == http::verb::get && srv_.engine->is_resource(target)) {
+            return run_on_engine([&engine = *srv_.engine, t = std::string{target}] {
+                return engine.resource(t);
+            });
+        }
+        // RFC 8894 §4.1 / IOS: any path that ends in /pkiclient.exe.
+        constexpr std::string_view suffix = "/pkiclient.exe";
+        if (path.size() < suffix.size() || path.substr(path.size() - suffix.size()) != suffix) {
+            return send_plain(404, "not a SCEP path (expected .../pkiclient.exe)\n");
+        }
+        if (req.method() != http::verb::get && req.method() != http::verb::post) {
+            return send_plain(405, "method not allowed\n");  // with Allow (send)
+        }
+        if (q.operation.empty())
+            return send_plain(400, "missing operation parameter\n");
+        auto& engine = *srv_.engine;
+        if (iequals(q.operation, "GetCACert"))
+            return run_on_engine([&engine] { return engine.get_ca_cert(); });
+        if (iequals(q.operation, "GetCACaps"))
+            return run_on_engine([&engine] { return engine.get_ca_caps(); });
+        if (iequals(q.operation, "GetNextCACert")) {
+            return run_on_engine([&engine] { return engine.get_next_ca_cert(); });
+        }
+        if (iequals(q.operation, "PKIOperation")) {
+            bytes der;
+            if (req.method() == http::verb::post) {
+                // scep-wire §0.9: no Content-Type required.
+                der = std::move(req.body());
+            } else {
+                if (!q.message)
+                    return send_plain(400, "missing message parameter\n");
+                auto decoded = lenient_base64_decode(*q.message);
+                if (!decoded)
+                    return send_plain(400, "message is not base64\n");
+                der = std::move(*decoded);
+            }
+            if (der.empty())
+                return send_plain(400, "empty pkiMessage\n");
+            return run_on_engine(
+                [&engine, der = std::move(der)] { return engine.pki_operation(der); });
+        }
+        return send_plain(400, fmt::format("unknown operation '{}'\n", q.operation));
+    }
+
+    template <typename Fn>
+    void run_on_engine(Fn fn) {
+        // Store calls and RSA work never run on the network thread.
+        net::post(srv_.engine_ctx, [self = shared_from_this(), fn = std::move(fn)]() mutable {
+            http_answer a;
+            try {
+                a = fn();
+            } catch (const std::exception& e) {
+                a = {500, "text/plain", "internal error\n", false, e.what()};
+            }
+            // Hand our reference over: the session must die on the network thread (its
+            // destructor updates the limiter).
+            auto executor = self->stream_.get_executor();
+            net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
+                self->send(std::move(a));
+            });
+        });
+    }
+
+    void send_plain(unsigned status, std::string text) {
+        http_answer a;
+        a.status = status;
+        a.content_type = "text/plain";
+        a.detail = text.substr(0, text.find('\n'));
+        a.body = std::move(text);
+        if (status >= 400)
+            keep_alive_ = false;
+        send(std::move(a));
+    }
+
+    void send(http_answer a) {
+        const auto now = srv_.clock.now();
+        if (const auto& p = srv_.http.timeout_policy; p && keep_alive_) {
+            // `requests N`: the Nth answer on a connection closes it; `life S`: so does any
+            // answer after S seconds.
+            if (served_ + 1 >= static_cast<std::size_t>(p->requests) ||
+                std::chrono::steady_clock::now() >= accepted_ + std::chrono::seconds{p->life_s}) {
+                keep_alive_ = false;
+                ++srv_.counters.closed_by_timeout_policy;
+            }
+        }
+        status_ = a.status;
+        detail_ = std::move(a.detail);
+        if (a.ios_404) {
+            // Model §1 rule 4: byte for byte what IOS sends; the body ends at the close.
+            raw_ = fmt::format(
+                "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
+                "none\r\n\r\n{}",
+                http_date(now), a.body);
+            keep_alive_ = false;
+            stream_.expires_after(srv_.http.read_timeout);
+            net::async_write(stream_, net::buffer(raw_),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                 self->on_write(ec);
+                             });
+            return;
+        }
+        res_.emplace(static_cast<http::status>(a.status), 11);
+        res_->set(http::field::date, http_date(now));
+        res_->set(http::field::server, "cisco-IOS");
+        if (!a.content_type.empty())
+            res_->set(http::field::content_type, a.content_type);
+        if (a.status == 405)
+            res_->set(http::field::allow, "GET, POST");  // RFC 9110 §15.5.6
+        res_->body() = std::move(a.body);
+        res_->keep_alive(keep_alive_);
+        res_->prepare_payload();  // Content-Length, never chunked (scep-wire §1.1)
+        stream_.expires_after(srv_.http.read_timeout);
+        http::async_write(
+            stream_, *res_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    }
+
+    void on_write(beast::error_code ec) {
+        ++served_;
+        ++srv_.counters.requests;
+        ++srv_.requests_by[{std::string{operation_label(operation_)}, status_}];
+        if (status_ < 300) {
+            ++srv_.counters.responses_2xx;
+        } else if (status_ < 500) {
+            ++srv_.counters.responses_4xx;
+        } else {
+            ++srv_.counters.responses_5xx;
+        }
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started_)
+                            .count();
+        // Method, operation and detail carry client bytes: escaped (issue 13 §4).
+        srv_.log(fmt::format("{} {} {} {} {} {}ms {}", timers::to_iso8601(srv_.clock.now()), peer_,
+                             escape_log_field(method_), escape_log_field(operation_), status_, ms,
+                             escape_log_field(detail_, true)));
+        res_.reset();
+        if (ec || !keep_alive_)
+            return close();
+        do_read();
+    }
+
+    void close() {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        // Lingering close: read what the client still sends (an oversized URL or body we
+        // refused), else the kernel answers the unread bytes with a RST that can destroy our
+        // response in flight.
+        stream_.expires_after(std::chrono::seconds{1});
+        drain();
+    }
+
+    void drain() {
+        stream_.async_read_some(net::buffer(drain_buffer_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->drained_ += n;
+                                    if (ec || self->drained_ > 4 * 1024 * 1024) {
+                                        beast::error_code ignored;
+                                        self->stream_.socket().close(ignored);
+                                        return;
+                                    }
+                                    self->drain();
+                                });
+    }
+
+    server::impl& srv_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<body>> parser_;
+    std::optional<http::response<http::string_body>> res_;
+    std::optional<http::request<body>> to_eof_;  // HTTP/1.0 POST read to EOF
+    std::string raw_;
+    std::array<char, 4096> drain_buffer_{};
+    std::size_t drained_ = 0;
+    std::string peer_;
+    std::string method_ = "-";
+    std::string operation_ = "-";
+    std::string detail_;
+    unsigned status_ = 0;
+    bool keep_alive_ = false;
+    std::chrono::steady_clock::time_point started_{};
+    // Issue 13 §3.
+    std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
+    std::size_t served_ = 0;    // answers written on this connection
+    std::size_t reserved_ = 0;  // body memory reserved for the request being read
+};
+
+}  // namespace
+
+void detail::start_http_session(server::impl& srv, tcp::socket socket) {
+    ++srv.open_sessions;  // the session's destructor calls closed()
+    std::make_shared<http_session>(srv, std::move(socket))->run();
+}
+
+}  // namespace pkisim::scep
