@@ -680,6 +680,14 @@ void fleet::progress_tick() {
 tl::expected<fleet_result, std::string> fleet::run() {
     if (o_.clock_rate <= 0)
         return tl::unexpected(std::string{"--clock-rate must be > 0"});
+    for (const auto& g : sc_.groups)
+        if (g.pattern == sim::enrollment_pattern::state)
+            // Captured routers hold certificates of a CA that is not the target's: a live run
+            // cannot start them in that state (simulate runs such a scenario).
+            return tl::unexpected(fmt::format(
+                "{}: a fleet from captures (pattern = \"state\") cannot be driven live: its "
+                "routers' certificates come from another CA; run it with `pkisim simulate`",
+                g.config_path));
     if (!o_.allow_remote && !is_loopback_host(o_.target))
         return tl::unexpected(fmt::format(
             "{}: not a loopback address; pass --allow-remote to load a server you run elsewhere",
@@ -768,6 +776,8 @@ tl::expected<fleet_result, std::string> fleet::run() {
                 for (const auto& t : g.times)
                     add(t, 1);
                 break;
+            case sim::enrollment_pattern::state:
+                break;  // refused above
         }
     }
     clients_.resize(firsts.size());
