@@ -92,8 +92,10 @@ std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
     l.max_connections = o.max_connections.value_or(config_max_connections);
     // The range lives once in timers/ (parse_max_connections, the --set registry).
     if (auto n = timers::parse_max_connections(std::to_string(l.max_connections)); !n) {
-        return fail(
-            fmt::format("--max-connections {}: {}, default 5", l.max_connections, n.error()));
+        return fail(fmt::format(
+            "--max-connections {}: IOS accepts {}..{} (`ip http "
+            "max-connections`, default 5)",
+            l.max_connections, timers::max_connections_min, timers::max_connections_max));
     }
     if (o.throttle_limit < 1)
         return fail(

@@ -15,4 +15,4 @@ set -e
 if [[ $code -ne 0 && $code -ne 1 ]]; then exit "$code"; fi
 echo
 echo "The instant closed-form answer for the same configuration:"
-echo "  ./build/release/cli/pkisim check configs/seed002/ca.ios configs/seed002/ra.ios configs/seed002/client.ios"
+echo "  ./build/release/cli/pkisim check configs/seed002/ca.ios configs/scenarios/seed002-ra.ios configs/seed002/client.ios"

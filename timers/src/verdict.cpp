@@ -432,9 +432,10 @@ change_set build_change_set(const fleet_input& in, const fleet_verdict& v) {
                 days_text(to_days(ca1.not_after - *shadow1)), format_duration(off)));
             const front_info before = front_of(in, ca1, 1, shadow1);
             ra_dev.why.push_back(fmt::format(
-                "without it the RA answers 200 only from {}, after the first client's "
-                "GetNextCACert at {} ({} days before CA expiry): {}.",
-                before.front ? date_text(*before.front) : std::string{"never"},
+                "without it the RA {}, after the first client's GetNextCACert at {} ({} days "
+                "before CA expiry): {}.",
+                before.front ? "answers 200 only from " + date_text(*before.front)
+                             : std::string{"never answers 200 before the CA expires"},
                 first_req ? date_text(*first_req) : std::string{"-"},
                 first_req ? days_text(to_days(ca1.not_after - *first_req)) : std::string{"-"},
                 before.front_server ? before.front_server->why : std::string{}));
@@ -499,9 +500,9 @@ change_set build_change_set(const fleet_input& in, const fleet_verdict& v) {
         device_change& d = in.ra ? ra_dev : ca_dev;
         d.config.push_back(fmt::format("ip http max-connections {}", max_connections_max));
         d.why.push_back(fmt::format(
-            "max-connections {} on the server the clients reach: the generation-2 herd arrives "
-            "at once; {} (the IOS maximum) lets more of each burst in before the 80/minute "
-            "throttle.",
+            "max-connections {} on the server the clients reach: simultaneous requests beyond "
+            "it are dropped, and the generation-2 herd arrives at once; {} is the IOS maximum "
+            "(seed 002's fix).",
             in.limiter.max_connections, max_connections_max));
     }
     for (auto* d : {&ca_dev, &ra_dev, &cl_dev}) {
