@@ -1,6 +1,7 @@
 // `pkisim check FILE...`: IOS configuration -> parser -> timeline + storm analysis -> verdict.
 // Exit codes (commands.hpp): 0 safe, 1 storm or outage, 2 usage or configuration error.
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -440,7 +441,7 @@ int run_check(const check_options& o) {
                                        days_text(e), days_text(l));
                 }
                 out += fmt::format("    max 404 window     {}{}\n",
-                                   t.max_404_days > 0 && t.max_404_days < 1
+                                   std::fabs(t.max_404_days - std::round(t.max_404_days)) > 1e-9
                                        ? format_duration(from_days(t.max_404_days))
                                        : days_text(t.max_404_days) + " days",
                                    t.max_404_days > 0 && !t.phase_locked
@@ -484,7 +485,7 @@ int run_check(const check_options& o) {
                            c.verified_safe ? "verified safe in every generation by the closed form"
                                            : "NOT enough on its own; see below");
         for (const auto& d : c.devices) {
-            out += fmt::format("  on the {}:\n", d.device);
+            out += fmt::format("  on {}:\n", d.device);
             for (const auto& l : d.config) {
                 out += "    " + l + "\n";
             }
@@ -532,7 +533,6 @@ void add_check_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--set", opts->sets,
                     "KEY=VALUE, one per --set (repeatable): override a command or parameter "
                     "before the analysis; the keys are listed below")
-        ->expected(1)
         ->allow_extra_args(false);
     cmd->add_option("--ra-rollover", opts->ra_rollover,
                     "WHEN the operator runs `crypto pki server RA rollover`: a time from the CA's "

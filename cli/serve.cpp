@@ -25,6 +25,7 @@
 #include "pkisim/scep/server.hpp"
 #include "pkisim/timers/clock.hpp"
 #include "pkisim/timers/config.hpp"
+#include "pkisim/timers/settings.hpp"
 
 namespace pkisim::cli {
 
@@ -77,11 +78,10 @@ std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
     l.enabled = o.ios_limits == "on";
     l.throttle = o.throttle == "on";
     l.max_connections = o.max_connections.value_or(config_max_connections);
-    if (l.max_connections < 1 || l.max_connections > 16) {
+    // The range lives once in timers/ (parse_max_connections, the --set registry).
+    if (auto n = timers::parse_max_connections(std::to_string(l.max_connections)); !n) {
         return fail(
-            fmt::format("--max-connections {}: IOS accepts 1..16 (`ip http max-connections`, "
-                        "default 5)",
-                        l.max_connections));
+            fmt::format("--max-connections {}: {}, default 5", l.max_connections, n.error()));
     }
     if (o.throttle_limit < 1)
         return fail(
@@ -100,14 +100,9 @@ std::optional<timers::limiter_config> limiter_from_flags(const serve_options& o,
             fmt::format("--deaf-period {}: give seconds in [0, 86400] (IOS: 15)", o.deaf_period_s));
     l.throttle_window_length = as_ms(o.throttle_window_s);
     l.deaf_period = as_ms(o.deaf_period_s);
-    std::string mode = o.throttle_window_mode;
-    std::replace(mode.begin(), mode.end(), '_', '-');
-    if (mode == "sliding") {
-        l.window = timers::throttle_window::sliding;
-    } else if (mode == "fixed-minute") {
-        l.window = timers::throttle_window::fixed_minute;
-    } else if (mode == "reset-after-deaf") {
-        l.window = timers::throttle_window::reset_after_deaf;
+    // One parser for the window names (timers/settings.hpp): sliding, fixed-minute, ...
+    if (auto w = timers::parse_throttle_window(o.throttle_window_mode)) {
+        l.window = *w;
     } else {
         return fail(
             fmt::format("--throttle-window-mode {}: use sliding (default), fixed-minute or "

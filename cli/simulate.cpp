@@ -339,7 +339,6 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--set", args->sets,
                     "KEY=VALUE, one per --set (repeatable), e.g. overlap=365; the keys (shared "
                     "with `pkisim check`) are listed below")
-        ->expected(1)
         ->allow_extra_args(false);
     cmd->add_option("--sweep", args->sweep,
                     "Run the fleet for each value of one --set key: a list (overlap=30,90,365) or "

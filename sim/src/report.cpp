@@ -604,7 +604,7 @@ std::string plot_worst_day_svg(const scenario& sc, const sim_result& r) {
         peak = std::max(peak, att.y.back());
     }
     c.lines = {att, acc};
-    if (sc.throttle)
+    if (sc.throttle && sc.limiter_enabled)
         c.hline = std::pair{80.0, std::string{"throttle: 80 connections/minute"}};
     c.log_y = peak > 800;
     return render(c);
@@ -706,16 +706,27 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
             r.mean_404_window_days, r.max_404_window_days,
             with_commas(r.totals.get_next_ca_cert_requests), with_commas(r.totals.responses_404));
     }
-    o += fmt::format(
-        "  Peak load: {} connection attempts in one minute{} against the 80/minute "
-        "throttle; the server was deaf for {:.1f} hours in total ({} connections "
-        "ignored, {} dropped at max-connections {}).\n",
-        with_commas(r.peak_attempts_per_minute),
-        r.peak_minute_at ? fmt::format(" ({})", timers::to_iso8601(*r.peak_minute_at))
-                         : std::string{},
-        static_cast<double>(r.totals.deaf_ms) / 3.6e6,
-        with_commas(r.totals.connections_ignored_deaf),
-        with_commas(r.totals.connections_dropped_max_connections), sc.front().http.max_connections);
+    const std::string peak_at = r.peak_minute_at
+                                    ? fmt::format(" ({})", timers::to_iso8601(*r.peak_minute_at))
+                                    : std::string{};
+    if (!sc.limiter_enabled) {
+        // [limiter] enabled = false: no throttle, no max-connections to speak of (issue 9).
+        o += fmt::format(
+            "  Peak load: {} connection attempts in one minute{}; no HTTP limits modelled "
+            "([limiter] enabled = false).\n",
+            with_commas(r.peak_attempts_per_minute), peak_at);
+    } else {
+        o += fmt::format(
+            "  Peak load: {} connection attempts in one minute{}{}; the server was deaf for "
+            "{:.1f} hours in total ({} connections ignored, {} dropped at max-connections "
+            "{}).\n",
+            with_commas(r.peak_attempts_per_minute), peak_at,
+            sc.throttle ? " against the 80/minute throttle" : " (throttle off)",
+            static_cast<double>(r.totals.deaf_ms) / 3.6e6,
+            with_commas(r.totals.connections_ignored_deaf),
+            with_commas(r.totals.connections_dropped_max_connections),
+            sc.front().http.max_connections);
+    }
     o += fmt::format(
         "  Enrollments: {} succeeded, {} attempts failed because the server did not "
         "answer or refused.\n",

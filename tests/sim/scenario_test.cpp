@@ -133,3 +133,41 @@ TEST(sweep, parses_lists_and_ranges) {
     EXPECT_FALSE(parse_sweep("overlap"));
     EXPECT_FALSE(parse_sweep("overlap=9..1"));
 }
+
+TEST(scenario_issue9, a_group_of_zero_clients_is_an_error) {
+    std::string toml{minimal};
+    toml.replace(toml.find("count = 10"), 10, "count = 0");
+    auto sc = parse_scenario(toml, "test.toml", source_dir());
+    ASSERT_FALSE(sc);
+    EXPECT_NE(sc.error().find("test.toml:7: `count`: expected an integer in 1..100000000"),
+              std::string::npos)
+        << sc.error();
+}
+
+TEST(scenario_issue9, toml_syntax_errors_show_file_line_and_the_line) {
+    const std::string toml = "name = \"t\"\n[limiter]\nenabled = tw\n";
+    auto sc = parse_scenario(toml, "test.toml", source_dir());
+    ASSERT_FALSE(sc);
+    EXPECT_EQ(sc.error().rfind("test.toml:3:", 0), 0u) << sc.error();
+    EXPECT_NE(sc.error().find("enabled = tw"), std::string::npos) << sc.error();
+    EXPECT_NE(sc.error().find("^"), std::string::npos) << sc.error();
+}
+
+TEST(scenario_issue9, settings_errors_quote_what_the_user_typed_and_share_checks_registry) {
+    auto sc = make_scenario(minimal);
+    const auto sweep = apply_setting(sc, "overlap", "abc", "--sweep overlap=abc");
+    ASSERT_FALSE(sweep);
+    EXPECT_EQ(sweep.error().rfind("--sweep overlap=abc: ", 0), 0u) << sweep.error();
+    const auto neg = apply_setting(sc, "clients", "-5", "--clients -5");
+    ASSERT_FALSE(neg);
+    EXPECT_EQ(neg.error().rfind("--clients -5: ", 0), 0u) << neg.error();
+    // check's spellings work in simulate with the same meaning.
+    ASSERT_TRUE(apply_setting(sc, "server.auto-rollover", "200"));
+    EXPECT_EQ(*sc.ca.server.auto_rollover, timers::days{200});
+    ASSERT_TRUE(apply_setting(sc, "trustpoint.GETVPN.auto-enroll", "75"));
+    EXPECT_EQ(sc.groups[0].trustpoint.auto_enroll_percent, 75);
+    ASSERT_TRUE(apply_setting(sc, "throttle_window", "fixed-minute"));
+    EXPECT_EQ(sc.throttle_window, timers::throttle_window::fixed_minute);
+    ASSERT_TRUE(apply_setting(sc, "limiter", "off"));
+    EXPECT_FALSE(sc.limiter_enabled);
+}

@@ -1013,7 +1013,8 @@ tl::expected<ios_config, parse_error> parse_ios_config(std::string_view text,
                                 if (is_no) {
                                     cfg.http.max_connections = http_config{}.max_connections;
                                 } else {
-                                    auto n = r.number("connections", 1, 16);
+                                    auto n = r.number("connections", max_connections_min,
+                                                      max_connections_max);
                                     if (!n) {
                                         return tl::unexpected(n.error());
                                     }

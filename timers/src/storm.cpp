@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "pkisim/timers/settings.hpp"
 #include "pkisim/timers/timeline.hpp"
 
 namespace pkisim::timers {
@@ -41,6 +42,15 @@ std::string days_text(double d) {
         return fmt::format("{}", static_cast<long long>(r));
     }
     return fmt::format("{:.2f}", d);
+}
+
+// A 404 window: whole days as "150", otherwise exact ("150d 20s", "10d 12h 20s").
+std::string window_text(double d) {
+    const double r = std::round(d);
+    if (std::fabs(d - r) < 1e-9) {
+        return fmt::format("{} days", static_cast<long long>(r));
+    }
+    return format_duration(from_days(d));
 }
 
 std::string seconds_text(duration d) {
@@ -311,10 +321,10 @@ storm_analysis analyze_storm(const server_config& server, time_point ca_created_
                     : fmt::format("the shadow CA exists only {} days before ({})",
                                   days_text(*a.overlap_days), date_text(*a.shadow_generated_at));
             t.findings.push_back(fmt::format(
-                "{}: first GetNextCACert {} days before CA expiry; {}: up to {} days of 404 at "
+                "{}: first GetNextCACert {} days before CA expiry; {}: up to {} of 404 at "
                 "{}; {} of the fleet's first requests ({:.1f} %) come before that; {}.",
                 tpn, days_text(t.first_get_next_ca_cert_days_before_ca_expiry), who,
-                days_text(t.max_404_window_days), rate, all_loop ? "all" : "some",
+                window_text(t.max_404_window_days), rate, all_loop ? "all" : "some",
                 100.0 * t.share_hit, fix));
         } else {
             t.verdict = storm_verdict::safe;

@@ -241,9 +241,10 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
                                                : std::string{"every client of the trustpoint"};
         const std::string when = fmt::format(
             "generation 2 ({} .. {}): every rollover certificate starts at {} (rule 6), so {} "
-            "on the same schedule and asks for the next CA at the same instant, {} ({} days "
+            "on the same schedule and {} for the next CA at the same instant, {} ({} days "
             "before that CA's expiry)",
-            date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd, date_text(h),
+            date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd,
+            in.fleet_size ? "" : "s", in.fleet_size ? "" : "s", date_text(h),
             days_text(to_days(c2 - h)));
         if (shadow_step(shadow_state::get_new_ca_cert, http_outcome::not_found, h, c2, in.client)
                 .state == shadow_state::expired) {
@@ -293,9 +294,10 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
                 load += ".";
             } else if (throttle_on) {
                 load = fmt::format(
-                    " The herd arrives at once: every {} clients above {} need another throttle "
-                    "window (pass --clients N for the minutes it takes).",
-                    in.limiter.throttle_limit / 2, in.limiter.throttle_limit / 2);
+                    " The herd arrives at once: the throttle lets {} connections in per {} s, "
+                    "two per client (GetNextCACert + PKCSReq); pass --clients N for the minutes "
+                    "the whole fleet needs.",
+                    in.limiter.throttle_limit, in.limiter.throttle_window_length.count() / 1000);
             }
             t.findings.push_back(fmt::format(
                 "{}: {}; the server they reach answers 200 from {} ({} days before): covered, no "
@@ -339,13 +341,13 @@ change_set build_change_set(const fleet_input& in, const fleet_verdict& v) {
     const validity ca1 = ca_validity(in.ca, in.ca_created_at);
     const double ca_life_days = to_days(ca1.length());
     device_change ca_dev;
-    ca_dev.device = fmt::format("CA (crypto pki server {})", in.ca.name);
+    ca_dev.device = fmt::format("the CA (crypto pki server {})", in.ca.name);
     device_change ra_dev;
     if (in.ra) {
-        ra_dev.device = fmt::format("RA (crypto pki server {})", in.ra->server.name);
+        ra_dev.device = fmt::format("the RA (crypto pki server {})", in.ra->server.name);
     }
     device_change cl_dev;
-    cl_dev.device = "every client";
+    cl_dev.device = "the clients (every router with the trustpoint)";
 
     // 1. Clients: auto-enroll that leaves room before the CA's end (70 %, the seed's value).
     for (auto& tp : next.clients) {
