@@ -363,10 +363,10 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--deterministic", args->deterministic,
                   "Byte-identical output: write wall_seconds as 0 and omit timings");
     cmd->footer(timers::settings_help(timers::setting_command::simulate) +
-                "\nExit codes: 0 safe (after a sweep: the recommended value's run is safe; with "
-                "--emit-jobs or --sweep-point: written), 1 storm or outage (the verdict; after a "
-                "sweep: no value is safe), 2 usage, scenario or configuration error (file:line: "
-                "message on stderr).");
+                "\nExit codes: 0 safe, 1 storm or outage (the verdict), 2 usage, scenario or "
+                "configuration error (file:line: message on stderr). After a sweep: the code of "
+                "the recommended value's run (1 when no value is safe); --emit-jobs and "
+                "--sweep-point: 0 once written.");
     cmd->callback([args, &exit_code] { exit_code = run_simulate(*args); });
 
     auto merge = std::make_shared<merge_args>();

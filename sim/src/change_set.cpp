@@ -79,11 +79,12 @@ std::string change_set_text(const verified_change_set& v, const std::string& sce
         o += fmt::format(
             "Recommended change set, verified: the same fleet re-run with it over {} CA "
             "generations is safe ({} clients, no 404, no outage; peak {} connection attempts per "
-            "minute).\n",
-            v.rerun_generations, v.rerun.clients, v.rerun.peak_attempts_per_minute);
+            "minute, deaf {:.1f} hours, {} enrollment attempts refused and retried).\n",
+            v.rerun_generations, v.rerun.clients, v.rerun.peak_attempts_per_minute,
+            static_cast<double>(v.rerun.totals.deaf_ms) / 3.6e6,
+            v.rerun.totals.enrollments_failed);
         for (const auto& d : c.devices) {
-            o += fmt::format("  on {}{}:\n", d.device.starts_with("every") ? "" : "the ",
-                             d.device);
+            o += fmt::format("  on {}:\n", d.device);
             if (!d.config.empty()) {
                 o += "    configure terminal\n";
                 for (const auto& l : d.config)

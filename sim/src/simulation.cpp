@@ -323,6 +323,10 @@ class simulator {
     // Per-generation accounting (see generation_stats).
     struct generation_acc {
         generation_stats s;
+        // Σ first-404 and Σ loop-exit times of the generation's windows, in ms from the
+        // generation's notBefore (relative, so that long horizons and big fleets do not
+        // overflow the sums).
+        ms_t base = 0;
         std::int64_t sum_first_404 = 0;
         std::int64_t sum_exit = 0;
         std::uint64_t exited = 0;
@@ -338,11 +342,9 @@ class simulator {
     }
     void note_window_end(const cohort& c, ms_t when, std::uint64_t n) {
         auto& g = gen_acc(c.ca_gen);
-        g.sum_exit += static_cast<std::int64_t>(n) * when;
+        g.sum_exit += static_cast<std::int64_t>(n) * (when - g.base);
         g.exited += n;
         g.max_window = std::max(g.max_window, when - c.first_404);
-        sum_exit_ += static_cast<std::int64_t>(n) * when;
-        exited_ += n;
         max_window_ = std::max(max_window_, when - c.first_404);
     }
 
@@ -437,9 +439,6 @@ class simulator {
     bool peak_minute_today_ = false;  // the fleet's peak minute so far fell on cur_day_
 
     sim_result r_;
-    std::int64_t sum_first_404_ = 0;  // Σ first-404 times (ms) of clients that hit 404
-    std::int64_t sum_exit_ = 0;       // Σ times they left the loop
-    std::uint64_t exited_ = 0;
     ms_t max_window_ = 0;
     std::uint64_t events_ = 0;
     std::uint64_t ca_accepted_ = 0;
@@ -846,8 +845,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                     d.clients_first_404 += n;
                     r_.windows_404 += n;
                     g.s.clients_hit_404 += n;
-                    g.sum_first_404 += static_cast<std::int64_t>(n) * when;
-                    sum_first_404_ += static_cast<std::int64_t>(n) * when;
+                    g.sum_first_404 += static_cast<std::int64_t>(n) * (when - g.base);
                 }
                 if ((c.flags & fl_ever_404) == 0) {
                     c.flags = static_cast<std::uint8_t>(c.flags | fl_ever_404);
@@ -1103,6 +1101,7 @@ sim_result simulator::run() {
         acc.s.number = static_cast<unsigned>(g + 1);
         acc.s.ca = gens_[g];
         acc.s.complete = ms_of(gens_[g].not_after) <= horizon_ms_;
+        acc.base = ms_of(gens_[g].not_before);
         if (g < shadow_at_.size())
             acc.s.shadow_generated_at = at(shadow_at_[g]);
         gen_acc_.push_back(acc);
@@ -1252,8 +1251,11 @@ sim_result simulator::run() {
             std::max(t.peak_attempts_per_minute, d.peak_attempts_per_minute);
     }
     if (r_.windows_404 > 0) {
-        r_.mean_404_window_days = timers::to_days(timers::duration{
-            (sum_exit_ - sum_first_404_) / static_cast<std::int64_t>(r_.windows_404)});
+        std::int64_t total_window_ms = 0;
+        for (const auto& g : gen_acc_)
+            total_window_ms += g.sum_exit - g.sum_first_404;
+        r_.mean_404_window_days = timers::to_days(
+            timers::duration{total_window_ms / static_cast<std::int64_t>(r_.windows_404)});
         r_.max_404_window_days = timers::to_days(timers::duration{max_window_});
     }
     for (auto& g : gen_acc_) {

@@ -299,6 +299,14 @@ TEST(sweep_cli, verdict_is_the_recommended_run_and_a_split_sweep_merges_to_the_s
         << m;
     EXPECT_NE(m.find("Verdict: SAFE"), std::string::npos) << m;
 
+    // A bad value is refused before anything runs, quoting what was typed.
+    ASSERT_EQ(sh(bin + " simulate " + scen + " --sweep auto-enroll=80,abc -q --out " +
+                 (dir / "bad").string() + " > " + (dir / "bad.txt").string() + " 2>&1"),
+              2);
+    EXPECT_NE(read(dir / "bad.txt").find("--sweep auto-enroll=abc"), std::string::npos)
+        << read(dir / "bad.txt");
+    EXPECT_FALSE(fs::exists(dir / "bad" / "summary.json"));
+
     // A point of another sweep in the folders: refused.
     fs::create_directories(other / "stray");
     ASSERT_EQ(sh(bin + " simulate " + scen + " --sweep-point max-connections=3 -q --out " +
