@@ -764,13 +764,13 @@ tl::expected<void, std::string> fleet::sync_clock() {
 tl::expected<fleet_result, std::string> fleet::run() {
     if (o_.clock_rate <= 0)
         return tl::unexpected(std::string{"--clock-rate must be > 0"});
+    const auto hp = split_url(o_.target);
+    if (!hp)
+        return tl::unexpected(fmt::format("{}: expected http://host[:port][/path]", o_.target));
     if (!o_.allow_remote && !is_loopback_host(o_.target))
         return tl::unexpected(fmt::format(
             "{}: not a loopback address; pass --allow-remote to load a server you run elsewhere",
             o_.target));
-    const auto hp = split_url(o_.target);
-    if (!hp)
-        return tl::unexpected(fmt::format("{}: expected http://host[:port][/path]", o_.target));
     if (sc_.clients() > o_.max_clients)
         return tl::unexpected(fmt::format("{} clients: over the cap of {} (--max-clients)",
                                           sc_.clients(), o_.max_clients));
