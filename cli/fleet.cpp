@@ -1,5 +1,6 @@
 // `pkisim fleet SCENARIO --target URL --out DIR`: the scenario's virtual IOS clients against a
 // running SCEP server (loadgen/), with the same report folder as `simulate`, marked live.
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -44,6 +45,11 @@ int run_fleet_command(fleet_args& a) {
             std::cerr << r.error() << '\n';
             return 2;
         }
+    }
+    if (a.clock_start.empty() && a.o.clock_rate == 1.0 && !a.o.clock_sync) {
+        // A server on the real clock: the scenario starts now (its offsets stay relative).
+        sc->start =
+            std::chrono::time_point_cast<timers::duration>(std::chrono::system_clock::now());
     }
     if (!a.clock_start.empty()) {
         const auto t = timers::parse_iso8601(a.clock_start);
@@ -122,9 +128,10 @@ void add_fleet_command(CLI::App& app, int& exit_code) {
         "Keys: RSA keys are generated once, as a pool of --key-pool keys shared round-robin "
         "(default 8); --key-pool 0 generates one key per client.\n"
         "Time: with --clock-rate R (and --clock-start T) the fleet runs on the same warped clock "
-        "as `pkisim serve --clock-start T --clock-rate R` (start the fleet right after the "
-        "server: the offset between the two starts, times R, is the clock error). Without them "
-        "it runs in real time; --duration bounds every run.\n"
+        "as `pkisim serve --clock-start T --clock-rate R`; --clock-sync reads the server's clock "
+        "from its HTTP Date header instead (else the offset between the two starts, times R, "
+        "is the clock error). Without a rate it runs in real time from now; --duration bounds "
+        "every run. live.json reports how late the fleet's own timers fired.\n"
         "Safety: loopback targets only unless --allow-remote; at most --max-rate connections "
         "started per real second, --duration real seconds, --max-clients clients; it stops "
         "by itself at the scenario's horizon.\n"
@@ -140,6 +147,8 @@ void add_fleet_command(CLI::App& app, int& exit_code) {
                     "Warped clock start (ISO 8601; default: the scenario start)");
     cmd->add_option("--clock-rate", a->o.clock_rate, "Warped clock: lab seconds per real second")
         ->default_val(1.0);
+    cmd->add_flag("--clock-sync", a->o.clock_sync,
+                  "Read the server's (warped) clock from its HTTP Date header at the start");
     cmd->add_option("--duration", a->o.max_duration_s, "Hard cap on real seconds")
         ->default_val(300.0);
     cmd->add_option("--max-rate", a->o.max_connections_per_s,
@@ -155,6 +164,9 @@ void add_fleet_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--exact-path", a->o.exact_path,
                   "Use the URL path as is (micromdm scepserver serves /scep)");
     cmd->add_flag("--legacy-crypto", a->o.legacy_crypto, "Accept DES/MD5 replies (scepserver)");
+    cmd->add_flag("--probe-next-ca", a->o.probe_next_ca,
+                  "Also send one GetNextCACert per client after its first enrollment (not IOS "
+                  "behaviour: shows what a server answers)");
     cmd->add_flag("--allow-remote", a->o.allow_remote, "Allow a non-loopback target");
     cmd->add_flag("--quiet", a->quiet, "No progress line");
     cmd->callback([a, &exit_code] { exit_code = run_fleet_command(*a); });

@@ -6,12 +6,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
+#include <sstream>
+
+#include <date/date.h>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
@@ -208,6 +213,7 @@ struct vclient {
     int tries = 0;
     std::unique_ptr<net::steady_timer> timer;
     scep::x509_ptr rollover_cert;
+    bool probed = false;
 };
 
 struct ca_gen {
@@ -236,9 +242,14 @@ class fleet {
     void at(vclient& c, time_point t, std::function<void()> fn) {
         const auto when = t0_ + real(t - model_start_);
         c.timer->expires_at(when);
-        c.timer->async_wait([this, fn = std::move(fn)](beast::error_code ec) {
-            if (!ec && !stopping_)
-                fn();
+        c.timer->async_wait([this, when, fn = std::move(fn)](beast::error_code ec) {
+            if (ec || stopping_)
+                return;
+            // How late the loop runs (a loaded machine): at rate R, R times this in lab time.
+            const double late_ms =
+                std::chrono::duration<double, std::milli>(steady::now() - when).count();
+            sample(r_.timer_lateness, std::max(0.0, late_ms) * o_.clock_rate);
+            fn();
         });
     }
     sim::day_counters& day(time_point t) {
@@ -283,8 +294,10 @@ class fleet {
     void start_enroll(vclient& c, bool rollover);
     void enroll_done(vclient& c, bool rollover, time_point started,
                      scep::client_result<scep::enroll_result> res);
-    void start_get_next_ca(vclient& c);
-    void get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body);
+    // probe: one GetNextCACert outside the state machine (--probe-next-ca), answer recorded.
+    void start_get_next_ca(vclient& c, bool probe = false);
+    void get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body,
+                          bool probe);
     void switchover(vclient& c);
     void outage(vclient& c, time_point t);
     void leave_loop(vclient& c) {
@@ -294,6 +307,7 @@ class fleet {
         }
     }
     void progress_tick();
+    tl::expected<void, std::string> sync_clock();
     void stop() {
         if (stopping_)
             return;
@@ -329,6 +343,7 @@ class fleet {
     std::unique_ptr<net::thread_pool> enroll_pool_;
     tcp::endpoint endpoint_;
     std::string next_ca_target_;
+    std::string caps_target_;
     steady::time_point t0_;
     time_point model_start_{};
     time_point model_end_{};
@@ -443,6 +458,10 @@ void fleet::enroll_done(vclient& c, bool rollover, time_point started,
             timers::validity{scep::not_before(res->cert.get()), scep::not_after(res->cert.get())};
         c.cert_x = std::move(res->cert);
         schedule_renewal(c);
+        if (o_.probe_next_ca && !c.probed) {
+            c.probed = true;
+            start_get_next_ca(c, true);
+        }
         return;
     }
     ++day(started).enrollments_failed;
@@ -469,9 +488,9 @@ void fleet::enroll_done(vclient& c, bool rollover, time_point started,
     at(c, done + tp.retry_period, [this, &c] { start_enroll(c, false); });
 }
 
-void fleet::start_get_next_ca(vclient& c) {
+void fleet::start_get_next_ca(vclient& c, bool probe) {
     const auto delay = rate_delay();
-    if (delay.count() > 0) {
+    if (delay.count() > 0 && !probe) {
         c.timer->expires_after(delay);
         c.timer->async_wait([this, &c](beast::error_code ec) {
             if (!ec && !stopping_)
@@ -480,20 +499,23 @@ void fleet::start_get_next_ca(vclient& c) {
         return;
     }
     const time_point started = now();
-    if (started >= gens_[c.gen].validity.not_after) {
-        outage(c, started);
-        return;
+    if (!probe) {
+        if (started >= gens_[c.gen].validity.not_after) {
+            outage(c, started);
+            return;
+        }
+        if (!c.in_loop) {
+            c.in_loop = true;
+            ++in_loop_;
+            auto& d = day(started);
+            ++d.clients_entered_shadow_loop;
+            d.peak_clients_in_shadow_loop = std::max(d.peak_clients_in_shadow_loop, in_loop_);
+            if (!r_.result.first_get_next_ca_cert_at ||
+                started < *r_.result.first_get_next_ca_cert_at)
+                r_.result.first_get_next_ca_cert_at = started;
+        }
+        ++day(started).get_next_ca_cert_requests;
     }
-    if (!c.in_loop) {
-        c.in_loop = true;
-        ++in_loop_;
-        auto& d = day(started);
-        ++d.clients_entered_shadow_loop;
-        d.peak_clients_in_shadow_loop = std::max(d.peak_clients_in_shadow_loop, in_loop_);
-        if (!r_.result.first_get_next_ca_cert_at || started < *r_.result.first_get_next_ca_cert_at)
-            r_.result.first_get_next_ca_cert_at = started;
-    }
-    ++day(started).get_next_ca_cert_requests;
     ++r_.connections;
     ++outstanding_;
 
@@ -513,10 +535,10 @@ void fleet::start_get_next_ca(vclient& c) {
     x->parser.body_limit(1 << 20);
     const auto timeout = real(sc_.client.connect_timeout);
     x->stream.expires_after(timeout);
-    auto finish = [this, &c, started](outcome_class oc, std::string body) {
+    auto finish = [this, &c, started, probe](outcome_class oc, std::string body) {
         --outstanding_;
         if (!stopping_)
-            get_next_ca_done(c, started, oc, std::move(body));
+            get_next_ca_done(c, started, oc, std::move(body), probe);
     };
     x->stream.async_connect(endpoint_, [this, x, finish, timeout](beast::error_code ec) {
         if (ec) {
@@ -547,9 +569,14 @@ void fleet::start_get_next_ca(vclient& c) {
                         return;
                     }
                     const auto st = x->parser.get().result_int();
-                    finish(st == 200   ? outcome_class::ok_200
-                           : st == 404 ? outcome_class::not_found_404
-                                       : outcome_class::other_status,
+                    if (st != 200 && st != 404) {
+                        // Keep what the server said, for the answers list.
+                        auto b = x->parser.get().body().substr(0, 80);
+                        std::replace(b.begin(), b.end(), '\n', ' ');
+                        finish(outcome_class::other_status, fmt::format("HTTP {} {}", st, b));
+                        return;
+                    }
+                    finish(st == 200 ? outcome_class::ok_200 : outcome_class::not_found_404,
                            std::move(x->parser.get().body()));
                 });
         });
@@ -557,9 +584,21 @@ void fleet::start_get_next_ca(vclient& c) {
     (void)this;
 }
 
-void fleet::get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body) {
+void fleet::get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body,
+                             bool probe) {
     const time_point done = now();
     ++r_.get_next_ca_outcomes[static_cast<std::size_t>(oc)];
+    if (probe) {
+        // --probe-next-ca: what the server answers, outside the IOS state machine.
+        note_attempt(started, seen_as(oc));
+        if (oc == outcome_class::other_status)
+            answers_.insert(body);
+        else if (oc == outcome_class::ok_200 || oc == outcome_class::not_found_404)
+            answers_.insert(fmt::format("{} ({} bytes)", to_string(oc), body.size()));
+        else
+            answers_.insert(std::string{to_string(oc)});
+        return;
+    }
     sample(r_.get_next_ca_latency, static_cast<double>((done - started).count()));
     note_attempt(started, seen_as(oc));
     auto& d = day(done);
@@ -677,6 +716,51 @@ void fleet::progress_tick() {
     });
 }
 
+// The server's clock from its HTTP Date header (RFC 9110 IMF-fixdate, whole seconds): poll
+// until the second changes; at that edge the server's clock reads exactly that second.
+tl::expected<void, std::string> fleet::sync_clock() {
+    const auto interval = std::chrono::duration<double, std::milli>(
+        std::clamp(1000.0 / o_.clock_rate / 20.0, 1.0, 50.0));
+    std::optional<std::string> first;
+    for (int i = 0; i < 60; ++i) {
+        beast::tcp_stream stream{ioc_};
+        beast::error_code ec;
+        stream.expires_after(std::chrono::seconds{2});
+        stream.connect(endpoint_, ec);
+        if (ec)
+            return tl::unexpected("clock sync: connect: " + ec.message());
+        http::request<http::empty_body> req{http::verb::get, caps_target_, 10};
+        req.set(http::field::user_agent, scep::ios_user_agent);
+        http::write(stream, req, ec);
+        beast::flat_buffer buf;
+        http::response<http::string_body> res;
+        if (!ec)
+            http::read(stream, buf, res, ec);
+        const auto received = steady::now();
+        if (ec)
+            return tl::unexpected("clock sync: " + ec.message());
+        const std::string d{res[http::field::date]};
+        if (d.empty())
+            return tl::unexpected(std::string{"clock sync: the server sends no Date header"});
+        if (!first) {
+            first = d;
+        } else if (d != *first) {
+            std::istringstream in{d};
+            date::sys_time<std::chrono::seconds> t;
+            in >> date::parse("%a, %d %b %Y %H:%M:%S GMT", t);
+            if (in.fail())
+                return tl::unexpected("clock sync: cannot read Date: " + d);
+            model_start_ =
+                time_point{std::chrono::duration_cast<timers::duration>(t.time_since_epoch())};
+            t0_ = received;
+            return {};
+        }
+        std::this_thread::sleep_for(interval);
+    }
+    return tl::unexpected(
+        std::string{"clock sync: the server's Date did not move (--clock-rate?)"});
+}
+
 tl::expected<fleet_result, std::string> fleet::run() {
     if (o_.clock_rate <= 0)
         return tl::unexpected(std::string{"--clock-rate must be > 0"});
@@ -688,13 +772,13 @@ tl::expected<fleet_result, std::string> fleet::run() {
                 "{}: a fleet from captures (pattern = \"state\") cannot be driven live: its "
                 "routers' certificates come from another CA; run it with `pkisim simulate`",
                 g.config_path));
+    const auto hp = split_url(o_.target);
+    if (!hp)
+        return tl::unexpected(fmt::format("{}: expected http://host[:port][/path]", o_.target));
     if (!o_.allow_remote && !is_loopback_host(o_.target))
         return tl::unexpected(fmt::format(
             "{}: not a loopback address; pass --allow-remote to load a server you run elsewhere",
             o_.target));
-    const auto hp = split_url(o_.target);
-    if (!hp)
-        return tl::unexpected(fmt::format("{}: expected http://host[:port][/path]", o_.target));
     if (sc_.clients() > o_.max_clients)
         return tl::unexpected(fmt::format("{} clients: over the cap of {} (--max-clients)",
                                           sc_.clients(), o_.max_clients));
@@ -709,6 +793,31 @@ tl::expected<fleet_result, std::string> fleet::run() {
         endpoint_ = eps.begin()->endpoint();
     }
 
+    // Everything slow happens before the clock starts: RSA keys (a pool unless --key-pool 0;
+    // several seconds on a loaded machine, which at rate R would be R times as much lab time)
+    // and the enrollment worker's first use.
+    const std::size_t nkeys =
+        o_.key_pool == 0 ? sc_.clients() : std::min<std::size_t>(o_.key_pool, sc_.clients());
+    for (std::size_t i = 0; i < nkeys; ++i)
+        keys_.push_back(scep::generate_rsa_key(o_.key_bits));
+    enroll_pool_ = std::make_unique<net::thread_pool>(1);
+    {
+        // Warm the worker up (OpenSSL's per-thread state, the CSR and signer code paths) so
+        // that the first enrollment is not late by the set-up cost.
+        std::promise<void> ready;
+        auto done = ready.get_future();
+        net::post(*enroll_pool_, [this, &ready] {
+            scep::scep_client warm{client_options_for(vclient{})};
+            auto csr = scep::make_csr(keys_.front().get(), "CN=warm-up");
+            auto signer =
+                scep::make_self_signed_signer(keys_.front().get(), "CN=warm-up",
+                                              timers::validity{now(), now() + timers::days{1}});
+            (void)csr;
+            (void)signer;
+            ready.set_value();
+        });
+        done.wait();
+    }
     model_start_ = o_.clock_start.value_or(sc_.start);
     t0_ = steady::now();
     model_end_ = sc_.start + sc_.effective_horizon();
@@ -732,14 +841,13 @@ tl::expected<fleet_result, std::string> fleet::run() {
             timers::validity{scep::not_before(ca->ca.get()), scep::not_after(ca->ca.get())};
         gens_.push_back(ca_gen{std::make_shared<const scep::ca_certs>(std::move(*ca)), v});
         next_ca_target_ = client.target("GetNextCACert", sc_.groups[0].trustpoint.name);
+        caps_target_ = client.target("GetCACaps", sc_.groups[0].trustpoint.name);
+    }
+    if (o_.clock_sync) {
+        if (auto ok = sync_clock(); !ok)
+            return tl::unexpected(ok.error());
     }
     r_.result.ca = gens_[0].validity;
-
-    // Keys: RSA generation would dominate, so a pool unless --key-pool 0.
-    const std::size_t nkeys =
-        o_.key_pool == 0 ? sc_.clients() : std::min<std::size_t>(o_.key_pool, sc_.clients());
-    for (std::size_t i = 0; i < nkeys; ++i)
-        keys_.push_back(scep::generate_rsa_key(o_.key_bits));
 
     // The fleet, with the scenario's first-enrollment pattern (as simulate seeds it).
     std::vector<std::pair<std::uint16_t, timers::duration>> firsts;
@@ -782,7 +890,6 @@ tl::expected<fleet_result, std::string> fleet::run() {
     }
     clients_.resize(firsts.size());
     daily_.resize(static_cast<std::size_t>(sc_.effective_horizon().count() / ms_per_day + 1));
-    enroll_pool_ = std::make_unique<net::thread_pool>(1);
     for (std::size_t i = 0; i < firsts.size(); ++i) {
         auto& c = clients_[i];
         c.id = i + 1;
@@ -900,6 +1007,7 @@ std::string live_json(const fleet_result& r) {
     j["outcomes"]["PKCSReq"] = classes(r.enroll_outcomes);
     j["latency_model_ms"]["GetNextCACert"] = lat(r.get_next_ca_latency);
     j["latency_model_ms"]["PKCSReq"] = lat(r.enroll_latency);
+    j["timer_lateness_model_ms"] = lat(r.timer_lateness);
     j["get_next_ca_cert_answers"] = r.next_ca_answers;
     return j.dump(2);
 }

@@ -36,6 +36,14 @@ struct fleet_options {
     // start, the scenario's start.
     std::optional<time_point> clock_start;
     double clock_rate = 1.0;
+    // Read the server's clock instead: poll GetCACaps until its HTTP Date header turns to the
+    // next second, and take that edge as "now" (error: one poll interval, at most 1/20 of a
+    // lab second, plus a round trip). Costs up to ~25 connections at the start.
+    bool clock_sync = false;
+    // One GetNextCACert per client right after its first enrollment, outside the IOS state
+    // machine, to see what a server answers (a foreign CA's clients may never reach SHADOW
+    // within a test). Recorded in next_ca_answers and the outcome classes only.
+    bool probe_next_ca = false;
     // Hard caps: real seconds, connections started per real second.
     double max_duration_s = 300;
     double max_connections_per_s = 2000;
@@ -79,6 +87,9 @@ struct fleet_result {
     std::array<std::uint64_t, outcome_classes> enroll_outcomes{};
     latency_stats get_next_ca_latency;
     latency_stats enroll_latency;
+    // How late client timers fired, in lab milliseconds (real lateness × rate): the fleet's
+    // own clock error on this machine.
+    latency_stats timer_lateness;
     std::uint64_t connections = 0;
     double real_seconds = 0;
     double clock_rate = 1;
