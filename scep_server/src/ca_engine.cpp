@@ -669,6 +669,11 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     o.validity = validity;
     o.hash = options_.server.hash;
     o.cdp_url = options_.server.cdp_url;
+    // Issue 11 §2.4: the server's `eku` wins; without one, a requested extendedKeyUsage is
+    // copied. subjectAltName is copied (the renewal rule keeps it); everything else requested
+    // (basicConstraints CA:TRUE, keyUsage, nameConstraints, ...) is never copied.
+    o.eku = options_.server.eku;
+    o.copy_requested_extensions = true;
     // Research §5: a CSR with OU=ioscs RA asks for an RA certificate (signs CertReps, clients
     // encrypt to it: cert_profile::registration_authority).
     if (is_ra_subject(X509_REQ_get_subject_name(csr->get())))

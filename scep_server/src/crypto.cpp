@@ -168,6 +168,31 @@ std::size_t keyword_at(std::string_view text, std::size_t pos, std::string* key)
     return i + 1 - pos;
 }
 
+// IOS `eku` names -> OpenSSL's extendedKeyUsage names (RFC 5280 §4.2.1.12, RFC 4945 §5.1.3.12
+// for the IPsec ones).
+const char* eku_name(std::string_view ios) {
+    struct row {
+        std::string_view ios;
+        const char* openssl;
+    };
+    static constexpr row rows[] = {
+        {"client-auth", "clientAuth"},
+        {"server-auth", "serverAuth"},
+        {"code-signing", "codeSigning"},
+        {"email-protection", "emailProtection"},
+        {"ipsec-end-system", "ipsecEndSystem"},
+        {"ipsec-tunnel", "ipsecTunnel"},
+        {"ipsec-user", "ipsecUser"},
+        {"ocsp-signing", "OCSPSigning"},
+        {"time-stamping", "timeStamping"},
+    };
+    for (const auto& r : rows) {
+        if (r.ios == ios)
+            return r.openssl;
+    }
+    return nullptr;
+}
+
 bool is_ec_key(const EVP_PKEY* key) {
     return key != nullptr && EVP_PKEY_is_a(key, "EC");
 }
@@ -432,8 +457,19 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
         !add_conf_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid")) {
         return fail(error::internal);
     }
-    if (options.profile == cert_profile::end_entity &&
-        (options.copy_san || options.copy_requested_extensions)) {
+    if (options.profile == cert_profile::end_entity && !options.eku.empty()) {
+        std::string list;
+        for (const auto& name : options.eku) {
+            const char* oid_name = eku_name(name);
+            if (oid_name == nullptr)
+                return fail(error::internal);
+            list.append(list.empty() ? "" : ",").append(oid_name);
+        }
+        if (!add_conf_ext(cert.get(), &ctx, NID_ext_key_usage, list.c_str()))
+            return fail(error::internal);
+    }
+    const bool copy_eku = options.copy_requested_extensions && options.eku.empty();
+    if (options.profile == cert_profile::end_entity && (options.copy_san || copy_eku)) {
         extension_stack_ptr requested{X509_REQ_get_extensions(csr)};
         ERR_clear_error();  // no extensionRequest is not an error
         const int count = requested ? sk_X509_EXTENSION_num(requested.get()) : 0;
@@ -441,7 +477,7 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
             X509_EXTENSION* ext = sk_X509_EXTENSION_value(requested.get(), i);
             const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
             const bool wanted = (nid == NID_subject_alt_name && options.copy_san) ||
-                                (nid == NID_ext_key_usage && options.copy_requested_extensions);
+                                (nid == NID_ext_key_usage && copy_eku);
             if (wanted && X509_add_ext(cert.get(), ext, -1) != 1) {
                 return fail(error::bad_message_data);
             }
@@ -618,6 +654,27 @@ x509_req_ptr make_csr(EVP_PKEY* key, std::string_view subject_dn, const csr_opti
         if (!ok) {
             throw_openssl("subjectAltName");
         }
+    }
+    if (!options.extended_key_usages.empty()) {
+        std::string list;
+        for (const std::string& e : options.extended_key_usages)
+            list.append(list.empty() ? "" : ",").append(e);
+        // Replaces the extensionRequest with SAN + EKU when both are asked for.
+        STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+        if (exts == nullptr)
+            exts = sk_X509_EXTENSION_new_null();
+        X509V3_CTX ctx;
+        X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
+        X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_ext_key_usage, list.c_str());
+        const int attr = X509_REQ_get_attr_by_NID(req.get(), NID_ext_req, -1);
+        if (attr >= 0)
+            X509_ATTRIBUTE_free(X509_REQ_delete_attr(req.get(), attr));
+        const bool ok = ext != nullptr && exts != nullptr &&
+                        sk_X509_EXTENSION_push(exts, ext) > 0 &&
+                        X509_REQ_add_extensions(req.get(), exts) == 1;
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        if (!ok)
+            throw_openssl("extendedKeyUsage");
     }
     if (X509_REQ_sign(req.get(), key, md) <= 0) {
         throw_openssl("X509_REQ_sign");

@@ -327,3 +327,72 @@ TEST(grant_policy, decide_grant_follows_the_ios_grant_modes) {
 
 }  // namespace
 }  // namespace pkisim::scep
+
+namespace pkisim::scep {
+namespace {
+
+using namespace testing;
+
+std::string eku_text(X509* cert) {
+    auto* eku = static_cast<EXTENDED_KEY_USAGE*>(
+        X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr));
+    std::string out;
+    for (int i = 0; eku != nullptr && i < sk_ASN1_OBJECT_num(eku); ++i) {
+        out += OBJ_nid2sn(OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)));
+        out += ' ';
+    }
+    EXTENDED_KEY_USAGE_free(eku);
+    return out;
+}
+
+// Item 4: `eku` under `crypto pki server`, and the rule for requested extensions.
+TEST(extension_policy, the_server_eku_wins_else_a_requested_eku_is_copied) {
+    struct row {
+        std::vector<std::string> server;
+        std::vector<std::string> requested;
+        std::string expected;
+    };
+    const std::vector<row> rows = {
+        {{}, {}, ""},
+        {{}, {"clientAuth"}, "clientAuth "},
+        {{"client-auth", "server-auth"}, {}, "clientAuth serverAuth "},
+        {{"ipsec-end-system"}, {"codeSigning"}, "ipsecEndSystem "},
+    };
+    for (const auto& r : rows) {
+        load_providers(false);
+        temp_dir dir;
+        timers::manual_clock clock{test_epoch()};
+        auto o = lab_engine_options(dir.path, grant_mode::auto_grant);
+        o.server.eku = r.server;
+        ca_engine engine{o, clock};
+        csr_options extra;
+        extra.dns_names = {"r1.lab"};
+        extra.extended_key_usages = r.requested;
+        auto c = make_client("client1", "CN=router1,O=lab", "secret", extra);
+        auto a = engine.pki_operation(c.pkcs_req({engine.ca_certificate()}));
+        std::array<X509*, 1> trusted{engine.ca_certificate()};
+        auto rep = decode_cert_rep(bytes(a.body.begin(), a.body.end()), c.self_signed.get(), c.key,
+                                   trusted);
+        ASSERT_TRUE(rep && rep->status == pki_status::success) << a.detail;
+        EXPECT_EQ(eku_text(rep->certs.front().get()), r.expected) << r.expected;
+        // The SAN is still copied, CA:FALSE is ours.
+        EXPECT_EQ(X509_check_ca(rep->certs.front().get()), 0);
+        EXPECT_GE(X509_get_ext_by_NID(rep->certs.front().get(), NID_subject_alt_name, -1), 0);
+    }
+}
+
+TEST(extension_policy, the_ios_eku_command_is_parsed_and_checked) {
+    auto ok = timers::parse_ios_config(
+        "crypto pki server labca\n eku client-auth ipsec-end-system\n", "ca.ios");
+    ASSERT_TRUE(ok) << ok.error().message;
+    const auto* s = ok->find_server("labca");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->eku, (std::vector<std::string>{"client-auth", "ipsec-end-system"}));
+    auto bad =
+        timers::parse_ios_config("crypto pki server labca\n eku client-auth bogus\n", "ca.ios");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("expected client-auth"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pkisim::scep

@@ -581,7 +581,35 @@ tl::expected<void, parse_error> apply_server_words(server_config& s, command_rea
         s.shutdown = !negate;
         return negate ? tl::expected<void, parse_error>{} : r.end();
     }
-    // serial-number, redundancy, eku: real commands without a timer; accepted as written.
+    if (k == "eku") {
+        // IOS `eku [request] NAME...` under `crypto pki server` (issue 11 §2.4).
+        s.eku.clear();
+        if (negate)
+            return {};
+        static constexpr std::array<std::string_view, 9> names = {
+            "client-auth",  "code-signing",     "email-protection",
+            "ipsec-end-system", "ipsec-tunnel", "ipsec-user",
+            "ocsp-signing", "server-auth",      "time-stamping"};
+        if (!r.at_end() && iprefix(r.peek().text, "request"))
+            r.consume("request");
+        if (r.at_end()) {
+            return tl::unexpected(r.error(
+                "expected extended key usage names, e.g. eku client-auth server-auth"));
+        }
+        while (!r.at_end()) {
+            const std::string_view w = r.peek().text;
+            const auto* n = std::find(names.begin(), names.end(), w);
+            if (n == names.end()) {
+                return tl::unexpected(r.error(
+                    "expected client-auth, code-signing, email-protection, ipsec-end-system, "
+                    "ipsec-tunnel, ipsec-user, ocsp-signing, server-auth or time-stamping"));
+            }
+            s.eku.emplace_back(*n);
+            r.consume(*n);
+        }
+        return {};
+    }
+    // serial-number, redundancy: real commands without a timer; accepted as written.
     return {};
 }
 

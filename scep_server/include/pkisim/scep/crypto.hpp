@@ -102,6 +102,9 @@ struct issue_options {
     // Also copy extendedKeyUsage from the CSR (end_entity only). keyUsage, basicConstraints,
     // SKI/AKI and CDP are always ours.
     bool copy_requested_extensions = false;
+    // The server's `eku` names (IOS: client-auth, server-auth, ipsec-end-system, ...): the
+    // extendedKeyUsage of end-entity certificates; when set, a requested one is not copied.
+    std::vector<std::string> eku;
     // Subject override (nullptr = the CSR subject).
     const X509_NAME* subject = nullptr;
 };
@@ -147,6 +150,8 @@ struct csr_options {
     bool challenge_utf8 = false;            // UTF8String instead of PrintableString
     std::vector<std::string> dns_names;     // subjectAltName dNSName entries
     std::vector<std::string> ip_addresses;  // subjectAltName iPAddress entries ("192.0.2.1")
+    // extendedKeyUsage to request, OpenSSL names ("clientAuth", "serverAuth"); empty = none.
+    std::vector<std::string> extended_key_usages;
     int digest_nid = NID_sha256;
 };
 // PKCS#10 for `subject_dn` (parse_dn syntax). Throws std::invalid_argument on a bad DN.

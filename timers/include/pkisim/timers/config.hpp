@@ -68,6 +68,9 @@ struct server_config {
     hash_algorithm hash = hash_algorithm::sha256;
     database_level db_level = database_level::minimum;
     std::string cdp_url;
+    // `eku NAME...` (IOS names: client-auth, server-auth, ipsec-end-system, ...): the
+    // extendedKeyUsage of issued certificates; empty = none configured.
+    std::vector<std::string> eku;
     // `shutdown` present in the text. A pasted running-config of a running server has no
     // `shutdown` line, so absent means "serving".
     bool shutdown = false;
