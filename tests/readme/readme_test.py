@@ -116,7 +116,7 @@ def script_for(name, blocks, readme):
             # { ...; } keeps background jobs and variables in this shell.
             s.append(f"{{ {cmd}\n}}; rc=$?; [ $rc -eq {want} ] || readme_fail "
                      f"{shlex.quote(where + ': ' + cmd[:100])} $rc {want}")
-    s.append("left=$(jobs -p)")
+    s.append("left=$(jobs -rp)")
     s.append(f"if [ -n \"$left\" ]; then echo 'walk-through {name} left servers running "
              "(PIDs '\"$left\"'): stop them at its end (kill %1 ...)' >&2; exit 1; fi")
     return "\n".join(s) + "\n"

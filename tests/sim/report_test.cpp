@@ -495,7 +495,7 @@ TEST(report_html, sweep_marks_every_point_and_shades_the_safe_region) {
     EXPECT_EQ(count(p.dom, "<tr class=\"safe\">") + count(p.dom, "<tr class=\"storm\">") +
                   count(p.dom, "<tr class=\"outage\">"),
               sw->points.size());
-    EXPECT_NE(p.dom.find("(smallest safe)"), std::string::npos);
+    EXPECT_NE(p.dom.find("(recommended)"), std::string::npos);
     const auto svg = read(dir / "sweep.svg");
     EXPECT_NE(svg.find("ca.auto-rollover (days)"), std::string::npos);  // parameter and unit
     EXPECT_EQ(count(svg, "<circle"), 2 * sw->points.size());            // every point, 2 series
