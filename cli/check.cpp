@@ -233,24 +233,7 @@ int run_check(const check_options& o) {
     in.limiter.max_connections =
         ras.empty() ? ca->http_max_connections : ras.front()->http_max_connections;
     {
-        settings_target t;
-        t.ca = &in.ca;
-        if (in.ra) {
-            t.ra = &in.ra->server;
-            t.ra_trustpoint = &in.ra->trustpoint;
-            t.ra_manual_rollover = &in.ra->manual_rollover;
-        }
-        for (auto& tp : in.clients) {
-            t.clients.push_back(&tp);
-        }
-        t.max_connections = &in.limiter.max_connections;
-        t.ca_manual_rollover = &in.ca_manual_rollover;
-        t.ca_created_at = in.ca_created_at;
-        t.fleet_size = &in.fleet_size;
-        t.client = &in.client;
-        t.window = &in.limiter.window;
-        t.throttle = &in.limiter.throttle;
-        t.limiter_enabled = &in.limiter.enabled;
+        settings_target t = settings_target_of(in);
         for (const auto& s : sets) {
             if (auto r = apply_setting(s, t); !r) {
                 std::cerr << "pkisim check: " << r.error() << '\n';

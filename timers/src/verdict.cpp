@@ -608,7 +608,7 @@ fleet_verdict analyze_fleet(const fleet_input& in) {
     return analyze(in, true);
 }
 
-tl::expected<fleet_input, std::string> apply_change_set(fleet_input in, const change_set& c) {
+settings_target settings_target_of(fleet_input& in) {
     settings_target t;
     t.ca = &in.ca;
     if (in.ra) {
@@ -627,6 +627,11 @@ tl::expected<fleet_input, std::string> apply_change_set(fleet_input in, const ch
     t.window = &in.limiter.window;
     t.throttle = &in.limiter.throttle;
     t.limiter_enabled = &in.limiter.enabled;
+    return t;
+}
+
+tl::expected<fleet_input, std::string> apply_change_set(fleet_input in, const change_set& c) {
+    settings_target t = settings_target_of(in);
     for (const auto& s : c.settings) {
         auto p = parse_setting(s, "change set: " + s);
         if (!p) {

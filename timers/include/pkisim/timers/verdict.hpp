@@ -30,6 +30,7 @@
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/config.hpp"
 #include "pkisim/timers/limiter.hpp"
+#include "pkisim/timers/settings.hpp"
 #include "pkisim/timers/storm.hpp"
 #include "pkisim/timers/time.hpp"
 #include "pkisim/timers/timeline.hpp"
@@ -136,6 +137,8 @@ fleet_verdict analyze_fleet(const fleet_input& in);
 
 // `in` with the change set's settings applied through the registry (settings.hpp): check
 // verifies exactly what simulate will apply.
+// Where --set KEY=VALUE lands in a fleet input (check and apply_change_set share it).
+settings_target settings_target_of(fleet_input& in);
 tl::expected<fleet_input, std::string> apply_change_set(fleet_input in, const change_set& c);
 
 // "(1 − 0.70) × min(600, 1825) = 180 days" with the user's numbers.
