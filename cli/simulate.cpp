@@ -328,8 +328,9 @@ void add_simulate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--clients", args->clients,
                     "Total number of clients (split across groups by their share)");
     cmd->add_option("--generations", args->generations,
-                    "Simulate N CA generations (N - 1 rollovers after the first; default 1, or "
-                    "the scenario's `generations`); replaces the scenario's horizon");
+                    "Simulate N CA generations (N - 1 rollovers after the first; default 2, the "
+                    "generations `pkisim check` judges, or the scenario's `generations` or "
+                    "`horizon`); replaces the scenario's horizon");
     cmd->add_option("--set", args->sets,
                     "KEY=VALUE, one per --set (repeatable), e.g. overlap=365; the keys (shared "
                     "with `pkisim check`) are listed below")

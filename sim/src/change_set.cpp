@@ -47,7 +47,7 @@ verified_change_set verify_change_set(const scenario& sc, const run_options& opt
     // a shorter horizon than the run being fixed.
     const auto wanted = sc.effective_horizon();
     fixed.horizon.reset();
-    fixed.generations = std::max(2u, sc.generations.value_or(1));
+    fixed.generations = std::max(2u, sc.generations.value_or(default_generations));
     if (fixed.effective_horizon() < wanted)
         fixed.horizon = wanted;
     v.rerun_generations = *fixed.generations;

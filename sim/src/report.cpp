@@ -796,10 +796,22 @@ struct words {
     std::vector<device_change> changes;
 };
 
+// Days to the expiry of the CA generation whose life contains `t` (the first CA before it, the
+// last generation after the horizon), named when the run covers more than one generation.
 std::string before_expiry(const sim_result& r, time_point t) {
-    const double d = days_before(r.ca.not_after, t);
-    return d >= 0 ? fmt::format("{} days before CA expiry", days1(d))
-                  : fmt::format("{} days after CA expiry", days1(-d));
+    timers::validity ca = r.ca;
+    unsigned number = 1;
+    for (const auto& g : r.generations) {
+        ca = g.ca;
+        number = g.number;
+        if (t < g.ca.not_after)
+            break;
+    }
+    const double d = days_before(ca.not_after, t);
+    const std::string which =
+        r.generations.size() > 1 ? fmt::format(", generation {}", number) : std::string{};
+    return d >= 0 ? fmt::format("{} days before CA expiry{}", days1(d), which)
+                  : fmt::format("{} days after CA expiry{}", days1(-d), which);
 }
 
 words words_of(const scenario& sc, const sim_result& r) {
@@ -854,6 +866,28 @@ words words_of(const scenario& sc, const sim_result& r) {
                 date_of(*r.ra_shadow_at)));
         else
             w.what.push_back("The RA never gets the shadow CA: its clients get 404 to the end.");
+    }
+    // Later generations: the lines above are generation 1's; say what changes after the first
+    // rollover when a later generation is worse (rule 6: a phase-locked fleet).
+    for (const auto& g : r.generations) {
+        if (g.number < 2 || g.outcome == verdict::safe || !g.first_get_next_ca_cert_at)
+            continue;
+        const bool locked = g.last_loop_entry_at &&
+                            *g.last_loop_entry_at - *g.first_get_next_ca_cert_at < timers::hours{1};
+        std::string line = fmt::format(
+            "Generation {} (CA {} to {}) is {}: {} clients ask for the next CA from {}{}",
+            g.number, date_of(g.ca.not_before), date_of(g.ca.not_after), to_string(g.outcome),
+            with_commas(g.clients_entered_loop), minute_of(*g.first_get_next_ca_cert_at),
+            locked ? " all at once (every rollover certificate starts at the old CA's notAfter, "
+                     "so the fleet is phase-locked)"
+                   : "");
+        if (sc.ra && g.ra_shadow_at)
+            line += fmt::format("; the RA has the shadow from {}", minute_of(*g.ra_shadow_at));
+        else if (g.shadow_generated_at)
+            line += fmt::format("; the CA made the shadow on {}", date_of(*g.shadow_generated_at));
+        if (g.clients_hit_404 > 0)
+            line += fmt::format("; {} get 404", with_commas(g.clients_hit_404));
+        w.what.push_back(line + ".");
     }
     if (r.first_404_at && !(sc.limiter_enabled && sc.throttle))
         w.what.push_back(fmt::format(
@@ -1621,8 +1655,12 @@ std::string verdict_text(const scenario& sc, const sim_result& r, const std::str
         }
         if (!line.empty())
             o += "  " + line + "\n";
-    } else if (w.changes.empty()) {
+    } else if (w.changes.empty() && r.outcome == verdict::safe) {
         o += "  nothing\n";
+    } else if (w.changes.empty()) {
+        // A sweep or --no-change-set: no verified change set was computed for this run.
+        o += "  no change set computed for this run (a sweep or --no-change-set): run it "
+             "without them for the verified change set\n";
     } else {
         o += "  (not verified by a re-run: --no-change-set, or a sweep)\n";
         for (const auto& c : w.changes) {
@@ -1663,7 +1701,19 @@ std::string sweep_table(const sweep_result& s) {
             return r.ra_shadow_at && r.shadow_generated_at &&
                    *r.ra_shadow_at > *r.shadow_generated_at;
         });
-        if (ra_late) {
+        // Late only after the first rollover: some value is clean in generation 1 (the RA's
+        // manual rollover, or its own timer) and still storms in a later generation.
+        const bool late_later_only =
+            std::any_of(s.points.begin(), s.points.end(), [](const auto& p) {
+                const auto& g = p.result.generations;
+                return g.size() > 1 && g.front().clients_hit_404 == 0;
+            });
+        if (ra_late && late_later_only) {
+            o += "The RA fetches the shadow CA only on its own SHADOW timer, after the CA made it; "
+                 "its manual `rollover` happens once, so a later generation relies on that "
+                 "timer: lower the RA trustpoint's `auto-enroll` (a run without --sweep prints "
+                 "the verified change set).\n";
+        } else if (ra_late) {
             o += "The RA fetches the shadow CA only on its own SHADOW timer, after the CA made it: "
                  "add a manual `rollover` of the RA when the CA's shadow exists (the seed's fix, "
                  "see seed002-fix.toml).\n";

@@ -54,7 +54,7 @@ duration scenario::effective_horizon() const {
     // does not run into the next generations). The first CA is the captured one when the
     // scenario comes from an inventory (the start is then the capture time).
     auto end = ca_certificate().not_after;
-    for (unsigned g = 1; g < generations.value_or(1); ++g)
+    for (unsigned g = 1; g < generations.value_or(default_generations); ++g)
         end = timers::shadow_ca_validity(end, ca.server.ca_lifetime).not_after;
     const duration margin = std::min<duration>(timers::days{60}, ca.server.ca_lifetime / 4);
     return std::max(duration{0}, (end - start) + margin);

@@ -292,37 +292,67 @@ std::string scenario_file(const std::string& name, const std::string& ca, const 
     return f.string();
 }
 
-TEST(cli_issue9, check_and_simulate_agree_on_the_ras_own_timer_and_long_overlaps) {
+// One verdict for one configuration: `check` and `simulate` (default horizon: the two CA
+// generations check judges) exit alike, and agree generation by generation.
+TEST(cli_issue9, check_and_simulate_give_one_verdict_per_generation) {
     struct c {
+        std::string ca;
         std::string ra;
+        std::string ra_extra;  // scenario [ra] lines
+        std::string check_extra;
         std::string sets;
-        int want;
+        std::vector<std::string> want;  // per generation
     };
     const std::vector<c> cases = {
-        // The CA fixed, the RA on its own timer: both storm.
-        {"scenarios/seed002-fix-ra.ios", "", 1},
-        // RA at 95 %: asks 5.75 days before expiry: storm in both.
-        {"scenarios/late-ra.ios", "", 1},
-        // Overlap of the whole CA life or more: shadow at the creation: safe in both.
-        {"", " --set overlap=1825", 0},
-        {"", " --set overlap=2000", 0},
+        // The CA fixed, the RA on its own timer: storm from generation 1.
+        {"seed002-fix/ca.ios", "scenarios/seed002-fix-ra.ios", "", "", "", {"storm", "storm"}},
+        // The seed's fix: the manual RA rollover covers generation 1 only; in generation 2 the
+        // RA's own timer coincides with the phase-locked herd.
+        {"seed002-fix/ca.ios", "scenarios/seed002-fix-ra.ios", "manual_rollover = \"1460d\"\n",
+         " --ra-rollover 1460d", "", {"safe", "storm"}},
+        // ... and with the change set both print (the RA's auto-enroll 69), safe in both.
+        {"seed002-fix/ca.ios", "scenarios/seed002-fix-ra.ios", "manual_rollover = \"1460d\"\n",
+         " --ra-rollover 1460d", " --set ra.auto-enroll=69", {"safe", "safe"}},
+        // Overlap of the whole CA life or more: shadow at the creation: safe.
+        {"seed002-fix/ca.ios", "", "", "", " --set overlap=1825", {"safe", "safe"}},
+        {"seed002-fix/ca.ios", "", "", "", " --set overlap=2000", {"safe", "safe"}},
+        // A short loop (180 d − 175 d) without an RA: storm in generation 1; the herd at
+        // 169.5 d is covered.
+        {"seed002-fix/ca.ios", "", "", "", " --set overlap=175", {"storm", "safe"}},
+        // Overlap 170 days: generation 1's first requests (180 d before expiry) storm; the
+        // herd asks at the SHADOW point of a chain started at the old CA's notAfter, 169.5 d
+        // before: covered by 170, not by 169.
+        {"seed002-fix/ca.ios", "", "", "", " --set overlap=170", {"storm", "safe"}},
+        {"seed002-fix/ca.ios", "", "", "", " --set overlap=169", {"storm", "storm"}},
     };
     for (const auto& k : cases) {
-        const std::string sc = scenario_file("agree", "seed002-fix/ca.ios", k.ra, "");
-        const auto sim = run("simulate -q --deterministic --out '" + (temp_dir() / "out").string() +
+        const std::string label = k.ca + " " + k.ra + k.check_extra + k.sets;
+        const std::string sc = scenario_file("agree", k.ca, k.ra, k.ra_extra);
+        const auto out = temp_dir() / "out";
+        const auto sim = run("simulate -q --deterministic --no-change-set --out '" + out.string() +
                              "' '" + sc + "'" + k.sets);
-        std::string files_arg = files({"seed002-fix/ca.ios", "seed002/client.ios"});
+        std::string files_arg = files({k.ca.c_str(), "seed002/client.ios"});
         if (!k.ra.empty()) {
             files_arg += files({k.ra.c_str()});
         }
-        const auto chk = run("check" + files_arg + k.sets);
-        EXPECT_EQ(sim.exit_code, k.want) << k.ra << k.sets << sim.out << sim.err;
-        // check also looks at generation 2; compare generation 1 with simulate's one CA life.
-        const auto js = run("check --json" + files_arg + k.sets);
-        const auto j = nlohmann::json::parse(js.out);
-        EXPECT_EQ(j.at("generations").at(0).at("verdict"), k.want == 0 ? "safe" : "storm")
-            << k.ra << k.sets;
-        (void)chk;
+        const auto chk = run("check" + files_arg + k.check_extra + k.sets);
+        const int want_exit =
+            std::all_of(k.want.begin(), k.want.end(), [](const auto& v) { return v == "safe"; })
+                ? 0
+                : 1;
+        EXPECT_EQ(sim.exit_code, want_exit) << label << sim.out << sim.err;
+        EXPECT_EQ(chk.exit_code, sim.exit_code) << label << chk.out << chk.err;
+        const auto j = nlohmann::json::parse(run("check --json" + files_arg + k.check_extra + k.sets).out);
+        std::ifstream in(out / "summary.json");
+        ASSERT_TRUE(in) << label << sim.err;
+        const auto summary = nlohmann::json::parse(in);
+        ASSERT_EQ(j.at("generations").size(), k.want.size()) << label;
+        ASSERT_EQ(summary.at("generations").size(), k.want.size()) << label;
+        for (std::size_t g = 0; g < k.want.size(); ++g) {
+            EXPECT_EQ(j["generations"][g].at("verdict"), k.want[g]) << label << " generation " << g + 1;
+            EXPECT_EQ(summary["generations"][g].at("verdict"), k.want[g])
+                << label << " generation " << g + 1;
+        }
     }
 }
 

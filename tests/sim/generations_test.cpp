@@ -71,13 +71,16 @@ TEST(generations, verdict_covers_every_generation_and_the_second_is_phase_locked
     const std::string fleet =
         "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"spread\"\nat = \"1d\"\nwindow = \"1d\"\n"
         "count = 30\n";
-    auto one = make(dir, "3 12", "4", "0 18", fleet);
+    auto one = make(dir, "3 12", "4", "0 18", fleet, "generations = 1\n");
     const auto r1 = run_simulation(one);
     EXPECT_EQ(r1.outcome, verdict::safe);
     ASSERT_EQ(r1.generations.size(), 1u);
 
-    auto two = make(dir, "3 12", "4", "0 18", fleet, "generations = 2\n");
-    ASSERT_EQ(two.generations, 2u);
+    // The default horizon is the two generations `pkisim check` judges: the same storm.
+    auto two = make(dir, "3 12", "4", "0 18", fleet);
+    EXPECT_FALSE(two.generations);
+    EXPECT_EQ(two.effective_horizon(),
+              timers::hours{2 * 84} + std::min<timers::duration>(timers::days{60}, timers::hours{84} / 4));
     const auto r = run_simulation(two);
     EXPECT_EQ(r.outcome, verdict::storm);
     ASSERT_EQ(r.generations.size(), 2u);
@@ -183,6 +186,8 @@ TEST(generations, horizon_covers_n_ca_lifetimes) {
     const auto dir = temp_dir();
     auto sc = make(dir, "400", "30", "30",
                    "[[clients]]\nconfig = \"tp75.ios\"\npattern = \"instant\"\ncount = 1\n");
+    EXPECT_EQ(sc.effective_horizon(), timers::days{default_generations * 400 + 60});
+    ASSERT_TRUE(apply_setting(sc, "generations", "1"));
     EXPECT_EQ(sc.effective_horizon(), timers::days{400 + 60});
     ASSERT_TRUE(apply_setting(sc, "generations", "3"));
     EXPECT_EQ(sc.effective_horizon(), timers::days{3 * 400 + 60});

@@ -241,7 +241,7 @@ generation_verdict second_generation(const fleet_input& in, const validity& ca2)
                                                : std::string{"every client of the trustpoint"};
         const std::string when = fmt::format(
             "generation 2 ({} .. {}): every rollover certificate starts at {} (rule 6), so {} "
-            "on the same schedule and {} for the next CA at the same instant, {} ({} days "
+            "renew{} on the same schedule and ask{} for the next CA at the same instant, {} ({} days "
             "before that CA's expiry)",
             date_text(ca2.not_before), date_text(c2), date_text(ca2.not_before), herd,
             in.fleet_size ? "" : "s", in.fleet_size ? "" : "s", date_text(h),

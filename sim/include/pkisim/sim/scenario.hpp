@@ -90,6 +90,10 @@ struct server_side {
 };
 
 inline constexpr unsigned max_generations = 20;
+// The default horizon: two CA generations, because generation 2 is the first with a
+// phase-locked fleet (rule 6) and every later generation repeats it exactly; `pkisim check`
+// judges the same two (timers/verdict.hpp), so both give one verdict for one configuration.
+inline constexpr unsigned default_generations = 2;
 
 struct scenario {
     std::string path;  // the scenario file (resolved)
@@ -99,7 +103,7 @@ struct scenario {
     // default: until the end of the last generation's CA (`generations` CA lifetimes from the
     // CA's creation) + 60 days
     std::optional<duration> horizon;
-    // How many CA generations the horizon covers (default 1): the first rollover is generation
+    // How many CA generations the horizon covers (default_generations): the first rollover is generation
     // 1 -> 2; generation 2's clients all hold rollover certificates that start at the same
     // instant (model §1 rule 6), so later rollovers can behave differently.
     std::optional<unsigned> generations;
