@@ -213,7 +213,13 @@ class simulator {
         cohort copy = pool_[idx];
         copy.count = n;
         pool_[idx].count -= n;
-        return alloc(copy);
+        const std::uint32_t out = alloc(copy);
+        if (per_client_ && idx < client_of_.size()) {
+            if (client_of_.size() <= out)
+                client_of_.resize(static_cast<std::size_t>(out) + 1);
+            client_of_[out] = client_of_[idx];
+        }
+        return out;
     }
     // Members act in [when, when + width] (width 0: one instant).
     void schedule(std::uint32_t idx, ms_t when, ms_t width = 0) {
@@ -346,6 +352,8 @@ class simulator {
         g.exited += n;
         g.max_window = std::max(g.max_window, when - c.first_404);
         max_window_ = std::max(max_window_, when - c.first_404);
+        if (auto* rec = record_of(c))
+            rec->longest_404_window_ms = std::max(rec->longest_404_window_ms, when - c.first_404);
     }
 
     void count_connections(const cohort& c, ms_t now, const admission_counts& a) {
@@ -439,6 +447,35 @@ class simulator {
     bool peak_minute_today_ = false;  // the fleet's peak minute so far fell on cur_day_
 
     sim_result r_;
+    // clients.csv: per client (exact engine) or per group. client_of_[pool index] is the
+    // record of a client's cohort when per_client_.
+    bool per_client_ = false;
+    std::vector<std::uint32_t> client_of_;
+    std::vector<std::uint64_t> group_next_;  // next client index per group
+    client_record* record_of(const cohort& c) {
+        if (is_ra(c))
+            return nullptr;
+        if (!per_client_)
+            return &r_.client_records[c.group];
+        const auto idx = static_cast<std::size_t>(&c - pool_.data());
+        return idx < client_of_.size() ? &r_.client_records[client_of_[idx]] : nullptr;
+    }
+    // A new client's cohort (creation order within its group is its clients.csv index).
+    std::uint32_t new_client(const cohort& c) {
+        const std::uint32_t idx = alloc(c);
+        if (per_client_) {
+            client_record rec;
+            rec.group = c.group;
+            rec.index = group_next_[c.group]++;
+            rec.clients = 1;
+            rec.per_client = true;
+            if (client_of_.size() <= idx)
+                client_of_.resize(static_cast<std::size_t>(idx) + 1);
+            client_of_[idx] = static_cast<std::uint32_t>(r_.client_records.size());
+            r_.client_records.push_back(rec);
+        }
+        return idx;
+    }
     ms_t max_window_ = 0;
     std::uint64_t events_ = 0;
     std::uint64_t ca_accepted_ = 0;
@@ -585,6 +622,8 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
     } else {
         day_at(when).clients_outage += c.count;
         r_.clients_outage += c.count;
+        if (auto* rec = record_of(c))
+            rec->outages += c.count;
         gen_acc(c.ca_gen).s.clients_outage += c.count;
     }
     release(idx);
@@ -666,6 +705,8 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     const time_point client_ca_na = gens_[snapshot.ca_gen].not_after;
     const auto fail = [&](std::uint32_t part, timers::http_outcome outcome, ms_t when_known) {
         cohort& c = pool_[part];
+        if (auto* rec = record_of(c))
+            rec->enrollments_failed += c.count;
         if (rollover) {
             const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert, outcome,
                                                 at(when_known), client_ca_na, sc_.client);
@@ -781,6 +822,9 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         } else {
             in_loop_ += k;
             day_at(now).clients_entered_shadow_loop += k;
+            if (auto* rec = record_of(c0);
+                rec && (!rec->first_get_next_ca_cert_at || at(now) < *rec->first_get_next_ca_cert_at))
+                rec->first_get_next_ca_cert_at = at(now);
             if (!r_.first_get_next_ca_cert_at || at(now) < *r_.first_get_next_ca_cert_at)
                 r_.first_get_next_ca_cert_at = at(now);
             auto& gs = gen_acc(c0.ca_gen).s;
@@ -846,10 +890,17 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                     r_.windows_404 += n;
                     g.s.clients_hit_404 += n;
                     g.sum_first_404 += static_cast<std::int64_t>(n) * (when - g.base);
+                    if (auto* rec = record_of(c)) {
+                        rec->windows_404 += n;
+                        if (!rec->first_404_at || at(when) < *rec->first_404_at)
+                            rec->first_404_at = at(when);
+                    }
                 }
                 if ((c.flags & fl_ever_404) == 0) {
                     c.flags = static_cast<std::uint8_t>(c.flags | fl_ever_404);
                     r_.clients_hit_404 += n;
+                    if (auto* rec = record_of(c))
+                        rec->clients_hit_404 += n;
                 }
                 if (!r_.first_404_at || at(when) < *r_.first_404_at) {
                     r_.first_404_at = at(when);
@@ -999,7 +1050,7 @@ void simulator::seed_fleet() {
             c.phase = ph_enroll;
             if (skew == 0 && merge_) {
                 c.count = n;
-                schedule(alloc(c), when);
+                schedule(new_client(c), when);
                 return;
             }
             for (std::uint64_t i = 0; i < n; ++i) {
@@ -1009,7 +1060,7 @@ void simulator::seed_fleet() {
                     c.skew =
                         static_cast<ms_t>(std::llround((2 * u - 1) * static_cast<double>(skew)));
                 }
-                schedule(alloc(c), when);
+                schedule(new_client(c), when);
             }
         };
         const ms_t at0 = g.at.count();
@@ -1065,22 +1116,22 @@ void simulator::seed_state(std::size_t gi, const client_state& cs) {
     switch (cs.phase) {
         case timers::router_phase::current:
             // Its RENEW/SHADOW point from timers/; one already past acts at the start.
-            schedule_renewal(alloc(c));
+            schedule_renewal(new_client(c));
             return;
         case timers::router_phase::pending:
         case timers::router_phase::no_certificate:
         case timers::router_phase::unknown:
             c.phase = ph_enroll;
-            schedule(alloc(c), when);
+            schedule(new_client(c), when);
             return;
         case timers::router_phase::rollover:
             // SHADOW_READY: waits for the switchover (rule 7).
             c.phase = ph_switchover;
-            schedule(alloc(c), ms_of(timers::switchover_time(gens_[0].not_after)));
+            schedule(new_client(c), ms_of(timers::switchover_time(gens_[0].not_after)));
             return;
         case timers::router_phase::rollover_ca:
             c.phase = ph_rollover_enroll;
-            schedule(alloc(c), when);
+            schedule(new_client(c), when);
             return;
     }
 }
@@ -1094,6 +1145,17 @@ sim_result simulator::run() {
     if (!shadow_at_.empty())
         r_.shadow_generated_at = at(shadow_at_[0]);
     r_.clients = sc_.clients();
+    per_client_ = !merge_ && r_.clients <= opt_.max_client_records;
+    group_next_.assign(sc_.groups.size(), 0);
+    if (per_client_) {
+        r_.client_records.reserve(static_cast<std::size_t>(r_.clients));
+    } else {
+        r_.client_records.resize(sc_.groups.size());
+        for (std::size_t g = 0; g < sc_.groups.size(); ++g) {
+            r_.client_records[g].group = static_cast<std::uint16_t>(g);
+            r_.client_records[g].clients = sc_.groups[g].count;
+        }
+    }
     for (std::size_t g = 0; g < gens_.size(); ++g) {
         if (g > 0 && ms_of(gens_[g].not_before) >= horizon_ms_)
             break;

@@ -19,8 +19,11 @@ using pkisim::sim::testing::make_scenario;
 namespace {
 
 scenario seed002_uniform(bool with_ra, int clients = 300) {
+    // The seed's first rollover (a steady-state fleet, seeds-digest 002.3); the phase-locked
+    // generation 2 that the default horizon adds is generations_test's subject.
     std::string toml = R"(
 time_step = "20s"
+generations = 1
 [ca]
 config = "configs/seed002/ca.ios"
 [limiter]

@@ -33,7 +33,8 @@ TEST(scenario, reads_the_ios_files_and_defaults) {
     EXPECT_EQ(sc.groups[0].trustpoint.auto_enroll_percent, 70);
     EXPECT_EQ(sc.clients(), 10u);
     EXPECT_EQ(sc.client.shadow_retry_interval, timers::seconds{20});
-    EXPECT_EQ(sc.effective_horizon(), timers::days{1825 + 60});
+    // Two CA generations (the ones `pkisim check` judges) + 60 days.
+    EXPECT_EQ(sc.effective_horizon(), timers::days{2 * 1825 + 60});
     EXPECT_FALSE(sc.groups[0].via_ra);
 }
 

@@ -46,6 +46,9 @@ struct run_options {
     // retry jitter is on), the cohort engine above.
     std::uint64_t exact_max_clients = 500;
     std::uint64_t exact_max_clients_jitter = 20'000;
+    // The exact engine keeps a clients.csv record per client up to this fleet size (about 100
+    // bytes each); above it, one record per group.
+    std::uint64_t max_client_records = 1'000'000;
     std::function<void(const progress&)> on_progress;  // called every ~2^18 events
 };
 
@@ -114,6 +117,23 @@ struct change_set_check {
     std::string text;  // what simulate prints
 };
 
+// What one client measured (exact engine: one record per client, in creation order within its
+// group, which for pattern "state" is the routers' order), or one client group (cohort engine:
+// its members are merged, so the record sums the group). clients.csv writes them.
+struct client_record {
+    std::uint16_t group = 0;
+    std::uint64_t index = 0;    // within the group (exact engine); 0 for a group record
+    std::uint64_t clients = 0;  // 1 (exact engine) or the group's size
+    std::optional<time_point> first_get_next_ca_cert_at;  // first SHADOW point reached
+    std::optional<time_point> first_404_at;
+    std::uint64_t clients_hit_404 = 0;  // distinct clients (0 or 1 for one client)
+    std::uint64_t windows_404 = 0;      // one per client and generation
+    std::int64_t longest_404_window_ms = 0;
+    std::uint64_t enrollments_failed = 0;  // enrollment attempts that failed (retried)
+    std::uint64_t outages = 0;             // clients left without a valid certificate
+    bool per_client = false;
+};
+
 struct sim_result {
     engine_kind engine = engine_kind::exact;  // the one that ran
     time_point start{};
@@ -149,6 +169,8 @@ struct sim_result {
     std::uint64_t ca_connections_refused_or_ignored = 0;
     verdict outcome = verdict::safe;  // the worst generation's
     std::optional<change_set_check> change_set;
+    // Per client (exact engine, up to run_options::max_client_records clients) or per group.
+    std::vector<client_record> client_records;
     timers::storm_analysis closed_form;  // pkisim check's answer, for the report
 };
 
