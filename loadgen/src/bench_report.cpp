@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_plan.hpp"
+#include "pkisim/sim/report.hpp"
 
 namespace pkisim::loadgen {
 
@@ -46,28 +47,7 @@ struct percentile_row {
 };
 constexpr percentile_row percentiles[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p99.9", 99.9}};
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '&':
-                out += "&amp;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
-}
+using sim::html_escape;
 
 struct series {
     std::string name;

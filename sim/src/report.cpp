@@ -46,29 +46,6 @@ double days_before(time_point later, time_point earlier) {
     return timers::to_days(later - earlier);
 }
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
-}
 
 std::string num(double v) {
     if (std::fabs(v - std::round(v)) < 1e-9 && std::fabs(v) < 1e15)
@@ -1040,6 +1017,30 @@ words words_of(const scenario& sc, const sim_result& r) {
 }
 
 }  // namespace
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
 
 // ---- The change set (one function; timers/ will own the rule once i9a's API lands) -----------
 

@@ -19,6 +19,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -28,6 +29,9 @@
 #include "pkisim/sim/sweep.hpp"
 
 namespace pkisim::sim {
+
+// Text for HTML element content and attribute values (& < > " escaped); also the bench page's.
+std::string html_escape(std::string_view s);
 
 struct report_options {
     bool deterministic = false;
