@@ -849,15 +849,18 @@ words words_of(const scenario& sc, const sim_result& r) {
     for (const auto& g : r.generations) {
         if (g.number < 2 || g.outcome == verdict::safe || !g.first_get_next_ca_cert_at)
             continue;
-        const bool locked = g.last_loop_entry_at &&
-                            *g.last_loop_entry_at - *g.first_get_next_ca_cert_at < timers::hours{1};
+        const double spread =
+            g.last_loop_entry_at ? seconds_of(*g.last_loop_entry_at - *g.first_get_next_ca_cert_at)
+                                 : 0.0;
         std::string line = fmt::format(
             "Generation {} (CA {} to {}) is {}: {} clients ask for the next CA from {}{}",
             g.number, date_of(g.ca.not_before), date_of(g.ca.not_after), to_string(g.outcome),
             with_commas(g.clients_entered_loop), minute_of(*g.first_get_next_ca_cert_at),
-            locked ? " all at once (every rollover certificate starts at the old CA's notAfter, "
-                     "so the fleet is phase-locked)"
-                   : "");
+            spread < 86400 ? fmt::format(", all within {} (every rollover certificate starts at "
+                                         "the old CA's notAfter, so the fleet is phase-locked)",
+                                         spread < 3600 ? fmt::format("{:.0f} s", spread)
+                                                       : fmt::format("{:.1f} hours", spread / 3600))
+                           : std::string{});
         if (sc.ra && g.ra_shadow_at)
             line += fmt::format("; the RA has the shadow from {}", minute_of(*g.ra_shadow_at));
         else if (g.shadow_generated_at)
