@@ -107,14 +107,20 @@ int key_pbkdf2_iterations() {
                         test_kdf_iterations_env, v, test_kdf_min_iterations,
                         ca_key_pbkdf2_iterations));
     }
+    return n;
+}
+
+std::string encrypt_private_key_pem_at_work_factor(const EVP_PKEY* key,
+                                                   std::string_view passphrase) {
+    const int n = key_pbkdf2_iterations();
     static std::atomic<bool> warned{false};
-    if (n != ca_key_pbkdf2_iterations && !warned.exchange(true)) {
+    if (n < ca_key_pbkdf2_iterations && !warned.exchange(true)) {
         std::fprintf(stderr,
                      "pkisim: WARNING: %s=%d: private keys are encrypted with %d PBKDF2 "
                      "iterations instead of %d. FOR TESTS ONLY; never set it for a real CA.\n",
                      test_kdf_iterations_env, n, n, ca_key_pbkdf2_iterations);
     }
-    return n;
+    return encrypt_private_key_pem_with(key, passphrase, n);
 }
 
 std::optional<std::string> reencrypt_if_weak(std::string_view pem, std::string_view passphrase) {
@@ -125,7 +131,7 @@ std::optional<std::string> reencrypt_if_weak(std::string_view pem, std::string_v
     auto key = decrypt_private_key_pem(pem, passphrase);
     if (!key)
         return std::nullopt;
-    return encrypt_private_key_pem_with(key->get(), passphrase, want);
+    return encrypt_private_key_pem_at_work_factor(key->get(), passphrase);
 }
 
 std::size_t migrate_key_encryption(store& db, std::string_view passphrase,

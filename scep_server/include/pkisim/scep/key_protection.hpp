@@ -39,10 +39,15 @@ inline constexpr int openssl_default_pbkdf2_iterations = 2'048;
 inline constexpr const char* test_kdf_iterations_env = "PKISIM_TEST_KDF_ITERATIONS";
 inline constexpr int test_kdf_min_iterations = 2 * openssl_default_pbkdf2_iterations;
 
-// ca_key_pbkdf2_iterations, or PKISIM_TEST_KDF_ITERATIONS when set (read at each call; the
-// first use prints a warning on stderr once per process). A value that is not an integer in
-// [test_kdf_min_iterations, ca_key_pbkdf2_iterations] throws startup_error(config).
+// ca_key_pbkdf2_iterations, or PKISIM_TEST_KDF_ITERATIONS when set (read at each call). A
+// value that is not an integer in [test_kdf_min_iterations, ca_key_pbkdf2_iterations] throws
+// startup_error(config).
 int key_pbkdf2_iterations();
+
+// encrypt_private_key_pem_with(key, passphrase, key_pbkdf2_iterations()); the first key a
+// process writes below ca_key_pbkdf2_iterations prints a WARNING line on stderr.
+std::string encrypt_private_key_pem_at_work_factor(const EVP_PKEY* key,
+                                                   std::string_view passphrase);
 
 // PKCS#8 PBES2 (PBKDF2-HMAC-SHA256 with `iterations`, AES-256-CBC) PEM. Throws on resource
 // errors only.
