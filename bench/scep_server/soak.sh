@@ -2,27 +2,33 @@
 # Soak (issue 13 §5): bounded mixed load against the release `pkisim serve` for DURATION
 # seconds, sampling the server's RSS, open descriptors and store size every second.
 #
-#   bench/scep_server/soak.sh [--duration S] [--ios-limits on|off] [--clients N] [--out DIR]
+#   bench/scep_server/soak.sh [--duration S] [--ios-limits on|off] [--clients N]
+#                             [--interval-ms MS] [--out DIR]
 #
 # Load (all loopback, all bounded by the duration): N enrollment loops (`pkisim client
 # enroll`, one key each, a new CN every time), a GetCACert + GetNextCACert + GetCACaps loop, and
 # a bad-input loop (garbage POST bodies, bad base64, an oversized URL, a slow partial request).
-# Output: DIR/samples.csv (t, rss_kib, fds, store_bytes, requests) and a summary: each series'
-# mean over the first fifth after a warm-up and over the last fifth, and their ratio. A flat
-# server has ratios near 1 (store size grows with the certificates issued, by design).
+# --interval-ms bounds the rate: every loop sleeps MS after each round (default 0: as fast as
+# it goes; on a shared machine use e.g. 200 and run the script under `nice -n 10`).
+# Output: DIR/samples.csv (t, rss_kib, fds, store_bytes, requests, cpu_ticks) and a summary:
+# each series' mean over the first fifth after a warm-up and over the last fifth, and their
+# ratio. A flat server has ratios near 1 (store size grows with the certificates issued, by
+# design: the summary also gives bytes per certificate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=600
 limits=off
 clients=4
+interval_ms=0
 out=
 while (($#)); do
     case $1 in
         --duration) duration=$2; shift 2 ;;
         --ios-limits) limits=$2; shift 2 ;;
         --clients) clients=$2; shift 2 ;;
+        --interval-ms) interval_ms=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
         *) echo "soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,8 +58,9 @@ for _ in $(seq 200); do grep -q 'listening on' "$T/serve.out" 2>/dev/null && bre
 addr=$(grep -o '127.0.0.1:[0-9]*' "$T/serve.out" | head -1)
 [[ -n $addr ]] || { cat "$T/serve.err" >&2; exit 1; }
 url="http://$addr"
-echo "soak: server pid $server on $url, IOS limits $limits, $clients enrollment loops, ${duration}s"
+echo "soak: server pid $server on $url, IOS limits $limits, $clients enrollment loops, ${duration}s, ${interval_ms} ms between rounds"
 end=$(($(date +%s) + duration))
+pause() { ((interval_ms == 0)) || sleep "$(printf '%d.%03d' $((interval_ms / 1000)) $((interval_ms % 1000)))"; }
 
 enroll_loop() {
     local i=$1 n=0
@@ -62,6 +69,7 @@ enroll_loop() {
         PKISIM_CHALLENGE=secret "$PKISIM" client "$url" enroll --key "$T/c$i/key.pem" \
             --cn "soak-$i-$n" --out "$T/c$i" --connect-timeout 5 >/dev/null 2>&1 || true
         n=$((n + 1))
+        pause
     done
 }
 get_loop() {
@@ -70,6 +78,7 @@ get_loop() {
         curl -s -m 5 -o /dev/null "${base}GetCACert" || true
         curl -s -m 5 -o /dev/null "${base}GetNextCACert" || true
         curl -s -m 5 -o /dev/null "${base}GetCACaps" || true
+        pause
     done
 }
 bad_loop() {
@@ -85,6 +94,7 @@ bad_loop() {
         # A slow client: half a request line, then gone after 1 s.
         timeout 1 bash -c "exec 3<>/dev/tcp/${addr%:*}/${addr#*:}; printf 'GET /cgi' >&3; sleep 2" \
             2>/dev/null || true
+        pause
     done
 }
 for i in $(seq "$clients"); do enroll_loop "$i" & PIDS+=($!); done
@@ -92,14 +102,16 @@ get_loop & PIDS+=($!)
 bad_loop & PIDS+=($!)
 
 csv="$out/samples.csv"
-echo "t,rss_kib,fds,store_bytes,requests" >"$csv"
+echo "t,rss_kib,fds,store_bytes,requests,cpu_ticks" >"$csv"
 t=0
 while (($(date +%s) < end)); do
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
     fds=$(ls "/proc/$server/fd" | wc -l)
     store=$(cat "$T/data"/pkisim.db* 2>/dev/null | wc -c)
     reqs=$(wc -l <"$T/access.log")
-    echo "$t,$rss,$fds,$store,$reqs" >>"$csv"
+    # utime + stime of the server (fields 14, 15 of /proc/PID/stat; the name is in parentheses)
+    cpu=$(sed 's/.*) //' "/proc/$server/stat" | awk '{print $12 + $13}')
+    echo "$t,$rss,$fds,$store,$reqs,$cpu" >>"$csv"
     t=$((t + 1))
     sleep 1
 done
@@ -116,11 +128,18 @@ warm = max(1, n // 10)            # first tenth: warm-up
 body = rows[warm:]
 k = max(1, len(body) // 5)
 def mean(rs, key): return sum(float(r[key]) for r in rs) / len(rs)
-print(f"soak: {n} samples, warm-up {warm} s, {rows[-1]['requests']} requests logged, {sys.argv[2]} certificates")
+certs = int(sys.argv[2])
+reqs = int(rows[-1]["requests"])
+cpu_s = (float(rows[-1]["cpu_ticks"]) - float(rows[0]["cpu_ticks"])) / 100
+print(f"soak: {n} samples, warm-up {warm} s, {reqs} requests logged ({reqs / n:.1f}/s), "
+      f"{certs} certificates; server CPU {cpu_s:.1f} s ({100 * cpu_s / n:.1f} % of a core)")
 print(f"{'series':<12} {'after warm-up':>14} {'last fifth':>12} {'ratio':>7} {'max':>12}")
 for key in ("rss_kib", "fds", "store_bytes"):
     a, b = mean(body[:k], key), mean(body[-k:], key)
     mx = max(float(r[key]) for r in body)
     print(f"{key:<12} {a:>14.0f} {b:>12.0f} {b / a if a else 0:>7.2f} {mx:>12.0f}")
+s0, s1 = float(rows[0]["store_bytes"]), float(rows[-1]["store_bytes"])
+if certs:
+    print(f"store growth {s1 - s0:.0f} bytes over the run: {(s1 - s0) / certs:.0f} bytes per certificate")
 PY
 echo "soak: samples in $csv"

@@ -202,9 +202,6 @@ std::string ios_countdown(timers::duration d) {
 
 ca_engine::ca_engine(engine_options options, const timers::clock& clock)
     : enrollment_engine(std::move(options), clock) {
-    // Before anything is created (issue 13 §4): no data folder, no pkisim.db.
-    if (options_.passphrase.empty())
-        throw startup_error(exit_status::config, "an empty passphrase cannot protect the CA key");
     if (options_.server.issuer_name.empty()) {
         options_.server.issuer_name = "CN=" + options_.server.name;  // IOS default
     }
@@ -216,7 +213,7 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
         if (store_->ca_generations().empty()) {
             create_ca();
         } else {
-            migrate_ca_key_encryption(*store_, options_.passphrase);  // issue 13 §4
+            migrate_key_encryption(*store_, options_.passphrase);  // issue 13 §4
             load_ca();
         }
         // Issue 13 §2: a kill -9 between a certificate's commit and its file.

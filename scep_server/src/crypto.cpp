@@ -553,7 +553,7 @@ bool crl_lists(const X509_CRL* crl, std::uint64_t serial) {
 std::string encrypt_private_key_pem(const EVP_PKEY* key, std::string_view passphrase) {
     // PKCS#8 v2 (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) with a current work factor, not
     // OpenSSL's 2,048 iterations (issue 13 §4, key_protection.hpp).
-    return encrypt_private_key_pem_with(key, passphrase, ca_key_pbkdf2_iterations);
+    return encrypt_private_key_pem_at_work_factor(key, passphrase);
 }
 
 tl::expected<evp_pkey_ptr, std::error_code> decrypt_private_key_pem(std::string_view pem,

@@ -15,6 +15,13 @@ enrollment_engine::enrollment_engine(engine_options options, const timers::clock
 enrollment_engine::~enrollment_engine() = default;
 
 void enrollment_engine::open_store() {
+    // Before anything is created (issue 13 §4): no data folder, no pkisim.db. Both engines open
+    // their store here first.
+    if (options_.passphrase.empty()) {
+        throw startup_error(exit_status::config,
+                            fmt::format("an empty passphrase cannot protect the {} key",
+                                        options_.server.mode_ra ? "RA" : "CA"));
+    }
     std::error_code ec;
     std::filesystem::create_directories(options_.data_dir, ec);
     if (ec) {

@@ -4,8 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -88,25 +92,74 @@ std::optional<long> pbkdf2_iterations(std::string_view pem) {
     return iter > 0 ? std::optional<long>{iter} : std::nullopt;
 }
 
-std::size_t migrate_ca_key_encryption(store& db, std::string_view passphrase) {
-    std::vector<std::pair<int, std::string>> updates;
-    for (const auto& g : db.ca_generations()) {
-        const auto iter = pbkdf2_iterations(g.key_pem);
-        if (iter && *iter >= ca_key_pbkdf2_iterations)
-            continue;
-        auto key = decrypt_private_key_pem(g.key_pem, passphrase);
-        if (!key)
-            continue;
-        updates.emplace_back(
-            g.id, encrypt_private_key_pem_with(key->get(), passphrase, ca_key_pbkdf2_iterations));
+int key_pbkdf2_iterations() {
+    const char* text = std::getenv(test_kdf_iterations_env);
+    if (!text || !*text)
+        return ca_key_pbkdf2_iterations;
+    const std::string_view v{text};
+    int n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || end != v.data() + v.size() || n < test_kdf_min_iterations ||
+        n > ca_key_pbkdf2_iterations) {
+        throw startup_error(
+            exit_status::config,
+            fmt::format("{}={}: expected an integer from {} to {} (a test-suite setting; unset it)",
+                        test_kdf_iterations_env, v, test_kdf_min_iterations,
+                        ca_key_pbkdf2_iterations));
     }
-    if (!updates.empty()) {
+    return n;
+}
+
+std::string encrypt_private_key_pem_at_work_factor(const EVP_PKEY* key,
+                                                   std::string_view passphrase) {
+    const int n = key_pbkdf2_iterations();
+    static std::atomic<bool> warned{false};
+    if (n < ca_key_pbkdf2_iterations && !warned.exchange(true)) {
+        std::fprintf(stderr,
+                     "pkisim: WARNING: %s=%d: private keys are encrypted with %d PBKDF2 "
+                     "iterations instead of %d. FOR TESTS ONLY; never set it for a real CA.\n",
+                     test_kdf_iterations_env, n, n, ca_key_pbkdf2_iterations);
+    }
+    return encrypt_private_key_pem_with(key, passphrase, n);
+}
+
+std::optional<std::string> reencrypt_if_weak(std::string_view pem, std::string_view passphrase) {
+    const int want = key_pbkdf2_iterations();
+    const auto iter = pbkdf2_iterations(pem);
+    if (iter && *iter >= want)
+        return std::nullopt;
+    auto key = decrypt_private_key_pem(pem, passphrase);
+    if (!key)
+        return std::nullopt;
+    return encrypt_private_key_pem_at_work_factor(key->get(), passphrase);
+}
+
+std::size_t migrate_key_encryption(store& db, std::string_view passphrase,
+                                   std::span<const std::string_view> meta_keys) {
+    std::vector<std::pair<int, std::string>> generations;
+    for (const auto& g : db.ca_generations()) {
+        if (g.key_pem.empty())
+            continue;  // an RA's upstream CA generation: no key
+        if (auto pem = reencrypt_if_weak(g.key_pem, passphrase))
+            generations.emplace_back(g.id, std::move(*pem));
+    }
+    std::vector<std::pair<std::string_view, std::string>> metas;
+    for (const auto name : meta_keys) {
+        const auto stored = db.meta(name);
+        if (!stored || stored->empty())
+            continue;
+        if (auto pem = reencrypt_if_weak(*stored, passphrase))
+            metas.emplace_back(name, std::move(*pem));
+    }
+    if (!generations.empty() || !metas.empty()) {
         db.transact([&] {
-            for (const auto& [id, pem] : updates)
+            for (const auto& [id, pem] : generations)
                 db.set_ca_key_pem(id, pem);
+            for (const auto& [name, pem] : metas)
+                db.set_meta(name, pem);
         });
     }
-    return updates.size();
+    return generations.size() + metas.size();
 }
 
 std::string read_secret_file(const std::filesystem::path& path, bool allow_shared,

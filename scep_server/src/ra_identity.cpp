@@ -5,23 +5,24 @@
 #include <fmt/format.h>
 
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/scep/key_protection.hpp"
 
 namespace pkisim::scep::detail {
 
 namespace {
 
-// Meta keys of the RA's state in the store.
-// Meta keys of the RA's state in the store.
+// Meta keys of the RA's state in the store (the two keys' names are in key_protection.hpp:
+// migrate_key_encryption re-encrypts them).
 constexpr std::string_view meta_mode = "mode";
 constexpr std::string_view meta_name = "server_name";
-constexpr std::string_view meta_ra_key = "ra_key";
+constexpr std::string_view meta_ra_key = ra_key_meta;
 constexpr std::string_view meta_ra_cert = "ra_cert";
 constexpr std::string_view meta_ra_pending_tx = "ra_pending_tx";
 constexpr std::string_view meta_upstream_certs = "upstream_ca_certs";
 constexpr std::string_view meta_upstream_caps = "upstream_caps";
 constexpr std::string_view meta_renew_pending_tx = "ra_renew_pending_tx";
 constexpr std::string_view meta_shadow_ca = "shadow_ca";
-constexpr std::string_view meta_shadow_ra_key = "shadow_ra_key";
+constexpr std::string_view meta_shadow_ra_key = ra_shadow_key_meta;
 constexpr std::string_view meta_shadow_ra_cert = "shadow_ra_cert";
 constexpr std::string_view meta_shadow_ra_pending_tx = "shadow_ra_pending_tx";
 
@@ -66,12 +67,14 @@ void ra_identity::load_or_create_key() {
                             fmt::format("data folder {} holds a CA, not RA '{}'",
                                         options_.data_dir.string(), options_.server.name));
     }
+    // Issue 13 §4: RA keys written with OpenSSL's 2,048 PBKDF2 iterations are re-encrypted at
+    // the current work factor, as the CA's are (same function). The empty passphrase was
+    // refused before the store was opened (enrollment_engine::open_store).
+    migrate_key_encryption(*store_, options_.passphrase, ra_meta_keys);
     if (auto pem = store_->meta(meta_ra_key)) {
         ra_key_ = load_stored_key(*pem, options_, "RA");
         return;
     }
-    if (options_.passphrase.empty())
-        throw startup_error(exit_status::config, "an empty passphrase cannot protect the RA key");
     if (!options_.existing_key_pem.empty()) {
         auto existing = private_key_from_pem(options_.existing_key_pem);
         if (!existing)

@@ -2,8 +2,11 @@
 // work factor (and the migration of keys written with OpenSSL's default), passphrase and
 // challenge files that others can read, an empty passphrase that must create nothing, and the
 // `database level complete` files a crash left missing.
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +16,7 @@
 #include <openssl/pem.h>
 
 #include "pkisim/scep/ca_engine.hpp"
+#include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/key_protection.hpp"
 #include "pkisim/scep/store.hpp"
@@ -46,7 +50,83 @@ std::string openssl_default_pem(EVP_PKEY* key, std::string_view pass) {
     return std::string(data, static_cast<std::size_t>(len));
 }
 
+// Sets (or, with nullopt, unsets) an environment variable for its lifetime, then restores it.
+// The work-factor tests clear PKISIM_TEST_KDF_ITERATIONS (the ctest presets set it) with it.
+struct scoped_env {
+    scoped_env(std::string n, std::optional<std::string> value) : name(std::move(n)) {
+        if (const char* v = std::getenv(name.c_str()))
+            old = v;
+        if (value)
+            ::setenv(name.c_str(), value->c_str(), 1);
+        else
+            ::unsetenv(name.c_str());
+    }
+    ~scoped_env() {
+        if (old)
+            ::setenv(name.c_str(), old->c_str(), 1);
+        else
+            ::unsetenv(name.c_str());
+    }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+    std::string name;
+    std::optional<std::string> old;
+};
+
+// `pkisim serve` as a child process: `env` is prepended to the command line (e.g. "env
+// PKISIM_TEST_KDF_ITERATIONS=4096" or "env -u PKISIM_TEST_KDF_ITERATIONS"), stderr goes to
+// `err`. start() waits (bounded) for the "listening on" line and returns it ("" if it exited).
+struct serve_child {
+    pid_t pid = -1;
+    int out = -1;
+    std::string start(const std::string& env, const std::string& args, const fs::path& err) {
+        int p[2];
+        if (::pipe(p) != 0)
+            return "";
+        const auto cmd = fmt::format("exec {} {} serve {} 2>{}", env, PKISIM_BINARY, args,
+                                     err.string());
+        pid = ::fork();
+        if (pid == 0) {
+            ::dup2(p[1], STDOUT_FILENO);
+            ::close(p[0]);
+            ::execl("/bin/bash", "bash", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(p[1]);
+        out = p[0];
+        std::string line;
+        pollfd pf{out, POLLIN, 0};
+        while (line.find('\n') == std::string::npos && ::poll(&pf, 1, 30'000) > 0) {
+            char b[512];
+            const auto n = ::read(out, b, sizeof b);
+            if (n <= 0)
+                break;
+            line.append(b, static_cast<std::size_t>(n));
+        }
+        const auto at = line.find("listening on http://127.0.0.1:");
+        if (at == std::string::npos)
+            return "";
+        port_ = static_cast<unsigned short>(std::stoi(line.substr(at + 30)));
+        return line;
+    }
+    unsigned short port() const { return port_; }
+    unsigned short port_ = 0;
+    int stop() {
+        if (pid <= 0)
+            return -1;
+        ::kill(pid, SIGTERM);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        ::close(out);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    ~serve_child() { stop(); }
+};
+
 TEST(key_protection, a_new_ca_key_uses_pbkdf2_sha256_with_at_least_600000_iterations) {
+    // The production work factor: without the test suite's override.
+    scoped_env production{test_kdf_iterations_env, std::nullopt};
     load_providers(false);
     temp_dir dir;
     timers::manual_clock clock{test_epoch()};
@@ -101,6 +181,8 @@ TEST(key_protection, keys_written_with_the_old_work_factor_are_migrated_at_start
         db.set_ca_key_pem(g.id, openssl_default_pem(key.get(), o.passphrase));
         EXPECT_EQ(pbkdf2_iterations(db.ca_generations().at(0).key_pem), 2048);
     }
+    // The migrating start runs at the production work factor.
+    scoped_env production{test_kdf_iterations_env, std::nullopt};
     auto c = make_client();
     {
         ca_engine e{o, clock};
@@ -117,8 +199,156 @@ TEST(key_protection, keys_written_with_the_old_work_factor_are_migrated_at_start
     // A wrong passphrase migrates nothing and is still refused.
     auto wrong = o;
     wrong.passphrase = "not-it";
-    EXPECT_EQ(migrate_ca_key_encryption(db, wrong.passphrase), 0u);
+    EXPECT_EQ(migrate_key_encryption(db, wrong.passphrase), 0u);
     EXPECT_THROW((ca_engine{wrong, clock}), startup_error);
+}
+
+TEST(key_protection, the_test_work_factor_is_bounded_and_keys_written_with_it_are_migrated_up) {
+    load_providers(false);
+    EVP_PKEY* key = fixture_key("client1");
+    {
+        scoped_env unset{test_kdf_iterations_env, std::nullopt};
+        EXPECT_EQ(key_pbkdf2_iterations(), ca_key_pbkdf2_iterations);
+    }
+    // Out of range or not a number: refused (a typo must not silently weaken keys), including
+    // OpenSSL's default and anything below twice it.
+    for (const char* bad : {"2048", "1", "4095", "0", "-4096", "600001", "4096x", "abc", " 4096"}) {
+        scoped_env env{test_kdf_iterations_env, std::string{bad}};
+        try {
+            (void)key_pbkdf2_iterations();
+            ADD_FAILURE() << bad << " accepted";
+        } catch (const startup_error& e) {
+            EXPECT_EQ(e.status(), exit_status::config) << bad;
+            EXPECT_NE(std::string{e.what()}.find("4096 to 600000"), std::string::npos) << e.what();
+        }
+    }
+    std::string test_pem;
+    {
+        scoped_env env{test_kdf_iterations_env, std::string{"5000"}};
+        EXPECT_EQ(key_pbkdf2_iterations(), 5000);
+        EXPECT_EQ(pbkdf2_iterations(encrypt_private_key_pem(key, "pw")), 5000);
+        // Even with the override, a key at OpenSSL's default is still below the bar.
+        const auto up = reencrypt_if_weak(openssl_default_pem(key, "pw"), "pw");
+        ASSERT_TRUE(up);
+        EXPECT_EQ(pbkdf2_iterations(*up), 5000);
+        test_pem = *up;
+        EXPECT_FALSE(reencrypt_if_weak(test_pem, "pw"));  // at the bar: left alone
+    }
+    // A key written under the override is migrated to the real factor by a normal start.
+    scoped_env unset{test_kdf_iterations_env, std::nullopt};
+    const auto up = reencrypt_if_weak(test_pem, "pw");
+    ASSERT_TRUE(up);
+    EXPECT_EQ(pbkdf2_iterations(*up), ca_key_pbkdf2_iterations);
+    EXPECT_EQ(private_key_to_pem(decrypt_private_key_pem(*up, "pw").value().get()),
+              private_key_to_pem(key));
+    EXPECT_FALSE(reencrypt_if_weak(*up, "wrong"));
+}
+
+// `crypto pki server labra` in `mode ra` in front of the CA at `port` (same NAME trustpoint).
+void write_ra_config(const fs::path& dir, unsigned short port) {
+    std::ofstream{dir / "ra.ios"} << fmt::format(
+        "crypto pki trustpoint labra\n enrollment url http://127.0.0.1:{}\n!\n"
+        "crypto pki server labra\n mode ra\n",
+        port);
+    write_file(dir / "ra-pass", "ra-passphrase\n", fs::perms::owner_read | fs::perms::owner_write);
+    write_file(dir / "ra-challenge", "ra-secret\n", fs::perms::owner_read);
+    write_file(dir / "upstream", "secret\n", fs::perms::owner_read);  // lab CA's challenge
+}
+
+// The RA's clock starts where the in-process CA's manual clock stands (test_epoch()).
+std::string ra_serve_args(const fs::path& dir) {
+    return fmt::format(
+        "{} --data {} --listen 127.0.0.1:0 --passphrase-file {} --challenge-file {} "
+        "--upstream-challenge-file {} --clock-start 2030-01-01T00:00:10Z",
+        (dir / "ra.ios").string(), (dir / "ra-data").string(), (dir / "ra-pass").string(),
+        (dir / "ra-challenge").string(), (dir / "upstream").string());
+}
+
+TEST(key_protection, ra_keys_written_with_the_old_work_factor_are_migrated_by_pkisim_serve) {
+    test_server ca{timers::grant_mode::auto_grant};
+    temp_dir dir;
+    write_ra_config(dir.path, ca.port());
+    const auto db_path = dir.path / "ra-data" / "pkisim.db";
+    {
+        // First start under the test suite's work factor: the binary says so on stderr.
+        serve_child ra;
+        const auto line = ra.start(fmt::format("env {}=4096", test_kdf_iterations_env),
+                                   ra_serve_args(dir.path), dir.path / "err1");
+        ASSERT_NE(line, "") << slurp(dir.path / "err1");
+        EXPECT_EQ(http_get(ra.port(), "/cgi-bin/pkiclient.exe?operation=GetCACaps").status, 200u);
+        EXPECT_EQ(ra.stop(), 0);
+        EXPECT_NE(slurp(dir.path / "err1").find("WARNING: PKISIM_TEST_KDF_ITERATIONS=4096"),
+                  std::string::npos)
+            << slurp(dir.path / "err1");
+    }
+    std::string ra_key_pem;
+    {
+        // Make the folder what a pre-issue-13 RA wrote: its key and a rollover key at 2,048.
+        store db{db_path};
+        ASSERT_EQ(pbkdf2_iterations(db.meta(ra_key_meta).value()), 4096);
+        ASSERT_FALSE(db.meta("ra_cert").value_or("").empty()) << "the RA did not enroll";
+        auto key = decrypt_private_key_pem(db.meta(ra_key_meta).value(), "ra-passphrase").value();
+        ra_key_pem = private_key_to_pem(key.get());
+        db.set_meta(ra_key_meta, openssl_default_pem(key.get(), "ra-passphrase"));
+        db.set_meta(ra_shadow_key_meta, openssl_default_pem(fixture_key("client2"), "ra-passphrase"));
+    }
+    {
+        serve_child ra;
+        const auto line = ra.start(fmt::format("env -u {}", test_kdf_iterations_env),
+                                   ra_serve_args(dir.path), dir.path / "err2");
+        ASSERT_NE(line, "") << slurp(dir.path / "err2");
+        // The migrated key still works: the RA serves CA + RA certificate.
+        const auto r = http_get(ra.port(), "/cgi-bin/pkiclient.exe?operation=GetCACert");
+        EXPECT_EQ(r.status, 200u);
+        EXPECT_EQ(r.header("Content-Type"), "application/x-x509-ca-ra-cert");
+        EXPECT_EQ(ra.stop(), 0);
+        EXPECT_EQ(slurp(dir.path / "err2").find("WARNING"), std::string::npos)
+            << slurp(dir.path / "err2");
+    }
+    store db{db_path};
+    const auto ra_pem = db.meta(ra_key_meta).value();
+    const auto shadow_pem = db.meta(ra_shadow_key_meta).value();
+    EXPECT_EQ(pbkdf2_iterations(ra_pem), ca_key_pbkdf2_iterations);
+    EXPECT_EQ(pbkdf2_iterations(shadow_pem), ca_key_pbkdf2_iterations);
+    auto ra_key = decrypt_private_key_pem(ra_pem, "ra-passphrase");
+    ASSERT_TRUE(ra_key);
+    EXPECT_EQ(private_key_to_pem(ra_key->get()), ra_key_pem);
+    auto cert = x509_from_pem(db.meta("ra_cert").value()).value();
+    EXPECT_EQ(X509_check_private_key(cert.get(), ra_key->get()), 1);
+    EXPECT_EQ(private_key_to_pem(decrypt_private_key_pem(shadow_pem, "ra-passphrase")->get()),
+              private_key_to_pem(fixture_key("client2")));
+}
+
+TEST(secrets, ra_mode_refuses_an_empty_passphrase_before_anything_is_created) {
+    temp_dir dir;
+    write_ra_config(dir.path, 9);  // never contacted
+    write_file(dir.path / "ra-pass", "\n", fs::perms::owner_read | fs::perms::owner_write);
+    const auto cmd = fmt::format("timeout 20 {} serve {} >/dev/null 2>{}", PKISIM_BINARY,
+                                 ra_serve_args(dir.path), (dir.path / "err").string());
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 2);
+    EXPECT_NE(slurp(dir.path / "err").find("an empty passphrase cannot protect the RA key"),
+              std::string::npos)
+        << slurp(dir.path / "err");
+    EXPECT_FALSE(fs::exists(dir.path / "ra-data"));
+    // In process too (make_service picks the RA engine).
+    timers::manual_clock clock{test_epoch()};
+    engine_options o;
+    o.server.name = "labra";
+    o.server.mode_ra = true;
+    o.data_dir = dir.path / "ra-data";
+    timers::trustpoint_config tp;
+    tp.name = "labra";
+    tp.enrollment_url = "http://127.0.0.1:9";
+    o.ra_trustpoint = tp;
+    try {
+        auto svc = make_service(o, clock);
+        ADD_FAILURE() << "an empty RA passphrase was accepted";
+    } catch (const startup_error& e) {
+        EXPECT_EQ(e.status(), exit_status::config);
+    }
+    EXPECT_FALSE(fs::exists(o.data_dir));
 }
 
 TEST(secrets, an_empty_passphrase_is_refused_before_anything_is_created) {
