@@ -41,12 +41,16 @@ class enrollment_engine : public scep_service {
     admin_result admin(std::string_view line) final;
 
     const engine_options& options() const final { return options_; }
+    // Issue 11 §2.7: raises the store's clock high-water mark (the server's tick).
+    void record_clock(time_point now) final;
     store& database() { return *store_; }
 
   protected:
     enrollment_engine(engine_options options, const timers::clock& clock);
 
-    // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error.
+    // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error,
+    // exit_status::clock_backwards when the clock is earlier than the folder has seen (issue 11
+    // §2.7) unless options.allow_clock_backwards.
     void open_store();
 
     // What the mode supplies.
@@ -74,6 +78,11 @@ class enrollment_engine : public scep_service {
 
     engine_options options_;
     const timers::clock& clock_;
+
+  private:
+    void check_clock();
+
+  protected:
     std::unique_ptr<store> store_;
     std::unique_ptr<detail::enrollment_core> core_;
 };
