@@ -220,6 +220,9 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
             migrate_ca_key_encryption(*store_, options_.passphrase);  // issue 13 §4
             load_ca();
         }
+        // Issue 11 §2.7: after the foreign-folder and passphrase checks, before anything is
+        // dated (CRL, switchover).
+        check_clock();
         // Issue 13 §2: a kill -9 between a certificate's commit and its file.
         if (options_.server.db_level == timers::database_level::complete)
             store_->repair_certificate_files(options_.data_dir);

@@ -48,10 +48,13 @@ class enrollment_engine : public scep_service {
   protected:
     enrollment_engine(engine_options options, const timers::clock& clock);
 
-    // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error,
-    // exit_status::clock_backwards when the clock is earlier than the folder has seen (issue 11
-    // §2.7) unless options.allow_clock_backwards.
+    // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error.
     void open_store();
+    // Issue 11 §2.7, called by each mode once its data is loaded (after the foreign-folder and
+    // passphrase checks, before anything is dated): throws startup_error(clock_backwards) when
+    // the clock is earlier than the folder has seen, unless options.allow_clock_backwards; then
+    // records the clock.
+    void check_clock();
 
     // What the mode supplies.
     // Run before every operation and command at `now` (the CA catches up on its rollover).
@@ -80,7 +83,7 @@ class enrollment_engine : public scep_service {
     const timers::clock& clock_;
 
   private:
-    void check_clock();
+    std::optional<time_point> clock_recorded_;  // the last mark written (record_clock)
 
   protected:
     std::unique_ptr<store> store_;
