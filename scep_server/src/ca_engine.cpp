@@ -634,7 +634,11 @@ http_answer ca_engine::ocsp(byte_view der) {
     const time_point now = clock_.now();
     before(now);
     if (!ocsp_)
-        ocsp_ = std::make_unique<ocsp_responder>(*store_, options_);
+        ocsp_ = std::make_unique<ocsp_responder>(*store_, options_, [this](int generation) {
+            if (generation == ca_.generation)
+                return ca_.key.get();
+            return shadow_ && generation == shadow_->generation ? shadow_->key.get() : nullptr;
+        });
     return ocsp_->answer(der, now);
 }
 

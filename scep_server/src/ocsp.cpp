@@ -102,8 +102,9 @@ bytes ocsp_malformed_response() {
     return status_only_response(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
 }
 
-ocsp_responder::ocsp_responder(store& db, const engine_options& options)
-    : db_(db), options_(options) {}
+ocsp_responder::ocsp_responder(store& db, const engine_options& options,
+                               std::function<EVP_PKEY*(int)> loaded_key)
+    : db_(db), options_(options), loaded_key_(std::move(loaded_key)) {}
 
 ocsp_responder::~ocsp_responder() = default;
 
@@ -131,6 +132,11 @@ void ocsp_responder::refresh_generations() {
 }
 
 EVP_PKEY* ocsp_responder::ca_key(generation& g) {
+    // The engine's own copy first: decrypting costs a PBKDF2 run (key_protection.hpp).
+    if (loaded_key_) {
+        if (EVP_PKEY* k = loaded_key_(g.id))
+            return k;
+    }
     if (!g.key)
         g.key = detail::load_stored_key(g.key_pem, options_, "CA");
     return g.key.get();

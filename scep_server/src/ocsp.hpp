@@ -26,6 +26,7 @@
 // internalError. Never throws for request bytes.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,7 +41,10 @@ class ocsp_responder {
   public:
     static constexpr int max_certids = 64;
 
-    ocsp_responder(store& db, const engine_options& options);
+    // `loaded_key(generation)`: a CA key the engine already holds (the active and the shadow
+    // generation), or nullptr; other keys are decrypted from the store at first use.
+    ocsp_responder(store& db, const engine_options& options,
+                   std::function<EVP_PKEY*(int generation)> loaded_key = {});
     ~ocsp_responder();
     ocsp_responder(const ocsp_responder&) = delete;
     ocsp_responder& operator=(const ocsp_responder&) = delete;
@@ -64,6 +68,7 @@ class ocsp_responder {
 
     store& db_;
     const engine_options& options_;
+    std::function<EVP_PKEY*(int)> loaded_key_;
     std::map<int, generation> generations_;
 };
 

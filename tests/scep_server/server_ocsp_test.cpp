@@ -128,12 +128,15 @@ X509* response_signer(OCSP_BASICRESP* bs) {
 }
 
 struct ocsp_fixture {
-    explicit ocsp_fixture(bool delegated = false) {
+    explicit ocsp_fixture(bool delegated = false, bool aia = false) {
         load_providers(false);
         options = lab_engine_options(dir.path, timers::grant_mode::auto_grant);
         options.ocsp_delegated_responder = delegated;
-        options.aia_ocsp_url = "http://127.0.0.1:8081/ocsp";
-        options.aia_ca_issuers_url = "http://127.0.0.1:8080/cgi-bin/pkiclient.exe?operation=GetCACert";
+        if (aia) {
+            options.aia_ocsp_url = "http://127.0.0.1:8081/ocsp";
+            options.aia_ca_issuers_url =
+                "http://127.0.0.1:8080/cgi-bin/pkiclient.exe?operation=GetCACert";
+        }
         options.shadow_key_pems = {private_key_to_pem(fixture_key("rollover1"))};
         start();
     }
@@ -172,13 +175,38 @@ struct ocsp_fixture {
     std::string last_detail;
 };
 
+// The authorityInfoAccess URIs of an issued certificate, by access method NID.
+std::map<int, std::string> aia_uris(X509* cert) {
+    std::map<int, std::string> uris;
+    std::unique_ptr<AUTHORITY_INFO_ACCESS,
+                    openssl_deleter<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>>
+        aia{static_cast<AUTHORITY_INFO_ACCESS*>(
+            X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr))};
+    for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia.get()); ++i) {
+        const ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia.get(), i);
+        if (ad->location->type != GEN_URI)
+            continue;
+        const auto* uri = ad->location->d.uniformResourceIdentifier;
+        uris[OBJ_obj2nid(ad->method)] =
+            std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                        static_cast<std::size_t>(ASN1_STRING_length(uri)));
+    }
+    return uris;
+}
+
 TEST(ocsp, good_then_revoked_with_time_and_reason_unknown_for_foreign_and_unissued) {
-    ocsp_fixture f;
+    ocsp_fixture f{false, true};
     const auto c1 = make_client("client1", "CN=router1,O=lab");
     const auto c2 = make_client("client2", "CN=router2,O=lab");
     auto cert1 = f.enroll(c1);
     auto cert2 = f.enroll(c2);
     ASSERT_TRUE(cert1 && cert2);
+    // --aia-ocsp-url / --aia-ca-issuers-url: both URIs, nothing else.
+    const auto uris = aia_uris(cert1.get());
+    EXPECT_EQ(uris.size(), 2u);
+    EXPECT_EQ(uris.count(NID_ad_OCSP) ? uris.at(NID_ad_OCSP) : "", f.options.aia_ocsp_url);
+    EXPECT_EQ(uris.count(NID_ad_ca_issuers) ? uris.at(NID_ad_ca_issuers) : "",
+              f.options.aia_ca_issuers_url);
     const query q1{f.ca(), cert1.get()};
     const query q2{f.ca(), cert2.get(), 0, EVP_sha256()};  // any hash OpenSSL knows
 
@@ -243,45 +271,14 @@ TEST(ocsp, good_then_revoked_with_time_and_reason_unknown_for_foreign_and_unissu
         << "we never sign for another CA";
 }
 
-TEST(ocsp, issued_certificates_carry_the_configured_authority_info_access) {
-    ocsp_fixture f;
-    auto cert = f.enroll(make_client("client1", "CN=router1,O=lab"));
-    ASSERT_TRUE(cert);
-    std::unique_ptr<AUTHORITY_INFO_ACCESS,
-                    openssl_deleter<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>>
-        aia{static_cast<AUTHORITY_INFO_ACCESS*>(
-            X509_get_ext_d2i(cert.get(), NID_info_access, nullptr, nullptr))};
-    ASSERT_TRUE(aia);
-    std::map<int, std::string> uris;
-    for (int i = 0; i < sk_ACCESS_DESCRIPTION_num(aia.get()); ++i) {
-        const ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia.get(), i);
-        ASSERT_EQ(ad->location->type, GEN_URI);
-        const auto* uri = ad->location->d.uniformResourceIdentifier;
-        uris[OBJ_obj2nid(ad->method)] =
-            std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                        static_cast<std::size_t>(ASN1_STRING_length(uri)));
-    }
-    EXPECT_EQ(uris[NID_ad_OCSP], f.options.aia_ocsp_url);
-    EXPECT_EQ(uris[NID_ad_ca_issuers], f.options.aia_ca_issuers_url);
-    EXPECT_EQ(uris.size(), 2u);
-
-    // Not configured: no AIA at all.
-    ocsp_fixture g;
-    g.options.aia_ocsp_url.clear();
-    g.options.aia_ca_issuers_url.clear();
-    g.engine.reset();
-    g.start();
-    auto plain = g.enroll(make_client("client2", "CN=router2,O=lab"));
-    ASSERT_TRUE(plain);
-    EXPECT_LT(X509_get_ext_by_NID(plain.get(), NID_info_access, -1), 0);
-}
-
 TEST(ocsp, every_ca_generation_answers_for_its_own_certificates_across_a_switchover) {
     ocsp_fixture f;
     X509* const first_ptr = f.ca();
     auto first = share(first_ptr);
     auto old_cert = f.enroll(make_client("client1", "CN=router1,O=lab"));
     ASSERT_TRUE(old_cert);
+    // No --aia-* option: no authorityInfoAccess at all.
+    EXPECT_LT(X509_get_ext_by_NID(old_cert.get(), NID_info_access, -1), 0);
     ASSERT_TRUE(f.admin("rollover").ok);
     auto shadow = share(f.engine->shadow_certificate());
     ASSERT_TRUE(shadow);

@@ -23,7 +23,8 @@ stop_server() {
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
 }
-enroll() {  # NAME: key + certificate in $T/NAME/
+enroll() {  # NAME: key + certificate in $T/NAME/ (EC P-256 keys: no RSA key generation)
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null
     "$PKISIM" client "${URL%/cgi-bin/pkiclient.exe}" enroll --key "$T/$1.key" --cn "$1" \
         --out "$T/$1" >"$T/$1.out" 2>&1 || fail "enroll $1: $(cat "$T/$1.out")"
 }
