@@ -85,13 +85,14 @@ bool add_cdp(X509* cert, const std::string& url) {
 // Issue 11 §2.9: authorityInfoAccess with an id-ad-ocsp and/or id-ad-caIssuers URI (RFC 5280
 // §4.2.2.1), from structures like the CDP.
 bool add_aia(X509* cert, const std::string& ocsp_url, const std::string& ca_issuers_url) {
-    using aia_ptr = std::unique_ptr<AUTHORITY_INFO_ACCESS,
-                                    openssl_deleter<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>>;
+    using aia_ptr =
+        std::unique_ptr<AUTHORITY_INFO_ACCESS,
+                        openssl_deleter<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>>;
     aia_ptr aia{AUTHORITY_INFO_ACCESS_new()};
     if (!aia)
         return false;
-    for (const auto& [nid, url] : {std::pair{NID_ad_OCSP, &ocsp_url},
-                                   std::pair{NID_ad_ca_issuers, &ca_issuers_url}}) {
+    for (const auto& [nid, url] :
+         {std::pair{NID_ad_OCSP, &ocsp_url}, std::pair{NID_ad_ca_issuers, &ca_issuers_url}}) {
         if (url->empty())
             continue;
         ACCESS_DESCRIPTION* ad = ACCESS_DESCRIPTION_new();

@@ -73,8 +73,7 @@ void enrollment_engine::check_clock() {
                             "--allow-clock-backwards (certificates then start no earlier than "
                             "their CA's notBefore)",
                             timers::to_iso8601(now), options_.data_dir.string(),
-                            timers::to_iso8601(*seen), behind.count(),
-                            timers::to_iso8601(*seen)));
+                            timers::to_iso8601(*seen), behind.count(), timers::to_iso8601(*seen)));
         }
         if (options_.event_log) {
             options_.event_log(fmt::format(

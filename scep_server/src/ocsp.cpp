@@ -54,9 +54,9 @@ std::string meta_key(std::string_view what, int generation) {
 // A responder certificate for `ca` (RFC 6960 §4.2.2.2): CA:FALSE, keyUsage digitalSignature,
 // extendedKeyUsage id-kp-OCSPSigning, id-pkix-ocsp-nocheck (clients need not check its own
 // status), SKI/AKI.
-tl::expected<x509_ptr, std::string> make_responder_cert(X509* ca, EVP_PKEY* ca_key,
-                                                        EVP_PKEY* key, std::uint64_t serial,
-                                                        time_point from, time_point to,
+tl::expected<x509_ptr, std::string> make_responder_cert(X509* ca, EVP_PKEY* ca_key, EVP_PKEY* key,
+                                                        std::uint64_t serial, time_point from,
+                                                        time_point to,
                                                         std::string_view server_name) {
     x509_ptr cert{X509_new()};
     x509_name_ptr subject{X509_NAME_new()};
@@ -79,12 +79,9 @@ tl::expected<x509_ptr, std::string> make_responder_cert(X509* ca, EVP_PKEY* ca_k
     X509V3_set_ctx(&ctx, ca, cert.get(), nullptr, nullptr, 0);
     // Our literals only (openssl.cnf syntax), never user text.
     const std::pair<int, const char*> exts[] = {
-        {NID_basic_constraints, "critical,CA:FALSE"},
-        {NID_key_usage, "critical,digitalSignature"},
-        {NID_ext_key_usage, "OCSPSigning"},
-        {NID_id_pkix_OCSP_noCheck, "ignored"},
-        {NID_subject_key_identifier, "hash"},
-        {NID_authority_key_identifier, "keyid"},
+        {NID_basic_constraints, "critical,CA:FALSE"}, {NID_key_usage, "critical,digitalSignature"},
+        {NID_ext_key_usage, "OCSPSigning"},           {NID_id_pkix_OCSP_noCheck, "ignored"},
+        {NID_subject_key_identifier, "hash"},         {NID_authority_key_identifier, "keyid"},
     };
     for (const auto& [nid, value] : exts) {
         x509_extension_ptr ext{X509V3_EXT_conf_nid(nullptr, &ctx, nid, value)};
@@ -183,8 +180,8 @@ void ocsp_responder::ensure_responder(generation& g, time_point now) {
 
 http_answer ocsp_responder::answer(byte_view der, time_point now) {
     const unsigned char* p = der.data();
-    ocsp_request_ptr req{der.empty() ? nullptr
-                                     : d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(der.size()))};
+    ocsp_request_ptr req{
+        der.empty() ? nullptr : d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(der.size()))};
     if (!req || p != der.data() + der.size()) {
         drain_openssl_errors();
         return ocsp_answer(ocsp_malformed_response(),
@@ -192,9 +189,9 @@ http_answer ocsp_responder::answer(byte_view der, time_point now) {
     }
     const int count = OCSP_request_onereq_count(req.get());
     if (count <= 0 || count > max_certids) {
-        return ocsp_answer(ocsp_malformed_response(),
-                           fmt::format("OCSP malformedRequest: {} CertIDs (1..{})", count,
-                                       max_certids));
+        return ocsp_answer(
+            ocsp_malformed_response(),
+            fmt::format("OCSP malformedRequest: {} CertIDs (1..{})", count, max_certids));
     }
     refresh_generations();
     ocsp_basicresp_ptr bs{OCSP_BASICRESP_new()};
@@ -313,11 +310,11 @@ http_answer ocsp_responder::answer(byte_view der, time_point now) {
         return ocsp_answer(status_only_response(OCSP_RESPONSE_STATUS_INTERNALERROR),
                            "OCSP internalError: encode");
     }
-    return ocsp_answer(response_der(resp.get()),
-                       fmt::format("OCSP {} (signed by {}{})", summary,
-                                   sign_cert == signer->cert.get() ? "CA generation "
-                                                                   : "responder of generation ",
-                                   signer->id));
+    return ocsp_answer(
+        response_der(resp.get()),
+        fmt::format("OCSP {} (signed by {}{})", summary,
+                    sign_cert == signer->cert.get() ? "CA generation " : "responder of generation ",
+                    signer->id));
 }
 
 }  // namespace pkisim::scep

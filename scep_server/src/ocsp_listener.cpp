@@ -65,7 +65,8 @@ void server::impl::do_ocsp_accept() {
             return;
         if (ec == net::error::no_descriptors || ec.value() == ENFILE) {
             // Out of descriptors: retry later rather than spin (the SCEP side sheds load).
-            auto wait = std::make_shared<net::steady_timer>(net_ctx, std::chrono::milliseconds{100});
+            auto wait =
+                std::make_shared<net::steady_timer>(net_ctx, std::chrono::milliseconds{100});
             wait->async_wait([this, wait](boost::system::error_code e) {
                 if (!e)
                     do_ocsp_accept();

@@ -375,7 +375,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
         auto& engine = *srv_.engine;
         if (req.method() == http::verb::post) {
             const auto type = req[http::field::content_type];
-            if (!type.empty() && !iequals(type.substr(0, type.find(';')), "application/ocsp-request"))
+            if (!type.empty() &&
+                !iequals(type.substr(0, type.find(';')), "application/ocsp-request"))
                 return send_plain(415, "expected Content-Type: application/ocsp-request\n");
             if (req.body().empty())
                 return send_plain(400, "empty OCSP request\n");
@@ -404,8 +405,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
                 int cls = 0;
                 const int r = ASN1_get_object(&p, &len, &tag, &cls, static_cast<long>(d->size()));
                 ERR_clear_error();
-                if (r == V_ASN1_CONSTRUCTED &&
-                    p + len == d->data() + d->size()) {
+                if (r == V_ASN1_CONSTRUCTED && p + len == d->data() + d->size()) {
                     der = std::move(d);
                     break;
                 }

@@ -266,8 +266,9 @@ store::store(const std::filesystem::path& file) {
     // Issue 11 §2.9: the revocation reason, added to databases made before it existed.
     bool has_reason = false;
     {
-        statement s{db_, "SELECT 1 FROM pragma_table_info('certificates') "
-                         "WHERE name = 'revocation_reason'"};
+        statement s{db_,
+                    "SELECT 1 FROM pragma_table_info('certificates') "
+                    "WHERE name = 'revocation_reason'"};
         has_reason = s.step();
     }
     if (!has_reason)

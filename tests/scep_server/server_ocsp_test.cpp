@@ -113,9 +113,8 @@ bool verifies(OCSP_BASICRESP* bs, X509* anchor, time_point at) {
     x509_store_ptr store{X509_STORE_new()};
     X509_STORE_add_cert(store.get(), anchor);
     X509_VERIFY_PARAM* param = X509_STORE_get0_param(store.get());
-    X509_VERIFY_PARAM_set_time(param, std::chrono::duration_cast<std::chrono::seconds>(
-                                          at.time_since_epoch())
-                                          .count());
+    X509_VERIFY_PARAM_set_time(
+        param, std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch()).count());
     const int r = OCSP_basic_verify(bs, nullptr, store.get(), 0);
     ERR_clear_error();
     return r == 1;
@@ -148,8 +147,7 @@ struct ocsp_fixture {
         std::array<X509*, 2> trusted{ca(), engine->shadow_certificate()};
         auto rep = decode_cert_rep(as_bytes(a.body), c.self_signed.get(), c.key,
                                    std::span{trusted.data(), trusted[1] ? 2u : 1u});
-        EXPECT_TRUE(rep && rep->status == pki_status::success && !rep->certs.empty())
-            << a.detail;
+        EXPECT_TRUE(rep && rep->status == pki_status::success && !rep->certs.empty()) << a.detail;
         return rep && !rep->certs.empty() ? std::move(rep->certs.front()) : nullptr;
     }
     admin_result admin(std::string_view line) { return engine->admin(line); }
@@ -238,8 +236,8 @@ TEST(ocsp, good_then_revoked_with_time_and_reason_unknown_for_foreign_and_unissu
     ASN1_INTEGER_set_uint64(sn.get(), serial1);
     ASSERT_EQ(X509_CRL_get0_by_serial(crl->get(), &entry, sn.get()), 1);
     std::unique_ptr<ASN1_ENUMERATED, openssl_deleter<ASN1_ENUMERATED, ASN1_ENUMERATED_free>> code{
-        static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr,
-                                                               nullptr))};
+        static_cast<ASN1_ENUMERATED*>(
+            X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr, nullptr))};
     ASSERT_TRUE(code);
     EXPECT_EQ(ASN1_ENUMERATED_get(code.get()), 1);  // keyCompromise
     // Without a reason: revoked, no reason; an unknown reason is refused.
@@ -351,9 +349,9 @@ TEST(ocsp, malformed_requests_get_malformed_request_and_the_responder_keeps_answ
     std::vector<bytes> bad = {
         {},
         {0x30},
-        {0x30, 0x00},                             // no tbsRequest
+        {0x30, 0x00},  // no tbsRequest
         {0xFF, 0xFF, 0xFF, 0xFF},
-        bytes(good.begin(), good.end() - 1),      // truncated
+        bytes(good.begin(), good.end() - 1),  // truncated
     };
     bytes trailing = good;
     trailing.push_back(0);
