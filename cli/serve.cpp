@@ -2,7 +2,8 @@
 // `pkisim ca --data DIR COMMAND...`: operator commands sent to it over DIR/admin.sock.
 // Exit codes: 0 success, 1 command failed, 2 usage or configuration error, 3 cannot listen (port
 // in use) or no server on DIR, 4 wrong passphrase, 5 the data folder belongs to another CA,
-// 6 store failure (scep_server/include/pkisim/scep/service.hpp exit_status).
+// 6 store failure, 7 the clock is earlier than the data folder has seen (issue 11 §2.7)
+// (scep_server/include/pkisim/scep/service.hpp exit_status).
 #include <termios.h>
 #include <unistd.h>
 
@@ -73,6 +74,13 @@ struct serve_options {
     std::size_t max_open = 0;  // 0 = from the descriptor limit
     std::size_t max_body_memory_mib = 64;
     // --- end issue 13
+    // --- issue 11 §2.9 (OCSP) and §2.7 (clock)
+    std::string ocsp_listen;
+    bool ocsp_responder_cert = false;
+    std::string aia_ocsp_url;
+    std::string aia_ca_issuers_url;
+    bool allow_clock_backwards = false;
+    // --- end issue 11 §2.9/§2.7
 };
 
 // The limiter flags, checked with messages that say what to fix. nullopt = error printed.
@@ -212,6 +220,14 @@ int run_serve(const serve_options& o) {
     http.body_memory_limit = o.max_body_memory_mib * 1024 * 1024;
     http.timeout_policy = cfg->http.timeouts;
     // --- end issue 13
+    // --- issue 11 §2.9: OCSP responder (CA mode only)
+    if (!o.ocsp_listen.empty() && srv->mode_ra) {
+        std::cerr << "pkisim serve: --ocsp-listen: the OCSP responder is the CA's (the RA knows "
+                     "no revocations); run it on the issuing CA\n";
+        return 2;
+    }
+    http.ocsp_listen = o.ocsp_listen;
+    // --- end issue 11 §2.9
 
     std::unique_ptr<timers::clock> base = std::make_unique<timers::system_clock>();
     std::unique_ptr<timers::clock> warped;
@@ -241,6 +257,12 @@ int run_serve(const serve_options& o) {
         e.key_type = o.key_type;
         e.ec_curve = o.ec_curve;
         // --- end certificate policy
+        // --- issue 11 §2.9 (OCSP, AIA) and §2.7 (clock)
+        e.aia_ocsp_url = o.aia_ocsp_url;
+        e.aia_ca_issuers_url = o.aia_ca_issuers_url;
+        e.ocsp_delegated_responder = o.ocsp_responder_cert;
+        e.allow_clock_backwards = o.allow_clock_backwards;
+        // --- end issue 11 §2.9/§2.7
         if (!o.challenge_file.empty()) {
             e.challenge = first_line_of_file(o, o.challenge_file);
         } else if (const char* env = std::getenv("PKISIM_CHALLENGE")) {
@@ -285,6 +307,13 @@ int run_serve(const serve_options& o) {
                          srv->name, scep::subject_string(s.engine().ca_certificate()),
                          s.local_address(), s.admin_socket_path().string())
                   << std::endl;
+        if (!s.ocsp_address().empty()) {
+            std::cout << fmt::format("pkisim serve: OCSP responder on http://{}/ ({})",
+                                     s.ocsp_address(),
+                                     o.ocsp_responder_cert ? "signed by a delegated responder"
+                                                           : "signed by the CA")
+                      << std::endl;
+        }
         if (!s.metrics_address().empty()) {
             std::cout << fmt::format("pkisim serve: metrics on http://{}/metrics",
                                      s.metrics_address())
@@ -452,10 +481,37 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
         ->capture_default_str();
     // --- end issue 13 options
+    // --- issue 11 §2.9 (OCSP, AIA) and §2.7 (clock); README "OCSP responder"
+    serve
+        ->add_option("--ocsp-listen", o->ocsp_listen,
+                     "ADDRESS:PORT of an OCSP responder (RFC 6960: POST application/"
+                     "ocsp-request, GET /BASE64) for every CA generation; CA mode only")
+        ->group("OCSP");
+    serve
+        ->add_flag("--ocsp-responder-cert", o->ocsp_responder_cert,
+                   "Sign OCSP answers with a delegated responder certificate (id-kp-OCSPSigning, "
+                   "issued by each CA generation, kept in DATA) instead of the CA key")
+        ->group("OCSP");
+    serve
+        ->add_option("--aia-ocsp-url", o->aia_ocsp_url,
+                     "Write authorityInfoAccess OCSP URI into issued certificates, e.g. "
+                     "http://ca.lab:8081/")
+        ->group("OCSP");
+    serve
+        ->add_option("--aia-ca-issuers-url", o->aia_ca_issuers_url,
+                     "Also write an authorityInfoAccess caIssuers URI (where the CA certificate "
+                     "is), e.g. http://ca.lab:8080/cgi-bin/pkiclient.exe?operation=GetCACert")
+        ->group("OCSP");
+    serve->add_flag(
+        "--allow-clock-backwards", o->allow_clock_backwards,
+        "Start although the clock is earlier than the latest time the data folder has seen "
+        "(else exit 7); certificates are then dated no earlier than their CA's notBefore");
+    // --- end issue 11 §2.9/§2.7
     serve->footer(
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad configuration, 3 port in use or another "
         "server on this data folder, 4 wrong passphrase, 5 data folder of another CA, 6 store "
-        "error.");
+        "error, 7 the clock is earlier than the latest time the data folder has seen (a restart "
+        "with an earlier --clock-start after a warped run; --allow-clock-backwards overrides).");
     serve->callback([o, &exit_code] { exit_code = run_serve(*o); });
 
     auto data = std::make_shared<std::string>();
@@ -464,8 +520,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         "ca", "Operator commands for a running `pkisim serve` (over DATA/admin.sock)");
     ca->add_option("--data", *data, "Data folder of the running server")->required();
     ca->add_option("command", *words,
-                   "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
-                   "rollover [cancel], show server|requests|certificates|timers|http|metrics")
+                   "grant all|ID, reject all|ID, revoke SERIAL [REASON], password generate "
+                   "[MINUTES], rollover [cancel], show server|requests|certificates|timers|http|"
+                   "metrics")
         ->required();
     ca->footer(
         "Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "

@@ -17,6 +17,7 @@
 
 #include "engine_text.hpp"
 #include "enrollment_core.hpp"
+#include "ocsp.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/key_protection.hpp"
 #include "pkisim/timers/timeline.hpp"
@@ -216,6 +217,9 @@ ca_engine::ca_engine(engine_options options, const timers::clock& clock)
             migrate_key_encryption(*store_, options_.passphrase);  // issue 13 §4
             load_ca();
         }
+        // Issue 11 §2.7: after the foreign-folder and passphrase checks, before anything is
+        // dated (CRL, switchover).
+        check_clock();
         // Issue 13 §2: a kill -9 between a certificate's commit and its file.
         if (options_.server.db_level == timers::database_level::complete)
             store_->repair_certificate_files(options_.data_dir);
@@ -347,7 +351,7 @@ void ca_engine::refresh_crl(time_point now) {
     const time_point generation_start = not_before(ca_.cert.get());
     for (const auto& c : store_->revoked()) {
         if (c.not_after > generation_start)
-            entries.push_back({c.serial, *c.revoked_at});
+            entries.push_back({c.serial, *c.revoked_at, c.revocation_reason});
     }
     const auto next = now + options_.server.crl_lifetime;  // `lifetime crl`
     auto crl = make_crl(ca_.cert.get(), ca_.key.get(), entries, now, next,
@@ -622,6 +626,19 @@ bool ca_engine::is_resource(std::string_view target) const {
     return false;
 }
 
+http_answer ca_engine::ocsp(byte_view der) {
+    // Issue 11 §2.9 (ocsp.hpp): every CA generation this store holds, answered from the store.
+    const time_point now = clock_.now();
+    before(now);
+    if (!ocsp_)
+        ocsp_ = std::make_unique<ocsp_responder>(*store_, options_, [this](int generation) {
+            if (generation == ca_.generation)
+                return ca_.key.get();
+            return shadow_ && generation == shadow_->generation ? shadow_->key.get() : nullptr;
+        });
+    return ocsp_->answer(der, now);
+}
+
 http_answer ca_engine::resource(std::string_view target) {
     before(clock_.now());
     if (!is_resource(target))
@@ -656,7 +673,10 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
                         options_.server.cert_lifetime,
                         {not_before(issuer.cert.get()), not_after(issuer.cert.get())})
                   // Rule 2: notBefore = grant time, notAfter truncated at the CA's notAfter.
-                  : timers::issued_validity(options_.server.cert_lifetime, now,
+                  // Issue 11 §2.7: never before the CA's notBefore (a clock that went back,
+                  // --allow-clock-backwards).
+                  : timers::issued_validity(options_.server.cert_lifetime,
+                                            std::max(now, not_before(issuer.cert.get())),
                                             not_after(issuer.cert.get()));
     if (validity.not_after <= validity.not_before) {
         error_text = "the CA certificate has expired";
@@ -666,6 +686,8 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     o.validity = validity;
     o.hash = options_.server.hash;
     o.cdp_url = options_.server.cdp_url;
+    o.aia_ocsp_url = options_.aia_ocsp_url;  // issue 11 §2.9
+    o.aia_ca_issuers_url = options_.aia_ca_issuers_url;
     // Issue 11 §2.4: the server's `eku` wins; without one, a requested extendedKeyUsage is
     // copied. subjectAltName is copied (the renewal rule keeps it); everything else requested
     // (basicConstraints CA:TRUE, keyUsage, nameConstraints, ...) is never copied.
@@ -707,8 +729,19 @@ void ca_engine::add_commands() {
         return admin_result{ok, std::move(text)};
     });
     core_->add_command("revoke", [this](std::span<const std::string_view> a, time_point now) {
-        if (a.size() != 1)
-            return admin_result{false, "% Usage: revoke SERIAL\n"};
+        // IOS: `revoke SERIAL`. pkisim addition (issue 11 §2.9): an optional RFC 5280 reason,
+        // written into the CRL entry and answered by OCSP.
+        std::optional<int> reason;
+        if (a.size() == 2) {
+            reason = crl_reason_from_name(a[1]);
+            if (!reason) {
+                return admin_result{false, fmt::format("% Unknown revocation reason '{}' (one of "
+                                                       "{})\n",
+                                                       a[1], crl_reason_names())};
+            }
+        }
+        if (a.size() != 1 && a.size() != 2)
+            return admin_result{false, "% Usage: revoke SERIAL [REASON]\n"};
         // IOS `revoke SERIAL` takes hex (what `show ... certificates` prints); accept 0x too.
         auto text = a[0];
         if (text.size() > 2 && (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X"))
@@ -718,7 +751,7 @@ void ca_engine::add_commands() {
                        (shadow_ && serial_u64(shadow_->cert.get()) == *serial))) {
             return admin_result{false, "% The CA certificate cannot be revoked by its own CRL\n"};
         }
-        if (!serial || !store_->revoke(*serial, now))
+        if (!serial || !store_->revoke(*serial, now, reason))
             return admin_result{false,
                                 fmt::format("% Certificate with serial {} not found\n", a[0])};
         refresh_crl(now);

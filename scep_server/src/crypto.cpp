@@ -26,6 +26,8 @@ tl::unexpected<std::error_code> fail(error e) {
     return tl::unexpected(make_error_code(e));
 }
 
+using asn1_enumerated_ptr =
+    std::unique_ptr<ASN1_ENUMERATED, openssl_deleter<ASN1_ENUMERATED, ASN1_ENUMERATED_free>>;
 using general_names_ptr =
     std::unique_ptr<GENERAL_NAMES, openssl_deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 using crl_dist_points_ptr =
@@ -78,6 +80,38 @@ bool add_cdp(X509* cert, const std::string& url) {
     }
     return X509_add1_ext_i2d(cert, NID_crl_distribution_points, points.get(), 0,
                              X509V3_ADD_DEFAULT) == 1;
+}
+
+// Issue 11 §2.9: authorityInfoAccess with an id-ad-ocsp and/or id-ad-caIssuers URI (RFC 5280
+// §4.2.2.1), from structures like the CDP.
+bool add_aia(X509* cert, const std::string& ocsp_url, const std::string& ca_issuers_url) {
+    using aia_ptr =
+        std::unique_ptr<AUTHORITY_INFO_ACCESS,
+                        openssl_deleter<AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free>>;
+    aia_ptr aia{AUTHORITY_INFO_ACCESS_new()};
+    if (!aia)
+        return false;
+    for (const auto& [nid, url] :
+         {std::pair{NID_ad_OCSP, &ocsp_url}, std::pair{NID_ad_ca_issuers, &ca_issuers_url}}) {
+        if (url->empty())
+            continue;
+        ACCESS_DESCRIPTION* ad = ACCESS_DESCRIPTION_new();
+        ASN1_IA5STRING* uri = ASN1_IA5STRING_new();
+        if (ad == nullptr || uri == nullptr ||
+            ASN1_STRING_set(uri, url->data(), static_cast<int>(url->size())) != 1) {
+            ACCESS_DESCRIPTION_free(ad);
+            ASN1_IA5STRING_free(uri);
+            return false;
+        }
+        ASN1_OBJECT_free(ad->method);
+        ad->method = OBJ_nid2obj(nid);
+        GENERAL_NAME_set0_value(ad->location, GEN_URI, uri);
+        if (sk_ACCESS_DESCRIPTION_push(aia.get(), ad) <= 0) {
+            ACCESS_DESCRIPTION_free(ad);
+            return false;
+        }
+    }
+    return X509_add1_ext_i2d(cert, NID_info_access, aia.get(), 0, X509V3_ADD_DEFAULT) == 1;
 }
 
 bool set_serial(X509* cert, std::uint64_t serial) {
@@ -486,6 +520,10 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr_in
     if (!options.cdp_url.empty() && !add_cdp(cert.get(), options.cdp_url)) {
         return fail(error::internal);
     }
+    if ((!options.aia_ocsp_url.empty() || !options.aia_ca_issuers_url.empty()) &&
+        !add_aia(cert.get(), options.aia_ocsp_url, options.aia_ca_issuers_url)) {
+        return fail(error::internal);
+    }
     if (X509_sign(cert.get(), ca_key, md) <= 0) {
         return fail(error::bad_key);
     }
@@ -516,8 +554,20 @@ tl::expected<x509_crl_ptr, std::error_code> make_crl(X509* ca_cert, EVP_PKEY* ca
         const asn1_time_ptr when = to_asn1_time(r.revoked_at);
         if (entry == nullptr || !serial || ASN1_INTEGER_set_uint64(serial.get(), r.serial) != 1 ||
             X509_REVOKED_set_serialNumber(entry, serial.get()) != 1 ||
-            X509_REVOKED_set_revocationDate(entry, when.get()) != 1 ||
-            X509_CRL_add0_revoked(crl.get(), entry) != 1) {
+            X509_REVOKED_set_revocationDate(entry, when.get()) != 1) {
+            X509_REVOKED_free(entry);
+            return fail(error::internal);
+        }
+        if (r.reason) {
+            // RFC 5280 §5.3.1: the entry's reasonCode, the same code OCSP answers with.
+            asn1_enumerated_ptr code{ASN1_ENUMERATED_new()};
+            if (!code || ASN1_ENUMERATED_set(code.get(), *r.reason) != 1 ||
+                X509_REVOKED_add1_ext_i2d(entry, NID_crl_reason, code.get(), 0, 0) != 1) {
+                X509_REVOKED_free(entry);
+                return fail(error::internal);
+            }
+        }
+        if (X509_CRL_add0_revoked(crl.get(), entry) != 1) {
             X509_REVOKED_free(entry);
             return fail(error::internal);
         }
@@ -538,6 +588,40 @@ tl::expected<x509_crl_ptr, std::error_code> make_crl(X509* ca_cert, EVP_PKEY* ca
         return fail(error::bad_key);
     }
     return crl;
+}
+
+namespace {
+// RFC 5280 §5.3.1 (value 7 is unused; 0 unspecified and 8 removeFromCRL are not offered).
+constexpr std::pair<std::string_view, int> crl_reasons[] = {
+    {"keyCompromise", 1},      {"cACompromise", 2},         {"affiliationChanged", 3},
+    {"superseded", 4},         {"cessationOfOperation", 5}, {"certificateHold", 6},
+    {"privilegeWithdrawn", 9}, {"aACompromise", 10},
+};
+}  // namespace
+
+std::optional<int> crl_reason_from_name(std::string_view name) {
+    for (const auto& [n, code] : crl_reasons) {
+        if (n.size() == name.size() &&
+            std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) ==
+                       std::tolower(static_cast<unsigned char>(b));
+            }))
+            return code;
+    }
+    return std::nullopt;
+}
+
+std::string_view crl_reason_names() {
+    return "keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, "
+           "certificateHold, privilegeWithdrawn, aACompromise";
+}
+
+std::string_view crl_reason_name(int code) {
+    for (const auto& [n, c] : crl_reasons) {
+        if (c == code)
+            return n;
+    }
+    return code == 0 ? "unspecified" : code == 8 ? "removeFromCRL" : "?";
 }
 
 bool crl_lists(const X509_CRL* crl, std::uint64_t serial) {

@@ -6,8 +6,34 @@
 
 #include "engine_text.hpp"
 #include "enrollment_core.hpp"
+#include "pkisim/scep/crypto.hpp"
 
 namespace pkisim::scep {
+
+namespace {
+
+// A clock step back smaller than this (NTP) is not refused; the issuance floor (a certificate
+// never starts before its CA's notBefore) covers it anyway.
+constexpr timers::duration clock_backwards_tolerance = std::chrono::seconds{2};
+
+// Issue 11 §2.7: the latest instant this data folder has seen: the recorded high-water mark,
+// and the active CA generation's notBefore (a switchover happens at or after it, and may come
+// less than a tick before a kill).
+std::optional<time_point> latest_time_seen(store& db) {
+    auto seen = db.clock_high_water();
+    for (const auto& g : db.ca_generations()) {
+        if (g.state != ca_state::active)
+            continue;
+        if (auto cert = x509_from_der(g.cert_der)) {
+            const auto nb = not_before(cert->get());
+            if (!seen || nb > *seen)
+                seen = nb;
+        }
+    }
+    return seen;
+}
+
+}  // namespace
 
 enrollment_engine::enrollment_engine(engine_options options, const timers::clock& clock)
     : options_(std::move(options)), clock_(clock) {}
@@ -37,6 +63,46 @@ void enrollment_engine::open_store() {
         throw startup_error(exit_status::store, fmt::format("data folder {}: {}",
                                                             options_.data_dir.string(), e.what()));
     }
+}
+
+void enrollment_engine::check_clock() {
+    const time_point now = clock_.now();
+    const auto seen = latest_time_seen(*store_);
+    if (seen && now + clock_backwards_tolerance < *seen) {
+        const auto behind = std::chrono::duration_cast<std::chrono::seconds>(*seen - now);
+        if (!options_.allow_clock_backwards) {
+            throw startup_error(
+                exit_status::clock_backwards,
+                fmt::format("the clock says {} but data folder {} has already seen {} ({} s "
+                            "later; a run on a warped clock?): certificates issued now would "
+                            "be dated before earlier ones or before their CA's notBefore. "
+                            "Start with --clock-start {} or later, or pass "
+                            "--allow-clock-backwards (certificates then start no earlier than "
+                            "their CA's notBefore)",
+                            timers::to_iso8601(now), options_.data_dir.string(),
+                            timers::to_iso8601(*seen), behind.count(), timers::to_iso8601(*seen)));
+        }
+        if (options_.event_log) {
+            options_.event_log(fmt::format(
+                "%PKISIM-4-CLOCK_BACKWARDS: the clock ({}) is {} s earlier than this data folder "
+                "has seen ({}); started with --allow-clock-backwards: certificates are dated no "
+                "earlier than their issuing CA's notBefore",
+                timers::to_iso8601(now), behind.count(), timers::to_iso8601(*seen)));
+        }
+    }
+    store_->raise_clock_high_water(now);
+    clock_recorded_ = now;
+}
+
+void enrollment_engine::record_clock(time_point now) {
+    // At most one durable write per minute of server time (the tick runs every real second; a
+    // real-clock server would otherwise fsync once a second for this alone). The mark may lag by
+    // that minute: a step back within it passes the start-up check, and the issuance floor (a
+    // certificate never starts before its CA's notBefore) still holds.
+    if (clock_recorded_ && now < *clock_recorded_ + std::chrono::minutes{1})
+        return;
+    store_->raise_clock_high_water(now);
+    clock_recorded_ = now;
 }
 
 http_answer enrollment_engine::get_ca_cert() {

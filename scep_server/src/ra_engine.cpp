@@ -186,6 +186,7 @@ ra_engine::ra_engine(engine_options options, const timers::clock& clock)
     try {
         identity_ = std::make_unique<ra_identity>(options_, tp_, subject_, *store_, clock_);
         identity_->load();
+        check_clock();  // issue 11 §2.7, after the key checks
         forwarder_ = std::make_unique<ra_forwarder>(*this);
         core_ = std::make_unique<enrollment_core>(*forwarder_, *store_, options_, clock_);
         add_commands();

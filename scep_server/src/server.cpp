@@ -54,6 +54,7 @@ server::impl::impl(engine_options e, http_options h, const timers::clock& c)
                        : std::max<std::size_t>(soft / 2, 1);
     }
     open_metrics_listener();
+    open_ocsp_listener();
     // Rollover events (shadow made, switchover) go to the access log as IOS syslog lines.
     e.event_log = [this](const std::string& line) {
         log(fmt::format("{} {}", timers::to_iso8601(clock.now()), line));
@@ -129,6 +130,7 @@ void server::impl::schedule_tick(std::chrono::milliseconds wait) {
         try {
             const auto now = clock.now();
             const auto next = engine->tick();
+            engine->record_clock(now);  // issue 11 §2.7: the store's clock high-water mark
             const auto real = clock.to_real(next - now);
             next_wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(real),
                                    std::chrono::milliseconds{1}, std::chrono::milliseconds{1000});
@@ -162,6 +164,7 @@ void server::start() {
         i.do_accept();
         i.do_admin_accept();
         i.do_metrics_accept();
+        i.do_ocsp_accept();
     });
     net::post(i.engine_ctx, [&i] { i.schedule_tick(); });
     i.engine_thread = std::thread([&i] { i.engine_ctx.run(); });
@@ -181,6 +184,7 @@ void server::stop() {
         i.acceptor.close(ec);
         i.admin_acceptor.close(ec);
         i.metrics_acceptor.close(ec);
+        i.ocsp_acceptor.close(ec);
         i.deaf_timer.cancel();
         i.accept_backoff_timer.cancel();
         i.release_held();
@@ -229,6 +233,13 @@ std::string server::metrics_address() const {
     if (!impl_->metrics_acceptor.is_open())
         return {};
     const auto ep = impl_->metrics_acceptor.local_endpoint();
+    return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+std::string server::ocsp_address() const {
+    if (!impl_->ocsp_acceptor.is_open())
+        return {};
+    const auto ep = impl_->ocsp_acceptor.local_endpoint();
     return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 

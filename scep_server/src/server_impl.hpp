@@ -2,6 +2,7 @@
 //   server_transport.cpp  one Beast HTTP session per accepted SCEP connection, query decoding;
 //   server_listener.cpp   the acceptor, the IOS limiter, deaf periods, descriptor limits;
 //   server_admin.cpp      DIR/admin.sock, /metrics, `show http`;
+//   ocsp_listener.cpp     the --ocsp-listen acceptor (sessions: server_transport.cpp);
 //   server.cpp            construction, threads, start/stop, the engine tick.
 // Everything here runs on the network thread unless it says otherwise (server.hpp: threads).
 #pragma once
@@ -72,6 +73,9 @@ struct server::impl {
     void open_metrics_listener();
     void do_metrics_accept();
     std::string metrics_text() const;
+    void open_ocsp_listener();  // ocsp_listener.cpp
+    void do_ocsp_accept();
+    std::size_t ocsp_open = 0;  // OCSP connections open (network thread)
     void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
     std::string show_http() const;
 
@@ -100,6 +104,7 @@ struct server::impl {
     tcp::acceptor acceptor;
     local::acceptor admin_acceptor;
     tcp::acceptor metrics_acceptor;
+    tcp::acceptor ocsp_acceptor{net_ctx};
     net::steady_timer deaf_timer;
     net::steady_timer tick_timer;
     net::steady_timer accept_backoff_timer{net_ctx};
@@ -121,6 +126,10 @@ bool iequals(std::string_view a, std::string_view b);
 void abort_close(tcp::socket& s);
 // Starts serving one accepted SCEP connection (server_transport.cpp).
 void start_http_session(server::impl& srv, tcp::socket socket);
+// The same session on the OCSP port: OCSP requests only, no IOS limiter (issue 11 §2.9).
+void start_ocsp_session(server::impl& srv, tcp::socket socket);
+// "ADDRESS:PORT" -> endpoint; throws startup_error(config) naming `what` (--metrics-listen...).
+tcp::endpoint parse_listen_endpoint(const std::string& text, std::string_view what);
 // Starts one operator command on DIR/admin.sock / one /metrics scrape (server_admin.cpp).
 void start_admin_session(server::impl& srv, local::socket socket);
 void start_metrics_session(server::impl& srv, tcp::socket socket);

@@ -3,6 +3,9 @@
 #include <array>
 #include <chrono>
 
+#include <openssl/asn1.h>
+#include <openssl/err.h>
+
 #include <date/date.h>
 #include <fmt/format.h>
 #include <boost/beast/core.hpp>
@@ -150,17 +153,24 @@ std::string_view operation_label(std::string_view op) {
     return "other";
 }
 
-// One HTTP connection (Beast listener/session split; all on the network thread).
+// One HTTP connection (Beast listener/session split; all on the network thread). The same
+// session serves the OCSP port (issue 11 §2.9, `ocsp`): no IOS limiter, no timeout-policy,
+// OCSP requests only.
 class http_session : public std::enable_shared_from_this<http_session> {
   public:
-    http_session(server::impl& srv, tcp::socket socket) : srv_(srv), stream_(std::move(socket)) {
+    http_session(server::impl& srv, tcp::socket socket, bool ocsp = false)
+        : srv_(srv), stream_(std::move(socket)), ocsp_(ocsp) {
         boost::system::error_code ec;
         const auto ep = stream_.socket().remote_endpoint(ec);
         peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
     }
     ~http_session() {
         release_body_memory();
-        srv_.closed(srv_.clock.now());
+        if (ocsp_) {
+            --srv_.ocsp_open;
+        } else {
+            srv_.closed(srv_.clock.now());
+        }
     }
     http_session(const http_session&) = delete;
     http_session& operator=(const http_session&) = delete;
@@ -174,7 +184,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     // timeout-policy (idle between requests, life since the accept). Zero: close now.
     std::chrono::milliseconds read_deadline() const {
         auto t = srv_.http.read_timeout;
-        if (const auto& p = srv_.http.timeout_policy) {
+        if (const auto& p = srv_.http.timeout_policy; p && !ocsp_) {
             if (served_ > 0)
                 t = std::min(t, std::chrono::milliseconds{std::chrono::seconds{p->idle_s}});
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -309,6 +319,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const auto q = parse_query(qpos == std::string_view::npos ? std::string_view{}
                                                                   : target.substr(qpos + 1));
         operation_ = q.operation.empty() ? "-" : q.operation;
+        if (ocsp_)
+            return handle_ocsp(std::move(req), target);
         // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
         if (req.method() == http::verb::get && srv_.engine->is_resource(target)) {
             return run_on_engine([&engine = *srv_.engine, t = std::string{target}] {
@@ -354,6 +366,59 @@ class http_session : public std::enable_shared_from_this<http_session> {
         return send_plain(400, fmt::format("unknown operation '{}'\n", q.operation));
     }
 
+    // RFC 6960 Appendix A.1: POST with the DER request as the body (application/ocsp-request),
+    // or GET {url}/{url-encoding of base64 of the DER}. The base URL's path is not known here
+    // (the AIA URL may have one) and '/' inside the base64 may come unescaped, so each suffix
+    // of the path that starts after a '/' is tried, longest first.
+    void handle_ocsp(http::request<body> req, std::string_view target) {
+        operation_ = "OCSP";
+        auto& engine = *srv_.engine;
+        if (req.method() == http::verb::post) {
+            const auto type = req[http::field::content_type];
+            if (!type.empty() &&
+                !iequals(type.substr(0, type.find(';')), "application/ocsp-request"))
+                return send_plain(415, "expected Content-Type: application/ocsp-request\n");
+            if (req.body().empty())
+                return send_plain(400, "empty OCSP request\n");
+            return run_on_engine(
+                [&engine, der = std::move(req.body())] { return engine.ocsp(der); });
+        }
+        if (req.method() != http::verb::get)
+            return send_plain(405, "method not allowed\n");  // Allow: GET, POST (send)
+        const auto path = percent_decode(target.substr(0, target.find('?')));
+        std::optional<bytes> der;
+        constexpr int max_tries = 16;
+        int tries = 0;
+        for (std::size_t from = 0; from != std::string::npos && tries < max_tries; ++tries) {
+            const auto slash = path.find('/', from);
+            if (slash == std::string::npos)
+                break;
+            const std::string_view candidate = std::string_view{path}.substr(slash + 1);
+            if (candidate.empty())
+                break;
+            // Structure check only (the engine parses for real): a DER SEQUENCE whose length
+            // covers the rest exactly.
+            if (auto d = lenient_base64_decode(candidate); d && d->size() >= 2 && (*d)[0] == 0x30) {
+                const unsigned char* p = d->data();
+                long len = 0;
+                int tag = 0;
+                int cls = 0;
+                const int r = ASN1_get_object(&p, &len, &tag, &cls, static_cast<long>(d->size()));
+                ERR_clear_error();
+                if (r == V_ASN1_CONSTRUCTED && p + len == d->data() + d->size()) {
+                    der = std::move(d);
+                    break;
+                }
+            }
+            from = slash + 1;
+        }
+        if (!der) {
+            return send_plain(400,
+                              "expected GET /BASE64-OF-DER-OCSPREQUEST (RFC 6960 A.1) or POST\n");
+        }
+        return run_on_engine([&engine, der = std::move(*der)] { return engine.ocsp(der); });
+    }
+
     template <typename Fn>
     void run_on_engine(Fn fn) {
         // Store calls and RSA work never run on the network thread.
@@ -386,7 +451,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void send(http_answer a) {
         const auto now = srv_.clock.now();
-        if (const auto& p = srv_.http.timeout_policy; p && keep_alive_) {
+        if (const auto& p = srv_.http.timeout_policy; p && keep_alive_ && !ocsp_) {
             // `requests N`: the Nth answer on a connection closes it; `life S`: so does any
             // answer after S seconds.
             if (served_ + 1 >= static_cast<std::size_t>(p->requests) ||
@@ -429,14 +494,18 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void on_write(beast::error_code ec) {
         ++served_;
-        ++srv_.counters.requests;
-        ++srv_.requests_by[{std::string{operation_label(operation_)}, status_}];
-        if (status_ < 300) {
-            ++srv_.counters.responses_2xx;
-        } else if (status_ < 500) {
-            ++srv_.counters.responses_4xx;
-        } else {
-            ++srv_.counters.responses_5xx;
+        // OCSP answers count under operation="OCSP" only (`show http` is the SCEP listener's).
+        ++srv_.requests_by[{ocsp_ ? std::string{"OCSP"} : std::string{operation_label(operation_)},
+                            status_}];
+        if (!ocsp_) {
+            ++srv_.counters.requests;
+            if (status_ < 300) {
+                ++srv_.counters.responses_2xx;
+            } else if (status_ < 500) {
+                ++srv_.counters.responses_4xx;
+            } else {
+                ++srv_.counters.responses_5xx;
+            }
         }
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started_)
@@ -494,9 +563,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
     std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
     std::size_t served_ = 0;    // answers written on this connection
     std::size_t reserved_ = 0;  // body memory reserved for the request being read
+    bool ocsp_ = false;         // the OCSP port's session (issue 11 §2.9)
 };
 
 }  // namespace
+
+void detail::start_ocsp_session(server::impl& srv, tcp::socket socket) {
+    ++srv.ocsp_open;  // the session's destructor takes it back
+    std::make_shared<http_session>(srv, std::move(socket), true)->run();
+}
 
 void detail::start_http_session(server::impl& srv, tcp::socket socket) {
     ++srv.open_sessions;  // the session's destructor calls closed()

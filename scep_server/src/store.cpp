@@ -194,7 +194,7 @@ request_record read_request(const statement& s) {
 }
 
 constexpr const char* certificate_columns =
-    "serial, der, subject, not_before, not_after, revoked_at, request_id";
+    "serial, der, subject, not_before, not_after, revoked_at, request_id, revocation_reason";
 
 certificate_record read_certificate(const statement& s) {
     certificate_record c;
@@ -207,6 +207,8 @@ certificate_record read_certificate(const statement& s) {
         c.revoked_at = from_ms(s.int64(5));
     if (!s.is_null(6))
         c.request_id = s.int64(6);
+    if (!s.is_null(7))
+        c.revocation_reason = static_cast<int>(s.int64(7));
     return c;
 }
 
@@ -261,6 +263,16 @@ store::store(const std::filesystem::path& file) {
     // Durable at COMMIT: a certificate a client received survives kill -9 and power loss.
     exec("PRAGMA synchronous=FULL");
     exec(schema);
+    // Issue 11 §2.9: the revocation reason, added to databases made before it existed.
+    bool has_reason = false;
+    {
+        statement s{db_,
+                    "SELECT 1 FROM pragma_table_info('certificates') "
+                    "WHERE name = 'revocation_reason'"};
+        has_reason = s.step();
+    }
+    if (!has_reason)
+        exec("ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER");
 }
 
 store::~store() {
@@ -402,14 +414,43 @@ std::vector<certificate_record> store::revoked() {
     return out;
 }
 
-bool store::revoke(std::uint64_t serial, time_point at) {
+bool store::revoke(std::uint64_t serial, time_point at, std::optional<int> reason) {
     if (!certificate(serial))
         return false;
     statement s{db_,
-                "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL"};
-    s.bind(1, to_ms(at)).bind(2, static_cast<std::int64_t>(serial));
+                "UPDATE certificates SET revoked_at = ?, revocation_reason = ? "
+                "WHERE serial = ? AND revoked_at IS NULL"};
+    s.bind(1, to_ms(at));
+    if (reason) {
+        s.bind(2, std::int64_t{*reason});
+    } else {
+        s.bind_null(2);
+    }
+    s.bind(3, static_cast<std::int64_t>(serial));
     s.step();
     return true;
+}
+
+std::optional<time_point> store::clock_high_water() {
+    const auto v = meta("clock_high_water_ms");
+    if (!v)
+        return std::nullopt;
+    std::int64_t ms = 0;
+    const auto* end = v->data() + v->size();
+    if (std::from_chars(v->data(), end, ms).ptr != end)
+        throw store_error(fmt::format("meta clock_high_water_ms is not a number: '{}'", *v));
+    return from_ms(ms);
+}
+
+void store::raise_clock_high_water(time_point t) {
+    // One statement, so it is atomic and durable on its own (synchronous=FULL); MAX keeps the
+    // mark from ever going down, whatever the caller passes.
+    statement s{db_,
+                "INSERT INTO meta (key, value) VALUES ('clock_high_water_ms', ?1) "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(MAX(CAST(value AS INTEGER), "
+                "CAST(?1 AS INTEGER)) AS TEXT) WHERE CAST(value AS INTEGER) < CAST(?1 AS INTEGER)"};
+    s.bind(1, std::to_string(to_ms(t)));
+    s.step();
 }
 
 std::int64_t store::add_request(const request_record& r) {

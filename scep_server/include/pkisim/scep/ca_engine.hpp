@@ -40,6 +40,7 @@
 namespace pkisim::scep {
 
 class ca_issuer;
+class ocsp_responder;
 
 class ca_engine final : public enrollment_engine {
   public:
@@ -62,6 +63,8 @@ class ca_engine final : public enrollment_engine {
     // path and query, GET operation=GetCRL.
     bool is_resource(std::string_view target) const override;
     http_answer resource(std::string_view target) override;
+    // Issue 11 §2.9: the OCSP responder (RFC 6960) for every CA generation (ocsp.hpp).
+    http_answer ocsp(byte_view der) override;
 
     // Facts for tests and the CLI.
     X509* ca_certificate() const override;
@@ -135,6 +138,7 @@ class ca_engine final : public enrollment_engine {
     // Earliest pending request expiry, re-read from the store only after requests changed.
     std::optional<time_point> next_expiry_;
     bool expiry_dirty_ = true;
+    std::unique_ptr<ocsp_responder> ocsp_;  // made at the first OCSP request
 };
 
 // "1094d23:34:30.810" / "5:54:30.810" / "48.241": IOS `show crypto pki timers` countdowns

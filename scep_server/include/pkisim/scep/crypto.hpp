@@ -97,6 +97,10 @@ struct issue_options {
     cert_profile profile = cert_profile::end_entity;
     // `cdp-url`: written as a CRL distribution point (URI) when not empty.
     std::string cdp_url;
+    // Issue 11 §2.9: authorityInfoAccess (RFC 5280 §4.2.2.1) with id-ad-ocsp and/or
+    // id-ad-caIssuers URIs, when not empty (end_entity and RA certificates).
+    std::string aia_ocsp_url;
+    std::string aia_ca_issuers_url;
     // Copy subjectAltName from the CSR's extensionRequest (end_entity only).
     bool copy_san = true;
     // Also copy extendedKeyUsage from the CSR (end_entity only). keyUsage, basicConstraints,
@@ -121,7 +125,15 @@ tl::expected<x509_ptr, std::error_code> issue_certificate(const X509_REQ* csr, X
 struct revoked_entry {
     std::uint64_t serial = 0;
     time_point revoked_at;
+    std::optional<int> reason;  // RFC 5280 §5.3.1 CRLReason; written as the entry's reasonCode
 };
+// RFC 5280 §5.3.1 CRLReason names as `revoke SERIAL REASON` takes them (keyCompromise,
+// cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold,
+// privilegeWithdrawn, aACompromise; case-insensitive; unspecified and removeFromCRL are not
+// offered) -> the code; nullopt when unknown. The list, for messages.
+std::optional<int> crl_reason_from_name(std::string_view name);
+std::string_view crl_reason_names();
+std::string_view crl_reason_name(int code);
 tl::expected<x509_crl_ptr, std::error_code> make_crl(X509* ca_cert, EVP_PKEY* ca_key,
                                                      std::span<const revoked_entry> revoked,
                                                      time_point this_update, time_point next_update,

@@ -41,6 +41,8 @@ class enrollment_engine : public scep_service {
     admin_result admin(std::string_view line) final;
 
     const engine_options& options() const final { return options_; }
+    // Issue 11 §2.7: raises the store's clock high-water mark (the server's tick).
+    void record_clock(time_point now) final;
     store& database() { return *store_; }
 
   protected:
@@ -48,6 +50,11 @@ class enrollment_engine : public scep_service {
 
     // Creates the data folder (owner only) and opens DIR/pkisim.db. Throws startup_error.
     void open_store();
+    // Issue 11 §2.7, called by each mode once its data is loaded (after the foreign-folder and
+    // passphrase checks, before anything is dated): throws startup_error(clock_backwards) when
+    // the clock is earlier than the folder has seen, unless options.allow_clock_backwards; then
+    // records the clock.
+    void check_clock();
 
     // What the mode supplies.
     // Run before every operation and command at `now` (the CA catches up on its rollover).
@@ -74,6 +81,11 @@ class enrollment_engine : public scep_service {
 
     engine_options options_;
     const timers::clock& clock_;
+
+  private:
+    std::optional<time_point> clock_recorded_;  // the last mark written (record_clock)
+
+  protected:
     std::unique_ptr<store> store_;
     std::unique_ptr<detail::enrollment_core> core_;
 };

@@ -65,6 +65,11 @@ struct http_options {
     // "ADDRESS:PORT" of an extra plain-HTTP listener that serves only GET /metrics (Prometheus
     // scraping); empty = none. Never the SCEP port, never behind the IOS limiter.
     std::string metrics_listen;
+    // Issue 11 §2.9: "ADDRESS:PORT" of the OCSP responder (RFC 6960 over HTTP: POST
+    // application/ocsp-request, GET /BASE64); empty = none. Its own port, not behind the IOS
+    // limiter, served by the same session code as SCEP; at most max_ocsp_open connections.
+    std::string ocsp_listen;
+    static constexpr std::size_t max_ocsp_open = 256;
     // Tests: called on the network thread for every limiter call, in order (see limiter_event).
     std::function<void(const limiter_event&)> limiter_trace;
 
@@ -127,6 +132,8 @@ class server {
     std::filesystem::path admin_socket_path() const;
     // "127.0.0.1:PORT" of the /metrics listener, empty when there is none.
     std::string metrics_address() const;
+    // "127.0.0.1:PORT" of the OCSP listener, empty when there is none.
+    std::string ocsp_address() const;
     scep_service& engine();
 
     struct impl;

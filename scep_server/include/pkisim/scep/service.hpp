@@ -33,6 +33,9 @@ enum class exit_status : int {
     wrong_passphrase = 4,  // the CA key does not decrypt with this passphrase
     foreign_data = 5,      // DIR holds another CA (different issuer-name or server name)
     store = 6,             // the database cannot be opened or is corrupt
+    // Issue 11 §2.7: the clock is earlier than the latest time this data folder has seen (a
+    // restart with an earlier --clock-start after a warped run); --allow-clock-backwards.
+    clock_backwards = 7,
 };
 
 class startup_error : public std::runtime_error {
@@ -74,6 +77,17 @@ struct engine_options {
     bool legacy_crypto = false;
     // scep-wire §1.5: the issued certificate only, by default; Cisco VPN clients want the CA too.
     bool include_ca_in_success = false;
+    // Issue 11 §2.7 (--allow-clock-backwards): start although the clock is earlier than the
+    // latest time the store has seen (exit_status::clock_backwards otherwise). Certificates are
+    // then dated no earlier than their issuing CA's notBefore.
+    bool allow_clock_backwards = false;
+    // Issue 11 §2.9: the authorityInfoAccess of issued certificates (--aia-ocsp-url,
+    // --aia-ca-issuers-url); empty = not written.
+    std::string aia_ocsp_url;
+    std::string aia_ca_issuers_url;
+    // --ocsp-responder-cert: OCSP answers are signed by a delegated responder certificate
+    // (id-kp-OCSPSigning, issued by each CA generation) instead of the CA key itself.
+    bool ocsp_delegated_responder = false;
     // Where the engine reports events worth a log line (shadow CA generated, switchover), as
     // IOS syslog does. Called on the engine thread. Empty = not reported.
     std::function<void(const std::string&)> event_log;
@@ -135,6 +149,15 @@ class scep_service {
     virtual http_answer resource(std::string_view /*target*/) {
         return {404, "text/plain", "not found\n", false, "no such resource"};
     }
+
+    // Issue 11 §2.9: one DER OCSPRequest (RFC 6960) in, an OCSPResponse out (the CA; the RA
+    // answers 404). Runs on the engine thread.
+    virtual http_answer ocsp(byte_view /*der*/) {
+        return {404, "text/plain", "no OCSP responder here (CA mode only)\n", false, "no OCSP"};
+    }
+    // Issue 11 §2.7: the server's tick reports the clock; the store keeps the latest time seen
+    // (durable), which a later start must not be earlier than.
+    virtual void record_clock(time_point /*now*/) {}
 
     // The issuing CA certificate as this service knows it (the RA: the upstream CA's).
     virtual X509* ca_certificate() const = 0;

@@ -60,6 +60,8 @@ struct certificate_record {
     time_point not_after{};
     std::optional<time_point> revoked_at;
     std::optional<std::int64_t> request_id;
+    // RFC 5280 §5.3.1 CRLReason code given at `revoke SERIAL REASON` (nullopt: none given).
+    std::optional<int> revocation_reason;
 };
 
 // active: signs now; shadow: the rollover CA (model rule 3) until the switchover (rule 7);
@@ -116,8 +118,14 @@ class store {
     std::optional<certificate_record> certificate(std::uint64_t serial);
     std::vector<certificate_record> certificates();
     std::vector<certificate_record> revoked();
-    // false when unknown; revoking twice keeps the first time.
-    bool revoke(std::uint64_t serial, time_point at);
+    // false when unknown; revoking twice keeps the first time (and reason).
+    bool revoke(std::uint64_t serial, time_point at, std::optional<int> reason = std::nullopt);
+
+    // Issue 11 §2.7: the latest server-clock instant this data folder has seen (durable; never
+    // lowered). nullopt for a folder that never recorded one.
+    std::optional<time_point> clock_high_water();
+    // Raises it to `t` when `t` is later; a no-op (no write) otherwise.
+    void raise_clock_high_water(time_point t);
 
     // Requests.
     std::int64_t add_request(const request_record& r);
