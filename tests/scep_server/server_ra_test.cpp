@@ -507,3 +507,67 @@ TEST(ra_mode, unreachable_ca_at_start_is_not_fatal_and_answers_503_within_bounds
 
 }  // namespace
 }  // namespace pkisim::scep
+
+namespace pkisim::scep {
+namespace {
+
+using namespace testing;
+
+// Issue 11 §2.1 in RA mode: the CA only sees the RA's signature, so the RA learns revocations
+// from the CA's CRL (GetCRL on every renewal). When the CA cannot be asked, the CRL fetched last
+// still counts until its nextUpdate; after that renewals are refused, never forwarded blind.
+TEST(ra_mode, renewals_through_the_ra_follow_the_cas_crl_even_when_the_ca_is_gone) {
+    ra_lab lab;
+    lab.start_ca(grant_mode::auto_grant);
+    lab.start_ra(grant_mode::auto_grant);
+    auto c = lab.client();
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    auto first = [&](std::string_view key, std::string_view cn) {
+        auto r = c.enroll(router(key, cn), caps, ca, no_polls());
+        EXPECT_TRUE(r && r->status == pki_status::success);
+        return r ? std::move(r->cert) : nullptr;
+    };
+    auto renew = [&](X509* cert, std::string_view key, std::string_view cn) {
+        enroll_request r = router(key, cn, std::nullopt);
+        r.renew_cert = cert;
+        r.renew_key = fixture_key(key);
+        return c.enroll(r, caps, ca, no_polls());
+    };
+    auto refused = [](const client_result<enroll_result>& r) {
+        return !r && r.error().code == client_error::scep_failure &&
+               r.error().failure == fail_info::bad_request;
+    };
+    const auto a = first("client1", "router1");
+    const auto b = first("client2", "router2");
+    const auto d = first("rollover1", "router3");
+    ASSERT_TRUE(a && b && d);
+
+    // The CA's CRL does not list a: the renewal is forwarded and issued.
+    auto a2 = renew(a.get(), "client1", "router1");
+    ASSERT_TRUE(a2) << a2.error().message();
+    ASSERT_EQ(a2->status, pki_status::success);
+    EXPECT_TRUE(
+        contains(admin_call(lab.ra_dir(), "show pkisim").text, "CA's CRL (renewal checks)"));
+
+    // Revoked at the CA, the RA not told: refused by the RA, nothing reaches the CA.
+    ASSERT_TRUE(admin_call(lab.ca_dir(), fmt::format("revoke {}", serial_hex(b.get()))).ok);
+    const auto issued_before = admin_call(lab.ca_dir(), "show certificates").text;
+    EXPECT_TRUE(refused(renew(b.get(), "client2", "router2")));
+    EXPECT_EQ(admin_call(lab.ca_dir(), "show certificates").text, issued_before);
+
+    // The CA goes away: the CRL fetched last still refuses b and lets d through (pending: the
+    // RA cannot forward it now).
+    lab.ca->stop();
+    EXPECT_TRUE(refused(renew(b.get(), "client2", "router2")));
+    auto d2 = renew(d.get(), "rollover1", "router3");
+    ASSERT_TRUE(d2) << d2.error().message();
+    EXPECT_EQ(d2->status, pki_status::pending);
+
+    // Past that CRL's nextUpdate (`lifetime crl`) nothing proves a2 good: refused.
+    lab.clock.advance(lab_server_config(grant_mode::auto_grant).crl_lifetime + timers::hours{1});
+    EXPECT_TRUE(refused(renew(a2->cert.get(), "client1", "router1")));
+}
+
+}  // namespace
+}  // namespace pkisim::scep
