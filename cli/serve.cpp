@@ -521,7 +521,8 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     ca->add_option("--data", *data, "Data folder of the running server")->required();
     ca->add_option("command", *words,
                    "grant all|ID, reject all|ID, revoke SERIAL [REASON], password generate "
-                   "[MINUTES], rollover [cancel], show server|requests|certificates|timers|http|"
+                   "[MINUTES], rollover [cancel], show server|requests|certificates|timers|"
+                   "pkisim|http|"
                    "metrics")
         ->required();
     ca->footer(

@@ -97,12 +97,12 @@ class ca_issuer final : public detail::signer_strategy {
                              X509_get_subject_name(ca_.ca_.cert.get())) == 0;
     }
 
-    bool revoked(X509* signer) override {
+    revocation_knowledge revocation(X509* signer, time_point /*now*/) override {
         const auto serial = serial_u64(signer);
-        if (!serial)
-            return false;
-        auto c = ca_.store_->certificate(*serial);
-        return c && c->revoked_at && c->der == to_der(signer);
+        auto c = serial ? ca_.store_->certificate(*serial) : std::nullopt;
+        const bool revoked = c && c->revoked_at && c->der == to_der(signer);
+        return {revoked ? revocation_knowledge::state::revoked : revocation_knowledge::state::good,
+                "the CA's database"};
     }
 
     bool is_ra_certificate(X509* signer) const override {
@@ -768,8 +768,10 @@ void ca_engine::add_commands() {
                 return admin_result{true, show_certificates()};
             if (a[0] == "timers")
                 return admin_result{true, show_timers(now)};
+            if (a[0] == "pkisim")
+                return admin_result{true, show_pkisim()};
         }
-        return admin_result{false, "% Usage: show server|requests|certificates|timers\n"};
+        return admin_result{false, "% Usage: show server|requests|certificates|timers|pkisim\n"};
     });
 }
 
@@ -787,7 +789,8 @@ std::string ca_engine::show_server(time_point now) {
     out += fmt::format("    CA certificate expiration timer: {}\n",
                        timers::to_ios_time(not_after(ca_.cert.get())));
     out += fmt::format("    CRL NextUpdate timer: {}\n", timers::to_ios_time(crl_next_update_));
-    out += fmt::format("    Current primary storage dir: {}\n", options_.data_dir.string());
+    // IOS prints the `database url` (default nvram:); the host folder is in `show pkisim`.
+    out += "    Current primary storage dir: nvram:\n";
     out += fmt::format("    Database Level: {}\n", db_level_text(s.db_level));
     if (s.auto_rollover) {
         out += fmt::format("    Auto-Rollover configured, overlap period {}\n",
@@ -815,11 +818,14 @@ std::string ca_engine::show_server(time_point now) {
 }
 
 std::string ca_engine::show_requests(time_point /*now*/) {
-    // ios-pki-research.md §1.3 layout. Research §1.3/§5: requests whose subject has
-    // OU=ioscs RA are RA certificate requests.
+    // ios-pki-research.md §1.3 layout, newest request first as in the IOS captures. Research
+    // §1.3/§5: requests whose subject has OU=ioscs RA are RA certificate requests.
     std::string ra_rows;
     std::string router_rows;
-    for (const auto& r : store_->requests()) {
+    auto requests = store_->requests();
+    std::sort(requests.begin(), requests.end(),
+              [](const request_record& a, const request_record& b) { return a.id > b.id; });
+    for (const auto& r : requests) {
         auto csr = x509_req_from_der(r.csr_der);
         const bool ra = csr && is_ra_subject(X509_REQ_get_subject_name(csr->get()));
         (ra ? ra_rows : router_rows) += request_row(r);
@@ -831,23 +837,38 @@ std::string ca_engine::show_requests(time_point /*now*/) {
 }
 
 std::string ca_engine::show_certificates() {
-    // ios-pki-research.md §1.3 layout.
+    // ios-pki-research.md §1.3 layout; subjects as IOS prints them (RDNs blank-separated).
     std::string out{certificate_header};
     for (const auto& c : store_->certificates()) {
-        out += certificate_row(fmt::format("{:X}", c.serial), c.not_before, c.not_after, c.subject,
-                               c.revoked_at ? " (revoked)" : "");
+        std::string subject = c.subject;
+        if (auto cert = x509_from_der(c.der))
+            subject = ios_name(X509_get_subject_name(cert->get()), ' ');
+        out += certificate_row(fmt::format("{:X}", c.serial), c.not_before, c.not_after, subject);
     }
     return out;
 }
 
 std::string ca_engine::show_timers(time_point now) {
-    // ios-pki-research.md §3.2 grammar: header, soonest timer, then one line per timer.
+    // ios-pki-research.md §3.2 grammar and section order: header, soonest timer, then one line
+    // per timer; sections without timers are left out.
     std::vector<timer_entry> pki;
     for (const auto& r : store_->requests()) {
         if (r.state == request_state::pending) {
             pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
         }
     }
+    // CS(name): the CA certificate's expiry alert; alerts stop once a rollover certificate that
+    // starts by the current one's end exists (research §2, S6).
+    std::vector<timer_entry> alerts;
+    if (!shadow_) {
+        if (auto t = timers::next_expiry_alert(not_after(ca_.cert.get()), now))
+            alerts.push_back({*t, fmt::format("CS({})", options_.server.name)});
+    }
+    // The CS's own trustpoint holds its CRL (research §3.2 fixture: `CRL EXPIRE cn=root`,
+    // `CRL UPDATE *cn=root` at the CRL's nextUpdate).
+    const auto issuer = ios_name(X509_get_subject_name(ca_.cert.get()), ',');
+    std::vector<timer_entry> crl{{crl_next_update_, fmt::format("CRL EXPIRE {}", issuer)},
+                                 {crl_next_update_, fmt::format("CRL UPDATE *{}", issuer)}};
     std::vector<timer_entry> cs{{crl_next_update_, "CS CRL UPDATE"}};
     // Research §3.2: CS SHADOW CERT GENERATION until the shadow exists, CS CERT EXPIRE at the
     // switchover.
@@ -855,7 +876,23 @@ std::string ca_engine::show_timers(time_point now) {
         cs.push_back({*t, "CS SHADOW CERT GENERATION"});
     cs.push_back({timers::switchover_time(not_after(ca_.cert.get())), "CS CERT EXPIRE"});
     return timer_section("PKI Timers", std::move(pki), now) +
+           timer_section("Expiry Alert Timers", std::move(alerts), now) +
+           timer_section("CRL Timers", std::move(crl), now) +
            timer_section("CS Timers", std::move(cs), now);
+}
+
+std::string ca_engine::show_pkisim() {
+    // What IOS does not print, kept out of the IOS layouts above.
+    std::string out = pkisim_section_title(options_.server.name);
+    out += fmt::format("    Data folder: {}\n", options_.data_dir.string());
+    out += fmt::format("    CA certificate file: {}\n", ca_pem_path().string());
+    out += fmt::format("    CRL file: {} (also at /crl/{}.crl)\n", crl_path().string(),
+                       options_.server.name);
+    std::string revoked;
+    for (const auto& c : store_->revoked())
+        revoked += fmt::format("{}{:X}", revoked.empty() ? "" : " ", c.serial);
+    out += fmt::format("    Revoked serials (hex): {}\n", revoked.empty() ? "none" : revoked);
+    return out;
 }
 
 }  // namespace pkisim::scep

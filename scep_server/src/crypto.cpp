@@ -322,6 +322,7 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
     struct entry {
         std::string key;
         std::string value;
+        bool same_rdn = false;  // joined to the previous entry by '+' (a multi-valued RDN)
     };
     std::vector<entry> entries;
     std::size_t pos = 0;
@@ -335,8 +336,10 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
     }
     pos += kw;
     std::string value;
+    bool same_rdn = false;
     for (;;) {
         bool next = false;
+        bool next_same_rdn = false;
         std::string next_key;
         std::size_t next_len = 0;
         while (pos < text.size()) {
@@ -345,6 +348,18 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
                 value += text[pos + 1];
                 pos += 2;
                 continue;
+            }
+            // A multi-valued RDN as IOS routers request it and IOS prints it
+            // ("serialNumber=67109104+hostname=R15.otus.ru", ios-pki-research.md §1.3): '+' then
+            // a keyword; any other '+' is part of the value.
+            if (c == '+') {
+                next_len = keyword_at(text, pos + 1, &next_key);
+                if (next_len != 0) {
+                    pos = pos + 1 + next_len;
+                    next = true;
+                    next_same_rdn = true;
+                    break;
+                }
             }
             if (c == ',' || is_blank(c)) {
                 // Look past separators for the next keyword.
@@ -368,7 +383,8 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
             value += c;
             ++pos;
         }
-        entries.push_back({key, trim(value)});
+        entries.push_back({key, trim(value), same_rdn});
+        same_rdn = next_same_rdn;
         if (!next) {
             break;
         }
@@ -395,7 +411,9 @@ tl::expected<x509_name_ptr, std::error_code> parse_dn(std::string_view text) {
         }
         const auto* data = reinterpret_cast<const unsigned char*>(e.value.data());
         const int len = static_cast<int>(e.value.size());
-        if (X509_NAME_add_entry_by_NID(name.get(), nid, type, data, len, -1, 0) != 1) {
+        // set -1: into the previous RDN (X509_NAME_add_entry(3)).
+        if (X509_NAME_add_entry_by_NID(name.get(), nid, type, data, len, -1, e.same_rdn ? -1 : 0) !=
+            1) {
             return fail(error::bad_dn);
         }
     }

@@ -6,8 +6,11 @@
 
 #include <date/date.h>
 #include <fmt/format.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "pkisim/scep/ca_engine.hpp"  // ios_countdown
 #include "pkisim/scep/codec.hpp"      // transaction_id_for
@@ -128,24 +131,106 @@ std::string request_section(std::string_view title, std::string_view rows) {
         title, rows);
 }
 
+namespace {
+struct ios_key {
+    int nid;
+    std::string_view name;
+};
+// The first seven are [OBS] in the captures (research §1.3, S13); l, st, ea, dc are our choice
+// (IOS `subject-name` keywords, lower case like the ones seen). Others: OpenSSL's short name.
+constexpr std::array<ios_key, 11> ios_keys = {{{NID_commonName, "cn"},
+                                               {NID_organizationName, "o"},
+                                               {NID_organizationalUnitName, "ou"},
+                                               {NID_countryName, "c"},
+                                               {NID_serialNumber, "serialNumber"},
+                                               {NID_pkcs9_unstructuredName, "hostname"},
+                                               {NID_pkcs9_unstructuredAddress, "ipaddress"},
+                                               {NID_localityName, "l"},
+                                               {NID_stateOrProvinceName, "st"},
+                                               {NID_pkcs9_emailAddress, "ea"},
+                                               {NID_domainComponent, "dc"}}};
+}  // namespace
+
+std::string ios_name(const X509_NAME* name, char separator) {
+    std::string out;
+    if (name == nullptr)
+        return out;
+    int previous_set = -1;
+    for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+        const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
+        const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        std::string key;
+        const auto* known = std::find_if(ios_keys.begin(), ios_keys.end(),
+                                         [&](const ios_key& k) { return k.nid == nid; });
+        if (known != ios_keys.end()) {
+            key = known->name;
+        } else if (nid != NID_undef) {
+            key = OBJ_nid2sn(nid);
+        } else {
+            std::array<char, 128> oid{};
+            OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()), X509_NAME_ENTRY_get_object(e), 1);
+            key = oid.data();
+        }
+        unsigned char* utf8 = nullptr;
+        const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+        std::string value;
+        if (len >= 0) {
+            value.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
+            OPENSSL_free(utf8);
+        } else {
+            ERR_clear_error();
+        }
+        const int set = X509_NAME_ENTRY_set(e);
+        if (i > 0)
+            out += set == previous_set ? '+' : separator;
+        previous_set = set;
+        out += key;
+        out += '=';
+        out += value;
+    }
+    return out;
+}
+
+std::string_view ios_request_state(request_state s) {
+    switch (s) {
+        case request_state::pending:
+            return "pending";
+        case request_state::granted:
+        case request_state::issued:
+            return "granted";
+        case request_state::rejected:
+            return "rejected";
+        case request_state::expired:
+            return "expired";
+    }
+    return "pending";
+}
+
 std::string request_row(const request_record& r) {
-    return fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, to_string(r.state), r.fingerprint, r.subject);
+    std::string subject = r.subject;
+    if (auto csr = x509_req_from_der(r.csr_der))
+        subject = ios_name(X509_REQ_get_subject_name(csr->get()), ',');
+    return fmt::format("{:<7}{:<11}{:<33}{}\n", r.id, ios_request_state(r.state), r.fingerprint,
+                       subject);
 }
 
 std::string certificate_row(std::string_view serial_hex, time_point not_before,
-                            time_point not_after, std::string_view subject,
-                            std::string_view suffix) {
-    return fmt::format("{:<8}{} {}  {}{}\n", serial_hex, timers::to_ios_time(not_before),
-                       timers::to_ios_time(not_after), subject, suffix);
+                            time_point not_after, std::string_view subject) {
+    return fmt::format("{:<8}{:<25}{:<26}{}\n", serial_hex, timers::to_ios_time(not_before),
+                       timers::to_ios_time(not_after), subject);
+}
+
+std::string pkisim_section_title(std::string_view server_name) {
+    return fmt::format("pkisim additions for {} (not IOS output):\n", server_name);
 }
 
 std::string timer_section(std::string_view title, std::vector<timer_entry> entries,
                           time_point now) {
     std::sort(entries.begin(), entries.end(),
               [](const timer_entry& a, const timer_entry& b) { return a.at < b.at; });
-    std::string s = fmt::format("{}\n", title);
     if (entries.empty())
-        return s;
+        return {};
+    std::string s = fmt::format("{}\n", title);
     auto line = [&](const timer_entry& e) {
         return fmt::format("{:>16}  ({})", ios_countdown(e.at - now),
                            date::format("%FT%TZ", date::floor<std::chrono::seconds>(e.at)));

@@ -46,23 +46,42 @@ std::optional<std::uint64_t> parse_u64(std::string_view s, int base = 10);
 evp_pkey_ptr load_stored_key(std::string_view pem, const engine_options& options,
                              std::string_view what);
 
-// `show ... requests`: one section with its header and rule, then the rows.
+// A name as IOS prints it in its `show crypto pki server` tables: IOS attribute names (cn, o,
+// ou, c, serialNumber, hostname = unstructuredName, ipaddress = unstructuredAddress), in DER
+// order, the values of one multi-valued RDN joined by '+', RDNs joined by `separator` (',' in
+// the requests table, ' ' in the certificates table), nothing escaped. Captures (research
+// §1.3; S13 lab write-ups): "serialNumber=67109104+hostname=R15,cn=R15,o=laba,o=ru" (requests),
+// "serialNumber=67109104+hostname=R15 cn=R15 o=laba o=ru" (certificates).
+std::string ios_name(const X509_NAME* name, char separator);
+// The request state as IOS prints it: `pending`, and `granted` once granted, whether the
+// certificate was issued already or (RA) the CA still holds it (research §1.3 [OBS]).
+// `rejected` and `expired` are pkisim's words (IOS's are not in the stored captures).
+std::string_view ios_request_state(request_state s);
+
+// `show ... requests`: one section with its header and rule, then the rows (IOS lists the
+// newest request first).
 std::string request_section(std::string_view title, std::string_view rows);
 std::string request_row(const request_record& r);
 
-// `show ... certificates`: header, then one row per certificate.
+// `show ... certificates`: header, then one row per certificate. The date columns keep their
+// width when the day has one digit: "16:57:14 UTC Apr 2 2026  16:57:14 UTC Apr 1 2029   cn=R14"
+// (IOS capture, S13).
 inline constexpr std::string_view certificate_header =
     "Serial Issued date              Expire date               Subject Name\n";
 std::string certificate_row(std::string_view serial_hex, time_point not_before,
-                            time_point not_after, std::string_view subject,
-                            std::string_view suffix);
+                            time_point not_after, std::string_view subject);
 
 // `show crypto pki timers` (research §3.2): a titled section, the soonest timer first, then one
-// line per timer, soonest first.
+// line per timer, soonest first. A section without timers is not printed (IOS prints no empty
+// header).
 struct timer_entry {
     time_point at;
     std::string name;
 };
 std::string timer_section(std::string_view title, std::vector<timer_entry> timers_, time_point now);
+
+// Lines IOS does not print (the data folder, the upstream URL, the RA's own state) go to the
+// pkisim-only `show pkisim`; this is its title line.
+std::string pkisim_section_title(std::string_view server_name);
 
 }  // namespace pkisim::scep::detail

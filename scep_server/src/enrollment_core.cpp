@@ -190,7 +190,7 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
         return fail(ctx, s, challenge.error().info, challenge.error().text, now);
     if (renewal) {
         // Issue 11 §2.1: not with a revoked certificate; no new identity without a challenge.
-        auto ok = check_renewal(req.signer.get(), strategy_.revoked(req.signer.get()), *csr,
+        auto ok = check_renewal(req.signer.get(), strategy_.revocation(req.signer.get(), now), *csr,
                                 *challenge, options_.renewal_identity_change);
         if (!ok)
             return fail(ctx, s, ok.error().info, ok.error().text, now);

@@ -66,9 +66,10 @@ class signer_strategy {
     // The certificate claims to be issued by our CA (its issuer name), whether it verifies or
     // not: a PKCSReq signed by it that does not verify is a refused renewal, not an enrollment.
     virtual bool claims_our_issuer(X509* signer) const = 0;
-    // Revocation of a renewal signer the anchors vouch for (policy item 1). The CA knows; an RA
-    // knows what its CA's CRL lists when it has one.
-    virtual bool revoked(X509* signer) = 0;
+    // Revocation of a renewal signer the anchors vouch for (policy item 1): the CA reads its
+    // database; an RA asks its CA for the CRL (GetCRL), since the CA only sees the RA's
+    // signature on what the RA forwards.
+    virtual revocation_knowledge revocation(X509* signer, time_point now) = 0;
     // Only the CA: whether a certificate is an RA certificate we issued (research §5).
     virtual bool is_ra_certificate(X509* /*signer*/) const { return false; }
     // Grant `r` now: issue it (CA) or forward it (RA). Updates the store.

@@ -117,14 +117,52 @@ grant_decision decide_grant(timers::grant_mode mode, challenge_outcome challenge
     return grant_decision::hold;
 }
 
-tl::expected<void, policy_refusal> check_renewal(X509* signer, bool signer_revoked,
+revocation_knowledge revocation_from_crl(X509* signer, X509_CRL* crl, X509* ca, time_point now) {
+    using state = revocation_knowledge::state;
+    if (crl == nullptr || ca == nullptr)
+        return {state::unknown, "no CRL"};
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0)
+        return {state::unknown, "the CRL is not issued by the CA"};
+    EVP_PKEY* ca_key = X509_get0_pubkey(ca);
+    if (ca_key == nullptr || X509_CRL_verify(crl, ca_key) != 1) {
+        ERR_clear_error();
+        return {state::unknown, "the CRL's signature does not verify with the CA's key"};
+    }
+    std::string number;
+    if (auto* n = static_cast<ASN1_INTEGER*>(
+            X509_CRL_get_ext_d2i(crl, NID_crl_number, nullptr, nullptr))) {
+        number = " number " + serial_hex(n);
+        ASN1_INTEGER_free(n);
+    }
+    ERR_clear_error();
+    const std::string source = fmt::format("the CA's CRL{}", number);
+    X509_REVOKED* entry = nullptr;
+    // X509_CRL_get0_by_cert matches issuer and serial (1: listed; 2: removeFromCRL).
+    if (X509_CRL_get0_by_cert(crl, &entry, signer) == 1)
+        return {state::revoked, source};
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    if (next != nullptr) {
+        if (auto t = from_asn1_time(next); t && *t < now)
+            return {state::unknown, source + " is past its nextUpdate"};
+    }
+    return {state::good, source};
+}
+
+tl::expected<void, policy_refusal> check_renewal(X509* signer, const revocation_knowledge& rev,
                                                  const csr_request& csr, challenge_outcome c,
                                                  bool allow_identity_change) {
-    if (signer_revoked) {
-        return tl::unexpected(
-            policy_refusal{fail_info::bad_request,
-                           fmt::format("renewal signer rejected: certificate serial {} is revoked",
-                                       serial_hex(signer))});
+    if (rev.status == revocation_knowledge::state::revoked) {
+        return tl::unexpected(policy_refusal{
+            fail_info::bad_request,
+            fmt::format("renewal signer rejected: certificate serial {} is revoked ({})",
+                        serial_hex(signer), rev.source)});
+    }
+    if (rev.status == revocation_knowledge::state::unknown) {
+        return tl::unexpected(policy_refusal{
+            fail_info::bad_request,
+            fmt::format("renewal signer rejected: the revocation of certificate serial {} "
+                        "cannot be checked ({})",
+                        serial_hex(signer), rev.source)});
     }
     // A challenge authorises a new identity as it would a first enrollment.
     const bool authorised =

@@ -42,6 +42,13 @@ std::string digest_hex(const bytes& data, const EVP_MD* md) {
     return to_hex(byte_view{out.data(), n});
 }
 
+// A CRL's nextUpdate (none: the epoch, shown as such).
+time_point crl_next_update(const X509_CRL* crl) {
+    const ASN1_TIME* t = X509_CRL_get0_nextUpdate(crl);
+    auto tp = t ? from_asn1_time(t) : tl::unexpected(make_error_code(error::internal));
+    return tp ? *tp : time_point{};
+}
+
 }  // namespace
 
 std::string ra_request_subject(std::string_view server_name, std::string_view subject_name,
@@ -103,7 +110,9 @@ class ra_forwarder final : public signer_strategy {
         return false;
     }
 
-    bool revoked(X509* /*signer*/) override { return false; }
+    revocation_knowledge revocation(X509* signer, time_point now) override {
+        return ra_.upstream_revocation(signer, now);
+    }
 
     void before_grant(request_record& r) override {
         ra_.store_->set_request_state(r.id, request_state::granted);
@@ -306,6 +315,39 @@ std::string ra_engine::no_next_ca_text() const {
     return "RA has no rollover CA certificate";
 }
 
+revocation_knowledge ra_engine::upstream_revocation(X509* signer, time_point now) {
+    // Issue 11 §2.1 in RA mode: the CA only sees the RA's signature on what the RA forwards, so
+    // the RA has to know the signer's revocation. It asks the CA for its current CRL (SCEP
+    // GetCRL, RFC 8894 §3.3.4, signed by the RA) on every renewal: renewals are rare, and a
+    // revocation made at the CA a moment ago counts. When the CA cannot be asked, the last CRL
+    // fetched still proves a revocation (and, until its nextUpdate, that the signer is good).
+    const auto& id = *identity_;
+    std::string why;
+    if (id.cert() && id.upstream() && id.upstream_caps()) {
+        auto crl = id.make_client().get_crl({id.cert(), id.key()}, signer, *id.upstream_caps(),
+                                            *id.upstream());
+        if (crl && *crl) {
+            auto k = revocation_from_crl(signer, crl->get(), id.upstream()->ca.get(), now);
+            if (k.status != revocation_knowledge::state::unknown) {
+                upstream_crl_ = std::move(*crl);
+                k.source += " (GetCRL)";
+                return k;
+            }
+            why = "GetCRL: " + k.source;
+        } else {
+            why = "GetCRL: " + (crl ? std::string{"no CRL in the answer"} : crl.error().message());
+        }
+    } else {
+        why = "the RA has no certificate yet";
+    }
+    if (upstream_crl_) {
+        auto k = revocation_from_crl(signer, upstream_crl_.get(), id.upstream()->ca.get(), now);
+        k.source += fmt::format(", fetched earlier; {}", why);
+        return k;
+    }
+    return {revocation_knowledge::state::unknown, why};
+}
+
 fulfilment ra_engine::forward(request_record& r, time_point /*now*/) {
     auto csr = x509_req_from_der(r.csr_der);
     if (!csr) {
@@ -394,8 +436,10 @@ void ra_engine::add_commands() {
                 return admin_result{true, show_certificates()};
             if (a[0] == "timers")
                 return admin_result{true, show_timers(now)};
+            if (a[0] == "pkisim")
+                return admin_result{true, show_pkisim()};
         }
-        return admin_result{false, "% Usage: show server|requests|certificates|timers\n"};
+        return admin_result{false, "% Usage: show server|requests|certificates|timers|pkisim\n"};
     });
     core_->add_command("revoke", [](std::span<const std::string_view>, time_point) {
         return admin_result{false, "% An RA cannot revoke: run `revoke` on the issuing CA\n"};
@@ -408,16 +452,15 @@ void ra_engine::add_commands() {
 }
 
 std::string ra_engine::show_server() {
-    // ios-pki-research.md §1.4, RA-mode layout (S7 golden output), plus the upstream lines IOS
-    // does not print.
+    // ios-pki-research.md §1.4, RA-mode layout (S7 golden output). What IOS does not print (the
+    // issuing CA's URL, the RA's own enrollment and renewal) is in `show pkisim`.
     const auto& s = options_.server;
     const auto& id = *identity_;
     X509* ra_cert = id.cert();
     const auto& upstream = id.upstream();
     std::string out = fmt::format("Certificate Server {}:\n", s.name);
     out += "    Status: enabled\n";
-    out += fmt::format("    State: {}\n",
-                       ra_cert ? "enabled" : "enrolling (RA certificate pending at the CA)");
+    out += fmt::format("    State: {}\n", ra_cert ? "enabled" : "enrolling");
     out += "    Server's configuration is locked  (enter \"shut\" to unlock it)\n";
     out += fmt::format("    Issuer name: {}\n", ra_cert ? subject_string(ra_cert) : subject_);
     if (upstream) {
@@ -427,7 +470,8 @@ std::string ra_engine::show_server() {
     if (ra_cert)
         out += fmt::format("    RA cert fingerprint: {}\n", md5_fingerprint(ra_cert));
     out += fmt::format("    Granting mode is: {}\n", grant_text(s.grant));
-    out += fmt::format("    Current primary storage dir: {}\n", options_.data_dir.string());
+    // IOS prints the `database url` (default nvram:); the host folder is in `show pkisim`.
+    out += "    Current primary storage dir: nvram:\n";
     out += fmt::format("    Database Level: {}\n", db_level_text(s.db_level));
     if (id.has_shadow()) {
         out += "    Rollover status: available for rollover\n";
@@ -438,41 +482,64 @@ std::string ra_engine::show_server() {
         out += fmt::format("    Rollover CA cert expiration time: {}\n",
                            timers::to_ios_time(not_after(id.shadow_ca())));
     } else if (id.shadow_state() != timers::shadow_state::idle) {
-        out += fmt::format("    Rollover status: {} ({})\n", timers::to_string(id.shadow_state()),
-                           id.shadow_text());
+        out += fmt::format("    Rollover status: {}\n", timers::to_string(id.shadow_state()));
     }
+    return out;
+}
+
+std::string ra_engine::show_pkisim() {
+    // What IOS does not print, kept out of the IOS layouts.
+    const auto& id = *identity_;
+    std::string out = pkisim_section_title(options_.server.name);
+    out += fmt::format("    Data folder: {}\n", options_.data_dir.string());
     out += fmt::format("    Issuing CA: {}\n", upstream_url());
     out += fmt::format("    RA status: {}\n", status_text());
     if (!id.renew_text().empty())
         out += fmt::format("    RA renewal: {}\n", id.renew_text());
+    if (id.shadow_state() != timers::shadow_state::idle && !id.shadow_text().empty())
+        out += fmt::format("    RA rollover: {}\n", id.shadow_text());
+    auto cert_line = [&](std::string_view what, X509* c) {
+        out += fmt::format("    {}: serial {} {} valid {} to {}\n", what, serial_hex(c),
+                           subject_string(c), timers::to_ios_time(not_before(c)),
+                           timers::to_ios_time(not_after(c)));
+    };
+    if (id.upstream())
+        cert_line("Issuing CA certificate", id.upstream()->ca.get());
+    if (id.cert())
+        cert_line("RA certificate", id.cert());
+    if (upstream_crl_) {
+        out += fmt::format("    CA's CRL (renewal checks): next update {}\n",
+                           timers::to_ios_time(crl_next_update(upstream_crl_.get())));
+    }
     return out;
 }
 
 std::string ra_engine::show_requests() {
-    // ios-pki-research.md §1.3 layout. granted = forwarded to the CA and pending there.
+    // ios-pki-research.md §1.3 layout, newest first. `granted` = forwarded to the CA, whether it
+    // issued already or still holds it.
     std::string rows;
-    for (const auto& r : store_->requests())
+    auto requests = store_->requests();
+    std::sort(requests.begin(), requests.end(),
+              [](const request_record& a, const request_record& b) { return a.id > b.id; });
+    for (const auto& r : requests)
         rows += request_row(r);
     return "Enrollment Request Database:\n\n" +
            request_section("Router certificates requests", rows);
 }
 
 std::string ra_engine::show_certificates() {
+    // ios-pki-research.md §1.3 layout: the certificates the RA relayed (the CA and RA
+    // certificates are in `show pkisim`).
     std::string out{certificate_header};
-    auto line = [&](X509* c, std::string_view what) {
-        out += certificate_row(serial_hex(c), not_before(c), not_after(c), subject_string(c),
-                               fmt::format(" ({})", what));
-    };
-    if (identity_->upstream())
-        line(identity_->upstream()->ca.get(), "issuing CA");
-    if (identity_->cert())
-        line(identity_->cert(), "RA certificate");
     for (const auto& r : store_->requests()) {
         if (r.state != request_state::issued)
             continue;
         if (auto pem = store_->meta(request_meta(r.id, "cert"))) {
-            if (auto c = x509_from_pem(*pem))
-                line(c->get(), fmt::format("request {}", r.id));
+            if (auto c = x509_from_pem(*pem)) {
+                X509* x = c->get();
+                out += certificate_row(serial_hex(x), not_before(x), not_after(x),
+                                       ios_name(X509_get_subject_name(x), ' '));
+            }
         }
     }
     return out;
@@ -480,17 +547,39 @@ std::string ra_engine::show_certificates() {
 
 std::string ra_engine::show_timers(time_point now) {
     // ios-pki-research.md §3.2 grammar (as ca_engine::show_timers).
+    const auto& id = *identity_;
     std::vector<timer_entry> pki;
     for (const auto& r : store_->requests()) {
         if (r.state == request_state::pending)
             pki.push_back({r.expires, fmt::format("ER EXPIRE {}", r.id)});
     }
-    for (auto& e : identity_->timers())
+    for (auto& e : id.timers())
         pki.push_back(std::move(e));
+    // ID(tp) / CA(tp) expiry alerts of the RA's trustpoint; they stop once the rollover
+    // certificates are installed (research §2, S6).
+    std::vector<timer_entry> alerts;
+    if (!id.has_shadow()) {
+        if (id.cert()) {
+            if (auto t = timers::next_expiry_alert(not_after(id.cert()), now))
+                alerts.push_back({*t, fmt::format("ID({})", tp_.name)});
+        }
+        if (id.upstream()) {
+            if (auto t = timers::next_expiry_alert(not_after(id.upstream()->ca.get()), now))
+                alerts.push_back({*t, fmt::format("CA({})", tp_.name)});
+        }
+    }
+    std::vector<timer_entry> crl;
+    if (upstream_crl_) {
+        crl.push_back({crl_next_update(upstream_crl_.get()),
+                       fmt::format("CRL EXPIRE {}",
+                                   ios_name(X509_CRL_get_issuer(upstream_crl_.get()), ','))});
+    }
     std::vector<timer_entry> cs;
-    if (identity_->upstream())
-        cs.push_back({not_after(identity_->upstream()->ca.get()), "CS CERT EXPIRE"});
+    if (id.upstream())
+        cs.push_back({not_after(id.upstream()->ca.get()), "CS CERT EXPIRE"});
     return timer_section("PKI Timers", std::move(pki), now) +
+           timer_section("Expiry Alert Timers", std::move(alerts), now) +
+           timer_section("CRL Timers", std::move(crl), now) +
            timer_section("CS Timers", std::move(cs), now);
 }
 

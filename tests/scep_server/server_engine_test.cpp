@@ -255,7 +255,7 @@ TEST(ca_engine, show_commands_use_the_ios_layouts) {
     auto certs = f.engine->admin("show certificates").text;
     EXPECT_EQ(certs,
               "Serial Issued date              Expire date               Subject Name\n"
-              "1       00:00:00 UTC Jan 1 2030 00:00:00 UTC Dec 31 2032  CN=labca,O=lab\n");
+              "1       00:00:00 UTC Jan 1 2030  00:00:00 UTC Dec 31 2032  cn=labca o=lab\n");
     auto timers_text = f.engine->admin("show timers").text;
     EXPECT_NE(timers_text.find("CS Timers\n|  7d 0:00:00.000  (2030-01-08T00:00:00Z)\n"),
               std::string::npos)

@@ -396,3 +396,82 @@ TEST(extension_policy, the_ios_eku_command_is_parsed_and_checked) {
 
 }  // namespace
 }  // namespace pkisim::scep
+
+namespace pkisim::scep {
+namespace {
+
+using namespace testing;
+
+// Item 1 in RA mode: what the CA's CRL says about a renewal signer (the RA asks with GetCRL;
+// interop.strongswan_ra revokes at the CA and renews through the RA with strongSwan pki).
+TEST(renewal_policy, the_cas_crl_decides_revoked_good_or_unknown) {
+    using state = revocation_knowledge::state;
+    load_providers(false);
+    const auto ca = make_ca();
+    const auto other = make_ca("shadow", "CN=other-ca,O=lab");
+    const auto c = make_client();
+    const auto listed = issue_for(c, ca, 7);
+    const auto unlisted = issue_for(c, ca, 8);
+    const auto now = test_epoch() + timers::days{3};
+    const std::array<revoked_entry, 2> entries{{{5, test_epoch()}, {7, test_epoch()}}};
+    auto crl = make_crl(ca.cert.get(), ca.key, entries, now - timers::hours{1},
+                        now + timers::hours{6}, 12, timers::hash_algorithm::sha256);
+    ASSERT_TRUE(crl);
+    auto k = revocation_from_crl(listed.get(), crl->get(), ca.cert.get(), now);
+    EXPECT_EQ(k.status, state::revoked);
+    EXPECT_EQ(k.source, "the CA's CRL number C");  // cRLNumber 12, in hex as IOS prints serials
+    EXPECT_EQ(revocation_from_crl(unlisted.get(), crl->get(), ca.cert.get(), now).status,
+              state::good);
+    // Past its nextUpdate: a listed certificate is still revoked; an unlisted one is unknown.
+    const auto late = now + timers::hours{7};
+    EXPECT_EQ(revocation_from_crl(listed.get(), crl->get(), ca.cert.get(), late).status,
+              state::revoked);
+    k = revocation_from_crl(unlisted.get(), crl->get(), ca.cert.get(), late);
+    EXPECT_EQ(k.status, state::unknown);
+    EXPECT_NE(k.source.find("past its nextUpdate"), std::string::npos) << k.source;
+    // A CRL of another CA, or one whose signature is not the CA's, proves nothing.
+    auto foreign = make_crl(other.cert.get(), other.key, entries, now - timers::hours{1},
+                            now + timers::hours{6}, 1, timers::hash_algorithm::sha256);
+    ASSERT_TRUE(foreign);
+    EXPECT_EQ(revocation_from_crl(listed.get(), foreign->get(), ca.cert.get(), now).status,
+              state::unknown);
+    const auto same_name = make_ca("shadow");  // CN=ca-server,O=lab, another key
+    auto forged = make_crl(same_name.cert.get(), same_name.key, entries, now - timers::hours{1},
+                           now + timers::hours{6}, 1, timers::hash_algorithm::sha256);
+    ASSERT_TRUE(forged);
+    k = revocation_from_crl(unlisted.get(), forged->get(), ca.cert.get(), now);
+    EXPECT_EQ(k.status, state::unknown);
+    EXPECT_NE(k.source.find("signature"), std::string::npos) << k.source;
+    EXPECT_EQ(revocation_from_crl(unlisted.get(), nullptr, ca.cert.get(), now).status,
+              state::unknown);
+}
+
+TEST(renewal_policy, check_renewal_refuses_revoked_and_unknown_signers_with_the_source) {
+    using state = revocation_knowledge::state;
+    load_providers(false);
+    const auto ca = make_ca();
+    const auto c = make_client("client1", "CN=router1,O=lab");
+    const auto old = issue_for(c, ca, 0x2A);
+    auto decoded = decode_pki_message(c.pkcs_req({ca.cert.get()}), std::array{ca.decryption()});
+    ASSERT_TRUE(decoded);
+    const csr_request* csr = decoded->csr();
+    ASSERT_NE(csr, nullptr);
+    EXPECT_TRUE(
+        check_renewal(old.get(), {state::good, "x"}, *csr, challenge_outcome::not_asked, false));
+    auto r = check_renewal(old.get(), {state::revoked, "the CA's CRL number 3 (GetCRL)"}, *csr,
+                           challenge_outcome::static_password, true);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().info, fail_info::bad_request);
+    EXPECT_EQ(r.error().text,
+              "renewal signer rejected: certificate serial 2A is revoked (the "
+              "CA's CRL number 3 (GetCRL))");
+    r = check_renewal(old.get(), {state::unknown, "GetCRL: connection refused"}, *csr,
+                      challenge_outcome::static_password, true);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().text.find("cannot be checked (GetCRL: connection refused)"),
+              std::string::npos)
+        << r.error().text;
+}
+
+}  // namespace
+}  // namespace pkisim::scep

@@ -220,7 +220,7 @@ TEST(ra_rollover, operator_rollover_then_client_rollover_enrollment_then_switcho
     EXPECT_TRUE(same_public_key(X509_get0_pubkey(shadow->encryption.get()), fixture_key("ca")));
     EXPECT_TRUE(contains(subject_string(shadow->encryption.get()), "OU=ioscs RA"));
     // The CA granted the RA's rollover request under `grant ra-auto`.
-    EXPECT_TRUE(contains(admin_call(lab.ca_dir(), "show certificates").text, "OU=ioscs RA"));
+    EXPECT_TRUE(contains(admin_call(lab.ca_dir(), "show certificates").text, "ou=ioscs RA"));
 
     // The router's rollover enrollment through the RA: encrypted to the shadow RA, signed with
     // its current certificate, forwarded to the shadow CA (rule 6).

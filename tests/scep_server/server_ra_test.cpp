@@ -95,10 +95,12 @@ struct ra_lab {
         return scep_client{std::move(o)};
     }
 
-    // Waits (real time, bounded) until the RA's `show server` contains `what`.
+    // Waits (real time, bounded) until the RA's `show server` or `show pkisim` contains `what`.
     bool wait_ra_shows(std::string_view what) {
         for (int i = 0; i < 100; ++i) {
-            if (contains(admin_call(ra_dir(), "show server").text, what))
+            if (contains(admin_call(ra_dir(), "show server").text +
+                             admin_call(ra_dir(), "show pkisim").text,
+                         what))
                 return true;
             std::this_thread::sleep_for(std::chrono::milliseconds{100});
         }
@@ -162,7 +164,7 @@ TEST(ra_mode, enrolls_its_ra_certificate_at_first_start_and_serves_ca_plus_ra) {
         << show.text;
     // The CA issued it (its certificate list has the RA subject).
     EXPECT_TRUE(
-        contains(admin_call(lab.ca_dir(), "show certificates").text, "CN=labra,OU=ioscs RA"));
+        contains(admin_call(lab.ca_dir(), "show certificates").text, "cn=labra ou=ioscs RA"));
 
     auto c = lab.client();
     auto certs = c.get_ca_cert();
@@ -202,10 +204,10 @@ TEST(ra_mode, client_enrolls_through_the_ra_and_gets_a_ca_issued_certificate) {
     EXPECT_TRUE(issued_by(r->cert.get(), lab.ca->engine().ca_certificate()));
     EXPECT_TRUE(same_public_key(X509_get0_pubkey(r->cert.get()), fixture_key("client1")));
     // The CA saw the request (signed by the RA) and the RA lists it as issued.
-    EXPECT_TRUE(contains(admin_call(lab.ca_dir(), "show certificates").text, "CN=router1,O=lab"));
+    EXPECT_TRUE(contains(admin_call(lab.ca_dir(), "show certificates").text, "cn=router1 o=lab"));
     auto rq = admin_call(lab.ra_dir(), "show requests").text;
-    EXPECT_TRUE(contains(rq, "issued")) << rq;
-    EXPECT_TRUE(contains(rq, "CN=router1,O=lab")) << rq;
+    EXPECT_TRUE(contains(rq, "1      granted    ")) << rq;  // IOS: granted, not issued
+    EXPECT_TRUE(contains(rq, "cn=router1,o=lab")) << rq;
 
     // The same PKCSReq again (micromdm re-sends it) gets the same certificate, no new issue.
     auto again = c.enroll(router("client1", "router1"), caps, ca, no_polls());
@@ -227,7 +229,7 @@ TEST(ra_mode, wrong_challenge_and_grant_none_are_failures_from_the_ra) {
     EXPECT_EQ(bad.error().failure, fail_info::bad_request);
     EXPECT_TRUE(contains(bad.error().text, "challenge")) << bad.error().text;
     // Nothing reached the CA.
-    EXPECT_FALSE(contains(admin_call(lab.ca_dir(), "show certificates").text, "CN=router1"));
+    EXPECT_FALSE(contains(admin_call(lab.ca_dir(), "show certificates").text, "cn=router1"));
 
     lab.stop_ra();
     lab.ra = std::make_unique<server>(
@@ -254,13 +256,15 @@ TEST(ra_mode, ra_certificate_pending_at_a_manual_ca_until_the_ca_grants_it) {
     EXPECT_EQ(get.status, 503u);
     EXPECT_TRUE(contains(get.body, "RA certificate pending at the CA")) << get.body;
     auto show = admin_call(lab.ra_dir(), "show server").text;
-    EXPECT_TRUE(contains(show, "State: enrolling (RA certificate pending at the CA)")) << show;
+    EXPECT_TRUE(contains(show, "    State: enrolling\n")) << show;
+    EXPECT_TRUE(contains(admin_call(lab.ra_dir(), "show pkisim").text,
+                         "RA status: RA certificate pending at the CA"));
     EXPECT_FALSE(contains(show, "RA cert fingerprint"));
     auto timers_text = admin_call(lab.ra_dir(), "show timers").text;
     EXPECT_TRUE(contains(timers_text, "POLL labra")) << timers_text;
 
     auto ca_requests = admin_call(lab.ca_dir(), "show requests").text;
-    EXPECT_TRUE(contains(ca_requests, "CN=labra,OU=ioscs RA")) << ca_requests;
+    EXPECT_TRUE(contains(ca_requests, "cn=labra,ou=ioscs RA")) << ca_requests;
     EXPECT_TRUE(admin_call(lab.ca_dir(), "grant all").ok);
     // Nothing happens before the retry period (1 minute) passes on the lab clock...
     std::this_thread::sleep_for(std::chrono::milliseconds{1500});
@@ -356,8 +360,8 @@ TEST(ra_mode, restart_keeps_the_ra_certificate_and_pending_requests) {
     EXPECT_EQ(fp_line(), before);
     // One RA certificate at the CA: the restart did not enroll again.
     const auto certs = admin_call(lab.ca_dir(), "show certificates").text;
-    EXPECT_EQ(certs.find("OU=ioscs RA"), certs.rfind("OU=ioscs RA")) << certs;
-    EXPECT_TRUE(contains(admin_call(lab.ra_dir(), "show requests").text, "CN=router7,O=lab"));
+    EXPECT_EQ(certs.find("ou=ioscs RA"), certs.rfind("ou=ioscs RA")) << certs;
+    EXPECT_TRUE(contains(admin_call(lab.ra_dir(), "show requests").text, "cn=router7,o=lab"));
     EXPECT_TRUE(contains(admin_call(lab.ra_dir(), "grant all").text, "the CA issued serial"));
     auto c2 = lab.client();
     auto p = c2.poll(r->pending, caps, c2.get_ca_cert().value(), one_poll());
@@ -499,6 +503,70 @@ TEST(ra_mode, unreachable_ca_at_start_is_not_fatal_and_answers_503_within_bounds
         http_get(lab.ra->local_port(), "/cgi-bin/pkiclient.exe?operation=GetCACert&message=labra");
     EXPECT_EQ(get.status, 503u);
     EXPECT_TRUE(contains(get.body, "CA unreachable")) << get.body;
+}
+
+}  // namespace
+}  // namespace pkisim::scep
+
+namespace pkisim::scep {
+namespace {
+
+using namespace testing;
+
+// Issue 11 §2.1 in RA mode: the CA only sees the RA's signature, so the RA learns revocations
+// from the CA's CRL (GetCRL on every renewal). When the CA cannot be asked, the CRL fetched last
+// still counts until its nextUpdate; after that renewals are refused, never forwarded blind.
+TEST(ra_mode, renewals_through_the_ra_follow_the_cas_crl_even_when_the_ca_is_gone) {
+    ra_lab lab;
+    lab.start_ca(grant_mode::auto_grant);
+    lab.start_ra(grant_mode::auto_grant);
+    auto c = lab.client();
+    auto caps = c.get_ca_caps().value();
+    auto ca = c.get_ca_cert().value();
+    auto first = [&](std::string_view key, std::string_view cn) {
+        auto r = c.enroll(router(key, cn), caps, ca, no_polls());
+        EXPECT_TRUE(r && r->status == pki_status::success);
+        return r ? std::move(r->cert) : nullptr;
+    };
+    auto renew = [&](X509* cert, std::string_view key, std::string_view cn) {
+        enroll_request r = router(key, cn, std::nullopt);
+        r.renew_cert = cert;
+        r.renew_key = fixture_key(key);
+        return c.enroll(r, caps, ca, no_polls());
+    };
+    auto refused = [](const client_result<enroll_result>& r) {
+        return !r && r.error().code == client_error::scep_failure &&
+               r.error().failure == fail_info::bad_request;
+    };
+    const auto a = first("client1", "router1");
+    const auto b = first("client2", "router2");
+    const auto d = first("rollover1", "router3");
+    ASSERT_TRUE(a && b && d);
+
+    // The CA's CRL does not list a: the renewal is forwarded and issued.
+    auto a2 = renew(a.get(), "client1", "router1");
+    ASSERT_TRUE(a2) << a2.error().message();
+    ASSERT_EQ(a2->status, pki_status::success);
+    EXPECT_TRUE(
+        contains(admin_call(lab.ra_dir(), "show pkisim").text, "CA's CRL (renewal checks)"));
+
+    // Revoked at the CA, the RA not told: refused by the RA, nothing reaches the CA.
+    ASSERT_TRUE(admin_call(lab.ca_dir(), fmt::format("revoke {}", serial_hex(b.get()))).ok);
+    const auto issued_before = admin_call(lab.ca_dir(), "show certificates").text;
+    EXPECT_TRUE(refused(renew(b.get(), "client2", "router2")));
+    EXPECT_EQ(admin_call(lab.ca_dir(), "show certificates").text, issued_before);
+
+    // The CA goes away: the CRL fetched last still refuses b and lets d through (pending: the
+    // RA cannot forward it now).
+    lab.ca->stop();
+    EXPECT_TRUE(refused(renew(b.get(), "client2", "router2")));
+    auto d2 = renew(d.get(), "rollover1", "router3");
+    ASSERT_TRUE(d2) << d2.error().message();
+    EXPECT_EQ(d2->status, pki_status::pending);
+
+    // Past that CRL's nextUpdate (`lifetime crl`) nothing proves a2 good: refused.
+    lab.clock.advance(lab_server_config(grant_mode::auto_grant).crl_lifetime + timers::hours{1});
+    EXPECT_TRUE(refused(renew(a2->cert.get(), "client1", "router1")));
 }
 
 }  // namespace

@@ -580,7 +580,7 @@ TEST(ca_rollover, show_server_and_show_timers_print_the_rollover_lines) {
     // The shadow CA is listed with the issued certificates (it took a serial).
     EXPECT_NE(
         f.admin("show certificates")
-            .find("2       00:00:00 UTC Dec 31 2032 00:00:00 UTC Dec 31 2035  CN=labca,O=lab"),
+            .find("2       00:00:00 UTC Dec 31 2032 00:00:00 UTC Dec 31 2035  cn=labca o=lab"),
         std::string::npos)
         << f.admin("show certificates");
 }
@@ -692,9 +692,9 @@ TEST(ca_ra_contract, ra_certificate_request_is_listed_and_issued_with_the_ra_pro
     const auto show = f.admin("show requests");
     const auto ra_section = show.find("RA certificate requests:");
     const auto router_section = show.find("Router certificates requests:");
-    const auto ra_row = show.find("CN=ra,OU=ioscs RA,O=lab");
-    const auto ra2_row = show.find("CN=ra2,OU=IOSCS ra,O=lab");
-    const auto router_row = show.find("CN=router2,O=lab");
+    const auto ra_row = show.find("cn=ra,ou=ioscs RA,o=lab");
+    const auto ra2_row = show.find("cn=ra2,ou=IOSCS ra,o=lab");
+    const auto router_row = show.find("cn=router2,o=lab");
     ASSERT_NE(ra_row, std::string::npos) << show;
     EXPECT_TRUE(ra_section < ra_row && ra_row < router_section) << show;
     EXPECT_TRUE(ra_section < ra2_row && ra2_row < router_section) << show;

@@ -55,6 +55,19 @@ validity rollover_id_validity(duration cert_lifetime, const validity& shadow_ca)
     return issued_validity(cert_lifetime, shadow_ca.not_before, shadow_ca.not_after);
 }
 
+std::optional<time_point> next_expiry_alert(time_point not_after, time_point now) {
+    const time_point first = not_after - days{60};
+    if (now < first)
+        return first;
+    const time_point last_week = not_after - days{7};
+    if (now < last_week)
+        return std::min(first + days{7} * ((now - first) / days{7} + 1), last_week);
+    const time_point daily = last_week + days{1} * ((now - last_week) / days{1} + 1);
+    if (daily >= not_after)
+        return std::nullopt;
+    return daily;
+}
+
 renewal_point client_renewal(const trustpoint_config& tp, const validity& id,
                              time_point ca_not_after) {
     return client_renewal(tp.auto_enroll_percent, tp.auto_enroll, id, ca_not_after);

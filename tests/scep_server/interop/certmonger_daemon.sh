@@ -21,10 +21,10 @@ else
     getcert request -c labca -I req1 -k "$T/k.key" -f "$T/c.crt" -N "CN=cm-manual,O=lab" \
         -D cm.example -L secret >/dev/null
     for _ in $(seq 100); do
-        "$PKISIM" ca --data "$T/data" show requests | grep -q ' pending .*CN=cm-manual' && break
+        "$PKISIM" ca --data "$T/data" show requests | grep -q ' pending .*cn=cm-manual' && break
         sleep 0.2
     done
-    "$PKISIM" ca --data "$T/data" show requests | grep -q ' pending .*CN=cm-manual' ||
+    "$PKISIM" ca --data "$T/data" show requests | grep -q ' pending .*cn=cm-manual' ||
         fail "no pending request: $("$PKISIM" ca --data "$T/data" show requests)"
     getcert list -i req1 | grep -q 'status: CA_WORKING' || fail "certmonger is not waiting: $(getcert list -i req1)"
     "$PKISIM" ca --data "$T/data" grant all

@@ -23,10 +23,10 @@ else
     getcert request -c labra -I req1 -k "$T/k.key" -f "$T/c.crt" -N "CN=cm-ra-manual,O=lab" \
         -D cm.example -L ra-secret >/dev/null
     for _ in $(seq 100); do
-        "$PKISIM" ca --data "$T/ra-data" show requests | grep -q ' pending .*CN=cm-ra-manual' && break
+        "$PKISIM" ca --data "$T/ra-data" show requests | grep -q ' pending .*cn=cm-ra-manual' && break
         sleep 0.2
     done
-    "$PKISIM" ca --data "$T/ra-data" show requests | grep -q ' pending .*CN=cm-ra-manual' ||
+    "$PKISIM" ca --data "$T/ra-data" show requests | grep -q ' pending .*cn=cm-ra-manual' ||
         fail "no pending request at the RA: $("$PKISIM" ca --data "$T/ra-data" show requests)"
     "$PKISIM" ca --data "$T/ra-data" grant all | tee "$T/grant.out"
     grep -q 'forwarded, the CA issued serial' "$T/grant.out" || fail "grant: $(cat "$T/grant.out")"

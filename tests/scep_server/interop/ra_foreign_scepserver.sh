@@ -55,6 +55,6 @@ out=$(run enroll --key "$T/o/r1.key" --cn r1 --out "$T/o" --challenge-file "$T/c
     fail "enroll through the RA: $out"
 echo "$out"
 openssl verify -CAfile "$T/depot/ca.pem" "$T/o/cert.pem" || fail "r1 does not verify against scepserver"
-"$PKISIM" ca --data "$T/ra-data" show requests | grep -q "issued .*CN=r1" || fail "RA requests"
+"$PKISIM" ca --data "$T/ra-data" show requests | grep -q "granted .*cn=r1" || fail "RA requests"
 echo "OK: RA in front of scepserver"
 '

@@ -6,8 +6,9 @@
 #     (certmonger scep-submit -c) does not list GetNextCACert;
 #   during the overlap: certmonger sees GetNextCACert in GetCACaps; curl + openssl read the
 #     GetNextCACert answer (signed by the current CA, shadow inside); `pkisim client getnextca`
-#     stores it; `pkisim client enroll --ca nextca.pem` gets a rollover certificate from the
-#     shadow (notBefore = switchover); micromdm scepclient enrolls with the current CA;
+#     stores it; `pkisim client enroll --ca nextca.pem` and strongSwan `pki --scep` (encrypting
+#     to the shadow) get rollover certificates from the shadow (notBefore = switchover); micromdm
+#     scepclient enrolls with the current CA;
 #   after the switchover: GetCACert (pkisim client, certmonger scep-submit -C) is the former
 #     shadow, ca.pem too, the rollover certificate verifies against it, the CRL is signed by it.
 source "$(dirname "$0")/lib.sh" "$@"
@@ -70,6 +71,19 @@ openssl verify -no_check_time -CAfile "$T/r1/nextca.pem" "$T/r1-rollover/cert.pe
 nb=$(openssl x509 -in "$T/r1-rollover/cert.pem" -noout -startdate)
 [[ $nb == "$(openssl x509 -in "$T/r1/nextca.pem" -noout -startdate)" ]] ||
     fail "rollover certificate $nb does not start with the shadow"
+# Issue 11 §3: strongSwan's `pki --scep` enrolls against the shadow (encrypted to it, the CertRep
+# signed by it): a rollover certificate from the shadow, valid from the switchover.
+openssl x509 -in "$T/r1/nextca.pem" -outform DER -out "$T/nextca.der"
+openssl genrsa -out "$T/ss.key" 2048 2>/dev/null
+timeout 60 pki --scep --url "$URL" --in "$T/ss.key" --dn "CN=ss-rollover,O=lab" --password secret \
+    --cacert-enc "$T/nextca.der" --cacert-sig "$T/nextca.der" >"$T/ss-rollover.der" \
+    2>"$T/ss.err" || fail "strongSwan pki against the shadow: $(grep -vi tpm "$T/ss.err" | tail -5)"
+openssl x509 -inform DER -in "$T/ss-rollover.der" -out "$T/ss-rollover.pem"
+openssl verify -no_check_time -CAfile "$T/r1/nextca.pem" "$T/ss-rollover.pem" >/dev/null ||
+    fail "strongSwan's rollover certificate is not issued by the shadow"
+[[ $(openssl x509 -in "$T/ss-rollover.pem" -noout -startdate) == \
+    "$(openssl x509 -in "$T/r1/nextca.pem" -noout -startdate)" ]] ||
+    fail "strongSwan's rollover certificate does not start with the shadow"
 # micromdm scepclient (single DES -> --legacy-crypto) enrolls with the current CA meanwhile.
 timeout 60 scepclient -server-url "$URL" -challenge secret -private-key "$T/r2.key" \
     -cn r2 -organization lab >"$T/scepclient.log" 2>&1 || fail "scepclient: $(cat "$T/scepclient.log")"
@@ -89,6 +103,8 @@ done
 [[ $(md5 "$T/cm-ca.pem") == "${shadow_fp// /}" ]] || fail "certmonger GetCACert: not the new CA"
 openssl verify -no_check_time -CAfile "$T/data/ca.pem" "$T/r1-rollover/cert.pem" >/dev/null ||
     fail "the rollover certificate does not verify against the new CA"
+openssl verify -no_check_time -CAfile "$T/data/ca.pem" "$T/ss-rollover.pem" >/dev/null ||
+    fail "strongSwan's rollover certificate does not verify against the new CA"
 openssl crl -inform DER -in "$T/data/labca.crl" -noout -CAfile "$T/data/ca.pem" 2>&1 |
     grep -q 'verify OK' || fail "the CRL is not signed by the new CA"
 echo "OK: shadow $shadow_fp fetched during the overlap and active after the switchover"

@@ -116,6 +116,7 @@ class ca_engine final : public enrollment_engine {
     std::string show_requests(time_point now);
     std::string show_certificates();
     std::string show_timers(time_point now);
+    std::string show_pkisim();
 
     friend class ca_issuer;
 

@@ -66,10 +66,22 @@ enum class grant_decision { issue_now, hold, refuse };
 grant_decision decide_grant(timers::grant_mode mode, challenge_outcome challenge, bool ra_request);
 
 // ---------------------------------------------------------------------------------------------
-// Renewal (issue 11 §2.1). A renewal signed by a revoked certificate is refused. A renewal that
-// was not authorised by a challenge keeps the signer's subject and subjectAltName unless
-// `allow_identity_change`.
-tl::expected<void, policy_refusal> check_renewal(X509* signer, bool signer_revoked,
+// Renewal (issue 11 §2.1). A renewal signed by a revoked certificate is refused, and so is one
+// whose signer's revocation cannot be learnt (an RA whose CA answers no GetCRL): an RA that
+// forwarded it would hide the revocation from the CA, which only sees the RA's signature. A
+// renewal that was not authorised by a challenge keeps the signer's subject and subjectAltName
+// unless `allow_identity_change`.
+struct revocation_knowledge {
+    enum class state { good, revoked, unknown };
+    state status = state::good;
+    // Where it was learnt ("the CA's database", "the CA's CRL number 7 (GetCRL)"), or why it
+    // is unknown; part of the refusal text the server logs.
+    std::string source;
+};
+// The signer's entry in its CA's CRL. The CRL must be issued and signed by `ca`; a CRL past its
+// nextUpdate still proves a revocation but no longer that the signer is good.
+revocation_knowledge revocation_from_crl(X509* signer, X509_CRL* crl, X509* ca, time_point now);
+tl::expected<void, policy_refusal> check_renewal(X509* signer, const revocation_knowledge& rev,
                                                  const csr_request& csr, challenge_outcome c,
                                                  bool allow_identity_change);
 

@@ -32,6 +32,7 @@
 #include "pkisim/scep/codec.hpp"
 #include "pkisim/scep/enrollment_engine.hpp"
 #include "pkisim/scep/openssl.hpp"
+#include "pkisim/scep/policy.hpp"
 #include "pkisim/scep/service.hpp"
 #include "pkisim/scep/store.hpp"
 #include "pkisim/timers/client_model.hpp"
@@ -99,6 +100,8 @@ class ra_engine final : public enrollment_engine {
     // the CA could not be asked (retried on tick()).
     detail::fulfilment forward(request_record& r, time_point now);
     detail::fulfilment record_reply(request_record& r, client_result<enroll_result> res);
+    // What the CA's CRL says about a renewal signer (policy item 1 in RA mode).
+    revocation_knowledge upstream_revocation(X509* signer, time_point now);
     // The upstream certificates a request goes to: the shadow CA for rollover requests.
     const ca_certs& upstream_for(const request_record& r) const;
 
@@ -107,6 +110,7 @@ class ra_engine final : public enrollment_engine {
     std::string show_requests();
     std::string show_certificates();
     std::string show_timers(time_point now);
+    std::string show_pkisim();
 
     timers::trustpoint_config tp_;
     std::string subject_;  // what the RA certificate request asks for
@@ -114,6 +118,7 @@ class ra_engine final : public enrollment_engine {
     // The RA's own certificate lifecycle, the enrollment core and this mode's signer strategy.
     std::unique_ptr<detail::ra_identity> identity_;
     std::unique_ptr<ra_forwarder> forwarder_;
+    x509_crl_ptr upstream_crl_;  // the CA's CRL as last fetched (renewal checks)
 };
 
 }  // namespace pkisim::scep

@@ -51,6 +51,13 @@ validity rollover_id_validity(duration cert_lifetime, const validity& shadow_ca)
 // Rule 7: the shadow becomes active at the current CA's notAfter.
 inline time_point switchover_time(time_point ca_not_after) { return ca_not_after; }
 
+// Credential expiry alerts (`show crypto pki timers`, section Expiry Alert Timers: `CS(name)`,
+// `CA(tp)`, `ID(tp)`): the first 60 days before notAfter, then weekly until the last week, then
+// daily (ios-pki-research.md §2, S6 [DOC-seen]; the weekly grid counted from the first alert is
+// our reading). The next alert strictly after `now`; nullopt once no alert is left before
+// notAfter.
+std::optional<time_point> next_expiry_alert(time_point not_after, time_point now);
+
 // Client §2 timers.
 enum class renewal_kind {
     renew,   // RENEW timer: enroll again with the current CA
