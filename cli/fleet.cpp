@@ -98,6 +98,7 @@ int run_fleet_command(fleet_args& a) {
             std::ofstream{path} << j.dump(2) << '\n';
         }
         std::ofstream{a.out_dir + "/live.json"} << loadgen::live_json(*r) << '\n';
+        std::ofstream{a.out_dir + "/attempts.csv"} << loadgen::attempts_csv(*r);
     }
     std::cout << "pkisim fleet: LIVE run against " << a.o.target << " (" << r->result.clients
               << " virtual clients, clock rate " << r->clock_rate << ", "
@@ -123,8 +124,10 @@ void add_fleet_command(CLI::App& app, int& exit_code) {
         "CertPoll while PENDING), RENEW, SHADOW -> GetNextCACert every 20 s while 404 (or no "
         "answer: connect timeout), the rollover enrollment encrypted to the shadow CA, the "
         "switchover; HTTP/1.0, one connection per request, the IOS User-Agent, GET with %0A. "
-        "All GetNextCACert traffic is asynchronous on one Asio io_context; enrollments run the "
-        "SCEP client of scep_server/ on one worker thread.\n"
+        "Every connection is asynchronous on one Asio io_context, so clients whose timers "
+        "fire together reach the server together, as IOS routers do; the enrollments' "
+        "RSA/CMS work (scep_server/'s codec) runs on one thread per core, and each client's "
+        "CSR and self-signed signer are made before the clock starts.\n"
         "Keys: RSA keys are generated once, as a pool of --key-pool keys shared round-robin "
         "(default 8); --key-pool 0 generates one key per client.\n"
         "Time: with --clock-rate R (and --clock-start T) the fleet runs on the same warped clock "
@@ -137,7 +140,8 @@ void add_fleet_command(CLI::App& app, int& exit_code) {
         "by itself at the scenario's horizon.\n"
         "Writes the same summary.json, daily.csv, plots and report.html as `simulate` "
         "(summary.json: \"engine\": \"live\" and a \"live\" section), plus live.json: outcome "
-        "classes (200, 404, reset, refused, connect timeout, read timeout, ...) and latencies.\n"
+        "classes (200, 404, reset, refused, connect timeout, read timeout, ...) and latencies, "
+        "and attempts.csv: every attempt (start, end, client, operation, outcome).\n"
         "Exit codes: 0 safe, 1 storm or outage, 2 usage, scenario or connection error.");
     cmd->add_option("scenario", a->scenario_path, "Scenario file (TOML)")->required();
     cmd->add_option("--target", a->o.target, "SCEP server URL, http://127.0.0.1:8080")->required();

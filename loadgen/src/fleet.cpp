@@ -6,7 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <future>
+#include <atomic>
+#include <latch>
 #include <map>
 #include <memory>
 #include <random>
@@ -20,9 +21,11 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/rand.h>
 
 #include "pkisim/scep/client.hpp"
 #include "pkisim/scep/crypto.hpp"
+#include "pkisim/sim/first_enrollments.hpp"
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/storm.hpp"
 #include "pkisim/timers/timeline.hpp"
@@ -136,25 +139,6 @@ std::optional<host_port> split_url(const std::string& url) {
     return hp;
 }
 
-outcome_class classify(const scep::client_failure& f) {
-    switch (f.code) {
-        case scep::client_error::connect_timeout:
-            return outcome_class::connect_timeout;
-        case scep::client_error::read_timeout:
-            return outcome_class::read_timeout;
-        case scep::client_error::connect_refused:
-            return outcome_class::refused;
-        case scep::client_error::network:
-            return outcome_class::reset;
-        case scep::client_error::scep_failure:
-            return outcome_class::scep_failure;
-        case scep::client_error::http_status:
-            return outcome_class::other_status;
-        default:
-            return outcome_class::other;
-    }
-}
-
 // What the limiter did to an attempt, as the client can tell (model §3): an answer = accepted;
 // a reset or refusal = dropped at max-connections; no answer = ignored while deaf.
 enum class seen { accepted, dropped, ignored, other };
@@ -214,7 +198,31 @@ struct vclient {
     std::unique_ptr<net::steady_timer> timer;
     scep::x509_ptr rollover_cert;
     bool probed = false;
+    // Precomputed before the clock starts (they do not depend on the CA): the PKCS#10 and the
+    // self-signed signer, two of the four RSA private-key operations of an enrollment.
+    scep::x509_req_ptr csr;
+    scep::bytes csr_der;
+    scep::x509_ptr signer;
 };
+
+// One enrollment in flight (PKCSReq, then CertPoll while PENDING). The RSA/CMS work runs on
+// cpu_pool_; the connection is asynchronous on the io_context, so enrollments of different
+// clients overlap on the wire as IOS routers' do.
+struct enroll_job {
+    vclient* c = nullptr;
+    bool rollover = false;
+    time_point started{};
+    steady::time_point fired{};
+    std::shared_ptr<const scep::ca_certs> ca;
+    X509* signer_cert = nullptr;  // signs the request; the CertRep is encrypted to it
+    EVP_PKEY* signer_key = nullptr;
+    bool renewal = false;
+    std::string transaction_id;
+    scep::bytes nonce;
+    unsigned polls_left = 0;
+    bool first_sent = false;
+};
+using enroll_job_ptr = std::shared_ptr<enroll_job>;
 
 struct ca_gen {
     std::shared_ptr<const scep::ca_certs> certs;
@@ -292,8 +300,16 @@ class fleet {
 
     void schedule_renewal(vclient& c);
     void start_enroll(vclient& c, bool rollover);
-    void enroll_done(vclient& c, bool rollover, time_point started,
-                     scep::client_result<scep::enroll_result> res);
+    // One PKCSReq or CertPoll of `j`: message built on cpu_pool_, sent on the io_context,
+    // CertRep read on cpu_pool_.
+    void send_pki_message(const enroll_job_ptr& j);
+    void pki_answer(const enroll_job_ptr& j, outcome_class oc, std::string body);
+    void enroll_done(vclient& c, bool rollover, time_point started, outcome_class oc,
+                     scep::x509_ptr cert);
+    // One HTTP/1.0 GET, one connection (model §2), asynchronous; `done` runs on the io_context
+    // with the outcome class and, for an HTTP answer, "status" in `status` and the body.
+    using http_done = std::function<void(outcome_class, unsigned status, std::string body)>;
+    void http_get(const std::string& target, http_done done);
     // probe: one GetNextCACert outside the state machine (--probe-next-ca), answer recorded.
     void start_get_next_ca(vclient& c, bool probe = false);
     void get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body,
@@ -330,6 +346,10 @@ class fleet {
         co.now = [this] { return now(); };
         return co;
     }
+    void record(const attempt_record& a) {
+        if (r_.attempts.size() < 1'000'000)
+            r_.attempts.push_back(a);
+    }
     void sample(latency_stats& s, double ms) {
         ++s.count;
         if (s.samples_ms.size() < 200'000)
@@ -340,7 +360,11 @@ class fleet {
     const fleet_options& o_;
     std::mt19937_64 rng_;
     net::io_context ioc_;
-    std::unique_ptr<net::thread_pool> enroll_pool_;
+    // RSA/CMS work of enrollments, one thread per core: CPU only, never a socket.
+    std::unique_ptr<net::thread_pool> cpu_pool_;
+    std::unique_ptr<scep::scep_client> wire_;  // request targets (immutable)
+    int cipher_nid_ = 0;
+    int digest_nid_ = 0;
     tcp::endpoint endpoint_;
     std::string next_ca_target_;
     std::string caps_target_;
@@ -400,63 +424,153 @@ void fleet::start_enroll(vclient& c, bool rollover) {
         });
         return;
     }
-    const time_point started = now();
-    ++day(started).enrollment_attempts;
-    ++r_.connections;
+    auto j = std::make_shared<enroll_job>();
+    j->c = &c;
+    j->rollover = rollover;
+    j->started = now();
+    j->fired = steady::now();
+    ++day(j->started).enrollment_attempts;
     // The rollover request is encrypted to the shadow CA (model §2.3 GET_NEW_ROUTER_CERT).
-    const auto ca = rollover ? gens_[c.gen + 1].certs : gens_[c.gen].certs;
-    auto request = std::make_shared<scep::enroll_request>();
-    request->key = c.key;
-    request->subject = fmt::format("CN=fleet-{}", c.id);
-    request->challenge = o_.challenge;
-    if (c.cert_x && !rollover) {
-        request->renew_cert = c.cert_x.get();  // RENEW: signed with the current certificate
-        request->renew_key = c.key;
-        request->renewal_as_pkcs_req = true;
-    }
+    j->ca = rollover ? gens_[c.gen + 1].certs : gens_[c.gen].certs;
+    // RENEW is signed with the current certificate (RFC 8894 §2.3, as PKCSReq: scep-wire
+    // §0.12); the first enrollment and the rollover request with the self-signed signer.
+    j->renewal = c.cert_x && !rollover;
+    j->signer_cert = j->renewal ? c.cert_x.get() : c.signer.get();
+    j->signer_key = c.key;
+    j->transaction_id = scep::transaction_id_for(c.key);
     const auto& tp = sc_.groups[c.group].trustpoint;
-    scep::poll_options poll;
-    poll.interval = std::chrono::duration_cast<std::chrono::milliseconds>(real(tp.retry_period));
-    poll.max_polls = tp.retry_count > 0 ? static_cast<unsigned>(tp.retry_count) : 10;
-    auto co = client_options_for(c);
+    j->polls_left = tp.retry_count > 0 ? static_cast<unsigned>(tp.retry_count) : 10;
     ++outstanding_;
-    net::post(*enroll_pool_, [this, &c, rollover, started, ca, request, poll, co] {
-        scep::scep_client client{co};
-        auto res = client.enroll(*request, caps_, *ca, poll);
-        net::post(ioc_, [this, &c, rollover, started, res = std::move(res)]() mutable {
-            --outstanding_;
-            if (!stopping_)
-                enroll_done(c, rollover, started, std::move(res));
+    send_pki_message(j);
+}
+
+void fleet::send_pki_message(const enroll_job_ptr& j) {
+    net::post(*cpu_pool_, [this, j] {
+        vclient& c = *j->c;
+        scep::request_params p;
+        if (!j->first_sent) {
+            p.type = scep::message_type::pkcs_req;
+            p.message_data = c.csr_der;
+        } else {
+            p.type = scep::message_type::cert_poll;
+            p.message_data = scep::encode_issuer_and_subject(
+                X509_get_subject_name(j->ca->ca.get()), X509_REQ_get_subject_name(c.csr.get()));
+        }
+        p.signer_cert = j->signer_cert;
+        p.signer_key = j->signer_key;
+        p.recipients = {j->ca->encryption.get()};
+        p.cipher_nid = cipher_nid_;
+        p.digest_nid = digest_nid_;
+        p.transaction_id = j->transaction_id;
+        j->nonce.assign(16, 0);
+        RAND_bytes(j->nonce.data(), static_cast<int>(j->nonce.size()));
+        p.sender_nonce = j->nonce;
+        p.signing_time = now();
+        auto msg = scep::encode_pki_request(p);
+        std::string target;
+        if (msg)
+            target = wire_->target("PKIOperation", scep::encode_get_message(*msg, true));
+        net::post(ioc_, [this, j, ok = msg.has_value(), target = std::move(target)] {
+            if (stopping_)
+                return;
+            if (!ok) {
+                pki_answer(j, outcome_class::other, {});
+                return;
+            }
+            if (!j->first_sent)
+                // From the timer to the connection: this machine's share of the enrollment's
+                // CPU work (an IOS router does it on its own CPU).
+                sample(r_.enroll_prep,
+                       std::chrono::duration<double, std::milli>(steady::now() - j->fired)
+                               .count() *
+                           o_.clock_rate);
+            j->first_sent = true;
+            ++r_.connections;
+            http_get(target, [this, j](outcome_class oc, unsigned status, std::string body) {
+                if (oc != outcome_class::ok_200 || status != 200) {
+                    pki_answer(j, oc, {});
+                    return;
+                }
+                pki_answer(j, outcome_class::ok_200, std::move(body));
+            });
         });
     });
 }
 
-void fleet::enroll_done(vclient& c, bool rollover, time_point started,
-                        scep::client_result<scep::enroll_result> res) {
+void fleet::pki_answer(const enroll_job_ptr& j, outcome_class oc, std::string body) {
+    if (oc != outcome_class::ok_200) {
+        --outstanding_;
+        enroll_done(*j->c, j->rollover, j->started, oc, nullptr);
+        return;
+    }
+    // The CertRep: signature by the CA (or RA), decrypted with the signer's key.
+    net::post(*cpu_pool_, [this, j, body = std::move(body)] {
+        scep::byte_view der{reinterpret_cast<const std::uint8_t*>(body.data()), body.size()};
+        auto trusted = j->ca->all();
+        scep::decode_options opts;
+        opts.allow_legacy = o_.legacy_crypto;
+        auto rep = scep::decode_cert_rep(der, j->signer_cert, j->signer_key, trusted, opts);
+        outcome_class res = outcome_class::other;
+        scep::x509_ptr cert;
+        if (rep && rep->transaction_id == j->transaction_id &&
+            (rep->recipient_nonce.empty() || rep->recipient_nonce == j->nonce)) {
+            switch (rep->status) {
+                case scep::pki_status::failure:
+                    res = outcome_class::scep_failure;
+                    break;
+                case scep::pki_status::pending:
+                    res = outcome_class::pending;
+                    break;
+                case scep::pki_status::success:
+                    // The issued certificate is the one for our key (certs may carry the chain).
+                    for (auto& x : rep->certs)
+                        if (!cert && EVP_PKEY_eq(X509_get0_pubkey(x.get()), j->c->key) == 1)
+                            cert = std::move(x);
+                    res = cert ? outcome_class::ok_200 : outcome_class::other;
+                    break;
+            }
+        }
+        net::post(ioc_, [this, j, res, cert = std::move(cert)]() mutable {
+            if (stopping_)
+                return;
+            if (res == outcome_class::pending && j->polls_left > 0) {
+                // CertPoll after the enrollment retry period (IOS polls at that interval).
+                --j->polls_left;
+                const auto& tp = sc_.groups[j->c->group].trustpoint;
+                j->c->timer->expires_after(real(tp.retry_period));
+                j->c->timer->async_wait([this, j](beast::error_code ec) {
+                    if (!ec && !stopping_)
+                        send_pki_message(j);
+                });
+                return;
+            }
+            --outstanding_;
+            enroll_done(*j->c, j->rollover, j->started, res, std::move(cert));
+        });
+    });
+}
+
+void fleet::enroll_done(vclient& c, bool rollover, time_point started, outcome_class oc,
+                        scep::x509_ptr cert) {
     const time_point done = now();
-    outcome_class oc = outcome_class::ok_200;
-    if (!res)
-        oc = classify(res.error());
-    else if (res->status != scep::pki_status::success)
-        oc = outcome_class::pending;
     ++r_.enroll_outcomes[static_cast<std::size_t>(oc)];
+    record(attempt_record{started, done, static_cast<std::uint32_t>(c.id), true, rollover, oc});
     sample(r_.enroll_latency, static_cast<double>((done - started).count()));
     note_attempt(started, seen_as(oc));
     const auto& tp = sc_.groups[c.group].trustpoint;
-    if (oc == outcome_class::ok_200 && res->cert) {
+    if (oc == outcome_class::ok_200 && cert) {
         ++day(started).enrollments_ok;
         c.tries = 0;
         if (rollover) {
             // SHADOW_READY: the rollover certificate waits for the switchover (§1 rule 7).
-            c.rollover_cert = std::move(res->cert);
+            c.rollover_cert = std::move(cert);
             c.ph = phase::switchover;
             at(c, timers::switchover_time(gens_[c.gen].validity.not_after),
                [this, &c] { switchover(c); });
             return;
         }
-        c.cert =
-            timers::validity{scep::not_before(res->cert.get()), scep::not_after(res->cert.get())};
-        c.cert_x = std::move(res->cert);
+        c.cert = timers::validity{scep::not_before(cert.get()), scep::not_after(cert.get())};
+        c.cert_x = std::move(cert);
         schedule_renewal(c);
         if (o_.probe_next_ca && !c.probed) {
             c.probed = true;
@@ -486,6 +600,63 @@ void fleet::enroll_done(vclient& c, bool rollover, time_point started,
     }
     // The enrollment retry period, armed when the attempt was over (timers rule, issue 10 §3).
     at(c, done + tp.retry_period, [this, &c] { start_enroll(c, false); });
+}
+
+void fleet::http_get(const std::string& target, http_done done) {
+    struct exchange {
+        explicit exchange(net::io_context& ioc) : stream(ioc) {}
+        beast::tcp_stream stream;
+        http::request<http::empty_body> req;
+        http::response_parser<http::string_body> parser;
+        beast::flat_buffer buffer;
+    };
+    auto x = std::make_shared<exchange>(ioc_);
+    x->req = http::request<http::empty_body>{http::verb::get, target, 10};
+    x->req.set(http::field::host,
+               endpoint_.address().to_string() + ":" + std::to_string(endpoint_.port()));
+    x->req.set(http::field::user_agent, scep::ios_user_agent);
+    x->parser.body_limit(1 << 20);
+    const auto timeout = real(sc_.client.connect_timeout);
+    x->stream.expires_after(timeout);
+    auto finish = [done = std::move(done)](outcome_class oc, unsigned status, std::string body) {
+        done(oc, status, std::move(body));
+    };
+    x->stream.async_connect(endpoint_, [x, finish, timeout](beast::error_code ec) {
+        if (ec) {
+            finish(ec == beast::error::timeout            ? outcome_class::connect_timeout
+                   : ec == net::error::connection_refused ? outcome_class::refused
+                                                          : outcome_class::reset,
+                   0, {});
+            return;
+        }
+        // The read gets the same budget: a held connection (the one that tripped the throttle)
+        // is not answered before the deaf period ends.
+        x->stream.expires_after(timeout);
+        http::async_write(x->stream, x->req, [x, finish](beast::error_code wec, std::size_t) {
+            if (wec) {
+                finish(wec == beast::error::timeout ? outcome_class::read_timeout
+                                                    : outcome_class::reset,
+                       0, {});
+                return;
+            }
+            http::async_read(
+                x->stream, x->buffer, x->parser, [x, finish](beast::error_code rec, std::size_t) {
+                    beast::error_code ignored;
+                    x->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                    if (rec) {
+                        finish(rec == beast::error::timeout ? outcome_class::read_timeout
+                                                            : outcome_class::reset,
+                               0, {});
+                        return;
+                    }
+                    const auto st = static_cast<unsigned>(x->parser.get().result_int());
+                    const auto oc = st == 200   ? outcome_class::ok_200
+                                    : st == 404 ? outcome_class::not_found_404
+                                                : outcome_class::other_status;
+                    finish(oc, st, std::move(x->parser.get().body()));
+                });
+        });
+    });
 }
 
 void fleet::start_get_next_ca(vclient& c, bool probe) {
@@ -520,68 +691,19 @@ void fleet::start_get_next_ca(vclient& c, bool probe) {
     ++outstanding_;
 
     // One connection per request, HTTP/1.0, IOS User-Agent (model §2), asynchronous.
-    struct exchange {
-        explicit exchange(net::io_context& ioc) : stream(ioc) {}
-        beast::tcp_stream stream;
-        http::request<http::empty_body> req;
-        http::response_parser<http::string_body> parser;
-        beast::flat_buffer buffer;
-    };
-    auto x = std::make_shared<exchange>(ioc_);
-    x->req = http::request<http::empty_body>{http::verb::get, next_ca_target_, 10};
-    x->req.set(http::field::host,
-               endpoint_.address().to_string() + ":" + std::to_string(endpoint_.port()));
-    x->req.set(http::field::user_agent, scep::ios_user_agent);
-    x->parser.body_limit(1 << 20);
-    const auto timeout = real(sc_.client.connect_timeout);
-    x->stream.expires_after(timeout);
-    auto finish = [this, &c, started, probe](outcome_class oc, std::string body) {
+    http_get(next_ca_target_, [this, &c, started, probe](outcome_class oc, unsigned st,
+                                                         std::string body) {
         --outstanding_;
-        if (!stopping_)
-            get_next_ca_done(c, started, oc, std::move(body), probe);
-    };
-    x->stream.async_connect(endpoint_, [this, x, finish, timeout](beast::error_code ec) {
-        if (ec) {
-            finish(ec == beast::error::timeout            ? outcome_class::connect_timeout
-                   : ec == net::error::connection_refused ? outcome_class::refused
-                                                          : outcome_class::reset,
-                   {});
+        if (stopping_)
             return;
+        if (oc == outcome_class::other_status) {
+            // Keep what the server said, for the answers list.
+            auto b = body.substr(0, 80);
+            std::replace(b.begin(), b.end(), '\n', ' ');
+            body = fmt::format("HTTP {} {}", st, b);
         }
-        // The read gets the same budget: a held connection (the one that tripped the throttle)
-        // is not answered before the deaf period ends.
-        x->stream.expires_after(timeout);
-        http::async_write(x->stream, x->req, [x, finish](beast::error_code wec, std::size_t) {
-            if (wec) {
-                finish(wec == beast::error::timeout ? outcome_class::read_timeout
-                                                    : outcome_class::reset,
-                       {});
-                return;
-            }
-            http::async_read(
-                x->stream, x->buffer, x->parser, [x, finish](beast::error_code rec, std::size_t) {
-                    beast::error_code ignored;
-                    x->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-                    if (rec) {
-                        finish(rec == beast::error::timeout ? outcome_class::read_timeout
-                                                            : outcome_class::reset,
-                               {});
-                        return;
-                    }
-                    const auto st = x->parser.get().result_int();
-                    if (st != 200 && st != 404) {
-                        // Keep what the server said, for the answers list.
-                        auto b = x->parser.get().body().substr(0, 80);
-                        std::replace(b.begin(), b.end(), '\n', ' ');
-                        finish(outcome_class::other_status, fmt::format("HTTP {} {}", st, b));
-                        return;
-                    }
-                    finish(st == 200 ? outcome_class::ok_200 : outcome_class::not_found_404,
-                           std::move(x->parser.get().body()));
-                });
-        });
+        get_next_ca_done(c, started, oc, std::move(body), probe);
     });
-    (void)this;
 }
 
 void fleet::get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body,
@@ -600,6 +722,7 @@ void fleet::get_next_ca_done(vclient& c, time_point started, outcome_class oc, s
         return;
     }
     sample(r_.get_next_ca_latency, static_cast<double>((done - started).count()));
+    record(attempt_record{started, done, static_cast<std::uint32_t>(c.id), false, false, oc});
     note_attempt(started, seen_as(oc));
     auto& d = day(done);
     if (oc == outcome_class::not_found_404) {
@@ -727,6 +850,7 @@ tl::expected<void, std::string> fleet::sync_clock() {
         beast::error_code ec;
         stream.expires_after(std::chrono::seconds{2});
         stream.connect(endpoint_, ec);
+        ++r_.setup_connections;
         if (ec)
             return tl::unexpected("clock sync: connect: " + ec.message());
         http::request<http::empty_body> req{http::verb::get, caps_target_, 10};
@@ -793,34 +917,9 @@ tl::expected<fleet_result, std::string> fleet::run() {
         endpoint_ = eps.begin()->endpoint();
     }
 
-    // Everything slow happens before the clock starts: RSA keys (a pool unless --key-pool 0;
-    // several seconds on a loaded machine, which at rate R would be R times as much lab time)
-    // and the enrollment worker's first use.
-    const std::size_t nkeys =
-        o_.key_pool == 0 ? sc_.clients() : std::min<std::size_t>(o_.key_pool, sc_.clients());
-    for (std::size_t i = 0; i < nkeys; ++i)
-        keys_.push_back(scep::generate_rsa_key(o_.key_bits));
-    enroll_pool_ = std::make_unique<net::thread_pool>(1);
-    {
-        // Warm the worker up (OpenSSL's per-thread state, the CSR and signer code paths) so
-        // that the first enrollment is not late by the set-up cost.
-        std::promise<void> ready;
-        auto done = ready.get_future();
-        net::post(*enroll_pool_, [this, &ready] {
-            scep::scep_client warm{client_options_for(vclient{})};
-            auto csr = scep::make_csr(keys_.front().get(), "CN=warm-up");
-            auto signer =
-                scep::make_self_signed_signer(keys_.front().get(), "CN=warm-up",
-                                              timers::validity{now(), now() + timers::days{1}});
-            (void)csr;
-            (void)signer;
-            ready.set_value();
-        });
-        done.wait();
-    }
     model_start_ = o_.clock_start.value_or(sc_.start);
-    t0_ = steady::now();
     model_end_ = sc_.start + sc_.effective_horizon();
+    t0_ = steady::now();
 
     // The CA as the fleet's routers authenticate it (GetCACert once: the trustpoint's
     // `crypto pki authenticate`), and its capabilities.
@@ -832,6 +931,7 @@ tl::expected<fleet_result, std::string> fleet::run() {
         co.read_timeout = std::max(co.read_timeout, std::chrono::milliseconds{5000});
         scep::scep_client client{co};
         auto caps = client.get_ca_caps();
+        r_.setup_connections += 2;  // GetCACaps, GetCACert
         if (caps)
             caps_ = std::move(*caps);
         auto ca = client.get_ca_cert();
@@ -842,66 +942,84 @@ tl::expected<fleet_result, std::string> fleet::run() {
         gens_.push_back(ca_gen{std::make_shared<const scep::ca_certs>(std::move(*ca)), v});
         next_ca_target_ = client.target("GetNextCACert", sc_.groups[0].trustpoint.name);
         caps_target_ = client.target("GetCACaps", sc_.groups[0].trustpoint.name);
+        wire_ = std::make_unique<scep::scep_client>(co);
     }
+    // The fleet's own connections come first, the slow set-up after them: they are not IOS
+    // traffic, yet the server's throttle counts them (80 a minute), so they should fall out of
+    // its window before the first client connects (live.json: setup_connections).
     if (o_.clock_sync) {
         if (auto ok = sync_clock(); !ok)
             return tl::unexpected(ok.error());
     }
+    r_.setup_done_at = now();
+
+    // The slow part, before the first client's timer: RSA keys (a pool unless --key-pool 0)
+    // and each client's CSR and self-signed signer (below). At rate R every real second of it
+    // is R lab seconds: timers that it makes late show in timer_lateness.
+    const std::size_t nkeys =
+        o_.key_pool == 0 ? sc_.clients() : std::min<std::size_t>(o_.key_pool, sc_.clients());
+    for (std::size_t i = 0; i < nkeys; ++i)
+        keys_.push_back(scep::generate_rsa_key(o_.key_bits));
+    cpu_pool_ = std::make_unique<net::thread_pool>(
+        std::max<std::size_t>(1, std::thread::hardware_concurrency()));
+    // The algorithms IOS picks from GetCACaps (AES/SHA-256 when advertised, else 3DES/SHA-1).
+    cipher_nid_ = caps_.cipher_nid(o_.legacy_crypto);
+    digest_nid_ = caps_.digest_nid(o_.legacy_crypto);
     r_.result.ca = gens_[0].validity;
 
-    // The fleet, with the scenario's first-enrollment pattern (as simulate seeds it).
+    // The fleet, with the scenario's first-enrollment pattern: the simulator's rule and seed.
     std::vector<std::pair<std::uint16_t, timers::duration>> firsts;
-    for (std::size_t gi = 0; gi < sc_.groups.size(); ++gi) {
-        const auto& g = sc_.groups[gi];
-        const auto add = [&](timers::duration when, std::uint64_t n) {
-            for (std::uint64_t i = 0; i < n; ++i)
-                firsts.emplace_back(static_cast<std::uint16_t>(gi), when);
-        };
-        switch (g.pattern) {
-            case sim::enrollment_pattern::instant:
-                add(g.at, g.count);
-                break;
-            case sim::enrollment_pattern::spread:
-                for (std::uint64_t i = 0; i < g.count; ++i)
-                    add(g.at + timers::duration{static_cast<std::int64_t>(
-                                   (static_cast<double>(i) + 0.5) / static_cast<double>(g.count) *
-                                   static_cast<double>(g.window.count()))},
-                        1);
-                break;
-            case sim::enrollment_pattern::uniform:
-                for (std::uint64_t i = 0; i < g.count; ++i) {
-                    const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-                    add(g.at + timers::duration{static_cast<std::int64_t>(
-                                   u * static_cast<double>(g.window.count()))},
-                        1);
-                }
-                break;
-            case sim::enrollment_pattern::batches:
-                for (const auto& b : g.batches)
-                    add(b.at, b.count);
-                break;
-            case sim::enrollment_pattern::csv:
-                for (const auto& t : g.times)
-                    add(t, 1);
-                break;
-            case sim::enrollment_pattern::state:
-                break;  // refused above
-        }
-    }
+    for (std::size_t gi = 0; gi < sc_.groups.size(); ++gi)
+        sim::for_each_first_enrollment(
+            sc_.groups[gi], rng_, [&](timers::duration when, std::uint64_t n) {
+                for (std::uint64_t i = 0; i < n; ++i)
+                    firsts.emplace_back(static_cast<std::uint16_t>(gi), when);
+            });
     clients_.resize(firsts.size());
     daily_.resize(static_cast<std::size_t>(sc_.effective_horizon().count() / ms_per_day + 1));
+    {
+        // Each client's PKCS#10 and self-signed signer, on every core (they do not depend on
+        // the CA; RFC 8894 §2.3: the signer has the CSR's subject and key). The signer is
+        // valid over the whole run (IOS's is created at enrollment time: same effect).
+        const auto lo = std::min(sc_.start, model_start_) - timers::days{1};
+        const auto hi = std::max(sc_.start, model_start_) + sc_.effective_horizon() +
+                        timers::days{1};
+        scep::csr_options co;
+        co.challenge_password = o_.challenge;
+        co.digest_nid = digest_nid_ == NID_md5 ? NID_md5 : NID_sha256;
+        std::atomic<bool> failed{false};
+        std::latch left{static_cast<std::ptrdiff_t>(firsts.size())};
+        for (std::size_t i = 0; i < firsts.size(); ++i) {
+            auto& c = clients_[i];
+            c.id = i + 1;
+            c.group = firsts[i].first;
+            c.key = keys_[i % keys_.size()].get();
+            c.timer = std::make_unique<net::steady_timer>(ioc_);
+            net::post(*cpu_pool_, [&c, &co, &failed, &left, lo, hi] {
+                try {
+                    const auto subject = fmt::format("CN=fleet-{}", c.id);
+                    c.csr = scep::make_csr(c.key, subject, co);
+                    c.csr_der = scep::to_der(c.csr.get());
+                    c.signer =
+                        scep::make_self_signed_signer(c.key, subject, timers::validity{lo, hi});
+                } catch (const std::exception&) {
+                    failed = true;
+                }
+                left.count_down();
+            });
+        }
+        left.wait();
+        if (failed)
+            return tl::unexpected(std::string{"cannot build the clients' CSRs"});
+    }
     for (std::size_t i = 0; i < firsts.size(); ++i) {
         auto& c = clients_[i];
-        c.id = i + 1;
-        c.group = firsts[i].first;
-        c.key = keys_[i % keys_.size()].get();
-        c.timer = std::make_unique<net::steady_timer>(ioc_);
         at(c, sc_.start + firsts[i].second, [this, &c] { start_enroll(c, false); });
     }
     progress_timer_ = std::make_unique<net::steady_timer>(ioc_);
     progress_tick();
     ioc_.run();
-    enroll_pool_->join();
+    cpu_pool_->join();
 
     // The same result record as `simulate`.
     auto& res = r_.result;
@@ -1008,8 +1126,22 @@ std::string live_json(const fleet_result& r) {
     j["latency_model_ms"]["GetNextCACert"] = lat(r.get_next_ca_latency);
     j["latency_model_ms"]["PKCSReq"] = lat(r.enroll_latency);
     j["timer_lateness_model_ms"] = lat(r.timer_lateness);
+    j["enroll_prep_model_ms"] = lat(r.enroll_prep);
+    j["setup_connections"] = r.setup_connections;
+    j["setup_done_at"] = timers::to_iso8601(r.setup_done_at);
     j["get_next_ca_cert_answers"] = r.next_ca_answers;
     return j.dump(2);
+}
+
+std::string attempts_csv(const fleet_result& r) {
+    std::string out = "started,completed,client,operation,outcome\n";
+    for (const auto& a : r.attempts)
+        out += fmt::format("{},{},{},{},{}\n", timers::to_iso8601(a.started),
+                           timers::to_iso8601(a.completed), a.client,
+                           a.enrollment ? (a.rollover ? "PKCSReq rollover" : "PKCSReq")
+                                        : "GetNextCACert",
+                           to_string(a.outcome));
+    return out;
 }
 
 }  // namespace pkisim::loadgen

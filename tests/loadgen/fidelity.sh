@@ -16,6 +16,8 @@ cleanup() {
     local rc=$?
     [[ -n $SP ]] && kill "$SP" 2>/dev/null && wait "$SP" 2>/dev/null || true
     [[ $rc -ne 0 && $rc -ne 77 ]] && { cat "$T"/live.txt "$T"/serve.log 2>/dev/null | tail -30 >&2 || true; }
+    # FIDELITY_KEEP=DIR keeps both runs' folders and the server's log for a look.
+    [[ -n ${FIDELITY_KEEP:-} ]] && cp -r "$T" "$FIDELITY_KEEP"
     rm -rf "$T"
     exit $rc
 }
@@ -67,7 +69,8 @@ n = sim["clients"]
 rows, bad = [], []
 def check(name, a, b, tol, unit=""):
     ok = abs(a - b) <= tol  # False for nan
-    rows.append(f"{name:40s} {a:>12} {b:>12}  tol ±{tol:g}{unit}  {'ok' if ok else 'FAIL'}")
+    ratio = f"{b / a:.3f}" if unit == "" and a else "-"
+    rows.append(f"{name:40s} {a:>12} {b:>12} {ratio:>7}  tol ±{tol:g}{unit}  {'ok' if ok else 'FAIL'}")
     if not ok: bad.append(name)
 def pct(v, p): return max(1.0, p * v)
 if case == "loop":
@@ -85,30 +88,40 @@ if case == "loop":
         check(k, sim[k], live[k], n)
     check("deaf seconds (server)", sim["deaf_seconds"], server_deaf, 0)
 else:
-    # Against the limiter: counts within 15 % (the throttle's 60 s window turns a 1-2 s shift
-    # of one client into a different deaf period), times within one shadow retry interval.
+    # Against the limiter. The fleet's enrollments are concurrent (every client connects when
+    # its timer says, as IOS routers do). Tolerances from eight runs on the shared 2-core VM
+    # (load 10-15, docs/notes/2026-12-01/s4-i10.md; live / simulated): the 60 s sliding window
+    # turns a 1-2 s shift of one client into a different deaf period, so the counts of what
+    # the server serves move by a few per cent from run to run.
     check("first GetNextCACert (s)", t(sim["first_get_next_ca_cert_at"]), t(live["first_get_next_ca_cert_at"]), 20, " s")
     check("first 404 (s)", t(sim["first_404_at"]), t(live["first_404_at"]), 20, " s")
-    for k in ["clients_hit_404", "connections_accepted", "enrollments_ok"]:
-        check(k, sim[k], live[k], pct(sim[k], 0.15))
-    # The attempts made while the listener is deaf depend on which enrollments fail (the fleet
-    # enrolls serially, see enrollments_failed below): within 25 % (quiet-machine runs: live
-    # 1.12x and 1.15x the simulated GetNextCACert attempts, 1.08x and 1.11x the ignored ones).
-    for k in ["get_next_ca_cert_requests", "connections_ignored_deaf"]:
-        check(k, sim[k], live[k], pct(sim[k], 0.25))
-    check("responses_404", sim["responses_404"], live["responses_404"], pct(sim["responses_404"], 0.30))
+    check("enrollments_ok", sim["enrollments_ok"], live["enrollments_ok"], pct(sim["enrollments_ok"], 0.02))
+    check("connections_accepted", sim["connections_accepted"], live["connections_accepted"], pct(sim["connections_accepted"], 0.06))
+    # Runs: 0.93-1.05 (attempts), 0.90-1.03 (ignored), 0.97-1.08 (clients hit).
+    for k in ["get_next_ca_cert_requests", "connections_ignored_deaf", "clients_hit_404"]:
+        check(k, sim[k], live[k], pct(sim[k], 0.12))
+    # Only the attempts that get through see a 404: 0.97-1.13.
+    check("responses_404", sim["responses_404"], live["responses_404"], pct(sim["responses_404"], 0.15))
+    # Deaf seconds: the same deaf periods or one 15 s period fewer (165 / 150 s).
+    check("deaf seconds (server)", sim["deaf_seconds"], server_deaf, 15.5)
+    # What the simulator does not model: pkisim serve runs every request on one engine thread
+    # and generates the shadow CA's key on it (minute 5, while the herd is looping), so live
+    # connections wait in its queue; over 16 open (max-connections) they are reset, and the
+    # throttle sees the retries. Hence more failed enrollments live than simulated (1.3-2.2x in
+    # the runs), never fewer: live within [0.85, 2.5] x simulated, and drops up to 10 % of
+    # the live connections (the simulator's parallel service has none: 6-75 live).
+    ef_s, ef_l = sim["enrollments_failed"], live["enrollments_failed"]
+    ok = 0.85 * ef_s <= ef_l <= 2.5 * ef_s
+    rows.append(f"{'enrollments_failed':40s} {ef_s:>12} {ef_l:>12}  live in [0.85, 2.5] x sim  {'ok' if ok else 'FAIL'}")
+    if not ok: bad.append("enrollments_failed")
     check("connections_dropped_max_connections", sim["connections_dropped_max_connections"],
-          live["connections_dropped_max_connections"], pct(sim["connections_dropped_max_connections"], 0.5) + 10)
-    # Printed, not held to a tolerance: a known model difference (docs/notes/2026-12-01/i10.md).
-    # The simulator lets the phase-locked rollover PKCSReqs reach the server at once (and meet
-    # max-connections and the throttle together); the fleet enrolls one client at a time on its
-    # worker thread, so fewer of its attempts fail (first quiet-machine run: 62 vs 17).
-    rows.append(f"{'enrollments_failed':40s} {sim['enrollments_failed']:>12} {live['enrollments_failed']:>12}  not compared (fleet enrolls serially)")
+          live["connections_dropped_max_connections"], 0.10 * lj["connections"])
     check("clients_outage", sim["clients_outage"], live["clients_outage"], 0.05 * n)
-    check("deaf seconds (server)", sim["deaf_seconds"], server_deaf, pct(sim["deaf_seconds"], 0.20))
-print(f"{'counter':40s} {'simulate':>12} {'live':>12}")
+print(f"{'counter':40s} {'simulate':>12} {'live':>12} {'live/sim':>7}")
 print("\n".join(rows))
-print(f"fleet timer lateness p99: {late:.0f} ms of lab time; {lj['connections']} connections in {lj['real_seconds']:.1f} s real")
+print(f"fleet timer lateness p99: {late:.0f} ms of lab time; {lj['connections']} connections in {lj['real_seconds']:.1f} s real; "
+      f"enrollment start p99 {lj['enroll_prep_model_ms']['p99_ms']:.0f} ms of lab time after its timer; "
+      f"{lj['setup_connections']} set-up connections, the last at {lj['setup_done_at']}")
 if late > 2000:
     print(f"SKIP: this machine is too loaded to referee (timers late by {late:.0f} ms of lab time at p99)")
     sys.exit(77)

@@ -1,8 +1,10 @@
 // `pkisim fleet`: the scenario's virtual IOS clients as real HTTP connections against a running
 // SCEP server. Every client runs the timers/ client rules (client_renewal, shadow_step,
-// attempt_completion); the GetNextCACert loop is asynchronous on one Asio io_context (one
-// steady_timer per client, no thread per client); enrollments (PKCSReq + CertPoll, RSA work)
-// use the SCEP client of scep_server/ on one worker thread and post their outcome back.
+// attempt_completion); every connection is asynchronous on one Asio io_context (one
+// steady_timer per client, no thread per client), so clients whose timers fire together reach
+// the server together, as IOS routers do. The RSA/CMS work of an enrollment (PKCSReq + CertPoll
+// built and CertRep read with scep_server/'s codec) runs on a pool of one thread per core; each
+// client's CSR and self-signed signer are made before the clock starts.
 //
 //   fleet_options o{.target = "http://127.0.0.1:8080", .clock_rate = 40};
 //   auto r = run_fleet(load_scenario("configs/fidelity/limiter.toml").value(), o);
@@ -81,6 +83,17 @@ struct latency_stats {
     double max() const;
 };
 
+// One connection attempt as the client saw it (attempts.csv): when it began and ended (model
+// time), which request, what came back.
+struct attempt_record {
+    time_point started{};
+    time_point completed{};
+    std::uint32_t client = 0;  // 1-based
+    bool enrollment = false;   // PKCSReq/CertPoll, else GetNextCACert
+    bool rollover = false;     // the rollover enrollment (to the shadow CA)
+    outcome_class outcome = outcome_class::other;
+};
+
 struct fleet_result {
     sim::sim_result result;  // the same counters as `simulate`
     std::array<std::uint64_t, outcome_classes> get_next_ca_outcomes{};
@@ -90,7 +103,15 @@ struct fleet_result {
     // How late client timers fired, in lab milliseconds (real lateness × rate): the fleet's
     // own clock error on this machine.
     latency_stats timer_lateness;
+    // From an enrollment's timer to its connection (building the PKCSReq on the CPU pool), lab
+    // milliseconds: how far this machine's CPU shifts enrollments that IOS routers would send
+    // at once.
+    latency_stats enroll_prep;
     std::uint64_t connections = 0;
+    // The fleet's own connections before the clients start (GetCACaps, GetCACert, the clock
+    // sync's polls): the server's throttle counts them too; the last one ended at setup_done_at.
+    std::uint64_t setup_connections = 0;
+    time_point setup_done_at{};
     double real_seconds = 0;
     double clock_rate = 1;
     bool stopped_by_duration_cap = false;
@@ -98,11 +119,15 @@ struct fleet_result {
     std::vector<std::string>
         next_ca_answers;         // distinct GetNextCACert answers ("404", "200 CN=...")
     std::string server_metrics;  // raw text when metrics_url was given
+    std::vector<attempt_record> attempts;  // in completion order (bounded: 1,000,000)
 };
 
 tl::expected<fleet_result, std::string> run_fleet(const sim::scenario& sc, const fleet_options& o);
 
 // The extra JSON of a live run (outcome classes, latencies, caps), merged into summary.json.
 std::string live_json(const fleet_result& r);
+
+// attempts.csv: one line per attempt (started, completed, client, operation, outcome).
+std::string attempts_csv(const fleet_result& r);
 
 }  // namespace pkisim::loadgen
