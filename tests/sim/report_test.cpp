@@ -348,7 +348,7 @@ TEST(cli, simulate_progress_line_on_a_tty_and_silence_otherwise) {
     const auto dir = temp_dir("tty");
     fs::create_directories(dir);
     const std::string sim = std::string{PKISIM_BINARY} + " simulate " + PKISIM_SOURCE_DIR +
-                            "/configs/seed002.toml --clients 2000 --out " + dir.string();
+                            "/configs/seed002.toml --clients 2000 --no-change-set --out " + dir.string();
     // util-linux `script` gives the command a real pseudo-terminal.
     const std::string on_tty = "script -qec '" + sim + "' /dev/null > " + (dir / "tty.txt").string();
     const int rc = std::system(on_tty.c_str());
@@ -365,7 +365,8 @@ TEST(cli, simulate_progress_line_on_a_tty_and_silence_otherwise) {
     EXPECT_EQ(read(dir / "out.txt").find("ETA"), std::string::npos);
     // The footer says how the page was made.
     const auto html = read(dir / "report.html");
-    EXPECT_NE(html.find("configs/seed002.toml --clients 2000 --out"), std::string::npos);
+    EXPECT_NE(html.find("configs/seed002.toml --clients 2000 --no-change-set --out"),
+              std::string::npos);
     EXPECT_NE(html.find("scenario SHA-256"), std::string::npos);
     EXPECT_NE(html.find(">took<"), std::string::npos);
     fs::remove_all(dir);
