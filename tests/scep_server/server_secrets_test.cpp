@@ -16,9 +16,9 @@
 #include <openssl/pem.h>
 
 #include "pkisim/scep/ca_engine.hpp"
-#include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/crypto.hpp"
 #include "pkisim/scep/key_protection.hpp"
+#include "pkisim/scep/ra_engine.hpp"
 #include "pkisim/scep/store.hpp"
 #include "server_support.hpp"
 
@@ -83,8 +83,8 @@ struct serve_child {
         int p[2];
         if (::pipe(p) != 0)
             return "";
-        const auto cmd = fmt::format("exec {} {} serve {} 2>{}", env, PKISIM_BINARY, args,
-                                     err.string());
+        const auto cmd =
+            fmt::format("exec {} {} serve {} 2>{}", env, PKISIM_BINARY, args, err.string());
         pid = ::fork();
         if (pid == 0) {
             ::dup2(p[1], STDOUT_FILENO);
@@ -290,7 +290,8 @@ TEST(key_protection, ra_keys_written_with_the_old_work_factor_are_migrated_by_pk
         auto key = decrypt_private_key_pem(db.meta(ra_key_meta).value(), "ra-passphrase").value();
         ra_key_pem = private_key_to_pem(key.get());
         db.set_meta(ra_key_meta, openssl_default_pem(key.get(), "ra-passphrase"));
-        db.set_meta(ra_shadow_key_meta, openssl_default_pem(fixture_key("client2"), "ra-passphrase"));
+        db.set_meta(ra_shadow_key_meta,
+                    openssl_default_pem(fixture_key("client2"), "ra-passphrase"));
     }
     {
         serve_child ra;
