@@ -221,10 +221,17 @@ TEST(timeout_policy, idle_s_ends_the_wait_for_the_next_request) {
 // the reserve descriptor, and serving resumes when connections go away.
 TEST(resource_limits, out_of_descriptors_the_listener_backs_off_and_sheds_instead_of_spinning) {
 #if defined(__SANITIZE_ADDRESS__)
-    // Under ASan this run gets "connection refused" at `ulimit -n 64` (not investigated; the
-    // sanitizer runtime's own descriptors and memory change what 64 means). The release build
-    // runs it; docs/notes/2026-12-01/closing.md lists it as open.
-    GTEST_SKIP() << "descriptor-exhaustion test runs in the release build only";
+    // Not a pkisim bug (found in session 4): out of descriptors, the sanitized server dies on a
+    // false UBSan report, "error_category.hpp:203: member access within address ... which does
+    // not point to an object of type 'error_category' ... invalid vptr <memory cannot be
+    // printed>". UBSan's vptr check, on a type-cache miss, asks sanitizer_common's
+    // IsAccessibleMemoryRange() whether it may read the vtable, and that function writes the
+    // memory into a fresh pipe(2) (compiler-rt sanitizer_posix_libcdep.cpp; llvm-project PR
+    // 112665). At EMFILE the pipe fails, the vtable counts as unreadable, and
+    // -fno-sanitize-recover aborts the process: the test's next connect() is refused. No
+    // runtime option turns that off (vptr suppressions match the dynamic type's name, which
+    // cannot be read here). The release build runs this test; the EMFILE code itself is the same.
+    GTEST_SKIP() << "UBSan's vptr check needs pipe(2) and aborts when descriptors run out";
 #endif
     temp_dir dir;
     std::ofstream{dir.path / "ca.ios"} << "crypto pki server labca\n issuer-name CN=labca,O=lab\n";
