@@ -465,8 +465,7 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     ca->add_option("--data", *data, "Data folder of the running server")->required();
     ca->add_option("command", *words,
                    "grant all|ID, reject all|ID, revoke SERIAL, password generate [MINUTES], "
-                   "rollover [cancel], show server|requests|certificates|timers|pkisim|http|"
-                   "metrics")
+                   "rollover [cancel], show server|requests|certificates|timers|http|metrics")
         ->required();
     ca->footer(
         "Exit codes: 0 done, 1 the server refused the command, 3 no server answers on "
