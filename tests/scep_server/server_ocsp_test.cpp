@@ -335,7 +335,9 @@ TEST(ocsp, a_delegated_responder_certificate_signs_and_is_kept_across_restarts) 
     // A restart keeps the same responder certificate (no new serial per start).
     f.engine.reset();
     f.start();
-    p = f.ask({q});
+    const query again{f.ca(), cert.get()};  // the new engine's CA certificate object
+    p = f.ask({again});
+    EXPECT_EQ(find_status(p.basic.get(), again).status, V_OCSP_CERTSTATUS_GOOD);
     ASSERT_NE(response_signer(p.basic.get()), nullptr);
     EXPECT_EQ(*serial_u64(response_signer(p.basic.get())), responder_serial);
     EXPECT_TRUE(verifies(p.basic.get(), f.ca(), f.clock.now()));
