@@ -1012,6 +1012,11 @@ tl::expected<fleet_result, std::string> fleet::run() {
         if (failed)
             return tl::unexpected(std::string{"cannot build the clients' CSRs"});
     }
+    if (!o_.clock_sync)
+        // Without a sync the fleet's clock is ours: it starts when the fleet is ready, so the
+        // slow set-up does not make the first clients late and bunch them together (a foreign
+        // CA on the real clock then sees the scenario's spacing).
+        t0_ = steady::now();
     for (std::size_t i = 0; i < firsts.size(); ++i) {
         auto& c = clients_[i];
         at(c, sc_.start + firsts[i].second, [this, &c] { start_enroll(c, false); });
