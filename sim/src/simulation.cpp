@@ -1017,9 +1017,8 @@ void simulator::seed_fleet() {
             }
         };
         // The pattern's first enrollments: one rule with `pkisim fleet` (first_enrollments.hpp).
-        for_each_first_enrollment(g, rng_, [&](duration offset, std::uint64_t n) {
-            add(offset.count(), n);
-        });
+        for_each_first_enrollment(
+            g, rng_, [&](duration offset, std::uint64_t n) { add(offset.count(), n); });
         if (g.pattern == enrollment_pattern::state)
             for (const auto& cs : g.routers)
                 seed_state(gi, cs);
