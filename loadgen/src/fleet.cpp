@@ -4,9 +4,9 @@
 #include "pkisim/loadgen/fleet.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <atomic>
 #include <latch>
 #include <map>
 #include <memory>
@@ -18,10 +18,10 @@
 #include <sstream>
 
 #include <date/date.h>
+#include <openssl/rand.h>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 
 #include "pkisim/scep/client.hpp"
 #include "pkisim/scep/crypto.hpp"
@@ -481,8 +481,7 @@ void fleet::send_pki_message(const enroll_job_ptr& j) {
                 // From the timer to the connection: this machine's share of the enrollment's
                 // CPU work (an IOS router does it on its own CPU).
                 sample(r_.enroll_prep,
-                       std::chrono::duration<double, std::milli>(steady::now() - j->fired)
-                               .count() *
+                       std::chrono::duration<double, std::milli>(steady::now() - j->fired).count() *
                            o_.clock_rate);
             j->first_sent = true;
             ++r_.connections;
@@ -691,19 +690,19 @@ void fleet::start_get_next_ca(vclient& c, bool probe) {
     ++outstanding_;
 
     // One connection per request, HTTP/1.0, IOS User-Agent (model §2), asynchronous.
-    http_get(next_ca_target_, [this, &c, started, probe](outcome_class oc, unsigned st,
-                                                         std::string body) {
-        --outstanding_;
-        if (stopping_)
-            return;
-        if (oc == outcome_class::other_status) {
-            // Keep what the server said, for the answers list.
-            auto b = body.substr(0, 80);
-            std::replace(b.begin(), b.end(), '\n', ' ');
-            body = fmt::format("HTTP {} {}", st, b);
-        }
-        get_next_ca_done(c, started, oc, std::move(body), probe);
-    });
+    http_get(next_ca_target_,
+             [this, &c, started, probe](outcome_class oc, unsigned st, std::string body) {
+                 --outstanding_;
+                 if (stopping_)
+                     return;
+                 if (oc == outcome_class::other_status) {
+                     // Keep what the server said, for the answers list.
+                     auto b = body.substr(0, 80);
+                     std::replace(b.begin(), b.end(), '\n', ' ');
+                     body = fmt::format("HTTP {} {}", st, b);
+                 }
+                 get_next_ca_done(c, started, oc, std::move(body), probe);
+             });
 }
 
 void fleet::get_next_ca_done(vclient& c, time_point started, outcome_class oc, std::string body,
@@ -982,8 +981,8 @@ tl::expected<fleet_result, std::string> fleet::run() {
         // the CA; RFC 8894 §2.3: the signer has the CSR's subject and key). The signer is
         // valid over the whole run (IOS's is created at enrollment time: same effect).
         const auto lo = std::min(sc_.start, model_start_) - timers::days{1};
-        const auto hi = std::max(sc_.start, model_start_) + sc_.effective_horizon() +
-                        timers::days{1};
+        const auto hi =
+            std::max(sc_.start, model_start_) + sc_.effective_horizon() + timers::days{1};
         scep::csr_options co;
         co.challenge_password = o_.challenge;
         co.digest_nid = digest_nid_ == NID_md5 ? NID_md5 : NID_sha256;
@@ -1012,6 +1011,11 @@ tl::expected<fleet_result, std::string> fleet::run() {
         if (failed)
             return tl::unexpected(std::string{"cannot build the clients' CSRs"});
     }
+    if (!o_.clock_sync)
+        // Without a sync the fleet's clock is ours: it starts when the fleet is ready, so the
+        // slow set-up does not make the first clients late and bunch them together (a foreign
+        // CA on the real clock then sees the scenario's spacing).
+        t0_ = steady::now();
     for (std::size_t i = 0; i < firsts.size(); ++i) {
         auto& c = clients_[i];
         at(c, sc_.start + firsts[i].second, [this, &c] { start_enroll(c, false); });
@@ -1136,11 +1140,11 @@ std::string live_json(const fleet_result& r) {
 std::string attempts_csv(const fleet_result& r) {
     std::string out = "started,completed,client,operation,outcome\n";
     for (const auto& a : r.attempts)
-        out += fmt::format("{},{},{},{},{}\n", timers::to_iso8601(a.started),
-                           timers::to_iso8601(a.completed), a.client,
-                           a.enrollment ? (a.rollover ? "PKCSReq rollover" : "PKCSReq")
-                                        : "GetNextCACert",
-                           to_string(a.outcome));
+        out += fmt::format(
+            "{},{},{},{},{}\n", timers::to_iso8601(a.started), timers::to_iso8601(a.completed),
+            a.client,
+            a.enrollment ? (a.rollover ? "PKCSReq rollover" : "PKCSReq") : "GetNextCACert",
+            to_string(a.outcome));
     return out;
 }
 

@@ -117,8 +117,8 @@ struct fleet_result {
     bool stopped_by_duration_cap = false;
     std::uint64_t delayed_by_rate_cap = 0;
     std::vector<std::string>
-        next_ca_answers;         // distinct GetNextCACert answers ("404", "200 CN=...")
-    std::string server_metrics;  // raw text when metrics_url was given
+        next_ca_answers;                   // distinct GetNextCACert answers ("404", "200 CN=...")
+    std::string server_metrics;            // raw text when metrics_url was given
     std::vector<attempt_record> attempts;  // in completion order (bounded: 1,000,000)
 };
 
