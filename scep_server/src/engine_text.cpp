@@ -159,27 +159,11 @@ std::string ios_name(const X509_NAME* name, char separator) {
     for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
         const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
         const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
-        std::string key;
         const auto* known = std::find_if(ios_keys.begin(), ios_keys.end(),
                                          [&](const ios_key& k) { return k.nid == nid; });
-        if (known != ios_keys.end()) {
-            key = known->name;
-        } else if (nid != NID_undef) {
-            key = OBJ_nid2sn(nid);
-        } else {
-            std::array<char, 128> oid{};
-            OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()), X509_NAME_ENTRY_get_object(e), 1);
-            key = oid.data();
-        }
-        unsigned char* utf8 = nullptr;
-        const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-        std::string value;
-        if (len >= 0) {
-            value.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
-            OPENSSL_free(utf8);
-        } else {
-            ERR_clear_error();
-        }
+        const std::string key = known != ios_keys.end() ? std::string{known->name}
+                                                         : name_entry_key(e);
+        const std::string value = name_entry_value(e);
         const int set = X509_NAME_ENTRY_set(e);
         if (i > 0)
             out += set == previous_set ? '+' : separator;

@@ -17,15 +17,6 @@ namespace pkisim::scep {
 
 namespace {
 
-using ocsp_request_ptr =
-    std::unique_ptr<OCSP_REQUEST, openssl_deleter<OCSP_REQUEST, OCSP_REQUEST_free>>;
-using ocsp_response_ptr =
-    std::unique_ptr<OCSP_RESPONSE, openssl_deleter<OCSP_RESPONSE, OCSP_RESPONSE_free>>;
-using ocsp_basicresp_ptr =
-    std::unique_ptr<OCSP_BASICRESP, openssl_deleter<OCSP_BASICRESP, OCSP_BASICRESP_free>>;
-using ocsp_certid_ptr =
-    std::unique_ptr<OCSP_CERTID, openssl_deleter<OCSP_CERTID, OCSP_CERTID_free>>;
-
 bytes response_der(OCSP_RESPONSE* r) {
     unsigned char* out = nullptr;
     const int n = i2d_OCSP_RESPONSE(r, &out);

@@ -471,6 +471,29 @@ std::string hex_fingerprint(const X509* cert, const EVP_MD* md) {
     return to_hex(cert_digest(cert, md));
 }
 
+std::string name_entry_key(const X509_NAME_ENTRY* entry) {
+    const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+    if (nid != NID_undef) {
+        return OBJ_nid2sn(nid);
+    }
+    std::array<char, 128> oid{};
+    OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()), X509_NAME_ENTRY_get_object(entry), 1);
+    return oid.data();
+}
+
+std::string name_entry_value(const X509_NAME_ENTRY* entry) {
+    unsigned char* utf8 = nullptr;
+    const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    std::string value;
+    if (len >= 0) {
+        value.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
+        OPENSSL_free(utf8);
+    } else {
+        ERR_clear_error();
+    }
+    return value;
+}
+
 std::string name_to_string(const X509_NAME* name) {
     std::string out;
     if (name == nullptr) {
@@ -479,25 +502,8 @@ std::string name_to_string(const X509_NAME* name) {
     const int count = X509_NAME_entry_count(name);
     for (int i = 0; i < count; ++i) {
         const X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
-        const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
-        std::string key;
-        if (nid != NID_undef) {
-            key = OBJ_nid2sn(nid);
-        } else {
-            std::array<char, 128> oid{};
-            OBJ_obj2txt(oid.data(), static_cast<int>(oid.size()), X509_NAME_ENTRY_get_object(entry),
-                        1);
-            key = oid.data();
-        }
-        unsigned char* utf8 = nullptr;
-        const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
-        std::string value;
-        if (len >= 0) {
-            value.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
-            OPENSSL_free(utf8);
-        } else {
-            ERR_clear_error();
-        }
+        const std::string key = name_entry_key(entry);
+        const std::string value = name_entry_value(entry);
         if (!out.empty()) {
             out += ',';
         }

@@ -22,15 +22,6 @@ namespace {
 using namespace testing;
 using timers::days;
 
-using ocsp_request_ptr =
-    std::unique_ptr<OCSP_REQUEST, openssl_deleter<OCSP_REQUEST, OCSP_REQUEST_free>>;
-using ocsp_response_ptr =
-    std::unique_ptr<OCSP_RESPONSE, openssl_deleter<OCSP_RESPONSE, OCSP_RESPONSE_free>>;
-using ocsp_basicresp_ptr =
-    std::unique_ptr<OCSP_BASICRESP, openssl_deleter<OCSP_BASICRESP, OCSP_BASICRESP_free>>;
-using ocsp_certid_ptr =
-    std::unique_ptr<OCSP_CERTID, openssl_deleter<OCSP_CERTID, OCSP_CERTID_free>>;
-
 bytes as_bytes(const std::string& s) {
     return {s.begin(), s.end()};
 }

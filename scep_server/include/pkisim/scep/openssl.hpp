@@ -29,6 +29,7 @@
 #include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -108,6 +109,14 @@ using evp_pkey_ptr = std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY, EVP_PKE
 using evp_pkey_ctx_ptr =
     std::unique_ptr<EVP_PKEY_CTX, openssl_deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using evp_md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, openssl_deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using ocsp_request_ptr =
+    std::unique_ptr<OCSP_REQUEST, openssl_deleter<OCSP_REQUEST, OCSP_REQUEST_free>>;
+using ocsp_response_ptr =
+    std::unique_ptr<OCSP_RESPONSE, openssl_deleter<OCSP_RESPONSE, OCSP_RESPONSE_free>>;
+using ocsp_basicresp_ptr =
+    std::unique_ptr<OCSP_BASICRESP, openssl_deleter<OCSP_BASICRESP, OCSP_BASICRESP_free>>;
+using ocsp_certid_ptr =
+    std::unique_ptr<OCSP_CERTID, openssl_deleter<OCSP_CERTID, OCSP_CERTID_free>>;
 using pkcs7_ptr = std::unique_ptr<PKCS7, openssl_deleter<PKCS7, PKCS7_free>>;
 using cms_ptr =
     std::unique_ptr<CMS_ContentInfo, openssl_deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
@@ -205,6 +214,10 @@ std::string to_hex(byte_view data);
 // Subject / issuer in the order stored, "CN=ca-server,O=lab" (short names, no escaping beyond
 // `\,`). Not RFC 2253 (which reverses): this is the form IOS and the config use.
 std::string name_to_string(const X509_NAME* name);
+// One RDN attribute: its short name ("CN"; the dotted OID when OpenSSL has no name for it) and
+// its value as UTF-8 ("" when it cannot be converted).
+std::string name_entry_key(const X509_NAME_ENTRY* entry);
+std::string name_entry_value(const X509_NAME_ENTRY* entry);
 std::string subject_string(const X509* cert);
 std::string issuer_string(const X509* cert);
 // Serial number as upper-case hex without leading zeros ("1", "1A2B"); IOS `show` prints hex.
