@@ -174,8 +174,8 @@ TEST(crypto_issue, ra_profile_signs_and_encrypts_and_copies_no_san) {
 
 TEST(crypto_crl, lists_revoked_serials_and_verifies) {
     const authority ca = make_ca();
-    const std::array revoked{revoked_entry{7, test_epoch() + timers::days{2}},
-                             revoked_entry{3, test_epoch() + timers::days{1}}};
+    const std::array revoked{revoked_entry{7, test_epoch() + timers::days{2}, std::nullopt},
+                             revoked_entry{3, test_epoch() + timers::days{1}, std::nullopt}};
     const x509_crl_ptr crl =
         make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{3},
                  test_epoch() + timers::days{3} + timers::hours{168}, 12,

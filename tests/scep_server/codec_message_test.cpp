@@ -257,7 +257,7 @@ TEST(codec_get_crl, reply_carries_the_crl_in_the_degenerate_content) {
     EXPECT_EQ(req->type, message_type::get_crl);
     EXPECT_EQ(cert_id_of(*req).serial_u64, 5u);
 
-    const std::array revoked{revoked_entry{5, test_epoch() + timers::days{1}}};
+    const std::array revoked{revoked_entry{5, test_epoch() + timers::days{1}, std::nullopt}};
     const x509_crl_ptr crl =
         make_crl(ca.cert.get(), ca.key, revoked, test_epoch() + timers::days{1},
                  test_epoch() + timers::days{8}, 1, timers::hash_algorithm::sha256)
