@@ -413,7 +413,8 @@ TEST(renewal_policy, the_cas_crl_decides_revoked_good_or_unknown) {
     const auto listed = issue_for(c, ca, 7);
     const auto unlisted = issue_for(c, ca, 8);
     const auto now = test_epoch() + timers::days{3};
-    const std::array<revoked_entry, 2> entries{{{5, test_epoch()}, {7, test_epoch()}}};
+    const std::array<revoked_entry, 2> entries{
+        {{5, test_epoch(), std::nullopt}, {7, test_epoch(), std::nullopt}}};
     auto crl = make_crl(ca.cert.get(), ca.key, entries, now - timers::hours{1},
                         now + timers::hours{6}, 12, timers::hash_algorithm::sha256);
     ASSERT_TRUE(crl);

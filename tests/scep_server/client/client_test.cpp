@@ -430,11 +430,11 @@ struct scep_responder {
             csr.reset(X509_REQ_dup(c->csr.get()));
         cert_rep_params p;
         if (req->type == message_type::get_crl) {
-            auto crl =
-                make_crl(ca.cert.get(), ca.key, std::vector<revoked_entry>{{7, test_epoch()}},
-                         test_epoch(), test_epoch() + pkisim::timers::days{1}, 1,
-                         pkisim::timers::hash_algorithm::sha256)
-                    .value();
+            auto crl = make_crl(ca.cert.get(), ca.key,
+                                std::vector<revoked_entry>{{7, test_epoch(), std::nullopt}},
+                                test_epoch(), test_epoch() + pkisim::timers::days{1}, 1,
+                                pkisim::timers::hash_algorithm::sha256)
+                           .value();
             p = success_for(req->context(), ca.cert.get(), ca.key, {}, test_epoch());
             p.crls = {crl.get()};
             return ok("application/x-pki-message", encode_cert_rep(p).value());
