@@ -38,7 +38,16 @@ if [[ $(id -u) -ne 0 ]]; then
 else
     SUDO=
 fi
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# apt and dpkg print thousands of lines on a fresh machine: they go to a log, and only its tail
+# is shown when something fails (the Quick start's output stays readable).
+log=${TMPDIR:-/tmp}/pkisim-install-deps.log
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+echo "install-deps: apt-get output in $log"
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$log" 2>&1; then
+    echo "install-deps: apt-get failed; the end of $log:" >&2
+    tail -25 "$log" >&2
+    exit 1
+fi
+echo "install-deps: done"
