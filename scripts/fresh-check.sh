@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15 §5: the README's two commands on a really fresh machine. Builds a minimal Debian 12
-# chroot (debootstrap --variant=minbase bookworm, with /proc, /dev and /sys bound), copies a
+# chroot (debootstrap --variant=minbase bookworm, with /proc, /dev, /dev/pts and /sys bound), copies a
 # clean clone of this repository's HEAD into it and runs, as root inside the chroot,
 #   bash scripts/quickstart.sh     (README command 1)
 #   bash scripts/test.sh           (README command 2)
@@ -43,7 +43,7 @@ step "debootstrap --variant=minbase bookworm $dir"
 mkdir -p "$dir"
 debootstrap --variant=minbase bookworm "$dir" "$mirror" > "$log-debootstrap.log" 2>&1 || {
     tail -20 "$log-debootstrap.log" >&2; exit 1; }
-for m in proc dev sys; do
+for m in proc dev dev/pts sys; do  # dev/pts: a bind of /dev does not carry it (script(1) needs a pty)
     mount --bind "/$m" "$dir/$m"
     mounted+=("$dir/$m")
 done
