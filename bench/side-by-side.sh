@@ -76,6 +76,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- pkisim serve --ios-limits off
 echo "side-by-side pass" >"$T/pass"
 echo secret >"$T/challenge"
+chmod 600 "$T/pass" "$T/challenge"  # pkisim serve refuses secret files others can read
 PK_PORT=$(free_port)
 "$PKISIM" serve "$ROOT/configs/lab/ca.ios" --data "$T/pkisim" --listen "127.0.0.1:$PK_PORT" \
     --passphrase-file "$T/pass" --challenge-file "$T/challenge" --ios-limits off --access-log /dev/null \

@@ -565,6 +565,16 @@ void ca_engine::before(time_point now) {
     expiry_dirty_ = true;
 }
 
+std::optional<time_point> ca_engine::static_until(time_point now) const {
+    // What catch_up() does by itself to the certificates: make the shadow, switch over.
+    auto t = auto_shadow_time(now);
+    if (shadow_) {
+        const auto s = timers::switchover_time(not_after(ca_.cert.get()));
+        t = t ? std::min(*t, s) : s;
+    }
+    return t;
+}
+
 std::vector<X509*> ca_engine::ca_cert_chain() const {
     return {ca_.cert.get()};
 }

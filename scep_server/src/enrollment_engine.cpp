@@ -128,6 +128,10 @@ http_answer enrollment_engine::get_ca_caps() {
 http_answer enrollment_engine::get_next_ca_cert() {
     const time_point now = clock_.now();
     before(now);
+    return next_ca_answer(now);
+}
+
+http_answer enrollment_engine::next_ca_answer(time_point now) {
     auto next = next_ca_certs();
     if (!next) {
         // Model rule 4: no rollover certificate -> IOS-exact 404.
@@ -142,6 +146,48 @@ http_answer enrollment_engine::get_next_ca_cert() {
                 "encode GetNextCACert: " + der.error().message()};
     }
     return {200, "application/x-x509-next-ca-cert", detail::as_string(*der), false, next->detail};
+}
+
+std::shared_ptr<const static_answers> enrollment_engine::prepared_static(time_point now) {
+    before(now);
+    if (unavailable()) {
+        // The RA's 503 names its progress: asked every time.
+        prepared_.reset();
+        prepared_next_key_.clear();
+        return nullptr;
+    }
+    auto ca_cert = get_ca_cert();
+    http_answer ca_caps_answer{200, "text/plain", ca_caps(), false, ""};
+    // What GetNextCACert is made of: the next certificates and the current signer. The signed
+    // answer is remade only when they change (its signingTime is the time it was made).
+    std::string next_key;
+    if (auto next = next_ca_certs()) {
+        for (X509* c : next->certs)
+            next_key += detail::as_string(to_der(c));
+        next_key += detail::as_string(to_der(next->signer));
+        next_key += std::to_string(next->digest_nid);
+    }
+    const auto until = static_until(now);
+    if (prepared_ && next_key == prepared_next_key_ && prepared_->until == until &&
+        prepared_->ca_cert.body == ca_cert.body &&
+        prepared_->ca_cert.content_type == ca_cert.content_type &&
+        prepared_->ca_caps.body == ca_caps_answer.body) {
+        return prepared_;
+    }
+    auto made = std::make_shared<static_answers>();
+    made->ca_cert = std::move(ca_cert);
+    made->ca_caps = std::move(ca_caps_answer);
+    if (prepared_ && next_key == prepared_next_key_) {
+        made->next_ca_cert = prepared_->next_ca_cert;
+    } else {
+        made->next_ca_cert = next_ca_answer(now);
+    }
+    made->until = until;
+    if (made->next_ca_cert.status >= 500)
+        return prepared_ = nullptr;  // an encoding failure is reported per request
+    prepared_next_key_ = std::move(next_key);
+    prepared_ = std::move(made);
+    return prepared_;
 }
 
 http_answer enrollment_engine::pki_operation(byte_view der) {

@@ -101,21 +101,67 @@ void server::impl::log(std::string_view line) {
         }
     }
     out += '\n';
-    std::lock_guard lock{log_mutex};
-    if (log_file.fd >= 0) {
-        // One write(2) per line on an O_APPEND descriptor: lines never interleave.
-        std::size_t done = 0;
-        while (done < out.size()) {
-            const auto n = ::write(log_file.fd, out.data() + done, out.size() - done);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            done += static_cast<std::size_t>(n);
-        }
-    } else {
+    if (log_file.fd < 0) {
+        std::lock_guard lock{log_mutex};
         std::cerr << out;
+        return;
     }
+    // Issue 12 §3: while the threads run, lines collect and go out in one write(2) at most 20 ms
+    // after the first of them (or at 64 KiB); stop() writes the rest.
+    bool schedule = false;
+    {
+        std::lock_guard lock{log_mutex};
+        schedule = log_buffer.empty() && log_batching;
+        log_buffer += out;
+        if (!log_batching || log_buffer.size() >= 64 * 1024) {
+            write_log_locked();
+            schedule = false;
+        }
+    }
+    if (schedule) {
+        // Within 20 ms (one write for every line until then), on the network thread.
+        net::post(net_ctx, [this] {
+            log_timer.expires_after(std::chrono::milliseconds{20});
+            log_timer.async_wait([this](boost::system::error_code) { flush_log(); });
+        });
+    }
+}
+
+void server::impl::flush_log() {
+    std::lock_guard lock{log_mutex};
+    write_log_locked();
+}
+
+void server::impl::write_log_locked() {
+    // Whole lines on an O_APPEND descriptor: lines never interleave.
+    std::size_t done = 0;
+    while (done < log_buffer.size()) {
+        const auto n = ::write(log_file.fd, log_buffer.data() + done, log_buffer.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    log_buffer.clear();
+}
+
+void server::impl::republish(bool before_start) {
+    std::shared_ptr<const static_answers> now_ready;
+    try {
+        now_ready = engine->prepared_static(clock.now());
+    } catch (const std::exception&) {
+        now_ready = nullptr;  // every static request asks the engine, which reports the error
+    }
+    if (now_ready == published)
+        return;
+    published = now_ready;
+    auto made = now_ready ? detail::make_static_responses(*now_ready) : nullptr;
+    if (before_start) {
+        statics = std::move(made);
+        return;
+    }
+    net::post(net_ctx, [this, made = std::move(made)]() mutable { statics = std::move(made); });
 }
 
 void server::impl::schedule_tick(std::chrono::milliseconds wait) {
@@ -131,6 +177,7 @@ void server::impl::schedule_tick(std::chrono::milliseconds wait) {
             const auto now = clock.now();
             const auto next = engine->tick();
             engine->record_clock(now);  // issue 11 §2.7: the store's clock high-water mark
+            republish();
             const auto real = clock.to_real(next - now);
             next_wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(real),
                                    std::chrono::milliseconds{1}, std::chrono::milliseconds{1000});
@@ -158,6 +205,9 @@ void server::start() {
     if (i.started)
         return;
     i.started = true;
+    i.log_batching = true;
+    // Before either thread runs: the first static answers are served from prepared bytes too.
+    i.republish(true);
     i.net_guard.emplace(i.net_ctx.get_executor());
     i.engine_guard.emplace(i.engine_ctx.get_executor());
     net::post(i.net_ctx, [&i] {
@@ -205,6 +255,10 @@ void server::stop() {
         i.engine_thread.join();
     if (i.net_thread.joinable())
         i.net_thread.join();
+    // Every line logged before the stop is written.
+    i.log_batching = false;
+    if (i.log_file.fd >= 0)
+        i.flush_log();
 }
 
 void server::run_until_signal() {

@@ -148,6 +148,7 @@ class admin_session : public std::enable_shared_from_this<admin_session> {
         auto& engine = *srv_.engine;
         net::post(srv_.engine_ctx, [self = shared_from_this(), &engine, cmd]() mutable {
             auto r = engine.admin(cmd);
+            self->srv_.republish();  // a rollover is visible to the next GetNextCACert
             auto& ctx = self->srv_.net_ctx;
             net::post(ctx, [self = std::move(self), r = std::move(r)] { self->reply(r); });
         });
@@ -338,6 +339,10 @@ std::string server::impl::metrics_text() const {
     counter("pkisim_http_connections_closed_timeout_policy_total",
             "Connections closed by ip http timeout-policy (requests N, life S).",
             counters.closed_by_timeout_policy);
+    counter("pkisim_http_prepared_answers_total",
+            "GetCACert, GetCACaps and GetNextCACert answered from bytes prepared when the CA "
+            "last changed (not by the engine thread).",
+            counters.prepared_answers);
     gauge("pkisim_http_reserve_descriptor", "1 while the reserve descriptor is held.",
           reserve_fd.fd >= 0 ? 1 : 0);
     gauge("pkisim_http_max_open", "Most SCEP connections open at once (--max-open).", max_open);
@@ -403,6 +408,9 @@ std::string server::impl::show_http() const {
             "closed by it\n",
             p->idle_s, p->life_s, p->requests, counters.closed_by_timeout_policy);
     }
+    out +=
+        fmt::format("    Answered from prepared bytes (GetCACert, GetCACaps, GetNextCACert): {}\n",
+                    counters.prepared_answers);
     out += fmt::format("    Requests: {} (2xx {}, 4xx {}, 5xx {}), read timeouts {}\n",
                        counters.requests, counters.responses_2xx, counters.responses_4xx,
                        counters.responses_5xx, counters.read_timeouts);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,24 @@ struct unique_fd {
 };
 }  // namespace detail
 
+namespace detail {
+// Issue 12 §3: one static answer as whole HTTP responses, the Date header's value (29 bytes, RFC
+// 9110 §5.6.7) left out: head + date + tail, for a connection that closes and one that stays.
+struct static_response {
+    std::string head[2];  // [keep-alive]
+    std::string tail[2];
+    unsigned status = 200;
+    bool ios_404 = false;  // always closes (model §1 rule 4)
+    std::string detail;
+};
+struct static_responses {
+    static_response ca_cert, ca_caps, next_ca_cert;
+    std::optional<time_point> until;  // static_answers::until
+};
+// Serializes what the engine prepared (server_transport.cpp); runs on the engine thread.
+std::shared_ptr<const static_responses> make_static_responses(const static_answers& a);
+}  // namespace detail
+
 struct server::impl {
     impl(engine_options e, http_options h, const timers::clock& c);
 
@@ -78,6 +97,15 @@ struct server::impl {
     std::size_t ocsp_open = 0;  // OCSP connections open (network thread)
     void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
     std::string show_http() const;
+    // Issue 12 §3: after every engine call (engine thread): when the engine's static answers
+    // changed, the network thread gets their new bytes, posted before the call's own answer.
+    void republish(bool before_start = false);
+    std::shared_ptr<const static_answers> published;          // engine thread
+    std::shared_ptr<const detail::static_responses> statics;  // network thread
+    // The Date header of the second last asked for (network thread).
+    std::string_view date_header(time_point now);
+    std::int64_t date_second = std::numeric_limits<std::int64_t>::min();
+    std::string date_text;
 
     const timers::clock& clock;
     http_options http;
@@ -88,6 +116,10 @@ struct server::impl {
     std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_by;
     detail::unique_fd log_file;  // the access log; -1 = stderr
     std::mutex log_mutex;
+    std::string log_buffer;  // lines not yet written (log_mutex)
+    std::atomic<bool> log_batching{false};
+    void flush_log();
+    void write_log_locked();
     std::filesystem::path admin_path;
     bool deaf = false;
     // Issue 13 §3 (network thread only).
@@ -108,8 +140,10 @@ struct server::impl {
     net::steady_timer deaf_timer;
     net::steady_timer tick_timer;
     net::steady_timer accept_backoff_timer{net_ctx};
+    net::steady_timer log_timer{net_ctx};  // flushes log_buffer
     // Connections ignored while deaf, held unanswered until the deaf period ends (hold()).
     std::vector<tcp::socket> held;
+    tcp::endpoint accepted_peer;  // filled by async_accept
     std::optional<net::executor_work_guard<net::io_context::executor_type>> net_guard;
     std::optional<net::executor_work_guard<net::io_context::executor_type>> engine_guard;
     std::thread net_thread;
@@ -125,7 +159,9 @@ bool iequals(std::string_view a, std::string_view b);
 // Closes with SO_LINGER 0: the peer gets a RST (model §3: dropped at once).
 void abort_close(tcp::socket& s);
 // Starts serving one accepted SCEP connection (server_transport.cpp).
-void start_http_session(server::impl& srv, tcp::socket socket);
+// `peer`: the address accept(2) returned, when known.
+void start_http_session(server::impl& srv, tcp::socket socket,
+                        std::optional<tcp::endpoint> peer = std::nullopt);
 // The same session on the OCSP port: OCSP requests only, no IOS limiter (issue 11 §2.9).
 void start_ocsp_session(server::impl& srv, tcp::socket socket);
 // "ADDRESS:PORT" -> endpoint; throws startup_error(config) naming `what` (--metrics-listen...).

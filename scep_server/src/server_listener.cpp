@@ -39,9 +39,11 @@ using detail::abort_close;
 void server::impl::do_accept() {
     if (stopped || deaf)
         return;
-    acceptor.async_accept(net_ctx, [this](boost::system::error_code ec, tcp::socket socket) {
-        on_accept(ec, std::move(socket));
-    });
+    // The peer's address comes with accept(2) (no getpeername(2) per connection).
+    acceptor.async_accept(net_ctx, accepted_peer,
+                          [this](boost::system::error_code ec, tcp::socket socket) {
+                              on_accept(ec, std::move(socket));
+                          });
 }
 
 timers::admission server::impl::attempt(time_point now) {
@@ -74,7 +76,7 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     const time_point now = clock.now();
     switch (attempt(now)) {
         case timers::admission::accepted:
-            detail::start_http_session(*this, std::move(socket));
+            detail::start_http_session(*this, std::move(socket), accepted_peer);
             break;
         case timers::admission::dropped_max_connections:
             // Model §3: a connection over `ip http max-connections` is dropped at once (RST).

@@ -1,6 +1,10 @@
 #include "server_impl.hpp"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <array>
+#include <cerrno>
 #include <chrono>
 
 #include <openssl/asn1.h>
@@ -145,6 +149,10 @@ query parse_query(std::string_view q) {
     return out;
 }
 
+// A Date value of the right length (RFC 9110 §5.6.7, IMF-fixdate: always 29 bytes) where the
+// prepared responses take the real one.
+constexpr std::string_view date_placeholder = "Xxx, 00 Xxx 0000 00:00:00 GMT";
+
 std::string_view operation_label(std::string_view op) {
     for (std::string_view known : {"GetCACert", "GetCACaps", "GetNextCACert", "PKIOperation"}) {
         if (iequals(op, known))
@@ -158,11 +166,16 @@ std::string_view operation_label(std::string_view op) {
 // OCSP requests only.
 class http_session : public std::enable_shared_from_this<http_session> {
   public:
-    http_session(server::impl& srv, tcp::socket socket, bool ocsp = false)
+    http_session(server::impl& srv, tcp::socket socket, bool ocsp = false,
+                 std::optional<tcp::endpoint> peer = std::nullopt)
         : srv_(srv), stream_(std::move(socket)), ocsp_(ocsp) {
         boost::system::error_code ec;
-        const auto ep = stream_.socket().remote_endpoint(ec);
+        const auto ep = peer ? *peer : stream_.socket().remote_endpoint(ec);
         peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        // Issue 12 §3: with the IOS limits off, a connection whose answer is out and whose
+        // request was read whole closes at once (nginx's default); with them on, the close
+        // waits for the client as before (the limiter counts the connection until then).
+        close_at_once_ = !srv_.limiter.config().enabled;
     }
     ~http_session() {
         release_body_memory();
@@ -204,12 +217,38 @@ class http_session : public std::enable_shared_from_this<http_session> {
             ++srv_.counters.closed_by_timeout_policy;
             return close();
         }
+        // Issue 12 §3: a new connection's request has usually arrived by the time it is
+        // accepted: read and parse it here, without an asynchronous read and its timer. Not
+        // between keep-alive requests: the next one is rarely there yet, and a read that found
+        // nothing would cost a system call.
+        if (served_ == 0 && buffer_.size() == 0) {
+            beast::error_code ec;
+            if (parse_waiting(ec))
+                return on_header(ec);
+        }
         // One deadline for the request line, the headers and the body together.
         stream_.expires_after(deadline);
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) {
                                     self->on_header(ec);
                                 });
+    }
+
+    // True when the header was parsed (or failed to parse: `ec`) from bytes already received.
+    bool parse_waiting(beast::error_code& ec) {
+        auto room = buffer_.prepare(4096);
+        const auto n =
+            ::recv(stream_.socket().native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+        if (n <= 0)
+            return false;  // nothing yet, or EOF or an error: the asynchronous read says which
+        buffer_.commit(static_cast<std::size_t>(n));
+        const auto used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == http::error::need_more) {
+            ec = {};
+            return false;  // the rest arrives later: async_read_header goes on from the buffer
+        }
+        return ec || parser_->is_header_done();
     }
 
     void on_header(beast::error_code ec) {
@@ -323,9 +362,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
             return handle_ocsp(std::move(req), target);
         // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
         if (req.method() == http::verb::get && srv_.engine->is_resource(target)) {
-            return run_on_engine([&engine = *srv_.engine, t = std::string{target}] {
-                return engine.resource(t);
-            });
+            return run_on_engine(
+                [&engine = *srv_.engine, t = std::string{target}] { return engine.resource(t); });
         }
         // RFC 8894 §4.1 / IOS: any path that ends in /pkiclient.exe.
         constexpr std::string_view suffix = "/pkiclient.exe";
@@ -338,11 +376,25 @@ class http_session : public std::enable_shared_from_this<http_session> {
         if (q.operation.empty())
             return send_plain(400, "missing operation parameter\n");
         auto& engine = *srv_.engine;
-        if (iequals(q.operation, "GetCACert"))
+        // Issue 12 §3: the static operations from the bytes prepared for the CA's current state,
+        // here on the network thread; past `until` (the engine would change that state by
+        // itself: a warped clock) the engine answers until it has prepared the next ones.
+        const auto* statics = srv_.statics.get();
+        if (statics && statics->until && srv_.clock.now() >= *statics->until)
+            statics = nullptr;
+        if (iequals(q.operation, "GetCACert")) {
+            if (statics)
+                return send_static(statics->ca_cert);
             return run_on_engine([&engine] { return engine.get_ca_cert(); });
-        if (iequals(q.operation, "GetCACaps"))
+        }
+        if (iequals(q.operation, "GetCACaps")) {
+            if (statics)
+                return send_static(statics->ca_caps);
             return run_on_engine([&engine] { return engine.get_ca_caps(); });
+        }
         if (iequals(q.operation, "GetNextCACert")) {
+            if (statics)
+                return send_static(statics->next_ca_cert);
             return run_on_engine([&engine] { return engine.get_next_ca_cert(); });
         }
         if (iequals(q.operation, "PKIOperation")) {
@@ -429,6 +481,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
             } catch (const std::exception& e) {
                 a = {500, "text/plain", "internal error\n", false, e.what()};
             }
+            // Whatever the call changed (a switchover, the RA's shadow) reaches the static
+            // answers before this answer goes out.
+            self->srv_.republish();
             // Hand our reference over: the session must die on the network thread (its
             // destructor updates the limiter).
             auto executor = self->stream_.get_executor();
@@ -449,8 +504,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         send(std::move(a));
     }
 
-    void send(http_answer a) {
-        const auto now = srv_.clock.now();
+    void apply_timeout_policy() {
         if (const auto& p = srv_.http.timeout_policy; p && keep_alive_ && !ocsp_) {
             // `requests N`: the Nth answer on a connection closes it; `life S`: so does any
             // answer after S seconds.
@@ -460,6 +514,47 @@ class http_session : public std::enable_shared_from_this<http_session> {
                 ++srv_.counters.closed_by_timeout_policy;
             }
         }
+    }
+
+    // Issue 12 §3: a prepared response, the Date put in; one gathered write.
+    void send_static(const detail::static_response& r) {
+        if (r.ios_404)
+            keep_alive_ = false;
+        apply_timeout_policy();
+        ++srv_.counters.prepared_answers;
+        status_ = r.status;
+        detail_ = r.detail;
+        const auto date = srv_.date_header(srv_.clock.now());
+        const std::string& head = r.head[keep_alive_];
+        const std::string& tail = r.tail[keep_alive_];
+        // A prepared answer almost always fits the socket's send buffer: written here in one
+        // sendmsg(2); an asynchronous write (and its timer) only for what did not fit.
+        std::array<iovec, 3> iov{iovec{const_cast<char*>(head.data()), head.size()},
+                                 iovec{const_cast<char*>(date.data()), date.size()},
+                                 iovec{const_cast<char*>(tail.data()), tail.size()}};
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = iov.size();
+        const std::size_t total = head.size() + date.size() + tail.size();
+        const auto n =
+            ::sendmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0 && static_cast<std::size_t>(n) == total)
+            return on_write({});
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return on_write(beast::error_code{errno, boost::system::system_category()});
+        raw_ = head;
+        raw_ += date;
+        raw_ += tail;
+        raw_.erase(0, n > 0 ? static_cast<std::size_t>(n) : 0);
+        stream_.expires_after(srv_.http.read_timeout);
+        net::async_write(
+            stream_, net::buffer(raw_),
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    }
+
+    void send(http_answer a) {
+        const auto now = srv_.clock.now();
+        apply_timeout_policy();
         status_ = a.status;
         detail_ = std::move(a.detail);
         if (a.ios_404) {
@@ -467,7 +562,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
             raw_ = fmt::format(
                 "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
                 "none\r\n\r\n{}",
-                http_date(now), a.body);
+                srv_.date_header(now), a.body);
             keep_alive_ = false;
             stream_.expires_after(srv_.http.read_timeout);
             net::async_write(stream_, net::buffer(raw_),
@@ -477,7 +572,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
             return;
         }
         res_.emplace(static_cast<http::status>(a.status), 11);
-        res_->set(http::field::date, http_date(now));
+        res_->set(http::field::date, srv_.date_header(now));
         res_->set(http::field::server, "cisco-IOS");
         if (!a.content_type.empty())
             res_->set(http::field::content_type, a.content_type);
@@ -522,6 +617,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void close() {
         beast::error_code ignored;
+        if (close_at_once_ && status_ != 0 && status_ < 400 && buffer_.size() == 0 && !to_eof_) {
+            // Nothing left unread that could make the kernel answer with a RST.
+            stream_.socket().close(ignored);
+            return;
+        }
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
         // Lingering close: read what the client still sends (an oversized URL or body we
         // refused), else the kernel answers the unread bytes with a RST that can destroy our
@@ -564,18 +664,78 @@ class http_session : public std::enable_shared_from_this<http_session> {
     std::size_t served_ = 0;    // answers written on this connection
     std::size_t reserved_ = 0;  // body memory reserved for the request being read
     bool ocsp_ = false;         // the OCSP port's session (issue 11 §2.9)
+    bool close_at_once_ = false;
 };
 
+// One prepared answer as Beast would write it (send() below), for both connection states.
+detail::static_response serialize_static(const http_answer& a) {
+    detail::static_response out;
+    out.status = a.status;
+    out.ios_404 = a.ios_404;
+    out.detail = a.detail;
+    for (int keep = 0; keep < 2; ++keep) {
+        std::string wire;
+        if (a.ios_404) {
+            wire = fmt::format(
+                "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
+                "none\r\n\r\n{}",
+                date_placeholder, a.body);
+        } else {
+            http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
+            res.set(http::field::date, date_placeholder);
+            res.set(http::field::server, "cisco-IOS");
+            if (!a.content_type.empty())
+                res.set(http::field::content_type, a.content_type);
+            res.body() = a.body;
+            res.keep_alive(keep != 0);
+            res.prepare_payload();
+            http::response_serializer<http::string_body> sr{res};
+            beast::error_code ec;
+            do {
+                sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+                    for (const auto b : beast::buffers_range_ref(buffers))
+                        wire.append(static_cast<const char*>(b.data()), b.size());
+                    sr.consume(beast::buffer_bytes(buffers));
+                });
+            } while (!ec && !sr.is_done());
+        }
+        const auto at = wire.find(date_placeholder);
+        out.head[keep] = wire.substr(0, at);
+        out.tail[keep] = wire.substr(at + date_placeholder.size());
+    }
+    return out;
+}
+
 }  // namespace
+
+std::shared_ptr<const detail::static_responses> detail::make_static_responses(
+    const static_answers& a) {
+    auto out = std::make_shared<static_responses>();
+    out->ca_cert = serialize_static(a.ca_cert);
+    out->ca_caps = serialize_static(a.ca_caps);
+    out->next_ca_cert = serialize_static(a.next_ca_cert);
+    out->until = a.until;
+    return out;
+}
+
+std::string_view server::impl::date_header(time_point now) {
+    const auto second = std::chrono::floor<std::chrono::seconds>(now).time_since_epoch().count();
+    if (second != date_second) {
+        date_text = http_date(now);
+        date_second = second;
+    }
+    return date_text;
+}
 
 void detail::start_ocsp_session(server::impl& srv, tcp::socket socket) {
     ++srv.ocsp_open;  // the session's destructor takes it back
     std::make_shared<http_session>(srv, std::move(socket), true)->run();
 }
 
-void detail::start_http_session(server::impl& srv, tcp::socket socket) {
+void detail::start_http_session(server::impl& srv, tcp::socket socket,
+                                std::optional<tcp::endpoint> peer) {
     ++srv.open_sessions;  // the session's destructor calls closed()
-    std::make_shared<http_session>(srv, std::move(socket))->run();
+    std::make_shared<http_session>(srv, std::move(socket), false, peer)->run();
 }
 
 }  // namespace pkisim::scep

@@ -79,6 +79,7 @@ class ca_engine final : public enrollment_engine {
     std::vector<X509*> ca_cert_chain() const override;
     std::string ca_caps() const override;
     std::optional<next_ca> next_ca_certs() const override;
+    std::optional<time_point> static_until(time_point now) const override;
     std::string no_next_ca_text() const override;
 
     struct ca_key_pair {

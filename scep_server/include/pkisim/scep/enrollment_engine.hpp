@@ -39,6 +39,7 @@ class enrollment_engine : public scep_service {
     http_answer get_next_ca_cert() final;
     http_answer pki_operation(byte_view der) final;
     admin_result admin(std::string_view line) final;
+    std::shared_ptr<const static_answers> prepared_static(time_point now) final;
 
     const engine_options& options() const final { return options_; }
     // Issue 11 §2.7: raises the store's clock high-water mark (the server's tick).
@@ -78,12 +79,20 @@ class enrollment_engine : public scep_service {
     };
     virtual std::optional<next_ca> next_ca_certs() const = 0;
     virtual std::string no_next_ca_text() const = 0;
+    // static_answers::until: when before() next changes the certificates by itself.
+    virtual std::optional<time_point> static_until(time_point /*now*/) const {
+        return std::nullopt;
+    }
 
     engine_options options_;
     const timers::clock& clock_;
 
   private:
     std::optional<time_point> clock_recorded_;  // the last mark written (record_clock)
+    http_answer next_ca_answer(time_point now);
+    // prepared_static's last answers, and the certificates its GetNextCACert was signed for.
+    std::shared_ptr<const static_answers> prepared_;
+    std::string prepared_next_key_;
 
   protected:
     std::unique_ptr<store> store_;

@@ -111,6 +111,9 @@ struct http_counters {
     std::uint64_t dropped_max_open = 0;          // reset at once: max_open connections were open
     std::uint64_t refused_body_memory = 0;       // answered 503: body memory bound reached
     std::uint64_t closed_by_timeout_policy = 0;  // requests N or life S reached
+    // Issue 12 §3: GetCACert, GetCACaps, GetNextCACert answered on the network thread from the
+    // bytes prepared when the CA last changed (the others went to the engine thread).
+    std::uint64_t prepared_answers = 0;
 };
 
 class server {

@@ -122,6 +122,19 @@ struct http_answer {
     std::string detail;
 };
 
+// Issue 12 §3: GetCACert, GetCACaps and GetNextCACert depend only on the CA's state (its
+// certificates, whether a shadow exists, what the RA has learnt from its CA), so the server
+// prepares their whole HTTP responses once per change and answers them on its network thread.
+// `until` (server clock): the first instant at which the engine would change that state by itself
+// (the shadow due, the switchover); from then on the server asks the engine again until it has
+// prepared answers for the new state. nullopt = only an engine call changes it.
+struct static_answers {
+    http_answer ca_cert;
+    http_answer ca_caps;
+    http_answer next_ca_cert;
+    std::optional<time_point> until;
+};
+
 // An operator command's outcome (`pkisim ca ...`): ok = exit 0, text = what IOS would print.
 struct admin_result {
     bool ok = true;
@@ -158,6 +171,13 @@ class scep_service {
     // Issue 11 §2.7: the server's tick reports the clock; the store keeps the latest time seen
     // (durable), which a later start must not be earlier than.
     virtual void record_clock(time_point /*now*/) {}
+
+    // Issue 12 §3 (static_answers): run on the engine thread after every engine call; returns
+    // the same pointer while the answers stay the same, a new one when they change. Null: do not
+    // answer them from prepared bytes now (the default; the RA without its RA certificate).
+    virtual std::shared_ptr<const static_answers> prepared_static(time_point /*now*/) {
+        return nullptr;
+    }
 
     // The issuing CA certificate as this service knows it (the RA: the upstream CA's).
     virtual X509* ca_certificate() const = 0;
