@@ -51,8 +51,8 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
+wait_port() {  # up to 60 s: a new CA (RSA key, PBKDF2) takes a while on a loaded machine
+    for _ in $(seq 1200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.05
     done
@@ -79,13 +79,14 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- pkisim serve --ios-limits off
 echo "side-by-side pass" >"$T/pass"
 echo secret >"$T/challenge"
+chmod 600 "$T/pass" "$T/challenge"  # pkisim refuses secret files others can read (issue 13)
 PK_PORT=$(free_port)
 "$PKISIM" serve "$ROOT/configs/lab/ca.ios" --data "$T/pkisim" --listen "127.0.0.1:$PK_PORT" \
     --passphrase-file "$T/pass" --challenge-file "$T/challenge" --ios-limits off --access-log /dev/null \
     >"$T/pkisim.out" 2>"$T/pkisim.err" &
 PK_PID=$!
 PIDS+=("$PK_PID")
-wait_port "$PK_PORT"
+wait_port "$PK_PORT" || { cat "$T/pkisim.err" >&2; exit 1; }
 PK_URL="http://127.0.0.1:$PK_PORT"
 PK_TARGET="$PK_URL/cgi-bin/pkiclient.exe?operation=GetCACert&message=pkisim"
 python3 -c 'import sys,urllib.request; open(sys.argv[2],"wb").write(urllib.request.urlopen(sys.argv[1]).read())' \

@@ -161,28 +161,31 @@ TEST(pki_batch, keys_that_change_between_decoding_and_the_batch_are_used_as_a_si
                                     test_epoch() + timers::days{1095} + timers::days{1}));
 }
 
-TEST(pki_batch, a_request_decoded_for_the_shadow_before_the_switchover_is_issued_by_it_after) {
+TEST(pki_batch, a_request_decoded_for_a_shadow_cancelled_before_the_batch_is_refused_as_alone) {
     batch_fixture f;
     ASSERT_TRUE(f.engine->admin("rollover").ok);
     X509* shadow = f.engine->shadow_certificate();
     ASSERT_NE(shadow, nullptr);
-    auto shadow_ref = share(shadow);
     // Publish {CA, shadow}, then decode a request encrypted to the shadow (recipient 1).
     auto a = make_client("client1", "CN=publish,O=lab");
     ASSERT_EQ(f.run_batch({a.pkcs_req({f.engine->ca_certificate()})})[0].status, 200u);
-    auto d = make_client("client2", "CN=across-the-switchover,O=lab");
+    auto d = make_client("client2", "CN=to-a-cancelled-shadow,O=lab");
+    const auto der = d.pkcs_req({shadow});
     std::vector<std::unique_ptr<pki_job>> jobs;
-    jobs.push_back(f.engine->pki_prepare(d.pkcs_req({shadow})));
-    // Rule 7: at the CA's notAfter the shadow becomes the CA; the batch runs after it, so the
-    // request is the new CA's (recipient 0 of the new keys), not recipient 1 of the old ones.
-    f.clock.set(not_after(f.engine->ca_certificate()) + timers::minutes{1});
+    jobs.push_back(f.engine->pki_prepare(der));
+    // `rollover cancel` before the batch: the shadow's key is gone, so the request is not for
+    // us any more (a single call now refuses it); the decoding made with the old keys must not
+    // get it issued by the CA instead.
+    ASSERT_TRUE(f.engine->admin("rollover cancel").ok);
+    ASSERT_EQ(f.engine->shadow_certificate(), nullptr);
     f.engine->pki_process(jobs);
-    ASSERT_EQ(sha256_fingerprint(f.engine->ca_certificate()), sha256_fingerprint(shadow_ref.get()));
-    auto rep = decode_reply(f.engine->pki_finish(*jobs[0]), d, shadow_ref.get());
-    ASSERT_EQ(rep.status, pki_status::success);
-    std::array<X509*, 1> by_new_ca{shadow_ref.get()};
-    EXPECT_TRUE(verify_signer_chain(rep.certs.front().get(), by_new_ca,
-                                    not_before(rep.certs.front().get())));
+    const auto batched = f.engine->pki_finish(*jobs[0]);
+    const auto last_serial = f.engine->database().last_serial();
+    const auto alone = f.engine->pki_operation(der);
+    EXPECT_EQ(batched.status, alone.status);
+    EXPECT_EQ(batched.detail, alone.detail);
+    EXPECT_EQ(batched.detail.find("SUCCESS"), std::string::npos) << batched.detail;
+    EXPECT_EQ(f.engine->database().last_serial(), last_serial);  // nothing issued
 }
 
 TEST(pki_batch, concurrent_clients_through_the_worker_pool_get_distinct_committed_serials) {
