@@ -13,6 +13,7 @@
 #
 # Usage: bench/side-by-side.sh [PKISIM_BINARY]   (default build/release/cli/pkisim)
 #   DURATION=5 REPEATS=3 CONCURRENCY=64 ENROLL_REQUESTS=400 OUT=/tmp/side-by-side
+#   PARTS="connect enroll generators" (a subset runs only those parts: PARTS=enroll)
 # Everything runs in a private network namespace (`unshare -n`, loopback only) when the kernel
 # allows it, because scepserver listens on every interface; without one, micromdm is skipped.
 # Needs: nginx-light, wrk, scep, python3, openssl (scripts/install-deps.sh).
@@ -25,9 +26,11 @@ REPEATS=${REPEATS:-3}
 CONCURRENCY=${CONCURRENCY:-64}
 ENROLL_REQUESTS=${ENROLL_REQUESTS:-400}
 OUT=${OUT:-/tmp/pkisim-side-by-side}
+PARTS=${PARTS:-connect enroll generators}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if [[ -z ${PKISIM_SIDE_BY_SIDE_NETNS:-} ]] && unshare -n true 2>/dev/null; then
-    export PKISIM_SIDE_BY_SIDE_NETNS=1 DURATION REPEATS CONCURRENCY ENROLL_REQUESTS OUT
+    export PKISIM_SIDE_BY_SIDE_NETNS=1 DURATION REPEATS CONCURRENCY ENROLL_REQUESTS OUT PARTS
     exec unshare -n bash -c 'ip link set lo up && exec bash "$0" "$1"' "$0" "$PKISIM"
 fi
 IN_NETNS=${PKISIM_SIDE_BY_SIDE_NETNS:-}
@@ -48,8 +51,8 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
+wait_port() {  # up to 60 s: a new CA (RSA key, PBKDF2) takes a while on a loaded machine
+    for _ in $(seq 1200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.05
     done
@@ -83,7 +86,7 @@ PK_PORT=$(free_port)
     >"$T/pkisim.out" 2>"$T/pkisim.err" &
 PK_PID=$!
 PIDS+=("$PK_PID")
-wait_port "$PK_PORT"
+wait_port "$PK_PORT" || { cat "$T/pkisim.err" >&2; exit 1; }
 PK_URL="http://127.0.0.1:$PK_PORT"
 PK_TARGET="$PK_URL/cgi-bin/pkiclient.exe?operation=GetCACert&message=pkisim"
 python3 -c 'import sys,urllib.request; open(sys.argv[2],"wb").write(urllib.request.urlopen(sys.argv[1]).read())' \
@@ -165,8 +168,8 @@ declare -A V  # V[key]="values..."
 add() { V[$1]="${V[$1]:-} $2"; }
 
 BENCH_CONNECT=(-c "$CONCURRENCY" -d "$DURATION")
-echo "side-by-side: new connection per request and keep-alive, $REPEATS alternated runs of ${DURATION} s"
-for i in $(seq "$REPEATS"); do
+want connect && echo "side-by-side: new connection per request and keep-alive, $REPEATS alternated runs of ${DURATION} s"
+for i in $(want connect && seq "$REPEATS"); do
     read -r r c _ < <(measure_bench "pk-connect-$i" "$PK_PID" -- "$PK_URL" "${BENCH_CONNECT[@]}")
     add pk_connect "$r"; add pk_connect_cpu "$c"
     read -r r c _ < <(measure_bench "ng1-connect-$i" "$(nginx_pids $NG1_PID)" -- "http://127.0.0.1:$NG1_PORT" "${BENCH_CONNECT[@]}")
@@ -202,7 +205,7 @@ else
 fi
 
 ENROLL=(--mode enroll -n "$ENROLL_REQUESTS" --keys 8 --challenge-file "$T/challenge" -d 0)
-for conc in 8 64; do
+for conc in $(want enroll && echo 8 64); do
     echo "side-by-side: enrollments, concurrency $conc, $ENROLL_REQUESTS pre-built requests per run"
     for i in $(seq "$REPEATS"); do
         read -r r c f < <(measure_bench "pk-enroll-c$conc-$i" "$PK_PID" -- "$PK_URL" "${ENROLL[@]}" -c "$conc")
@@ -217,7 +220,7 @@ done
 # --- the generators on one core: pkisim bench vs wrk, new connections against nginx 1 worker.
 # Besides the rates, the generator's own CPU time (getrusage of the child): connections per
 # CPU-second is what one core can generate, whatever share of the machine it got.
-echo "side-by-side: generators (1 thread each) against nginx, 1 worker"
+want generators && echo "side-by-side: generators (1 thread each) against nginx, 1 worker"
 cpu_of() {  # OUTFILE CMD... -> prints the child's user+system CPU seconds
     local out=$1
     shift
@@ -226,7 +229,7 @@ with open(sys.argv[1],"w") as f: subprocess.run(sys.argv[2:], stdout=f, stderr=s
 r=resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime+r.ru_stime)' "$out" "$@"
 }
 NG1_TARGET="http://127.0.0.1:$NG1_PORT/cgi-bin/pkiclient.exe?operation=GetCACert&message=pkisim"
-for i in $(seq "$REPEATS"); do
+for i in $(want generators && seq "$REPEATS"); do
     c=$(cpu_of "$OUT/gen-bench-$i.txt" "$PKISIM" bench "http://127.0.0.1:$NG1_PORT" -c "$CONCURRENCY" -d "$DURATION" -t 1 -q --json "$OUT/gen-bench-$i.json")
     read -r r n < <(jget "$OUT/gen-bench-$i.json" 'str(d["throughput_per_s"]) + " " + str(d["completed"] + d["warmup_completed"])')
     add gen_bench "$r"; add gen_bench_per_cpu "$(python3 -c "print($n/$c if $c else 0)")"
@@ -250,24 +253,28 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
     echo
     echo "| what | pkisim serve \`--ios-limits off\` | anchor | ratio |"
     echo "|---|---|---|---|"
-    echo "| new connection per request, GetCACert, \`pkisim bench -c$CONCURRENCY\` | $(k "$(M pk_connect)") | nginx 1 worker: $(k "$(M ng1_connect)") | $(ratio "$(M pk_connect)" "$(M ng1_connect)") |"
-    echo "| same | | nginx 2 workers: $(k "$(M ng2_connect)") | $(ratio "$(M pk_connect)" "$(M ng2_connect)") |"
-    echo "| same, \`wrk -c$CONCURRENCY -H 'Connection: close'\` | $(k "$(M wrk_pk_close)") | nginx 1 worker: $(k "$(M wrk_ng1_close)") | $(ratio "$(M wrk_pk_close)" "$(M wrk_ng1_close)") |"
-    echo "| keep-alive, \`pkisim bench --mode keepalive\` | $(k "$(M pk_keep)") | nginx 1 worker: $(k "$(M ng1_keep)") | $(ratio "$(M pk_keep)" "$(M ng1_keep)") |"
-    echo "| keep-alive, \`wrk\` | $(k "$(M wrk_pk_keep)") | nginx 1 worker: $(k "$(M wrk_ng1_keep)") | $(ratio "$(M wrk_pk_keep)" "$(M wrk_ng1_keep)") |"
-    echo "| server CPU per connection (close, pkisim bench) | $(M pk_connect_cpu) µs | nginx 1 worker: $(M ng1_connect_cpu) µs | $(ratio "$(M pk_connect_cpu)" "$(M ng1_connect_cpu)") |"
-    for conc in 8 64; do
+    if want connect; then
+        echo "| new connection per request, GetCACert, \`pkisim bench -c$CONCURRENCY\` | $(k "$(M pk_connect)") | nginx 1 worker: $(k "$(M ng1_connect)") | $(ratio "$(M pk_connect)" "$(M ng1_connect)") |"
+        echo "| same | | nginx 2 workers: $(k "$(M ng2_connect)") | $(ratio "$(M pk_connect)" "$(M ng2_connect)") |"
+        echo "| same, \`wrk -c$CONCURRENCY -H 'Connection: close'\` | $(k "$(M wrk_pk_close)") | nginx 1 worker: $(k "$(M wrk_ng1_close)") | $(ratio "$(M wrk_pk_close)" "$(M wrk_ng1_close)") |"
+        echo "| keep-alive, \`pkisim bench --mode keepalive\` | $(k "$(M pk_keep)") | nginx 1 worker: $(k "$(M ng1_keep)") | $(ratio "$(M pk_keep)" "$(M ng1_keep)") |"
+        echo "| keep-alive, \`wrk\` | $(k "$(M wrk_pk_keep)") | nginx 1 worker: $(k "$(M wrk_ng1_keep)") | $(ratio "$(M wrk_pk_keep)" "$(M wrk_ng1_keep)") |"
+        echo "| server CPU per connection (close, pkisim bench) | $(M pk_connect_cpu) µs | nginx 1 worker: $(M ng1_connect_cpu) µs | $(ratio "$(M pk_connect_cpu)" "$(M ng1_connect_cpu)") |"
+    fi
+    for conc in $(want enroll && echo 8 64); do
         if [[ -n $MM_URL ]]; then
             echo "| enrollments/s, pre-built PKCSReqs, concurrency $conc | $(M pk_enroll_$conc) /s, $(M pk_enroll_fail_$conc) % failures | micromdm scepserver: $(M mm_enroll_$conc) /s, $(M mm_enroll_fail_$conc) % failures | $(ratio "$(M pk_enroll_$conc)" "$(M mm_enroll_$conc)") |"
         else
             echo "| enrollments/s, pre-built PKCSReqs, concurrency $conc | $(M pk_enroll_$conc) /s, $(M pk_enroll_fail_$conc) % failures | micromdm: skipped | |"
         fi
     done
-    echo "| server CPU per enrollment (concurrency 8) | $(python3 -c "print(f'{$(M pk_enroll_cpu_8)/1000:.2f}')") ms | RSA-2048 floor (3 signs + 2 verifies, \`openssl speed\`): $FLOOR_MS ms | $(python3 -c "c=$(M pk_enroll_cpu_8)/1000; print(f'{100*$FLOOR_MS/c:.0f} % efficiency' if c else 'n/a')") |"
-    if [[ -n $MM_URL ]]; then
-        echo "| micromdm CPU per enrollment (concurrency 8) | | $(python3 -c "print(f'{$(M mm_enroll_cpu_8)/1000:.2f}')") ms | |"
+    for conc in $(want enroll && echo 8 64); do echo "| server CPU per enrollment (concurrency $conc) | $(python3 -c "print(f'{$(M pk_enroll_cpu_$conc)/1000:.2f}')") ms | RSA-2048 floor (3 signs + 2 verifies, \`openssl speed\`): $FLOOR_MS ms | $(python3 -c "c=$(M pk_enroll_cpu_$conc)/1000; print(f'{100*$FLOOR_MS/c:.0f} % efficiency' if c else 'n/a')") |"; done
+    if want enroll && [[ -n $MM_URL ]]; then
+        for conc in 8 64; do echo "| micromdm CPU per enrollment (concurrency $conc) | | $(python3 -c "print(f'{$(M mm_enroll_cpu_$conc)/1000:.2f}')") ms | |"; done
     fi
-    echo "| generators, one thread each, new connections/s against nginx 1 worker | pkisim bench: $(k "$(M gen_bench)") | wrk: $(k "$(M gen_wrk)") | $(ratio "$(M gen_bench)" "$(M gen_wrk)") |"
-    echo "| generators: new connections per CPU-second of the generator (what one core generates) | pkisim bench: $(k "$(M gen_bench_per_cpu)") | wrk: $(k "$(M gen_wrk_per_cpu)") | $(ratio "$(M gen_bench_per_cpu)" "$(M gen_wrk_per_cpu)") |"
+    if want generators; then
+        echo "| generators, one thread each, new connections/s against nginx 1 worker | pkisim bench: $(k "$(M gen_bench)") | wrk: $(k "$(M gen_wrk)") | $(ratio "$(M gen_bench)" "$(M gen_wrk)") |"
+        echo "| generators: new connections per CPU-second of the generator (what one core generates) | pkisim bench: $(k "$(M gen_bench_per_cpu)") | wrk: $(k "$(M gen_wrk_per_cpu)") | $(ratio "$(M gen_bench_per_cpu)" "$(M gen_wrk_per_cpu)") |"
+    fi
 } | tee "$OUT/table.md"
 echo "side-by-side: raw results in $OUT"

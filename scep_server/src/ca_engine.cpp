@@ -663,10 +663,18 @@ std::string ca_engine::no_next_ca_text() const {
 }
 
 x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& error_text) {
-    auto csr = x509_req_from_der(r.csr_der);
+    // The CSR as the request brought it when it is issued on arrival; parsed from the store
+    // otherwise (a grant, a restart).
+    std::optional<x509_req_ptr> parsed;
+    X509_REQ* csr = r.parsed_csr;
     if (!csr) {
-        error_text = "stored CSR unreadable";
-        return nullptr;
+        auto p = x509_req_from_der(r.csr_der);
+        if (!p) {
+            error_text = "stored CSR unreadable";
+            return nullptr;
+        }
+        parsed = std::move(*p);
+        csr = parsed->get();
     }
     if (std::find(cancelled_generations_.begin(), cancelled_generations_.end(), r.ca_generation) !=
         cancelled_generations_.end()) {
@@ -705,12 +713,12 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     o.copy_requested_extensions = true;
     // Research §5: a CSR with OU=ioscs RA asks for an RA certificate (signs CertReps, clients
     // encrypt to it: cert_profile::registration_authority).
-    if (is_ra_subject(X509_REQ_get_subject_name(csr->get())))
+    if (is_ra_subject(X509_REQ_get_subject_name(csr)))
         o.profile = cert_profile::registration_authority;
     x509_ptr cert;
     const auto serial = store_->issue(r.id, [&](std::uint64_t s) {
         o.serial = s;
-        auto made = issue_certificate(csr->get(), issuer.cert.get(), issuer.key.get(), o);
+        auto made = issue_certificate(csr, issuer.cert.get(), issuer.key.get(), o);
         if (!made)
             throw store_error("issue: " + made.error().message());
         cert = std::move(*made);
@@ -725,8 +733,26 @@ void ca_engine::write_database_files(std::uint64_t serial, X509* cert) {
     // IOS `database level complete`: "all issued certs written as <serialnum>.cer".
     if (options_.server.db_level != timers::database_level::complete)
         return;
-    write_private_file(options_.data_dir / fmt::format("{:X}.cer", serial),
-                       as_string(to_der(cert)));
+    // Issue 12 §3: after the commit, never before (a file names a committed certificate), and
+    // without an fsync of its own: the database holds the certificate durably and start-up
+    // rewrites a missing or differing file from it (store::repair_certificate_files, issue 13).
+    unwritten_files_.push_back({serial, to_der(cert)});
+    if (!store_->in_transaction())
+        after_commit();
+}
+
+void ca_engine::after_commit() {
+    auto files = std::move(unwritten_files_);
+    unwritten_files_.clear();
+    for (const auto& f : files) {
+        // Only what committed: a savepoint rolled back (an enrollment that failed inside a
+        // batch) leaves its serial free, possibly re-used by a later certificate of the batch.
+        const auto stored = store_->certificate(f.serial);
+        if (!stored || stored->der != f.der)
+            continue;
+        write_file_atomically(options_.data_dir / certificate_file_name(f.serial), as_string(f.der),
+                              file_sync::none);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 
 #include <date/date.h>
@@ -55,7 +56,23 @@ std::string md5_upper_hex(const bytes& data) {
 }
 
 std::string key_hash(X509* cert) {
-    return transaction_id_for(X509_get0_pubkey(cert));
+    // Issue 12 §3: the SubjectPublicKeyInfo as the certificate carries it (what i2d_PUBKEY of
+    // its key gives, byte for byte), without OpenSSL 3's encoder context per call.
+    unsigned char* der = nullptr;
+    const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (len <= 0)
+        return transaction_id_for(X509_get0_pubkey(cert));
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int md_len = 0;
+    const int ok =
+        EVP_Digest(der, static_cast<std::size_t>(len), md.data(), &md_len, EVP_sha1(), nullptr);
+    OPENSSL_free(der);
+    if (ok != 1)
+        return transaction_id_for(X509_get0_pubkey(cert));
+    std::string hex = to_hex(byte_view{md.data(), md_len});
+    std::transform(hex.begin(), hex.end(), hex.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+    return hex;
 }
 
 std::string_view grant_text(timers::grant_mode g) {
@@ -161,8 +178,8 @@ std::string ios_name(const X509_NAME* name, char separator) {
         const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
         const auto* known = std::find_if(ios_keys.begin(), ios_keys.end(),
                                          [&](const ios_key& k) { return k.nid == nid; });
-        const std::string key = known != ios_keys.end() ? std::string{known->name}
-                                                         : name_entry_key(e);
+        const std::string key =
+            known != ios_keys.end() ? std::string{known->name} : name_entry_key(e);
         const std::string value = name_entry_value(e);
         const int set = X509_NAME_ENTRY_set(e);
         if (i > 0)

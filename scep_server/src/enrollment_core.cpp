@@ -34,42 +34,89 @@ enrollment_core::enrollment_core(signer_strategy& strategy, store& db,
 // ---------------------------------------------------------------------------------------------
 // Replies.
 
-http_answer enrollment_core::fail(const reply_context& ctx, const reply_signer& s, fail_info info,
-                                  std::string text, time_point now) {
+deferred_reply::deferred_reply(cert_rep_params p, std::string d)
+    : params(std::move(p)), detail(std::move(d)) {
+    const auto hold = [this](X509* c) {
+        if (c)
+            held_certs.push_back(share(c));
+    };
+    hold(params.recipient);
+    hold(params.signer_cert);
+    for (X509* c : params.extra_certs)
+        hold(c);
+    for (X509* c : params.issued)
+        hold(c);
+    if (params.signer_key)
+        held_keys.push_back(share(params.signer_key));
+    for (X509_CRL* c : params.crls)
+        held_crls.push_back(share(c));
+}
+
+http_answer deferred_reply::finish() && {
+    if (ready)
+        return std::move(*ready);
+    return cert_rep_answer(std::move(params), std::move(detail));
+}
+
+deferred_reply enrollment_core::later_fail(const reply_context& ctx, const reply_signer& s,
+                                           fail_info info, std::string text, time_point now) {
     auto detail = fmt::format("FAILURE {}: {}", to_string(info), text);
     auto p = failure_for(ctx, s.cert, s.key, info, std::move(text), now);
     if (s.above)
         p.extra_certs.push_back(s.above);
-    return cert_rep_answer(std::move(p), std::move(detail));
+    return {std::move(p), std::move(detail)};
 }
 
-http_answer enrollment_core::pending(const reply_context& ctx, const reply_signer& s,
-                                     std::string detail, time_point now) {
+deferred_reply enrollment_core::later_pending(const reply_context& ctx, const reply_signer& s,
+                                              std::string detail, time_point now) {
     auto p = pending_for(ctx, s.cert, s.key, now);
     if (s.above)
         p.extra_certs.push_back(s.above);
-    return cert_rep_answer(std::move(p), std::move(detail));
+    return {std::move(p), std::move(detail)};
 }
 
-http_answer enrollment_core::success(const reply_context& ctx, const reply_signer& s, X509* cert,
-                                     std::string detail, time_point now) {
+deferred_reply enrollment_core::later_success(const reply_context& ctx, const reply_signer& s,
+                                              X509* cert, std::string detail, time_point now) {
     auto p = success_for(ctx, s.cert, s.key, {cert}, now);
     if (s.above)
         p.extra_certs.push_back(s.above);
     // scep-wire §1.5: the issuing CA too when asked (Cisco VPN clients).
     if (options_.include_ca_in_success)
         p.issued.push_back(s.above ? s.above : s.cert);
-    return cert_rep_answer(std::move(p), std::move(detail));
+    return {std::move(p), std::move(detail)};
+}
+
+http_answer enrollment_core::fail(const reply_context& ctx, const reply_signer& s, fail_info info,
+                                  std::string text, time_point now) {
+    return later_fail(ctx, s, info, std::move(text), now).finish();
+}
+
+http_answer enrollment_core::pending(const reply_context& ctx, const reply_signer& s,
+                                     std::string detail, time_point now) {
+    return later_pending(ctx, s, std::move(detail), now).finish();
+}
+
+http_answer enrollment_core::success(const reply_context& ctx, const reply_signer& s, X509* cert,
+                                     std::string detail, time_point now) {
+    return later_success(ctx, s, cert, std::move(detail), now).finish();
 }
 
 // ---------------------------------------------------------------------------------------------
 // PKIOperation.
 
-http_answer enrollment_core::pki_operation(byte_view der, time_point now) {
-    const auto keys = strategy_.decryption_keys();
+decode_options enrollment_core::decode_opts() const {
     decode_options opts;
     opts.allow_legacy = options_.legacy_crypto;
-    auto req = decode_pki_message(der, keys, opts);
+    return opts;
+}
+
+http_answer enrollment_core::pki_operation(byte_view der, time_point now) {
+    const auto keys = strategy_.decryption_keys();
+    return operate(decode_pki_message(der, keys, decode_opts()), now).finish();
+}
+
+deferred_reply enrollment_core::operate(tl::expected<pki_request, decode_failure> req,
+                                        time_point now) {
     // Who signs the reply: the rollover key when the request was encrypted to it (rule 6; the
     // client verifies that CertRep against the rollover CA it enrolls to, research §2), else
     // the current one.
@@ -78,9 +125,9 @@ http_answer enrollment_core::pki_operation(byte_view der, time_point now) {
         const auto& f = req.error();
         const auto w = to_wire(f);
         if (w.failure && f.context)
-            return fail(*f.context, s, *w.failure, f.text, now);
+            return later_fail(*f.context, s, *w.failure, f.text, now);
         const unsigned status = w.http_status == 200 ? 400 : w.http_status;
-        return {status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
+        return http_answer{status, "text/plain", f.text + "\n", false, "malformed: " + f.text};
     }
     try {
         switch (req->type) {
@@ -96,27 +143,29 @@ http_answer enrollment_core::pki_operation(byte_view der, time_point now) {
             case message_type::cert_rep:
                 break;
         }
-        return fail(req->context(), s, fail_info::bad_request, "unexpected messageType", now);
+        return later_fail(req->context(), s, fail_info::bad_request, "unexpected messageType", now);
     } catch (const std::exception& e) {
         // Store or OpenSSL failure on our side: the client may retry (never a FAILURE that
         // would make it give up on a request we might still hold).
-        return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
+        return http_answer{500, "text/plain", "internal error\n", false,
+                           std::string{"internal: "} + e.what()};
     }
 }
 
-http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& s, time_point now) {
+deferred_reply enrollment_core::enroll(const pki_request& req, const reply_signer& s,
+                                       time_point now) {
     const auto ctx = req.context();
     const csr_request* csr = req.csr();
     if (!csr)
-        return fail(ctx, s, fail_info::bad_request, "no CSR", now);
+        return later_fail(ctx, s, fail_info::bad_request, "no CSR", now);
     const std::string type_name{to_string(req.type)};
     // CSR rules (policy.hpp): key type and size.
     if (auto key_ok = check_csr_key(csr->public_key, options_.min_rsa_bits); !key_ok)
-        return fail(ctx, s, key_ok.error().info, key_ok.error().text, now);
+        return later_fail(ctx, s, key_ok.error().info, key_ok.error().text, now);
     // Issue 11 §2.3: a certificate is only committed when its CertRep can be built, i.e. the
     // reply can be encrypted to the requester's signer certificate with its cipher.
     if (auto env = check_reply_envelope(req.signer.get(), ctx.cipher_nid); !env) {
-        return fail(
+        return later_fail(
             ctx, s, fail_info_for(env.error()),
             fmt::format("cannot encrypt a reply to the signer's key: {}", env.error().message()),
             now);
@@ -147,13 +196,14 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
                    strategy_.claims_our_issuer(req.signer.get())) {
             // A RenewalReq, or a certificate that claims to be ours but does not verify now
             // (expired, another key, forged).
-            return fail(ctx, s, fail_info_for(chain.error()),
-                        fmt::format("renewal signer rejected: {}", chain.error().message()), now);
+            return later_fail(ctx, s, fail_info_for(chain.error()),
+                              fmt::format("renewal signer rejected: {}", chain.error().message()),
+                              now);
         }
         // Otherwise a PKCSReq signed by a foreign certificate: an initial enrollment.
     } else if (req.type == message_type::renewal_req) {
-        return fail(ctx, s, fail_info::bad_request,
-                    "RenewalReq signed by a self-signed certificate", now);
+        return later_fail(ctx, s, fail_info::bad_request,
+                          "RenewalReq signed by a self-signed certificate", now);
     }
 
     const std::string signer_key = key_hash(req.signer.get());
@@ -175,11 +225,11 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
         if (same_signer && r.csr_der == csr->der)
             return answer_existing(req, s, std::move(r), now);
         if (r.state == request_state::pending && now < r.expires) {
-            return fail(ctx, s, fail_info::bad_request,
-                        fmt::format("transactionID already used by pending request {} with "
-                                    "another CSR",
-                                    r.id),
-                        now);
+            return later_fail(ctx, s, fail_info::bad_request,
+                              fmt::format("transactionID already used by pending request {} with "
+                                          "another CSR",
+                                          r.id),
+                              now);
         }
     }
 
@@ -187,22 +237,22 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
     auto challenge = check_challenge(csr->challenge_password, options_.challenge,
                                      options_.server.grant, renewal || ra_forwarded, db_, now);
     if (!challenge)
-        return fail(ctx, s, challenge.error().info, challenge.error().text, now);
+        return later_fail(ctx, s, challenge.error().info, challenge.error().text, now);
     if (renewal) {
         // Issue 11 §2.1: not with a revoked certificate; no new identity without a challenge.
         auto ok = check_renewal(req.signer.get(), strategy_.revocation(req.signer.get(), now), *csr,
                                 *challenge, options_.renewal_identity_change);
         if (!ok)
-            return fail(ctx, s, ok.error().info, ok.error().text, now);
+            return later_fail(ctx, s, ok.error().info, ok.error().text, now);
     }
     const auto decision =
         decide_grant(options_.server.grant, *challenge, ra_forwarded || ra_own_request);
     if (decision == grant_decision::refuse) {
         // IOS `grant none`: every request is rejected.
-        return fail(ctx, s, fail_info::bad_request,
-                    strategy_.role() == "RA" ? "request rejected by the RA (grant none)"
-                                             : "request rejected (grant none)",
-                    now);
+        return later_fail(ctx, s, fail_info::bad_request,
+                          strategy_.role() == "RA" ? "request rejected by the RA (grant none)"
+                                                   : "request rejected (grant none)",
+                          now);
     }
 
     request_record r;
@@ -211,6 +261,7 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
     r.signer_cert_hash = signer_cert;
     r.state = request_state::pending;
     r.csr_der = csr->der;
+    r.parsed_csr = csr->csr.get();
     r.subject = csr->subject;
     r.fingerprint = md5_upper_hex(csr->der);
     r.renewal = renewal;
@@ -225,7 +276,7 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
 
     if (decision == grant_decision::hold) {
         record();
-        return pending(
+        return later_pending(
             ctx, s,
             fmt::format("{} PENDING request {}{}", type_name, r.id,
                         strategy_.role() == "RA" ? " (waiting for the RA operator)" : ""),
@@ -251,30 +302,31 @@ http_answer enrollment_core::enroll(const pki_request& req, const reply_signer& 
     }
     switch (f.status) {
         case pki_status::success:
-            return success(
+            return later_success(
                 ctx, s, f.cert.get(),
                 fmt::format("{} SUCCESS serial {} (request {}){}{}", type_name,
                             serial_hex(f.cert.get()), r.id, s.rollover ? " (rollover CA)" : "",
                             ra_forwarded ? " (forwarded by RA)" : ""),
                 now);
         case pki_status::pending:
-            return pending(ctx, s,
-                           fmt::format("{} PENDING request {} ({})", type_name, r.id, f.text), now);
+            return later_pending(
+                ctx, s, fmt::format("{} PENDING request {} ({})", type_name, r.id, f.text), now);
         case pki_status::failure:
             break;
     }
-    return fail(ctx, s, f.failure, f.text, now);
+    return later_fail(ctx, s, f.failure, f.text, now);
 }
 
-http_answer enrollment_core::poll(const pki_request& req, const reply_signer& s, time_point now) {
+deferred_reply enrollment_core::poll(const pki_request& req, const reply_signer& s,
+                                     time_point now) {
     // RFC 8894 §3.3.3: match on transactionID; the IssuerAndSubject issuer is not trusted
     // (scep-wire §0.13). Prefer the request with the same key made to the same CA generation (a
     // rollover request and the first enrollment share key and transactionID), then the same
     // key.
     auto rows = db_.requests_by_transaction(req.transaction_id);
     if (rows.empty()) {
-        return fail(req.context(), s, fail_info::bad_request,
-                    "CertPoll for an unknown transactionID", now);
+        return later_fail(req.context(), s, fail_info::bad_request,
+                          "CertPoll for an unknown transactionID", now);
     }
     const std::string signer_key = key_hash(req.signer.get());
     for (auto& r : rows) {
@@ -288,8 +340,8 @@ http_answer enrollment_core::poll(const pki_request& req, const reply_signer& s,
     return answer_existing(req, s, std::move(rows.front()), now);
 }
 
-http_answer enrollment_core::answer_existing(const pki_request& req, const reply_signer& s,
-                                             request_record r, time_point now) {
+deferred_reply enrollment_core::answer_existing(const pki_request& req, const reply_signer& s,
+                                                request_record r, time_point now) {
     const auto ctx = req.context();
     const std::string type_name{to_string(req.type)};
     if (r.state == request_state::pending && now >= r.expires) {
@@ -298,7 +350,7 @@ http_answer enrollment_core::answer_existing(const pki_request& req, const reply
     }
     switch (r.state) {
         case request_state::pending:
-            return pending(
+            return later_pending(
                 ctx, s,
                 fmt::format("{} PENDING request {}{}", type_name, r.id,
                             strategy_.role() == "RA" ? " (waiting for the RA operator)" : ""),
@@ -308,37 +360,37 @@ http_answer enrollment_core::answer_existing(const pki_request& req, const reply
             // RFC 8894 Figure 11/13: keep issued certificates retrievable by transactionID.
             auto f = strategy_.retrieve(r, now);
             if (f.status == pki_status::success) {
-                return success(ctx, s, f.cert.get(),
-                               fmt::format("{} SUCCESS serial {} (request {})", type_name,
-                                           serial_hex(f.cert.get()), r.id),
-                               now);
+                return later_success(ctx, s, f.cert.get(),
+                                     fmt::format("{} SUCCESS serial {} (request {})", type_name,
+                                                 serial_hex(f.cert.get()), r.id),
+                                     now);
             }
             if (f.status == pki_status::pending) {
-                return pending(ctx, s,
-                               fmt::format("{} PENDING request {} ({})", type_name, r.id, f.text),
-                               now);
+                return later_pending(
+                    ctx, s, fmt::format("{} PENDING request {} ({})", type_name, r.id, f.text),
+                    now);
             }
-            return fail(ctx, s, f.failure, f.text, now);
+            return later_fail(ctx, s, f.failure, f.text, now);
         }
         case request_state::rejected: {
             // "<failInfo>\n<text>" as the CA (or the operator) answered.
             const auto stored = db_.meta(request_meta(r.id, "fail"));
             if (!stored) {
-                return fail(ctx, s, fail_info::bad_request,
-                            fmt::format("request {} was rejected", r.id), now);
+                return later_fail(ctx, s, fail_info::bad_request,
+                                  fmt::format("request {} was rejected", r.id), now);
             }
             const auto nl = stored->find('\n');
             const auto code = parse_u64(stored->substr(0, nl)).value_or(2);
             const auto info = code <= 4 ? static_cast<fail_info>(code) : fail_info::bad_request;
-            return fail(ctx, s, info,
-                        nl == std::string::npos ? std::string{"rejected"} : stored->substr(nl + 1),
-                        now);
+            return later_fail(
+                ctx, s, info,
+                nl == std::string::npos ? std::string{"rejected"} : stored->substr(nl + 1), now);
         }
         case request_state::expired:
-            return fail(ctx, s, fail_info::bad_request, fmt::format("request {} expired", r.id),
-                        now);
+            return later_fail(ctx, s, fail_info::bad_request,
+                              fmt::format("request {} expired", r.id), now);
     }
-    return fail(ctx, s, fail_info::bad_request, "unknown request state", now);
+    return later_fail(ctx, s, fail_info::bad_request, "unknown request state", now);
 }
 
 // ---------------------------------------------------------------------------------------------

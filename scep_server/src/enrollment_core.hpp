@@ -90,6 +90,26 @@ class signer_strategy {
     virtual bool issues_locally() const { return false; }
 };
 
+// Issue 12 §3: a CertRep decided on the engine thread and signed (and encrypted) later, on a
+// worker, once the batch that decided it has committed (enrollment_engine::pki_process). It
+// holds its own references to every certificate and key the CertRep needs, so a rollover or a
+// switchover on the engine thread meanwhile cannot free them. `ready` is an answer that needs
+// no signing (HTTP 400/500, or one already encoded: GetCert, GetCRL).
+struct deferred_reply {
+    std::optional<http_answer> ready;
+    cert_rep_params params;
+    std::string detail;
+    std::vector<x509_ptr> held_certs;
+    std::vector<evp_pkey_ptr> held_keys;
+    std::vector<x509_crl_ptr> held_crls;
+
+    deferred_reply() = default;
+    deferred_reply(http_answer a) : ready(std::move(a)) {}  // NOLINT: implicit on purpose
+    deferred_reply(cert_rep_params p, std::string d);       // takes references (share)
+    // Signs and encodes (any thread): cert_rep_answer.
+    http_answer finish() &&;
+};
+
 // One operator command: its arguments (the words after the name) -> {ok, text}.
 using admin_handler =
     std::function<admin_result(std::span<const std::string_view> args, time_point now)>;
@@ -102,6 +122,14 @@ class enrollment_core {
     // The PKIOperation service (RFC 8894 §3): decode with the strategy's keys, dispatch by
     // messageType, answer with a CertRep signed by the reply signer.
     http_answer pki_operation(byte_view der, time_point now);
+    // The same in stages (issue 12 §3). decode_keys/decode_opts: what decode_pki_message needs
+    // (engine thread: the keys belong to the mode). operate: everything after decoding, on the
+    // engine thread, inside the caller's transaction when the mode issues locally; the CertRep
+    // is signed later (deferred_reply::finish).
+    std::vector<decryption_key> decode_keys() const { return strategy_.decryption_keys(); }
+    decode_options decode_opts() const;
+    deferred_reply operate(tl::expected<pki_request, decode_failure> req, time_point now);
+    bool issues_locally() const { return strategy_.issues_locally(); }
 
     // The operator command table. Built in: grant all|ID, reject all|ID, password generate
     // [MINUTES]. Each mode adds its own (revoke, rollover, show ...).
@@ -124,10 +152,17 @@ class enrollment_core {
                         std::string detail, time_point now);
 
   private:
-    http_answer enroll(const pki_request& req, const reply_signer& s, time_point now);
-    http_answer poll(const pki_request& req, const reply_signer& s, time_point now);
-    http_answer answer_existing(const pki_request& req, const reply_signer& s, request_record r,
-                                time_point now);
+    deferred_reply enroll(const pki_request& req, const reply_signer& s, time_point now);
+    deferred_reply poll(const pki_request& req, const reply_signer& s, time_point now);
+    deferred_reply answer_existing(const pki_request& req, const reply_signer& s,
+                                   request_record r, time_point now);
+    // The deferred forms of fail / pending / success.
+    deferred_reply later_fail(const reply_context& ctx, const reply_signer& s, fail_info info,
+                              std::string text, time_point now);
+    deferred_reply later_pending(const reply_context& ctx, const reply_signer& s,
+                                 std::string detail, time_point now);
+    deferred_reply later_success(const reply_context& ctx, const reply_signer& s, X509* cert,
+                                 std::string detail, time_point now);
     std::string grant(std::string_view what, time_point now);
     std::string reject(std::string_view what);
 

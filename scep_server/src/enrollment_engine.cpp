@@ -195,7 +195,134 @@ http_answer enrollment_engine::pki_operation(byte_view der) {
     before(now);
     if (auto busy = unavailable())
         return *busy;
-    return core_->pki_operation(der, now);
+    auto a = core_->pki_operation(der, now);
+    commit_files();
+    return a;
+}
+
+void enrollment_engine::commit_files() {
+    // The certificates are durable in the store by then; a file that cannot be written is
+    // rewritten by the next start (store::repair_certificate_files), the answers stand.
+    try {
+        after_commit();
+    } catch (const std::exception& e) {
+        if (options_.event_log) {
+            options_.event_log(
+                fmt::format("%PKISIM-3-CERT_FILE: {} (rewritten at the next start)", e.what()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12 §3: PKIOperation in stages (service.hpp).
+
+struct enrollment_engine::key_snapshot {
+    std::vector<x509_ptr> certs;
+    std::vector<evp_pkey_ptr> keys;
+    std::vector<decryption_key> view;  // into certs/keys
+    decode_options options;
+
+    // The engine's keys are these very objects (the snapshot holds references, so an address
+    // cannot be re-used by another object while it exists).
+    bool same(std::span<const decryption_key> now) const {
+        return now.size() == view.size() &&
+               std::equal(now.begin(), now.end(), view.begin(), [](const auto& a, const auto& b) {
+                   return a.cert == b.cert && a.key == b.key;
+               });
+    }
+};
+
+namespace {
+struct enrollment_job final : pki_job {
+    bytes der;
+    // What the worker decoded with, and got; empty when there was no snapshot yet.
+    std::shared_ptr<const void> keys;
+    std::optional<tl::expected<pki_request, decode_failure>> decoded;
+    detail::deferred_reply reply;
+};
+}  // namespace
+
+std::shared_ptr<const enrollment_engine::key_snapshot> enrollment_engine::current_keys() {
+    const auto now = core_->decode_keys();
+    std::lock_guard lock{keys_mutex_};
+    if (published_keys_ && published_keys_->same(now))
+        return published_keys_;
+    auto snap = std::make_shared<key_snapshot>();
+    for (const auto& k : now) {
+        snap->certs.push_back(share(k.cert));
+        snap->keys.push_back(share(k.key));
+        snap->view.push_back({snap->certs.back().get(), snap->keys.back().get()});
+    }
+    snap->options = core_->decode_opts();
+    published_keys_ = std::move(snap);
+    return published_keys_;
+}
+
+std::unique_ptr<pki_job> enrollment_engine::pki_prepare(bytes der) {
+    auto job = std::make_unique<enrollment_job>();
+    job->der = std::move(der);
+    std::shared_ptr<const key_snapshot> keys;
+    {
+        std::lock_guard lock{keys_mutex_};
+        keys = published_keys_;
+    }
+    if (keys) {
+        // The private-key operation (decrypting the envelope) and both signature checks, on
+        // the calling worker: nothing here touches the engine's state.
+        job->decoded = decode_pki_message(job->der, keys->view, keys->options);
+        job->keys = std::move(keys);
+    }
+    return job;
+}
+
+void enrollment_engine::pki_process(std::span<const std::unique_ptr<pki_job>> jobs) {
+    const time_point now = clock_.now();
+    const auto all = [&](const http_answer& a) {
+        for (const auto& j : jobs)
+            static_cast<enrollment_job&>(*j).reply = a;
+    };
+    try {
+        before(now);
+    } catch (const std::exception& e) {
+        return all(
+            {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()});
+    }
+    if (auto busy = unavailable())
+        return all(*busy);
+    const auto keys = current_keys();
+    const auto run = [&] {
+        for (const auto& j : jobs) {
+            auto& job = static_cast<enrollment_job&>(*j);
+            // Decoded with keys that are no longer the engine's (a shadow made or a switchover
+            // since): decode again here, as a single call would.
+            if (!job.decoded || job.keys != keys)
+                job.decoded = decode_pki_message(job.der, keys->view, keys->options);
+            job.reply = core_->operate(std::move(*job.decoded), now);
+            job.decoded.reset();
+        }
+    };
+    const auto files = [this] { commit_files(); };
+    if (!core_->issues_locally()) {
+        // The RA forwards upstream (network I/O): no transaction held across it.
+        run();
+        files();
+        return;
+    }
+    // Group commit: the whole batch in ONE transaction, so one fsync commits every certificate
+    // in it; each enrollment's own transaction becomes a savepoint (store::transact), so one
+    // that fails rolls back alone. No CertRep of the batch exists before this commit.
+    try {
+        store_->transact(run);
+    } catch (const std::exception& e) {
+        // Nothing of the batch committed: no reply may claim otherwise.
+        all({500, "text/plain", "internal error\n", false,
+             std::string{"internal: commit: "} + e.what()});
+    }
+    files();
+}
+
+http_answer enrollment_engine::pki_finish(pki_job& job) {
+    return std::move(static_cast<enrollment_job&>(job).reply).finish();
 }
 
 admin_result enrollment_engine::admin(std::string_view line) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <future>
 #include <iostream>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -189,6 +190,76 @@ void server::impl::schedule_tick(std::chrono::milliseconds wait) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Issue 12 §3: PKIOperation on the workers, the store on the engine thread, in batches.
+
+namespace {
+http_answer internal_error(const std::exception& e) {
+    return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
+}
+}  // namespace
+
+void server::impl::pki_operation(bytes der, std::function<void(http_answer)> done) {
+    net::post(workers, [this, der = std::move(der), done = std::move(done)]() mutable {
+        pki_item item{nullptr, std::move(done)};
+        try {
+            item.job = engine->pki_prepare(std::move(der));
+        } catch (const std::exception& e) {
+            return item.done(internal_error(e));
+        }
+        bool post = false;
+        {
+            std::lock_guard lock{pki_mutex};
+            pki_ready.push_back(std::move(item));
+            post = !std::exchange(pki_drain_posted, true);
+        }
+        if (post)
+            net::post(engine_ctx, [this] { drain_pki(); });
+    });
+}
+
+void server::impl::drain_pki() {
+    // Everything decoded since the last batch is one batch: while the engine thread commits
+    // one, the workers decode the next (group commit forms by itself under load, and a lone
+    // request is never held back waiting for company).
+    std::vector<pki_item> batch;
+    {
+        std::lock_guard lock{pki_mutex};
+        batch.swap(pki_ready);
+        pki_drain_posted = false;
+    }
+    std::vector<std::unique_ptr<pki_job>> jobs;
+    jobs.reserve(batch.size());
+    for (auto& item : batch)
+        jobs.push_back(std::move(item.job));
+    std::optional<http_answer> failed;
+    try {
+        engine->pki_process(jobs);
+    } catch (const std::exception& e) {
+        failed = internal_error(e);
+    }
+    // What the batch changed (a switchover it ran into) reaches the static answers before any
+    // of its CertReps goes out: this post to the network thread precedes theirs.
+    republish();
+    for (std::size_t n = 0; n < batch.size(); ++n) {
+        batch[n].job = std::move(jobs[n]);
+        net::post(workers, [this, item = std::move(batch[n]), failed]() mutable {
+            http_answer a;
+            if (failed) {
+                a = *failed;
+            } else {
+                try {
+                    a = engine->pki_finish(*item.job);
+                } catch (const std::exception& e) {
+                    a = internal_error(e);
+                }
+            }
+            item.job.reset();
+            item.done(std::move(a));
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 server::server(engine_options engine, http_options http, const timers::clock& clock)
     : impl_(std::make_unique<impl>(std::move(engine), std::move(http), clock)) {}
@@ -255,6 +326,10 @@ void server::stop() {
         i.engine_thread.join();
     if (i.net_thread.joinable())
         i.net_thread.join();
+    // What the workers still run ends here; what they would have posted is dropped with the
+    // loops (no CertRep leaves after stop).
+    i.workers.stop();
+    i.workers.join();
     // Every line logged before the stop is written.
     i.log_batching = false;
     if (i.log_file.fd >= 0)

@@ -3,12 +3,14 @@
 //   server_listener.cpp   the acceptor, the IOS limiter, deaf periods, descriptor limits;
 //   server_admin.cpp      DIR/admin.sock, /metrics, `show http`;
 //   ocsp_listener.cpp     the --ocsp-listen acceptor (sessions: server_transport.cpp);
-//   server.cpp            construction, threads, start/stop, the engine tick.
+//   server.cpp            construction, threads, start/stop, the engine tick, the PKIOperation
+//                         pipeline (workers -> engine batch -> workers, issue 12 §3).
 // Everything here runs on the network thread unless it says otherwise (server.hpp: threads).
 #pragma once
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -96,6 +98,10 @@ struct server::impl {
     void do_ocsp_accept();
     std::size_t ocsp_open = 0;  // OCSP connections open (network thread)
     void schedule_tick(std::chrono::milliseconds wait = std::chrono::milliseconds{1000});
+    // Issue 12 §3: one PKIOperation through the pipeline (server.cpp): decode on a worker, the
+    // engine's batch (group commit), the CertRep signed on a worker; `done` runs on a worker.
+    void pki_operation(bytes der, std::function<void(http_answer)> done);
+    void drain_pki();  // engine thread
     std::string show_http() const;
     // Issue 12 §3: after every engine call (engine thread): when the engine's static answers
     // changed, the network thread gets their new bytes, posted before the call's own answer.
@@ -150,6 +156,19 @@ struct server::impl {
     std::thread engine_thread;
     bool started = false;
     std::atomic<bool> stopped{false};
+
+    // Issue 12 §3: the PKIOperation pipeline. Decoded requests wait in pki_ready until the
+    // engine thread takes them all as one batch; one drain is posted at a time.
+    struct pki_item {
+        std::unique_ptr<pki_job> job;
+        std::function<void(http_answer)> done;
+    };
+    std::mutex pki_mutex;
+    std::vector<pki_item> pki_ready;  // guarded by pki_mutex
+    bool pki_drain_posted = false;    // guarded by pki_mutex
+    // Signing and decryption, sized to the cores. Declared last: destroyed (joined) first,
+    // while everything its handlers hold (sessions, the engine) still exists.
+    net::thread_pool workers{std::max(1u, std::thread::hardware_concurrency())};
 };
 
 namespace detail {

@@ -412,8 +412,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
             }
             if (der.empty())
                 return send_plain(400, "empty pkiMessage\n");
-            return run_on_engine(
-                [&engine, der = std::move(der)] { return engine.pki_operation(der); });
+            // Issue 12 §3: decrypt and sign on the workers, the store on the engine thread.
+            // The reference moves to the network thread: the session dies there (run_on_engine).
+            return srv_.pki_operation(
+                std::move(der), [self = shared_from_this()](http_answer a) mutable {
+                    auto executor = self->stream_.get_executor();
+                    net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
+                        self->send(std::move(a));
+                    });
+                });
         }
         return send_plain(400, fmt::format("unknown operation '{}'\n", q.operation));
     }

@@ -279,6 +279,10 @@ store::~store() {
     sqlite3_close(db_);
 }
 
+bool store::in_transaction() const {
+    return sqlite3_get_autocommit(db_) == 0;
+}
+
 void store::transact(const std::function<void()>& body) {
     transaction t{db_};
     body();
@@ -567,7 +571,8 @@ std::string certificate_file_name(std::uint64_t serial) {
     return fmt::format("{:X}.cer", serial);
 }
 
-void write_file_atomically(const std::filesystem::path& path, std::string_view data) {
+void write_file_atomically(const std::filesystem::path& path, std::string_view data,
+                           file_sync sync) {
     const auto tmp = path.string() + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -584,7 +589,7 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view d
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0) {
+    if (sync == file_sync::full && ::fsync(fd) != 0) {
         const int err = errno;
         ::close(fd);
         throw store_error(fmt::format("cannot sync {}: {}", tmp, std::strerror(err)));
@@ -592,6 +597,8 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view d
     ::close(fd);
     if (::rename(tmp.c_str(), path.c_str()) != 0)
         throw store_error(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
+    if (sync == file_sync::none)
+        return;
     // The rename itself is durable only once the folder is synced (ext4/xfs: fsync(2) NOTES).
     const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
     if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {

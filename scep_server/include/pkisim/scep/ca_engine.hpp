@@ -111,6 +111,14 @@ class ca_engine final : public enrollment_engine {
     // Issues the request's certificate now (grant time = now). nullptr + text on failure.
     x509_ptr issue(const request_record& r, time_point now, std::string& error_text);
     void write_database_files(std::uint64_t serial, X509* cert);
+    void after_commit() override;
+    // `<serial>.cer` files of certificates issued inside a transaction still open (a batch,
+    // issue 12 §3): written by after_commit once it has committed.
+    struct unwritten_file {
+        std::uint64_t serial = 0;
+        bytes der;
+    };
+    std::vector<unwritten_file> unwritten_files_;
 
     void add_commands();  // the CA's own operator commands (rollover, revoke, show)
     std::string show_server(time_point now);

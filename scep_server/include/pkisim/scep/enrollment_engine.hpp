@@ -12,6 +12,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <span>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +40,10 @@ class enrollment_engine : public scep_service {
     http_answer get_ca_caps() final;
     http_answer get_next_ca_cert() final;
     http_answer pki_operation(byte_view der) final;
+    // Issue 12 §3 (service.hpp): the staged PKIOperation with group commit.
+    std::unique_ptr<pki_job> pki_prepare(bytes der) final;
+    void pki_process(std::span<const std::unique_ptr<pki_job>> jobs) final;
+    http_answer pki_finish(pki_job& job) final;
     admin_result admin(std::string_view line) final;
     std::shared_ptr<const static_answers> prepared_static(time_point now) final;
 
@@ -83,6 +89,9 @@ class enrollment_engine : public scep_service {
     virtual std::optional<time_point> static_until(time_point /*now*/) const {
         return std::nullopt;
     }
+    // Called once what the engine wrote has committed (after each operation, and after each
+    // batch's transaction): the CA writes its `<serial>.cer` files here.
+    virtual void after_commit() {}
 
     engine_options options_;
     const timers::clock& clock_;
@@ -93,6 +102,13 @@ class enrollment_engine : public scep_service {
     // prepared_static's last answers, and the certificates its GetNextCACert was signed for.
     std::shared_ptr<const static_answers> prepared_;
     std::string prepared_next_key_;
+    // Issue 12 §3: the keys pki_prepare decrypts with on the workers, published by the engine
+    // thread (it owns the keys; a rollover changes them). Each holds its own references.
+    void commit_files();  // after_commit; a failure is logged (the next start repairs)
+    struct key_snapshot;
+    std::shared_ptr<const key_snapshot> current_keys();  // engine thread: refreshed if changed
+    mutable std::mutex keys_mutex_;
+    std::shared_ptr<const key_snapshot> published_keys_;
 
   protected:
     std::unique_ptr<store> store_;

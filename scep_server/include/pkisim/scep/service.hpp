@@ -5,7 +5,8 @@
 //   auto svc = make_service(options, clock);   // ca_engine, or ra_engine when
 //   options.server.mode_ra http_answer a = svc->get_ca_cert();
 //
-// Not thread-safe: the server calls every member from its single engine thread.
+// Not thread-safe: the server calls every member from its single engine thread, except
+// pki_prepare and pki_finish (any thread, see there).
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -141,9 +143,28 @@ struct admin_result {
     std::string text;
 };
 
+// One PKIOperation in flight through the staged interface below (the mode's own type).
+class pki_job {
+  public:
+    virtual ~pki_job() = default;
+};
+
 class scep_service {
   public:
     virtual ~scep_service() = default;
+
+    // Issue 12 §3: PKIOperation in three stages, so that the server runs the RSA work on a
+    // worker pool and commits several enrollments in one transaction (group commit):
+    //   pki_prepare  any thread, concurrently: verify the signature, decrypt, parse the CSR;
+    //   pki_process  the engine thread, a batch at a time: policy, serials, certificates, the
+    //                store (one transaction and one fsync for the batch when the mode issues
+    //                locally); when it returns, everything the batch issued is committed;
+    //   pki_finish   any thread, concurrently, after pki_process: sign and encrypt the CertRep.
+    // pki_operation(der) is the same three in one call. The defaults run pki_operation in
+    // pki_process (a mode without stages stays correct).
+    virtual std::unique_ptr<pki_job> pki_prepare(bytes der);
+    virtual void pki_process(std::span<const std::unique_ptr<pki_job>> jobs);
+    virtual http_answer pki_finish(pki_job& job);
 
     virtual http_answer get_ca_cert() = 0;
     virtual http_answer get_ca_caps() = 0;

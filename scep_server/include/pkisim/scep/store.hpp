@@ -50,6 +50,9 @@ struct request_record {
     time_point created{};
     time_point expires{};
     std::optional<std::uint64_t> serial;  // set once issued
+    // Not stored: csr_der already parsed, when the caller has it (issue 12 §3: a request
+    // issued as it arrives is not parsed twice). Owned by the caller.
+    X509_REQ* parsed_csr = nullptr;
 };
 
 struct certificate_record {
@@ -88,6 +91,9 @@ class store {
     // commits with it or, if `body` throws, not at all (calls that open their own transaction
     // become savepoints). Used for a rollover: serial + shadow certificate + CA generation.
     void transact(const std::function<void()>& body);
+    // Whether a transaction is open (inside transact): what is written now is durable only
+    // once it commits.
+    bool in_transaction() const;
 
     // Metadata (issuer name, CRL number, ...).
     std::optional<std::string> meta(std::string_view key);
@@ -167,7 +173,13 @@ class store {
 
 // Writes `data` to `path` so that a crash leaves either the old file or the new one, never a
 // part: `path.tmp` (mode 0600) + fsync + rename + fsync of the folder. Throws store_error.
-void write_file_atomically(const std::filesystem::path& path, std::string_view data);
+// file_sync::none (issue 12 §3): temp + rename without the two fsyncs, for a file whose content
+// the database already holds durably and that start-up repairs (repair_certificate_files):
+// a kill -9 leaves the old file or the new one (the rename is atomic); a power loss may leave
+// it missing or empty, which the next start rewrites from the database.
+enum class file_sync { full, none };
+void write_file_atomically(const std::filesystem::path& path, std::string_view data,
+                           file_sync sync = file_sync::full);
 
 // The name `database level complete` gives a certificate file: "<SERIAL>.cer", serial in
 // upper-case hex (IOS).
