@@ -115,7 +115,7 @@ bad_loop & PIDS+=($!)
 
 csv="$out/samples.csv"
 echo "t,rss_kib,fds,store_bytes,requests,cpu_ticks,sqlite_kib" >"$csv"
-certs0=$(ls "$data"/*.cer 2>/dev/null | wc -l)
+certs0=$( (ls "$data"/*.cer 2>/dev/null || true) | wc -l)
 sqlite_kib() {
     gdb -p "$server" -batch -nx -ex 'print (long long)sqlite3_memory_used()' 2>/dev/null |
         awk -F'= ' '/^\$1 = / {printf "%d", $2 / 1024}'
@@ -136,7 +136,7 @@ while (($(date +%s) < end)); do
 done
 "$PKISIM" ca --data "$data" show http >"$out/show-http.txt" 2>&1 || true
 "$PKISIM" ca --data "$data" show metrics >"$out/metrics.txt" 2>&1 || true
-certs=$(($(ls "$data"/*.cer 2>/dev/null | wc -l) - certs0))
+certs=$(($( (ls "$data"/*.cer 2>/dev/null || true) | wc -l) - certs0))
 python3 - "$csv" "$certs" "$certs0" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -141,24 +141,27 @@ std::size_t reference_distance(std::string_view a, std::string_view b) {
     };
     const std::size_t n = a.size();
     const std::size_t m = b.size();
-    std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+    // The full (n + 1) x (m + 1) matrix, in one buffer reused across calls (cheap under ASan).
+    static std::vector<std::size_t> buf;
+    buf.assign((n + 1) * (m + 1), 0);
+    auto d = [&](std::size_t i, std::size_t j) -> std::size_t& { return buf[i * (m + 1) + j]; };
     for (std::size_t i = 0; i <= n; ++i) {
-        d[i][0] = i;
+        d(i, 0) = i;
     }
     for (std::size_t j = 0; j <= m; ++j) {
-        d[0][j] = j;
+        d(0, j) = j;
     }
     for (std::size_t i = 1; i <= n; ++i) {
         for (std::size_t j = 1; j <= m; ++j) {
             const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            d(i, j) = std::min({d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + cost});
             if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
                 lower(a[i - 2]) == lower(b[j - 1])) {
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+                d(i, j) = std::min(d(i, j), d(i - 2, j - 2) + 1);
             }
         }
     }
-    return d[n][m];
+    return d(n, m);
 }
 
 std::string reference_nearest(std::string_view typed, const std::vector<std::string_view>& words) {
@@ -195,8 +198,9 @@ std::vector<std::string_view> registry_words() {
 TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings) {
     const auto words = registry_words();
     ASSERT_GT(words.size(), 20U);
-    // Every single edit of every key (drop, swap, double, substitute, upper-case a letter),
-    // every two drops, and seeded random words: ~tens of thousands of cases, all must agree.
+    // Every single edit of every key (drop, swap, double, substitute a letter or by '_'),
+    // some double drops and upper-case letters, and seeded random words: ~6,000 cases, all must
+    // agree.
     std::vector<std::string> typed;
     for (auto w : words) {
         const std::string s{w};
@@ -205,15 +209,17 @@ TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings)
             typed.push_back(s.substr(0, i) + s[i] + s.substr(i));
             typed.push_back(s.substr(0, i) + 'x' + s.substr(i + 1));
             typed.push_back(s.substr(0, i) + '_' + s.substr(i + 1));
-            std::string up = s;
-            up[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[i])));
-            typed.push_back(up);
+            if (i % 4 == 0) {
+                std::string up = s;
+                up[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[i])));
+                typed.push_back(up);
+            }
             if (i + 1 < s.size()) {
                 std::string sw = s;
                 std::swap(sw[i], sw[i + 1]);
                 typed.push_back(sw);
             }
-            for (std::size_t j = i + 1; j < s.size(); j += 3) {
+            for (std::size_t j = i + 2; i % 3 == 0 && j < s.size(); j += 5) {
                 typed.push_back(s.substr(0, i) + s.substr(i + 1, j - i - 1) + s.substr(j + 1));
             }
         }
@@ -222,7 +228,7 @@ TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings)
     }
     std::mt19937 rng{20261201};
     const std::string alphabet = "abcdeilmnoprstuvwy.-_";
-    for (int n = 0; n < 3000; ++n) {
+    for (int n = 0; n < 800; ++n) {
         std::string r(rng() % 24, ' ');
         for (auto& c : r) {
             c = alphabet[rng() % alphabet.size()];
@@ -230,6 +236,7 @@ TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings)
         typed.push_back(r);
     }
     std::size_t suggested = 0;
+    ASSERT_GT(typed.size(), 4000U);
     for (const auto& t : typed) {
         const std::string want = reference_nearest(t, words);
         ASSERT_EQ(nearest_word(t, words), want) << "typed `" << t << "`";
