@@ -14,7 +14,8 @@
 # a second run starts from a warm, large store). --sqlite-every S: every S seconds gdb attaches
 # to the server (a few ms) and reads sqlite3_memory_used(), SQLite's own count of the heap it
 # holds (page cache, schema, statements): the sqlite_kib column, to tell its growth from ours.
-# Output: DIR/samples.csv (t, rss_kib, fds, store_bytes, requests, cpu_ticks, sqlite_kib) and a summary:
+# Output: DIR/samples.csv (t, rss_kib, fds, store_bytes, requests, cpu_ticks, sqlite_kib,
+# anon_kib, file_kib: RSS split into private memory and mapped files) and a summary:
 # each series' mean over the first fifth after a warm-up and over the last fifth, and their
 # ratio. A flat server has ratios near 1 (store size grows with the certificates issued, by
 # design: the summary also gives bytes per certificate).
@@ -114,14 +115,17 @@ get_loop & PIDS+=($!)
 bad_loop & PIDS+=($!)
 
 csv="$out/samples.csv"
-echo "t,rss_kib,fds,store_bytes,requests,cpu_ticks,sqlite_kib" >"$csv"
+echo "t,rss_kib,fds,store_bytes,requests,cpu_ticks,sqlite_kib,anon_kib,file_kib" >"$csv"
 certs0=$( (ls "$data"/*.cer 2>/dev/null || true) | wc -l)
-sqlite_kib() {
-    gdb -p "$server" -batch -nx -ex 'print (long long)sqlite3_memory_used()' 2>/dev/null |
+sqlite_kib() {  # empty if gdb cannot attach (e.g. another debugger is on the server)
+    { gdb -p "$server" -batch -nx -ex 'print (long long)sqlite3_memory_used()' 2>/dev/null || true; } |
         awk -F'= ' '/^\$1 = / {printf "%d", $2 / 1024}'
 }
-t=0
+start=$(date +%s)
+next_sq=0
 while (($(date +%s) < end)); do
+    # t: seconds since the start (a loaded machine slows the sampler; t stays wall time)
+    t=$(($(date +%s) - start))
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
     fds=$(ls "/proc/$server/fd" | wc -l)
     store=$(cat "$data"/pkisim.db* 2>/dev/null | wc -c)
@@ -129,9 +133,14 @@ while (($(date +%s) < end)); do
     # utime + stime of the server (fields 14, 15 of /proc/PID/stat; the name is in parentheses)
     cpu=$(sed 's/.*) //' "/proc/$server/stat" | awk '{print $12 + $13}')
     sq=
-    ((sqlite_every > 0 && t % sqlite_every == 0)) && sq=$(sqlite_kib)
-    echo "$t,$rss,$fds,$store,$reqs,$cpu,$sq" >>"$csv"
-    t=$((t + 1))
+    if ((sqlite_every > 0 && t >= next_sq)); then
+        sq=$(sqlite_kib)
+        next_sq=$((t + sqlite_every))
+    fi
+    # RSS split: heap and other private memory vs mapped files (code of pkisim and its libraries)
+    anon=$(awk '/^RssAnon/ {print $2}' "/proc/$server/status")
+    file=$(awk '/^RssFile/ {print $2}' "/proc/$server/status")
+    echo "$t,$rss,$fds,$store,$reqs,$cpu,$sq,$anon,$file" >>"$csv"
     sleep 1
 done
 "$PKISIM" ca --data "$data" show http >"$out/show-http.txt" 2>&1 || true
@@ -143,17 +152,18 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 if len(rows) < 10:
     sys.exit(f"soak: only {len(rows)} samples")
 n = len(rows)
-warm = max(1, n // 10)            # first tenth: warm-up
+secs = max(1, int(rows[-1]["t"]))
+warm = max(1, n // 10)            # first tenth of the samples: warm-up
 body = rows[warm:]
 k = max(1, len(body) // 5)
 def mean(rs, key): return sum(float(r[key]) for r in rs) / len(rs)
 certs = int(sys.argv[2])
 reqs = int(rows[-1]["requests"])
 cpu_s = (float(rows[-1]["cpu_ticks"]) - float(rows[0]["cpu_ticks"])) / 100
-print(f"soak: {n} samples, warm-up {warm} s, {reqs} requests logged ({reqs / n:.1f}/s), "
-      f"{certs} certificates (store had {sys.argv[3]} before); server CPU {cpu_s:.1f} s ({100 * cpu_s / n:.1f} % of a core)")
+print(f"soak: {n} samples in {secs} s, warm-up {rows[warm]['t']} s, {reqs} requests logged ({reqs / secs:.1f}/s), "
+      f"{certs} certificates (store had {sys.argv[3]} before); server CPU {cpu_s:.1f} s ({100 * cpu_s / secs:.1f} % of a core)")
 print(f"{'series':<12} {'after warm-up':>14} {'last fifth':>12} {'ratio':>7} {'max':>12}")
-for key in ("rss_kib", "fds", "store_bytes"):
+for key in ("rss_kib", "anon_kib", "file_kib", "fds", "store_bytes"):
     a, b = mean(body[:k], key), mean(body[-k:], key)
     mx = max(float(r[key]) for r in body)
     print(f"{key:<12} {a:>14.0f} {b:>12.0f} {b / a if a else 0:>7.2f} {mx:>12.0f}")

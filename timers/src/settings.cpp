@@ -141,9 +141,10 @@ std::string join(const std::vector<std::string>& v) {
 // up to `limit`: returns limit + 1 if the distance is larger. Bounded so that a long or random
 // unknown key (a fuzz input, a pasted line) costs O(limit x length), not O(length^2) per
 // candidate: cells with |i - j| > limit are skipped (the distance is at least the length
-// difference, so they are all > limit) and the DP stops when two consecutive rows are over the
-// limit (every later row is then over it too: a cell comes from the row above, the cell to its
-// left, or, by a transposition, the row two above plus one).
+// difference, so they are all > limit) and the DP stops at the first row whose cells are all
+// over the limit: every later row is then over it too (a cell comes from the row above, the
+// cell to its left, or by a transposition from two rows above plus one, and a row's minimum is
+// at most one more than the previous row's, so the row before was at least at the limit).
 std::size_t edit_distance_within(std::string_view a, std::string_view b, std::size_t limit,
                                  std::size_t& cells) {
     const std::size_t n = a.size();
@@ -158,7 +159,6 @@ std::size_t edit_distance_within(std::string_view a, std::string_view b, std::si
     for (std::size_t j = 0; j <= std::min(m, limit); ++j) {
         row(0)[j] = j;
     }
-    bool previous_over = false;
     for (std::size_t i = 1; i <= n; ++i) {
         std::size_t* cur = row(i);
         const std::size_t* up = row(i - 1);
@@ -181,11 +181,9 @@ std::size_t edit_distance_within(std::string_view a, std::string_view b, std::si
             cur[j] = std::min(v, over);
             row_min = std::min(row_min, cur[j]);
         }
-        const bool now_over = row_min > limit;
-        if (now_over && previous_over) {
+        if (row_min > limit) {
             return over;
         }
-        previous_over = now_over;
     }
     return row(n)[m];
 }
