@@ -51,8 +51,8 @@ inline scep::time_point fuzz_epoch() {
     return timers::parse_iso8601("2030-01-01T00:00:00Z").value();
 }
 
-// The CA every pkiMessage target decrypts with: key fuzz/keys/ca.key, CN=fuzz-ca, 10 years from the epoch.
-// Deterministic (RSA PKCS#1 v1.5 signatures are), so seeds written by fuzz_seedgen match.
+// The CA every pkiMessage target decrypts with: key fuzz/keys/ca.key, CN=fuzz-ca, 10 years from the
+// epoch. Deterministic (RSA PKCS#1 v1.5 signatures are), so seeds written by fuzz_seedgen match.
 struct fuzz_ca {
     scep::evp_pkey_ptr key = fixture_key("ca");
     scep::x509_ptr cert =

@@ -246,9 +246,9 @@ TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings)
     EXPECT_GT(suggested, typed.size() / 2);
     // The threshold itself: a third of the typed length (rounded up), at least one edit.
     const std::vector<std::string_view> one{"abcdefghi"};
-    EXPECT_EQ(nearest_word("abcXYZghi", one), "abcdefghi");   // 3 edits, 9 letters: allowed 3
-    EXPECT_EQ(nearest_word("abcXYZWhi", one), "");            // 4 edits
-    EXPECT_EQ(nearest_word("bacdefghi", one), "abcdefghi");   // one transposition
+    EXPECT_EQ(nearest_word("abcXYZghi", one), "abcdefghi");  // 3 edits, 9 letters: allowed 3
+    EXPECT_EQ(nearest_word("abcXYZWhi", one), "");           // 4 edits
+    EXPECT_EQ(nearest_word("bacdefghi", one), "abcdefghi");  // one transposition
     EXPECT_EQ(nearest_word("", one), "");
     // Ties go to the first candidate, an exact match wins.
     const std::vector<std::string_view> tie{"cat", "car", "cut"};
