@@ -12,7 +12,7 @@ using namespace pkisim;
 namespace {
 struct state {
     fuzz::fuzz_ca ca;
-    scep::evp_pkey_ptr client_key = fuzz::fixture_key("client1");
+    scep::evp_pkey_ptr client_key = fuzz::fixture_key("client");
     scep::x509_ptr client_cert =
         scep::make_self_signed_signer(client_key.get(), "CN=SCEP SIGNER,O=scep-client",
                                       {fuzz::fuzz_epoch(), fuzz::fuzz_epoch() + timers::days{365}});

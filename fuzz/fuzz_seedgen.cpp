@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path root = argv[1];
     scep::load_providers(true);
     fuzz::fuzz_ca ca;
-    auto client_key = fuzz::fixture_key("client1");
+    auto client_key = fuzz::fixture_key("client");
     auto signer =
         scep::make_self_signed_signer(client_key.get(), "CN=SCEP SIGNER,O=scep-client",
                                       {fuzz::fuzz_epoch(), fuzz::fuzz_epoch() + timers::days{365}});

@@ -1,4 +1,4 @@
-// Shared by the libFuzzer targets (fuzz/README.md): fixture keys from tests/data/scep, a fixed
+// Shared by the libFuzzer targets (fuzz/README.md): the harness keys in fuzz/keys, a fixed
 // CA certificate for them, and a helper that turns fuzz bytes into values.
 #pragma once
 
@@ -30,10 +30,18 @@ inline std::string source_path(std::string_view rel) {
     return std::string{PKISIM_SOURCE_DIR} + "/" + std::string{rel};
 }
 
-// A fixture RSA key (tests/data/scep/NAME.key), loaded once per process by the caller.
+// The harnesses' RSA keys (fuzz/keys/NAME.key: "ca", "client"), loaded once per process by the
+// caller. RSA-1024, not the 2048 of tests/data/scep: the RSA private operations (the CA's
+// decryption and signatures, the client's signatures and CertRep decryption) were most of the
+// per-input time of pki_message, cert_rep and ca_engine, and the key size does not change which
+// code the input reaches (the DER around the RSA blocks is what is fuzzed; the engine's
+// --min-rsa-bits policy applies to CSR keys and fuzz_ca_engine sets it to the harness's size).
+// Rerun fuzz_seedgen if these keys change.
+inline std::string fuzz_key_path(std::string_view name) {
+    return source_path("fuzz/keys/" + std::string{name} + ".key");
+}
 inline scep::evp_pkey_ptr fixture_key(std::string_view name) {
-    auto k = scep::private_key_from_pem(
-        read_text(source_path("tests/data/scep/" + std::string{name} + ".key")));
+    auto k = scep::private_key_from_pem(read_text(fuzz_key_path(name)));
     if (!k)
         throw std::runtime_error("fuzz: bad fixture key " + std::string{name});
     return std::move(*k);
@@ -43,8 +51,8 @@ inline scep::time_point fuzz_epoch() {
     return timers::parse_iso8601("2030-01-01T00:00:00Z").value();
 }
 
-// The CA every pkiMessage target decrypts with: key "ca", CN=fuzz-ca, 10 years from the epoch.
-// Deterministic (RSA PKCS#1 v1.5 signatures are), so seeds written by fuzz_seedgen match.
+// The CA every pkiMessage target decrypts with: key fuzz/keys/ca.key, CN=fuzz-ca, 10 years from the
+// epoch. Deterministic (RSA PKCS#1 v1.5 signatures are), so seeds written by fuzz_seedgen match.
 struct fuzz_ca {
     scep::evp_pkey_ptr key = fixture_key("ca");
     scep::x509_ptr cert =

@@ -6,20 +6,23 @@
 #
 #   scripts/fuzz.sh                      # every target, 25 s each (what CI runs)
 #   scripts/fuzz.sh --seconds 3600 ca_engine pki_message    # long runs
+#   scripts/fuzz.sh --runs 10000000 --seconds 3600 decoders  # stop at 10^7 inputs (or 1 h)
 #   scripts/fuzz.sh --repro FILE [TARGET] # rerun one artefact (TARGET from its folder name)
 #   scripts/fuzz.sh --list
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets_all=(pki_message cert_rep ios_config ios_command scenario set decoders ca_engine)
 seconds=25
+runs=
 repro=
 targets=()
 while (($#)); do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
         --repro) repro=$2; shift 2 ;;
         --list) printf '%s\n' "${targets_all[@]}"; exit 0 ;;
-        -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,12p "$0"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
@@ -50,13 +53,17 @@ for t in "${targets[@]}"; do
     mkdir -p "$work" "$art"
     dict=$(dict_of "$t")
     log=build/fuzz/$t.log
-    echo "== fuzz_$t: ${seconds}s =="
+    echo "== fuzz_$t: ${seconds}s${runs:+ or $runs inputs} =="
     # -rss_limit_mb bounds memory; -timeout flags an input that takes more than 10 s.
-    if "$bin/fuzz_$t" "$work" "fuzz/corpus/$t" ${dict:+-dict=$dict} -max_total_time="$seconds" \
+    # CPU time of the run (user/sys of the fuzzer process) next to its wall time: on a shared
+    # machine the exec rate per CPU second is the figure that carries over.
+    TIMEFORMAT="cpu_seconds user %U sys %S wall %R"
+    if { time "$bin/fuzz_$t" "$work" "fuzz/corpus/$t" ${dict:+-dict=$dict} -max_total_time="$seconds" \
+        ${runs:+-runs=$runs} \
         -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$art" -print_final_stats=1 \
-        >"$log" 2>&1; then
-        grep -E '^stat::number_of_executed_units|^Done' "$log" | tr '\n' ' '
-        echo
+        >"$log" 2>&1; } 2>"$log.time"; then
+        grep -E '^stat::number_of_executed_units|^Done|^stat::peak_rss_mb' "$log" | tr '\n' ' '
+        cat "$log.time"
     else
         echo "fuzz_$t FOUND SOMETHING (artefacts in $art):"
         tail -40 "$log"

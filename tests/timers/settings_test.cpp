@@ -4,6 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
 namespace {
 
 using namespace pkisim::timers;
@@ -123,6 +130,163 @@ TEST(settings, nearest_word_suggests_typos_only) {
     EXPECT_EQ(nearest_word("trustpiont", words), "trustpoint");
     EXPECT_EQ(nearest_word("sever", words), "server");
     EXPECT_EQ(nearest_word("certificate", words), "");
+}
+
+// The unbounded definition nearest_word had before its DP was bounded (full matrix, every
+// candidate): the bounded one must give the same answer.
+std::size_t reference_distance(std::string_view a, std::string_view b) {
+    // As the registry compares keys: case-insensitive, '_' and '-' the same.
+    auto lower = [](char c) {
+        return c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    };
+    const std::size_t n = a.size();
+    const std::size_t m = b.size();
+    // The full (n + 1) x (m + 1) matrix, in one buffer reused across calls (cheap under ASan).
+    static std::vector<std::size_t> buf;
+    buf.assign((n + 1) * (m + 1), 0);
+    auto d = [&](std::size_t i, std::size_t j) -> std::size_t& { return buf[i * (m + 1) + j]; };
+    for (std::size_t i = 0; i <= n; ++i) {
+        d(i, 0) = i;
+    }
+    for (std::size_t j = 0; j <= m; ++j) {
+        d(0, j) = j;
+    }
+    for (std::size_t i = 1; i <= n; ++i) {
+        for (std::size_t j = 1; j <= m; ++j) {
+            const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            d(i, j) = std::min({d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + cost});
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+                lower(a[i - 2]) == lower(b[j - 1])) {
+                d(i, j) = std::min(d(i, j), d(i - 2, j - 2) + 1);
+            }
+        }
+    }
+    return d(n, m);
+}
+
+std::string reference_nearest(std::string_view typed, const std::vector<std::string_view>& words) {
+    std::string best;
+    std::size_t best_d = std::numeric_limits<std::size_t>::max();
+    for (auto c : words) {
+        const std::size_t d = reference_distance(typed, c);
+        if (d < best_d) {
+            best_d = d;
+            best = std::string{c};
+        }
+    }
+    const std::size_t allowed = std::max<std::size_t>(1, (typed.size() + 2) / 3);
+    return best_d <= allowed ? best : std::string{};
+}
+
+// What `--set` suggests from: every key name and alias of the registry.
+std::vector<std::string_view> registry_words() {
+    std::vector<std::string_view> out;
+    for (const auto& k : setting_keys()) {
+        out.push_back(k.name);
+        std::string_view a = k.aliases;
+        while (!a.empty()) {
+            const auto sp = a.find(' ');
+            if (sp != 0) {
+                out.push_back(a.substr(0, sp));
+            }
+            a = sp == std::string_view::npos ? std::string_view{} : a.substr(sp + 1);
+        }
+    }
+    return out;
+}
+
+TEST(settings, nearest_word_is_unchanged_by_its_bound_on_realistic_misspellings) {
+    const auto words = registry_words();
+    ASSERT_GT(words.size(), 20U);
+    // Every single edit of every key (drop, swap, double, substitute a letter or by '_'),
+    // some double drops and upper-case letters, and seeded random words: ~6,000 cases, all must
+    // agree.
+    std::vector<std::string> typed;
+    for (auto w : words) {
+        const std::string s{w};
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            typed.push_back(s.substr(0, i) + s.substr(i + 1));
+            typed.push_back(s.substr(0, i) + s[i] + s.substr(i));
+            typed.push_back(s.substr(0, i) + 'x' + s.substr(i + 1));
+            typed.push_back(s.substr(0, i) + '_' + s.substr(i + 1));
+            if (i % 4 == 0) {
+                std::string up = s;
+                up[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[i])));
+                typed.push_back(up);
+            }
+            if (i + 1 < s.size()) {
+                std::string sw = s;
+                std::swap(sw[i], sw[i + 1]);
+                typed.push_back(sw);
+            }
+            for (std::size_t j = i + 2; i % 3 == 0 && j < s.size(); j += 5) {
+                typed.push_back(s.substr(0, i) + s.substr(i + 1, j - i - 1) + s.substr(j + 1));
+            }
+        }
+        typed.push_back(s + s);
+        typed.push_back(s.substr(0, s.size() / 2));
+    }
+    std::mt19937 rng{20261201};
+    const std::string alphabet = "abcdeilmnoprstuvwy.-_";
+    for (int n = 0; n < 800; ++n) {
+        std::string r(rng() % 24, ' ');
+        for (auto& c : r) {
+            c = alphabet[rng() % alphabet.size()];
+        }
+        typed.push_back(r);
+    }
+    std::size_t suggested = 0;
+    ASSERT_GT(typed.size(), 4000U);
+    for (const auto& t : typed) {
+        const std::string want = reference_nearest(t, words);
+        ASSERT_EQ(nearest_word(t, words), want) << "typed `" << t << "`";
+        suggested += want.empty() ? 0 : 1;
+    }
+    // The cases are realistic: most single edits get a suggestion.
+    EXPECT_GT(suggested, typed.size() / 2);
+    // The threshold itself: a third of the typed length (rounded up), at least one edit.
+    const std::vector<std::string_view> one{"abcdefghi"};
+    EXPECT_EQ(nearest_word("abcXYZghi", one), "abcdefghi");  // 3 edits, 9 letters: allowed 3
+    EXPECT_EQ(nearest_word("abcXYZWhi", one), "");           // 4 edits
+    EXPECT_EQ(nearest_word("bacdefghi", one), "abcdefghi");  // one transposition
+    EXPECT_EQ(nearest_word("", one), "");
+    // Ties go to the first candidate, an exact match wins.
+    const std::vector<std::string_view> tie{"cat", "car", "cut"};
+    EXPECT_EQ(nearest_word("cxt", tie), "cat");
+    EXPECT_EQ(nearest_word("CUT", tie), "cut");
+}
+
+TEST(settings, nearest_word_work_is_bounded_for_long_inputs) {
+    const auto words = registry_words();
+    std::size_t longest = 0;
+    for (auto w : words) {
+        longest = std::max(longest, w.size());
+    }
+    // A long unknown key: every candidate differs in length by more than the threshold, so no
+    // DP cell is computed (before the bound: length x candidate length per candidate).
+    const std::string huge(100000, 'a');
+    nearest_word_stats stats;
+    EXPECT_EQ(nearest_word(huge, words, &stats), "");
+    EXPECT_EQ(stats.cells, 0U);
+    // Long words of similar length: the band keeps the work at most length x (2 x threshold
+    // + 1) per candidate, and the early stop ends it well before that for unrelated words.
+    const std::string a(600, 'a');
+    std::string b = a;
+    b[300] = 'b';
+    const std::string c(600, 'c');
+    const std::vector<std::string_view> long_words{c, b};
+    EXPECT_EQ(nearest_word(a, long_words, &stats), b);
+    const std::size_t allowed = (600 + 2) / 3;
+    EXPECT_LE(stats.cells, 2 * 600 * (2 * allowed + 1));
+    EXPECT_LT(stats.cells, 600U * 600U);
+    // Once a candidate at distance 1 is found, later ones are only computed up to distance 0.
+    const std::vector<std::string_view> after{b, c, c, c};
+    EXPECT_EQ(nearest_word(a, after, &stats), b);
+    EXPECT_LE(stats.cells, 600 * (2 * allowed + 1) + 3 * 2 * 1);
+    // A realistic typo costs a few hundred cells over the whole registry, at most.
+    EXPECT_EQ(nearest_word("overlp", words, &stats), "overlap");
+    EXPECT_LE(stats.cells, words.size() * 6 * 5);
+    EXPECT_GT(longest, 0U);
 }
 
 }  // namespace

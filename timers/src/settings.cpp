@@ -137,28 +137,55 @@ std::string join(const std::vector<std::string>& v) {
     return out;
 }
 
-// Damerau-Levenshtein (optimal string alignment) distance, case-insensitive.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
+// Damerau-Levenshtein (optimal string alignment) distance, case-insensitive, computed only
+// up to `limit`: returns limit + 1 if the distance is larger. Bounded so that a long or random
+// unknown key (a fuzz input, a pasted line) costs O(limit x length), not O(length^2) per
+// candidate: cells with |i - j| > limit are skipped (the distance is at least the length
+// difference, so they are all > limit) and the DP stops at the first row whose cells are all
+// over the limit: every later row is then over it too (a cell comes from the row above, the
+// cell to its left, or by a transposition from two rows above plus one, and a row's minimum is
+// at most one more than the previous row's, so the row before was at least at the limit).
+std::size_t edit_distance_within(std::string_view a, std::string_view b, std::size_t limit,
+                                 std::size_t& cells) {
     const std::size_t n = a.size();
     const std::size_t m = b.size();
-    std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
-    for (std::size_t i = 0; i <= n; ++i) {
-        d[i][0] = i;
+    const std::size_t over = limit + 1;
+    if ((n > m ? n - m : m - n) > limit) {
+        return over;
     }
-    for (std::size_t j = 0; j <= m; ++j) {
-        d[0][j] = j;
+    // Three rolling rows (i - 2, i - 1, i), values capped at `over`.
+    std::vector<std::size_t> rows(3 * (m + 1), over);
+    auto row = [&](std::size_t i) { return rows.data() + (i % 3) * (m + 1); };
+    for (std::size_t j = 0; j <= std::min(m, limit); ++j) {
+        row(0)[j] = j;
     }
     for (std::size_t i = 1; i <= n; ++i) {
-        for (std::size_t j = 1; j <= m; ++j) {
+        std::size_t* cur = row(i);
+        const std::size_t* up = row(i - 1);
+        const std::size_t* up2 = row(i + 1);  // (i - 2) mod 3; unused when i == 1
+        std::fill(cur, cur + m + 1, over);
+        const std::size_t lo = i > limit ? i - limit : 1;
+        const std::size_t hi = std::min(m, i + limit);
+        if (i <= limit) {
+            cur[0] = i;
+        }
+        std::size_t row_min = cur[0];
+        for (std::size_t j = lo; j <= hi; ++j) {
+            ++cells;
             const std::size_t cost = norm(a[i - 1]) == norm(b[j - 1]) ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            std::size_t v = std::min({up[j] + 1, cur[j - 1] + 1, up[j - 1] + cost});
             if (i > 1 && j > 1 && norm(a[i - 1]) == norm(b[j - 2]) &&
                 norm(a[i - 2]) == norm(b[j - 1])) {
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+                v = std::min(v, up2[j - 2] + 1);
             }
+            cur[j] = std::min(v, over);
+            row_min = std::min(row_min, cur[j]);
+        }
+        if (row_min > limit) {
+            return over;
         }
     }
-    return d[n][m];
+    return row(n)[m];
 }
 
 }  // namespace
@@ -167,19 +194,31 @@ std::span<const setting_key> setting_keys() {
     return keys;
 }
 
-std::string nearest_word(std::string_view typed, std::span<const std::string_view> candidates) {
-    std::string best;
-    std::size_t best_d = std::numeric_limits<std::size_t>::max();
-    for (auto c : candidates) {
-        const std::size_t d = edit_distance(typed, c);
-        if (d < best_d) {
-            best_d = d;
-            best = std::string{c};
-        }
-    }
+std::string nearest_word(std::string_view typed, std::span<const std::string_view> candidates,
+                         nearest_word_stats* stats) {
     // Close enough to be a typo: at most a third of the word, and at least one edit allowed.
     const std::size_t allowed = std::max<std::size_t>(1, (typed.size() + 2) / 3);
-    return best_d <= allowed ? best : std::string{};
+    // The first candidate at the smallest distance within `allowed`; a later one must be
+    // strictly closer, so each is only computed up to one less than the best so far.
+    std::string_view best;
+    std::size_t limit = allowed;
+    bool found = false;
+    std::size_t cells = 0;
+    for (auto c : candidates) {
+        const std::size_t d = edit_distance_within(typed, c, limit, cells);
+        if (d <= limit) {
+            best = c;
+            found = true;
+            if (d == 0) {
+                break;
+            }
+            limit = d - 1;
+        }
+    }
+    if (stats != nullptr) {
+        stats->cells = cells;
+    }
+    return found ? std::string{best} : std::string{};
 }
 
 std::string settings_help(setting_command command) {

@@ -104,8 +104,17 @@ struct setting {
 tl::expected<setting, std::string> parse_setting(std::string_view spec, std::string_view typed);
 tl::expected<setting, std::string> parse_setting(std::string_view key, std::string_view value,
                                                  std::string_view typed);
-// Suggests the nearest known key or word ("overlp" -> "overlap"); empty if nothing is close.
-std::string nearest_word(std::string_view typed, std::span<const std::string_view> candidates);
+// Suggests the nearest known key or word ("overlp" -> "overlap"); empty if nothing is close
+// (more than a third of the typed length, and at least one edit, away). Case-insensitive
+// optimal-string-alignment distance; ties go to the first candidate. The work is bounded by
+// that threshold (candidates whose length differs by more are skipped, the DP is banded), so a
+// long unknown key costs O(candidates x length x threshold) at worst and usually much less;
+// `stats` (optional) reports how many DP cells were computed.
+struct nearest_word_stats {
+    std::size_t cells = 0;
+};
+std::string nearest_word(std::string_view typed, std::span<const std::string_view> candidates,
+                         nearest_word_stats* stats = nullptr);
 
 // What a setting can change; null members are not present in this command's context (check
 // has no seed; a scenario without [ra] has no RA).
