@@ -236,8 +236,9 @@ TEST(engine_agreement, with_retry_jitter_large_cohorts_split_like_the_exact_engi
         const auto cohort = run_simulation(sc, engine_opt(engine_kind::cohort));
         ASSERT_GT(exact.totals.deaf_ms, 0);
         // The herd stays in cohorts (10x fewer events than clients' events at 1 s).
-        if (std::string{step} == "1s")
+        if (std::string{step} == "1s") {
             EXPECT_LT(cohort.events * 5, exact.events);
+        }
         SCOPED_TRACE(step);
         totals_near(exact.totals, cohort.totals, 0.03);
         EXPECT_EQ(exact.clients_hit_404, cohort.clients_hit_404);
