@@ -176,12 +176,13 @@ int scale_run(std::uint64_t clients, const std::string& engine,
     // The first nine fields are what scale_table reads; the rest identify the result (a faster
     // engine must give the same ones).
     const auto u = [](auto v) { return static_cast<unsigned long long>(v); };
-    std::printf("%llu %s %.3f %llu %ld %ld %llu %llu %.3f windows=%llu gnc=%llu deaf_ms=%lld "
-                "enroll_failed=%llu outcome=%s\n",
-                u(clients), std::string{to_string(r.engine)}.c_str(), s, u(r.events), hwm, base_kb,
-                u(r.memory_bytes), u(r.clients_hit_404), r.mean_404_window_days, u(r.windows_404),
-                u(r.totals.get_next_ca_cert_requests), static_cast<long long>(r.totals.deaf_ms),
-                u(r.totals.enrollments_failed), std::string{to_string(r.outcome)}.c_str());
+    std::printf(
+        "%llu %s %.3f %llu %ld %ld %llu %llu %.3f windows=%llu gnc=%llu deaf_ms=%lld "
+        "enroll_failed=%llu outcome=%s\n",
+        u(clients), std::string{to_string(r.engine)}.c_str(), s, u(r.events), hwm, base_kb,
+        u(r.memory_bytes), u(r.clients_hit_404), r.mean_404_window_days, u(r.windows_404),
+        u(r.totals.get_next_ca_cert_requests), static_cast<long long>(r.totals.deaf_ms),
+        u(r.totals.enrollments_failed), std::string{to_string(r.outcome)}.c_str());
     return 0;
 }
 
@@ -243,7 +244,8 @@ void simpy_table() {
 
 int main(int argc, char** argv) {
     if (argc >= 4 && std::strcmp(argv[1], "--scale") == 0)
-        return scale_run(std::stoull(argv[2]), argv[3], std::vector<std::string>(argv + 4, argv + argc));
+        return scale_run(std::stoull(argv[2]), argv[3],
+                         std::vector<std::string>(argv + 4, argv + argc));
     bool simpy = true;
     bool scale = true;
     std::vector<char*> rest{argv[0]};

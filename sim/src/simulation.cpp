@@ -103,8 +103,8 @@ struct alignas(64) cohort {
     // > 0: this is a SYN retransmission of an attempt that began this many ms ago and found
     // the listener deaf (timers::syn_retransmission); not a new request.
     std::uint32_t syn_elapsed = 0;
-    std::uint16_t group = 0;  // groups.size() = the RA itself
-    std::uint16_t tries = 0;  // failed attempts of the current enrollment
+    std::uint16_t group = 0;   // groups.size() = the RA itself
+    std::uint16_t tries = 0;   // failed attempts of the current enrollment
     std::uint16_t ca_gen = 0;  // which CA generation issued the current certificate
     std::uint8_t phase = ph_enroll;
     std::uint8_t flags = 0;
@@ -346,7 +346,8 @@ class simulator {
             const auto tick = w.lo + static_cast<event_queue::tick>(k);
             const ms_t t0 = tick * step_;
             auto& pc = pool_[part];
-            pc.lo = static_cast<std::int32_t>(std::clamp<ms_t>(w.first_ms(tick) - t0, -step_, step_));
+            pc.lo =
+                static_cast<std::int32_t>(std::clamp<ms_t>(w.first_ms(tick) - t0, -step_, step_));
             pc.hi = static_cast<std::int32_t>(std::clamp<ms_t>(w.last_ms(tick) - t0, pc.lo, step_));
             queue_.push(tick, (std::uint64_t{pc.version} << 32) | part);
         }
@@ -872,8 +873,8 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         } else {
             in_loop_ += k;
             day_at(now).clients_entered_shadow_loop += k;
-            if (auto* rec = record_of(idx);
-                rec && (!rec->first_get_next_ca_cert_at || at(now) < *rec->first_get_next_ca_cert_at))
+            if (auto* rec = record_of(idx); rec && (!rec->first_get_next_ca_cert_at ||
+                                                    at(now) < *rec->first_get_next_ca_cert_at))
                 rec->first_get_next_ca_cert_at = at(now);
             if (!r_.first_get_next_ca_cert_at || at(now) < *r_.first_get_next_ca_cert_at)
                 r_.first_get_next_ca_cert_at = at(now);
@@ -1274,8 +1275,8 @@ sim_result simulator::run() {
                         auto& dst = pool_[live[out - 1]];
                         const auto& src = pool_[live[i]];
                         dst.lo = std::min(dst.lo, src.lo);
-                        dst.hi = static_cast<std::int32_t>(std::min<ms_t>(
-                            std::max(dst.hi, src.hi), dst.lo + step_ - 1));
+                        dst.hi = static_cast<std::int32_t>(
+                            std::min<ms_t>(std::max(dst.hi, src.hi), dst.lo + step_ - 1));
                         dst.count += pool_[live[i]].count;
                         dst.first_404 = std::min(dst.first_404, pool_[live[i]].first_404);
                         release(live[i]);
@@ -1386,8 +1387,8 @@ sim_result simulator::run() {
     }
     r_.events = events_;
     r_.peak_cohorts = peak_cohorts_;
-    r_.memory_bytes = pool_.memory_bytes() + free_.capacity() * 4 +
-                      queue_.memory_bytes() + daily_.capacity() * sizeof(day_counters);
+    r_.memory_bytes = pool_.memory_bytes() + free_.capacity() * 4 + queue_.memory_bytes() +
+                      daily_.capacity() * sizeof(day_counters);
     r_.ca_connections_accepted = ca_accepted_;
     r_.ca_connections_refused_or_ignored = ca_refused_;
     r_.outcome = r_.clients_outage > 0    ? verdict::outage

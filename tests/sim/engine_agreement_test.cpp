@@ -243,9 +243,9 @@ TEST(engine_agreement, with_retry_jitter_large_cohorts_split_like_the_exact_engi
         totals_near(exact.totals, cohort.totals, 0.03);
         EXPECT_EQ(exact.clients_hit_404, cohort.clients_hit_404);
         if (std::string{step} == "100ms") {
-            EXPECT_TRUE(within(static_cast<double>(exact.totals.connections_dropped_max_connections),
-                               static_cast<double>(cohort.totals.connections_dropped_max_connections),
-                               0.25));
+            EXPECT_TRUE(within(
+                static_cast<double>(exact.totals.connections_dropped_max_connections),
+                static_cast<double>(cohort.totals.connections_dropped_max_connections), 0.25));
         }
     }
     // The control: the same comparison between 1 s and 4 s of jitter (exact engine) fails.
@@ -255,7 +255,7 @@ TEST(engine_agreement, with_retry_jitter_large_cohorts_split_like_the_exact_engi
     const auto b = run_simulation(other, engine_opt(engine_kind::exact)).totals;
     EXPECT_FALSE(within(static_cast<double>(a.get_next_ca_cert_requests),
                         static_cast<double>(b.get_next_ca_cert_requests), 0.03));
-    EXPECT_FALSE(within(static_cast<double>(a.responses_404), static_cast<double>(b.responses_404),
-                        0.03));
+    EXPECT_FALSE(
+        within(static_cast<double>(a.responses_404), static_cast<double>(b.responses_404), 0.03));
     EXPECT_FALSE(within(static_cast<double>(a.deaf_ms), static_cast<double>(b.deaf_ms), 0.03));
 }

@@ -38,9 +38,8 @@ std::vector<std::int64_t> landings(const window_case& c) {
 double pearson(const jitter_window& w, const std::vector<std::uint64_t>& counts, double n) {
     double x2 = 0;
     for (std::size_t k = 0; k < counts.size(); ++k) {
-        const double e =
-            n * static_cast<double>(w.weight(w.lo + static_cast<std::int64_t>(k))) /
-            static_cast<double>(w.jitter);
+        const double e = n * static_cast<double>(w.weight(w.lo + static_cast<std::int64_t>(k))) /
+                         static_cast<double>(w.jitter);
         if (e == 0) {
             EXPECT_EQ(counts[k], 0u) << "tick " << k << " has no weight";
             continue;
@@ -100,15 +99,15 @@ void expect_multinomial(const jitter_window& w, std::uint64_t n, int calls, std:
 
 TEST(jitter_window, weights_count_the_whole_millisecond_offsets_that_land_on_each_tick) {
     const window_case cases[] = {
-        {1'234, 3'000, 1'000, 0},    // partial first and last ticks
-        {1'500, 3'000, 1'000, 0},    // starts on a rounding boundary
-        {1'499, 1, 1'000, 0},        // one offset
-        {9'999, 250, 1'000, 0},      // inside one tick
-        {10'400, 250, 1'000, 0},     // across the boundary at 10'500
-        {20'040, 2'000, 100, 0},     // 100 ms grid
-        {7, 3'000, 1, 0},            // the 1 ms grid: one tick per offset
-        {400, 5'000, 1'000, 3},      // ticks before the current one fold into it
-        {60'000, 59'999, 60'000, 0}, // the coarsest grid
+        {1'234, 3'000, 1'000, 0},     // partial first and last ticks
+        {1'500, 3'000, 1'000, 0},     // starts on a rounding boundary
+        {1'499, 1, 1'000, 0},         // one offset
+        {9'999, 250, 1'000, 0},       // inside one tick
+        {10'400, 250, 1'000, 0},      // across the boundary at 10'500
+        {20'040, 2'000, 100, 0},      // 100 ms grid
+        {7, 3'000, 1, 0},             // the 1 ms grid: one tick per offset
+        {400, 5'000, 1'000, 3},       // ticks before the current one fold into it
+        {60'000, 59'999, 60'000, 0},  // the coarsest grid
     };
     for (const auto& c : cases) {
         const jitter_window w{c.when, c.jitter, c.step, c.min_tick};
@@ -118,8 +117,8 @@ TEST(jitter_window, weights_count_the_whole_millisecond_offsets_that_land_on_eac
         std::int64_t total = 0;
         for (auto k = w.lo; k <= w.hi; ++k) {
             const auto expect = std::count(land.begin(), land.end(), k);
-            EXPECT_EQ(w.weight(k), expect) << "when " << c.when << " step " << c.step << " tick "
-                                           << k;
+            EXPECT_EQ(w.weight(k), expect)
+                << "when " << c.when << " step " << c.step << " tick " << k;
             total += w.weight(k);
         }
         EXPECT_EQ(total, c.jitter);

@@ -214,8 +214,7 @@ class basic_event_queue {
                 const std::size_t n = c + 1 == bk.chunks.size() ? bk.fill : chunk_len;
                 for (std::size_t i = 0; i < n; ++i) {
                     const timed& e = chunk[i];
-                    const auto b =
-                        static_cast<std::size_t>((e.time >> block_bits) & (l1_ring - 1));
+                    const auto b = static_cast<std::size_t>((e.time >> block_bits) & (l1_ring - 1));
                     l1_[b].push_back(e);
                     set_bit(bits1_, b);
                 }

@@ -38,11 +38,11 @@ std::int64_t draw_jitter_ms(Rng& rng, std::int64_t j) {
 }
 
 struct jitter_window {
-    std::int64_t when = 0;       // ms: the retry time before jitter
-    std::int64_t jitter = 1;     // j > 0 (ms): d is uniform on [0, j)
-    std::int64_t step = 1;       // the grid (ms per tick)
-    std::int64_t min_tick = 0;   // no client acts before this tick (the current one)
-    std::int64_t lo = 0;         // first and last tick reached
+    std::int64_t when = 0;      // ms: the retry time before jitter
+    std::int64_t jitter = 1;    // j > 0 (ms): d is uniform on [0, j)
+    std::int64_t step = 1;      // the grid (ms per tick)
+    std::int64_t min_tick = 0;  // no client acts before this tick (the current one)
+    std::int64_t lo = 0;        // first and last tick reached
     std::int64_t hi = 0;
 
     jitter_window(std::int64_t when_ms, std::int64_t jitter_ms, std::int64_t step_ms,
@@ -66,9 +66,7 @@ struct jitter_window {
     }
     // The first and last ms (when + d) that land on tick k (w_k > 0): the members of tick k
     // are spread evenly over them, as a cohort's members are over [tick + lo, tick + hi].
-    std::int64_t first_ms(std::int64_t k) const {
-        return when + (k == lo ? 0 : landed_by(k - 1));
-    }
+    std::int64_t first_ms(std::int64_t k) const { return when + (k == lo ? 0 : landed_by(k - 1)); }
     std::int64_t last_ms(std::int64_t k) const { return when + landed_by(k) - 1; }
 };
 
@@ -85,7 +83,8 @@ void split_jitter(const jitter_window& w, std::uint64_t n, Rng& rng,
     // members are drawn one by one until they outnumber the ticks a few times over.
     if (n <= 4 * (per_tick.size() - 1)) {
         for (std::uint64_t i = 0; i < n; ++i)
-            ++per_tick[static_cast<std::size_t>(w.tick_of(w.when + draw_jitter_ms(rng, w.jitter)) - w.lo)];
+            ++per_tick[static_cast<std::size_t>(w.tick_of(w.when + draw_jitter_ms(rng, w.jitter)) -
+                                                w.lo)];
         return;
     }
     std::uint64_t left = n;
