@@ -151,8 +151,21 @@ long vm_rss_kb() {
     return -1;
 }
 
-int scale_run(std::uint64_t clients, const std::string& engine) {
-    const auto sc = seed002(clients);
+// `settings`: KEY=VALUE pairs, as `pkisim simulate --set` (generations=1, retry_jitter=2s, ...).
+int scale_run(std::uint64_t clients, const std::string& engine,
+              const std::vector<std::string>& settings) {
+    auto sc = seed002(clients);
+    for (const auto& kv : settings) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos) {
+            std::fprintf(stderr, "expected KEY=VALUE, got '%s'\n", kv.c_str());
+            return 2;
+        }
+        if (auto r = apply_setting(sc, kv.substr(0, eq), kv.substr(eq + 1)); !r) {
+            std::fprintf(stderr, "%s: %s\n", kv.c_str(), r.error().c_str());
+            return 2;
+        }
+    }
     const long base_kb = vm_rss_kb();
     run_options o;
     o.engine = *parse_engine_kind(engine);
@@ -160,11 +173,16 @@ int scale_run(std::uint64_t clients, const std::string& engine) {
     const auto r = run_simulation(sc, o);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const long hwm = vm_hwm_kb();
-    std::printf("%llu %s %.3f %llu %ld %ld %llu %llu %.3f\n",
-                static_cast<unsigned long long>(clients), std::string{to_string(r.engine)}.c_str(),
-                s, static_cast<unsigned long long>(r.events), hwm, base_kb,
-                static_cast<unsigned long long>(r.memory_bytes),
-                static_cast<unsigned long long>(r.clients_hit_404), r.mean_404_window_days);
+    // The first nine fields are what scale_table reads; the rest identify the result (a faster
+    // engine must give the same ones).
+    const auto u = [](auto v) { return static_cast<unsigned long long>(v); };
+    std::printf(
+        "%llu %s %.3f %llu %ld %ld %llu %llu %.3f windows=%llu gnc=%llu deaf_ms=%lld "
+        "enroll_failed=%llu outcome=%s\n",
+        u(clients), std::string{to_string(r.engine)}.c_str(), s, u(r.events), hwm, base_kb,
+        u(r.memory_bytes), u(r.clients_hit_404), r.mean_404_window_days, u(r.windows_404),
+        u(r.totals.get_next_ca_cert_requests), static_cast<long long>(r.totals.deaf_ms),
+        u(r.totals.enrollments_failed), std::string{to_string(r.outcome)}.c_str());
     return 0;
 }
 
@@ -225,8 +243,9 @@ void simpy_table() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 4 && std::strcmp(argv[1], "--scale") == 0)
-        return scale_run(std::stoull(argv[2]), argv[3]);
+    if (argc >= 4 && std::strcmp(argv[1], "--scale") == 0)
+        return scale_run(std::stoull(argv[2]), argv[3],
+                         std::vector<std::string>(argv + 4, argv + argc));
     bool simpy = true;
     bool scale = true;
     std::vector<char*> rest{argv[0]};
@@ -235,8 +254,12 @@ int main(int argc, char** argv) {
             // Help only: the full run takes minutes (issue 12 §4).
             std::printf(
                 "usage: pkisim_sim_bench [--no-simpy] [--no-scale] [Google Benchmark flags]\n"
-                "       pkisim_sim_bench --scale CLIENTS ENGINE   (one seed-002 run: auto, "
-                "cohort or exact)\n\n"
+                "       pkisim_sim_bench --scale CLIENTS ENGINE [KEY=VALUE...]\n"
+                "           one seed-002 run (ENGINE auto, cohort or exact; KEY=VALUE as "
+                "`pkisim simulate --set`,\n"
+                "           e.g. generations=1 retry_jitter=2s); prints: clients engine "
+                "seconds events VmHWM_kB\n"
+                "           VmRSS_before_kB engine_bytes clients_hit_404 mean_404_days\n\n"
                 "Runs the hold model against python3-simpy, seed-002 runs at 10^3..10^6 clients "
                 "(one process each, VmHWM per run), then the micro benchmarks.\n"
                 "  --no-simpy   skip the SimPy comparison\n"

@@ -3,14 +3,19 @@
 // what lives here is bookkeeping: who acts when, how many, and what they experienced.
 #include "pkisim/sim/simulation.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <memory>
 #include <queue>
 #include <random>
 
 #include "pkisim/sim/event_queue.hpp"
 #include "pkisim/sim/first_enrollments.hpp"
+#include "pkisim/sim/jitter.hpp"
 #include "pkisim/sim/server_model.hpp"
 #include "pkisim/timers/client_model.hpp"
 #include "pkisim/timers/limiter.hpp"
@@ -77,7 +82,9 @@ enum phase : std::uint8_t {
 enum flag : std::uint8_t { fl_hit_404 = 1, fl_in_loop = 2, fl_ever_404 = 4 };
 
 // A set of `count` clients in exactly the same state (count == 1 in the exact engine).
-struct cohort {
+// One cache line (64 B, aligned): at 10^7 clients the pool is 640 MB and every event starts
+// with a miss on its record (issue 12 §4), so a record must not straddle two lines.
+struct alignas(64) cohort {
     std::uint64_t count = 0;
     ms_t cert_nb = 0;
     ms_t cert_na = 0;
@@ -88,18 +95,83 @@ struct cohort {
     // lo == hi, its exact time, whatever the grid. Retries are armed from the instant each
     // attempt completed (timers::attempt_completion), range shifted by the cost, so rounding
     // events to the grid neither accumulates (a 20.040 s loop on a 1 s grid keeps its 40 ms per
-    // round) nor spreads clients that act together over the step (issue 10 §3).
-    ms_t lo = 0;
-    ms_t hi = 0;
+    // round) nor spreads clients that act together over the step (issue 10 §3). Within one
+    // step of the tick, and a step is at most 60 s (scenario.cpp), so 32 bits hold them.
+    std::int32_t lo = 0;
+    std::int32_t hi = 0;
     std::uint32_t version = 0;
-    std::uint16_t group = 0;  // groups.size() = the RA itself
-    std::uint8_t phase = ph_enroll;
-    std::uint8_t flags = 0;
-    std::uint16_t tries = 0;  // failed attempts of the current enrollment
     // > 0: this is a SYN retransmission of an attempt that began this many ms ago and found
     // the listener deaf (timers::syn_retransmission); not a new request.
     std::uint32_t syn_elapsed = 0;
+    std::uint16_t group = 0;   // groups.size() = the RA itself
+    std::uint16_t tries = 0;   // failed attempts of the current enrollment
     std::uint16_t ca_gen = 0;  // which CA generation issued the current certificate
+    std::uint8_t phase = ph_enroll;
+    std::uint8_t flags = 0;
+};
+static_assert(sizeof(cohort) == 64);
+
+// The cohorts, in chunks of 2^15 records (2 MiB) that never move: growth allocates one more
+// chunk instead of copying (a std::vector's doubling held the old and the new buffer at once,
+// 1.34 GB at 10^7 clients: issue 12 §4), and indices stay valid. A chunk is one 2 MiB-aligned
+// block that the kernel may back with a transparent huge page (madvise(2) MADV_HUGEPAGE; on a
+// kernel set to "never" it is ordinary memory): events touch records in no particular order,
+// and with 4 KiB pages each touch of a 640 MB pool is also a TLB miss.
+class cohort_pool {
+  public:
+    cohort& operator[](std::uint32_t i) { return chunks_[i >> chunk_bits][i & chunk_mask]; }
+    const cohort& operator[](std::uint32_t i) const {
+        return chunks_[i >> chunk_bits][i & chunk_mask];
+    }
+    std::uint32_t size() const { return size_; }
+    std::uint32_t push_back(const cohort& c) {
+        if ((size_ >> chunk_bits) == chunks_.size())
+            chunks_.push_back(new_chunk());
+        (*this)[size_] = c;
+        return size_++;
+    }
+    // Starts loading record i into the cache (the event queue calls this for the events of a
+    // block when the block becomes current, long enough before they are handled).
+    void prefetch(std::uint32_t i) const {
+        if (i < size_)
+            __builtin_prefetch(&(*this)[i], 1, 3);
+    }
+    std::size_t memory_bytes() const {
+        return chunks_.size() * chunk_size * sizeof(cohort) +
+               chunks_.capacity() * sizeof(chunks_[0]);
+    }
+
+  private:
+    static constexpr unsigned chunk_bits = 15;
+    static constexpr std::uint32_t chunk_size = std::uint32_t{1} << chunk_bits;
+    static constexpr std::uint32_t chunk_mask = chunk_size - 1;
+    static constexpr std::size_t chunk_bytes = std::size_t{chunk_size} * sizeof(cohort);
+    struct free_chunk {
+        void operator()(cohort* p) const { std::free(p); }
+    };
+    using chunk_ptr = std::unique_ptr<cohort[], free_chunk>;
+    static chunk_ptr new_chunk() {
+        static_assert(std::is_trivially_destructible_v<cohort>);
+        void* p = std::aligned_alloc(chunk_bytes, chunk_bytes);
+        if (p == nullptr)
+            throw std::bad_alloc{};
+#ifdef MADV_HUGEPAGE
+        (void)::madvise(p, chunk_bytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
+#endif
+        auto* c = static_cast<cohort*>(p);
+        std::uninitialized_default_construct_n(c, chunk_size);
+        return chunk_ptr{c};
+    }
+    std::vector<chunk_ptr> chunks_;
+    std::uint32_t size_ = 0;
+};
+
+// The event queue's hint: an event's payload is (version << 32 | pool index).
+struct prefetch_cohort {
+    const cohort_pool* pool = nullptr;
+    void operator()(std::uint64_t payload) const {
+        pool->prefetch(static_cast<std::uint32_t>(payload & 0xffffffffu));
+    }
 };
 
 bool same_state(const cohort& a, const cohort& b) {
@@ -149,7 +221,7 @@ class simulator {
           step_(merge ? std::max<ms_t>(1, sc.time_step.count()) : 1),
           horizon_ms_(sc.effective_horizon().count()),
           horizon_tick_(horizon_ms_ / step_),
-          queue_(0, wheel_bits_for(sc)),
+          queue_(0, wheel_bits_for(sc), prefetch_cohort{&pool_}),
           ca_server_(limiter_for(sc, sc.ca)),
           ra_server_(limiter_for(sc, sc.ra ? *sc.ra : sc.ca)),
           rng_(sc.seed) {
@@ -199,8 +271,7 @@ class simulator {
             pool_[idx] = c;
             pool_[idx].version = v + 1;
         } else {
-            idx = static_cast<std::uint32_t>(pool_.size());
-            pool_.push_back(c);
+            idx = pool_.push_back(c);
         }
         ++live_cohorts_;
         peak_cohorts_ = std::max(peak_cohorts_, live_cohorts_);
@@ -231,8 +302,8 @@ class simulator {
         const auto tick = tick_of(when + width / 2);
         const ms_t t0 = tick * step_;
         auto& c = pool_[idx];
-        c.lo = std::clamp<ms_t>(when - t0, -step_, step_);
-        c.hi = std::clamp<ms_t>(when + width - t0, c.lo, step_);
+        c.lo = static_cast<std::int32_t>(std::clamp<ms_t>(when - t0, -step_, step_));
+        c.hi = static_cast<std::int32_t>(std::clamp<ms_t>(when + width - t0, c.lo, step_));
         queue_.push(tick, (std::uint64_t{c.version} << 32) | idx);
     }
     // The exact instant a cohort's first member acts at.
@@ -245,10 +316,10 @@ class simulator {
         return daily_[d];
     }
 
-    // A retry at `when` plus each member's own uniform jitter in [0, retry_jitter]. The members
+    // A retry at `when` plus each member's own uniform jitter in [0, retry_jitter). The members
     // of a cohort draw independently: the cohort is split by the grid step each one lands on
-    // (one draw per member up to 256 members, a multinomial by sequential binomials above), so
-    // the exact and cohort engines agree in distribution, not draw for draw.
+    // (sim/jitter.hpp: member by member or as one multinomial, the same law), so the exact and
+    // cohort engines agree in distribution, not draw for draw.
     void schedule_retry(std::uint32_t idx, ms_t when, ms_t width = 0) {
         const ms_t j = sc_.retry_jitter.count();
         if (j <= 0) {
@@ -257,56 +328,29 @@ class simulator {
         }
         const std::uint64_t n = pool_[idx].count;
         if (n == 1) {
-            schedule(idx, when + draw_jitter());
+            schedule(idx, when + draw_jitter_ms(rng_, j));
             return;
         }
-        const auto lo = tick_of(when);
-        const auto hi = tick_of(when + j);
-        std::vector<std::uint64_t> per_tick(static_cast<std::size_t>(hi - lo + 1), 0);
-        if (n <= 256) {
-            for (std::uint64_t i = 0; i < n; ++i)
-                ++per_tick[static_cast<std::size_t>(tick_of(when + draw_jitter()) - lo)];
-        } else {
-            // P(tick k) = share of [when, when + j] that rounds to k.
-            std::uint64_t left = n;
-            double mass_left = 1.0;
-            for (auto k = lo; k <= hi && left > 0; ++k) {
-                const double a = std::max<double>(
-                    static_cast<double>(when),
-                    static_cast<double>(k * step_) - static_cast<double>(step_) / 2.0);
-                const double b = std::min<double>(
-                    static_cast<double>(when + j),
-                    static_cast<double>(k * step_) + static_cast<double>(step_) / 2.0);
-                const double p = std::max(0.0, b - a) / static_cast<double>(j);
-                std::uint64_t c = left;
-                if (k < hi && mass_left > 0) {
-                    std::binomial_distribution<std::uint64_t> bin{
-                        left, std::clamp(p / mass_left, 0.0, 1.0)};
-                    c = bin(rng_);
-                }
-                per_tick[static_cast<std::size_t>(k - lo)] = c;
-                left -= c;
-                mass_left -= p;
-            }
-        }
+        const jitter_window w{when, j, step_, now_tick_};
+        split_jitter(w, n, rng_, per_tick_);
         std::uint64_t remaining = n;
-        for (std::size_t k = 0; k < per_tick.size(); ++k) {
-            const std::uint64_t c = per_tick[k];
+        for (std::size_t k = 0; k < per_tick_.size(); ++k) {
+            const std::uint64_t c = per_tick_[k];
             if (c == 0)
                 continue;
             const std::uint32_t part = c == remaining ? idx : split(idx, c);
             remaining -= c;
-            pool_[part].lo = pool_[part].hi = 0;
-            queue_.push(lo + static_cast<event_queue::tick>(k),
-                        (std::uint64_t{pool_[part].version} << 32) | part);
+            // Its members are spread over the milliseconds of the window that land on this
+            // tick (piled onto the tick's first millisecond, a herd spread by jitter would meet
+            // max-connections as one: 20x the drops of the exact engine at 1 s, issue 12 §4).
+            const auto tick = w.lo + static_cast<event_queue::tick>(k);
+            const ms_t t0 = tick * step_;
+            auto& pc = pool_[part];
+            pc.lo =
+                static_cast<std::int32_t>(std::clamp<ms_t>(w.first_ms(tick) - t0, -step_, step_));
+            pc.hi = static_cast<std::int32_t>(std::clamp<ms_t>(w.last_ms(tick) - t0, pc.lo, step_));
+            queue_.push(tick, (std::uint64_t{pc.version} << 32) | part);
         }
-    }
-
-    ms_t draw_jitter() {
-        if (sc_.retry_jitter.count() <= 0)
-            return 0;
-        const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-        return static_cast<ms_t>(u * static_cast<double>(sc_.retry_jitter.count()));
     }
 
     // CA generations: gen 0 is created at the start; gen k+1 is the shadow of gen k.
@@ -350,13 +394,14 @@ class simulator {
                 return g;
         return gen_acc_.size() - 1;
     }
-    void note_window_end(const cohort& c, ms_t when, std::uint64_t n) {
+    void note_window_end(std::uint32_t idx, ms_t when, std::uint64_t n) {
+        const cohort& c = pool_[idx];
         auto& g = gen_acc(c.ca_gen);
         g.sum_exit += static_cast<std::int64_t>(n) * (when - g.base);
         g.exited += n;
         g.max_window = std::max(g.max_window, when - c.first_404);
         max_window_ = std::max(max_window_, when - c.first_404);
-        if (auto* rec = record_of(c))
+        if (auto* rec = record_of(idx))
             rec->longest_404_window_ms = std::max(rec->longest_404_window_ms, when - c.first_404);
     }
 
@@ -406,7 +451,7 @@ class simulator {
 
     void schedule_renewal(std::uint32_t idx);
     void outage(std::uint32_t idx, ms_t when);
-    void leave_loop(cohort& c, ms_t when, std::uint64_t n);
+    void leave_loop(std::uint32_t idx, ms_t when, std::uint64_t n);
     void do_enroll(std::uint32_t idx, ms_t now, bool rollover);
     void do_get_next_ca(std::uint32_t idx, ms_t now);
     void do_switchover(std::uint32_t idx, ms_t now);
@@ -423,16 +468,17 @@ class simulator {
     ms_t horizon_ms_;
     event_queue::tick horizon_tick_;
     event_queue::tick now_tick_ = 0;
-    event_queue queue_;
+    cohort_pool pool_;  // before queue_, which prefetches from it
+    basic_event_queue<prefetch_cohort> queue_;
     server_model ca_server_;
     server_model ra_server_;  // unused without an RA
     std::mt19937_64 rng_;
+    std::vector<std::uint64_t> per_tick_;  // schedule_retry's scratch
 
     std::vector<timers::validity> gens_;
     std::vector<ms_t> shadow_at_;          // shadow_at_[k]: when gen k+1 was generated
     std::vector<generation_acc> gen_acc_;  // the generations that start within the horizon
 
-    std::vector<cohort> pool_;
     std::vector<std::uint32_t> free_;
     std::uint64_t live_cohorts_ = 0;
     std::uint64_t peak_cohorts_ = 0;
@@ -456,12 +502,12 @@ class simulator {
     bool per_client_ = false;
     std::vector<std::uint32_t> client_of_;
     std::vector<std::uint64_t> group_next_;  // next client index per group
-    client_record* record_of(const cohort& c) {
+    client_record* record_of(std::uint32_t idx) {
+        const cohort& c = pool_[idx];
         if (is_ra(c))
             return nullptr;
         if (!per_client_)
             return &r_.client_records[c.group];
-        const auto idx = static_cast<std::size_t>(&c - pool_.data());
         return idx < client_of_.size() ? &r_.client_records[client_of_[idx]] : nullptr;
     }
     // A new client's cohort (creation order within its group is its clients.csv index).
@@ -607,26 +653,27 @@ void simulator::schedule_renewal(std::uint32_t idx) {
     }
 }
 
-void simulator::leave_loop(cohort& c, ms_t when, std::uint64_t n) {
+void simulator::leave_loop(std::uint32_t idx, ms_t when, std::uint64_t n) {
+    cohort& c = pool_[idx];
     if ((c.flags & fl_in_loop) == 0)
         return;
     if (!is_ra(c)) {
         in_loop_ -= n;
         if (c.flags & fl_hit_404)
-            note_window_end(c, when, n);
+            note_window_end(idx, when, n);
     }
     c.flags = static_cast<std::uint8_t>(c.flags & ~fl_in_loop);
 }
 
 void simulator::outage(std::uint32_t idx, ms_t when) {
     cohort& c = pool_[idx];
-    leave_loop(c, when, c.count);
+    leave_loop(idx, when, c.count);
     if (is_ra(c)) {
         ra_dead_ = true;
     } else {
         day_at(when).clients_outage += c.count;
         r_.clients_outage += c.count;
-        if (auto* rec = record_of(c))
+        if (auto* rec = record_of(idx))
             rec->outages += c.count;
         gen_acc(c.ca_gen).s.clients_outage += c.count;
     }
@@ -709,7 +756,7 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     const time_point client_ca_na = gens_[snapshot.ca_gen].not_after;
     const auto fail = [&](std::uint32_t part, timers::http_outcome outcome, ms_t when_known) {
         cohort& c = pool_[part];
-        if (auto* rec = record_of(c))
+        if (auto* rec = record_of(part))
             rec->enrollments_failed += c.count;
         if (rollover) {
             const auto tr = timers::shadow_step(timers::shadow_state::get_new_router_cert, outcome,
@@ -826,8 +873,8 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
         } else {
             in_loop_ += k;
             day_at(now).clients_entered_shadow_loop += k;
-            if (auto* rec = record_of(c0);
-                rec && (!rec->first_get_next_ca_cert_at || at(now) < *rec->first_get_next_ca_cert_at))
+            if (auto* rec = record_of(idx); rec && (!rec->first_get_next_ca_cert_at ||
+                                                    at(now) < *rec->first_get_next_ca_cert_at))
                 rec->first_get_next_ca_cert_at = at(now);
             if (!r_.first_get_next_ca_cert_at || at(now) < *r_.first_get_next_ca_cert_at)
                 r_.first_get_next_ca_cert_at = at(now);
@@ -894,7 +941,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                     r_.windows_404 += n;
                     g.s.clients_hit_404 += n;
                     g.sum_first_404 += static_cast<std::int64_t>(n) * (when - g.base);
-                    if (auto* rec = record_of(c)) {
+                    if (auto* rec = record_of(part)) {
                         rec->windows_404 += n;
                         if (!rec->first_404_at || at(when) < *rec->first_404_at)
                             rec->first_404_at = at(when);
@@ -903,7 +950,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                 if ((c.flags & fl_ever_404) == 0) {
                     c.flags = static_cast<std::uint8_t>(c.flags | fl_ever_404);
                     r_.clients_hit_404 += n;
-                    if (auto* rec = record_of(c))
+                    if (auto* rec = record_of(part))
                         rec->clients_hit_404 += n;
                 }
                 if (!r_.first_404_at || at(when) < *r_.first_404_at) {
@@ -926,7 +973,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                                             at(when), ca_na, sc_.client);
         switch (tr.state) {
             case timers::shadow_state::get_new_router_cert:
-                leave_loop(c, when, n);
+                leave_loop(part, when, n);
                 c.phase = ph_rollover_enroll;
                 c.tries = 0;
                 schedule(part, ms_of(tr.at), width_of(c));
@@ -935,7 +982,7 @@ void simulator::do_get_next_ca(std::uint32_t idx, ms_t now) {
                 outage(part, when);
                 return;
             case timers::shadow_state::shadow_ready:
-                leave_loop(c, when, n);
+                leave_loop(part, when, n);
                 c.phase = ph_switchover;
                 schedule(part, ms_of(timers::switchover_time(ca_na)));
                 return;
@@ -1228,7 +1275,8 @@ sim_result simulator::run() {
                         auto& dst = pool_[live[out - 1]];
                         const auto& src = pool_[live[i]];
                         dst.lo = std::min(dst.lo, src.lo);
-                        dst.hi = std::min(std::max(dst.hi, src.hi), dst.lo + step_ - 1);
+                        dst.hi = static_cast<std::int32_t>(
+                            std::min<ms_t>(std::max(dst.hi, src.hi), dst.lo + step_ - 1));
                         dst.count += pool_[live[i]].count;
                         dst.first_404 = std::min(dst.first_404, pool_[live[i]].first_404);
                         release(live[i]);
@@ -1247,8 +1295,8 @@ sim_result simulator::run() {
             const auto& c = pool_[idx];
             instant_total_ += c.count;
             instant_points_ = instant_points_ && c.lo == c.hi;
-            instant_lo_ = std::min(instant_lo_, c.lo);
-            instant_hi = std::max(instant_hi, c.hi);
+            instant_lo_ = std::min<ms_t>(instant_lo_, c.lo);
+            instant_hi = std::max<ms_t>(instant_hi, c.hi);
         }
         instant_spread_ = std::max<ms_t>(1, instant_hi - instant_lo_ + 1);
         if (instant_points_) {
@@ -1283,10 +1331,11 @@ sim_result simulator::run() {
     flush_day();
 
     // Clients still looping at the horizon: their window is cut there.
-    for (const auto& c : pool_) {
+    for (std::uint32_t i = 0; i < pool_.size(); ++i) {
+        const cohort& c = pool_[i];
         if (c.count > 0 && (c.flags & fl_in_loop) && (c.flags & fl_hit_404) &&
             c.group != ra_group_) {
-            note_window_end(c, horizon_ms_, c.count);
+            note_window_end(i, horizon_ms_, c.count);
         }
     }
 
@@ -1338,8 +1387,8 @@ sim_result simulator::run() {
     }
     r_.events = events_;
     r_.peak_cohorts = peak_cohorts_;
-    r_.memory_bytes = pool_.capacity() * sizeof(cohort) + free_.capacity() * 4 +
-                      queue_.memory_bytes() + daily_.capacity() * sizeof(day_counters);
+    r_.memory_bytes = pool_.memory_bytes() + free_.capacity() * 4 + queue_.memory_bytes() +
+                      daily_.capacity() * sizeof(day_counters);
     r_.ca_connections_accepted = ca_accepted_;
     r_.ca_connections_refused_or_ignored = ca_refused_;
     r_.outcome = r_.clients_outage > 0    ? verdict::outage
