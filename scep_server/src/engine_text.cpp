@@ -30,8 +30,7 @@ http_answer cert_rep_answer(cert_rep_params params, std::string detail) {
         der = encode_cert_rep(params);
     }
     if (!der) {
-        return {500, "text/plain", "internal error\n", false,
-                "encode CertRep: " + der.error().message()};
+        return internal_error_answer("encode CertRep: " + der.error().message());
     }
     return {200, std::string{pki_message_type}, as_string(*der), false, std::move(detail)};
 }

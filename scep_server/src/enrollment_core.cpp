@@ -147,8 +147,7 @@ deferred_reply enrollment_core::operate(tl::expected<pki_request, decode_failure
     } catch (const std::exception& e) {
         // Store or OpenSSL failure on our side: the client may retry (never a FAILURE that
         // would make it give up on a request we might still hold).
-        return http_answer{500, "text/plain", "internal error\n", false,
-                           std::string{"internal: "} + e.what()};
+        return internal_error_answer(std::string{"internal: "} + e.what());
     }
 }
 

@@ -142,8 +142,7 @@ http_answer enrollment_engine::next_ca_answer(time_point now) {
     // jscep).
     auto der = encode_get_next_ca_cert(next->certs, next->signer, next->key, next->digest_nid, now);
     if (!der) {
-        return {500, "text/plain", "internal error\n", false,
-                "encode GetNextCACert: " + der.error().message()};
+        return internal_error_answer("encode GetNextCACert: " + der.error().message());
     }
     return {200, "application/x-x509-next-ca-cert", detail::as_string(*der), false, next->detail};
 }
@@ -284,8 +283,7 @@ void enrollment_engine::pki_process(std::span<const std::unique_ptr<pki_job>> jo
     try {
         before(now);
     } catch (const std::exception& e) {
-        return all(
-            {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()});
+        return all(internal_error_answer(std::string{"internal: "} + e.what()));
     }
     if (auto busy = unavailable())
         return all(*busy);
@@ -315,8 +313,7 @@ void enrollment_engine::pki_process(std::span<const std::unique_ptr<pki_job>> jo
         store_->transact(run);
     } catch (const std::exception& e) {
         // Nothing of the batch committed: no reply may claim otherwise.
-        all({500, "text/plain", "internal error\n", false,
-             std::string{"internal: commit: "} + e.what()});
+        all(internal_error_answer(std::string{"internal: commit: "} + e.what()));
     }
     files();
 }

@@ -194,7 +194,7 @@ void server::impl::schedule_tick(std::chrono::milliseconds wait) {
 
 namespace {
 http_answer internal_error(const std::exception& e) {
-    return {500, "text/plain", "internal error\n", false, std::string{"internal: "} + e.what()};
+    return internal_error_answer(std::string{"internal: "} + e.what());
 }
 }  // namespace
 

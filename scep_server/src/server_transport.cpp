@@ -153,6 +153,15 @@ query parse_query(std::string_view q) {
 // prepared responses take the real one.
 constexpr std::string_view date_placeholder = "Xxx, 00 Xxx 0000 00:00:00 GMT";
 
+// The IOS HTTP server's 404 as IOS writes it (model §1 rule 4): no Content-Type, no length, the
+// connection closes after it. Written by send() and prepared by serialize_static().
+std::string ios_404_wire(std::string_view date, std::string_view body) {
+    return fmt::format(
+        "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
+        "none\r\n\r\n{}",
+        date, body);
+}
+
 std::string_view operation_label(std::string_view op) {
     for (std::string_view known : {"GetCACert", "GetCACaps", "GetNextCACert", "PKIOperation"}) {
         if (iequals(op, known))
@@ -413,14 +422,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
             if (der.empty())
                 return send_plain(400, "empty pkiMessage\n");
             // Issue 12 §3: decrypt and sign on the workers, the store on the engine thread.
-            // The reference moves to the network thread: the session dies there (run_on_engine).
-            return srv_.pki_operation(
-                std::move(der), [self = shared_from_this()](http_answer a) mutable {
-                    auto executor = self->stream_.get_executor();
-                    net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
-                        self->send(std::move(a));
-                    });
-                });
+            return srv_.pki_operation(std::move(der),
+                                      [self = shared_from_this()](http_answer a) mutable {
+                                          send_on_network(std::move(self), std::move(a));
+                                      });
         }
         return send_plain(400, fmt::format("unknown operation '{}'\n", q.operation));
     }
@@ -486,17 +491,21 @@ class http_session : public std::enable_shared_from_this<http_session> {
             try {
                 a = fn();
             } catch (const std::exception& e) {
-                a = {500, "text/plain", "internal error\n", false, e.what()};
+                a = internal_error_answer(e.what());
             }
             // Whatever the call changed (a switchover, the RA's shadow) reaches the static
             // answers before this answer goes out.
             self->srv_.republish();
-            // Hand our reference over: the session must die on the network thread (its
-            // destructor updates the limiter).
-            auto executor = self->stream_.get_executor();
-            net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
-                self->send(std::move(a));
-            });
+            send_on_network(std::move(self), std::move(a));
+        });
+    }
+
+    // From another thread: the answer and our reference go to the network thread, where the
+    // session must die (its destructor updates the limiter).
+    static void send_on_network(std::shared_ptr<http_session> self, http_answer a) {
+        auto executor = self->stream_.get_executor();
+        net::post(executor, [self = std::move(self), a = std::move(a)]() mutable {
+            self->send(std::move(a));
         });
     }
 
@@ -566,10 +575,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         detail_ = std::move(a.detail);
         if (a.ios_404) {
             // Model §1 rule 4: byte for byte what IOS sends; the body ends at the close.
-            raw_ = fmt::format(
-                "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
-                "none\r\n\r\n{}",
-                srv_.date_header(now), a.body);
+            raw_ = ios_404_wire(srv_.date_header(now), a.body);
             keep_alive_ = false;
             stream_.expires_after(srv_.http.read_timeout);
             net::async_write(stream_, net::buffer(raw_),
@@ -683,10 +689,7 @@ detail::static_response serialize_static(const http_answer& a) {
     for (int keep = 0; keep < 2; ++keep) {
         std::string wire;
         if (a.ios_404) {
-            wire = fmt::format(
-                "HTTP/1.1 404 Not Found\r\nDate: {}\r\nServer: cisco-IOS\r\nAccept-Ranges: "
-                "none\r\n\r\n{}",
-                date_placeholder, a.body);
+            wire = ios_404_wire(date_placeholder, a.body);
         } else {
             http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
             res.set(http::field::date, date_placeholder);

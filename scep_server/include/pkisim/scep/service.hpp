@@ -124,6 +124,12 @@ struct http_answer {
     std::string detail;
 };
 
+// A failure on our side (store, OpenSSL, an exception): HTTP 500, so that the client retries;
+// `detail` says what for the access log.
+inline http_answer internal_error_answer(std::string detail) {
+    return {500, "text/plain", "internal error\n", false, std::move(detail)};
+}
+
 // Issue 12 §3: GetCACert, GetCACaps and GetNextCACert depend only on the CA's state (its
 // certificates, whether a shadow exists, what the RA has learnt from its CA), so the server
 // prepares their whole HTTP responses once per change and answers them on its network thread.
