@@ -82,7 +82,7 @@ echo secret >"$T/challenge"
 chmod 600 "$T/pass" "$T/challenge"  # pkisim serve refuses secret files others can read
 PK_PORT=$(free_port)
 "$PKISIM" serve "$ROOT/configs/lab/ca.ios" --data "$T/pkisim" --listen "127.0.0.1:$PK_PORT" \
-    --passphrase-file "$T/pass" --challenge-file "$T/challenge" --ios-limits off --access-log /dev/null \
+    --passphrase-file "$T/pass" --challenge-file "$T/challenge" --ios-limits off --access-log off \
     >"$T/pkisim.out" 2>"$T/pkisim.err" &
 PK_PID=$!
 PIDS+=("$PK_PID")

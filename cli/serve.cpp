@@ -214,7 +214,12 @@ int run_serve(const serve_options& o) {
     http.metrics_listen = o.metrics_listen;
     http.read_timeout = std::chrono::milliseconds{o.read_timeout_ms};
     http.backlog = o.backlog;
-    http.access_log = o.access_log;
+    // `off` (nginx's `access_log off`): no access log at all, and no line formatted for it.
+    if (o.access_log == "off") {
+        http.quiet = true;
+    } else {
+        http.access_log = o.access_log;
+    }
     // --- issue 13: resource bounds and `ip http timeout-policy`
     http.max_open = o.max_open;
     http.body_memory_limit = o.max_body_memory_mib * 1024 * 1024;
@@ -419,7 +424,8 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         "--challenge-file", o->challenge_file,
         "File whose first line is the static challenge password (else PKISIM_CHALLENGE)");
     serve->add_option("--access-log", o->access_log,
-                      "Append the access log here instead of stderr");
+                      "Append the access log to this file instead of stderr; `off`: no access log (as "
+                      "nginx's `access_log off`; benchmarks)");
     serve->add_option("--server", o->server_name,
                       "Which `crypto pki server NAME` (default: the first)");
     serve->add_option("--read-timeout-ms", o->read_timeout_ms, "HTTP read timeout")

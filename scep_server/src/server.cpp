@@ -80,6 +80,10 @@ void server::impl::open_listener() {
         acceptor.bind(ep, ec);
     if (!ec)
         acceptor.listen(http.backlog, ec);
+    // Non-blocking from the start: the accept loops (deaf, EMFILE, the IOS-limits-off accept4)
+    // take what waits and stop at EAGAIN; Asio's async_accept works either way.
+    if (!ec)
+        acceptor.non_blocking(true, ec);
     if (ec) {
         throw startup_error(exit_status::listen,
                             fmt::format("cannot listen on {}: {}", where, ec.message()));

@@ -343,6 +343,10 @@ std::string server::impl::metrics_text() const {
             "GetCACert, GetCACaps and GetNextCACert answered from bytes prepared when the CA "
             "last changed (not by the engine thread).",
             counters.prepared_answers);
+    counter("pkisim_http_answered_at_accept_total",
+            "Prepared answers written at accept, without a session (the IOS limits off and the "
+            "whole request already received).",
+            counters.answered_at_accept);
     gauge("pkisim_http_reserve_descriptor", "1 while the reserve descriptor is held.",
           reserve_fd.fd >= 0 ? 1 : 0);
     gauge("pkisim_http_max_open", "Most SCEP connections open at once (--max-open).", max_open);
@@ -411,6 +415,8 @@ std::string server::impl::show_http() const {
     out +=
         fmt::format("    Answered from prepared bytes (GetCACert, GetCACaps, GetNextCACert): {}\n",
                     counters.prepared_answers);
+    out += fmt::format("    Of which answered at accept, without a session: {}\n",
+                       counters.answered_at_accept);
     out += fmt::format("    Requests: {} (2xx {}, 4xx {}, 5xx {}), read timeouts {}\n",
                        counters.requests, counters.responses_2xx, counters.responses_4xx,
                        counters.responses_5xx, counters.read_timeouts);

@@ -79,6 +79,7 @@ struct server::impl {
 
     void do_accept();
     void on_accept(boost::system::error_code ec, tcp::socket socket);
+    void on_listener_readable(boost::system::error_code ec);  // the IOS limits off
     timers::admission attempt(time_point now);
     void closed(time_point now);
     void trace(limiter_event::kind what, time_point at,
@@ -181,6 +182,10 @@ void abort_close(tcp::socket& s);
 // `peer`: the address accept(2) returned, when known.
 void start_http_session(server::impl& srv, tcp::socket socket,
                         std::optional<tcp::endpoint> peer = std::nullopt);
+// With the IOS limits off: one connection accepted with accept4(2) (non-blocking), its limiter
+// attempt made: answered at once from the prepared bytes when its whole request is there and
+// asks for one, else served by a session (server_transport.cpp).
+void serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer);
 // The same session on the OCSP port: OCSP requests only, no IOS limiter (issue 11 §2.9).
 void start_ocsp_session(server::impl& srv, tcp::socket socket);
 // "ADDRESS:PORT" -> endpoint; throws startup_error(config) naming `what` (--metrics-listen...).

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace pkisim::scep {
 
@@ -39,6 +40,14 @@ using detail::abort_close;
 void server::impl::do_accept() {
     if (stopped || deaf)
         return;
+    if (!limiter.config().enabled) {
+        // Issue 12 §3: with the IOS limits off, the connections waiting are accepted here with
+        // accept4(2), without an Asio socket each (serve_accepted). The listener is
+        // non-blocking (open_listener).
+        acceptor.async_wait(tcp::acceptor::wait_read,
+                            [this](boost::system::error_code ec) { on_listener_readable(ec); });
+        return;
+    }
     // The peer's address comes with accept(2) (no getpeername(2) per connection).
     acceptor.async_accept(net_ctx, accepted_peer,
                           [this](boost::system::error_code ec, tcp::socket socket) {
@@ -94,14 +103,48 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     do_accept();
 }
 
+void server::impl::on_listener_readable(boost::system::error_code ec) {
+    if (ec == net::error::operation_aborted || stopped)
+        return;
+    // At most 64 per wake-up: the sessions already open get their turn too.
+    for (int i = 0; !ec && i < 64; ++i) {
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        const int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&addr),
+                                 &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                return on_no_descriptors();
+            if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR)
+                continue;  // e.g. the peer went away before accept
+            break;         // EAGAIN: nothing more waits
+        }
+        accept_backoff = std::chrono::milliseconds{0};
+        tcp::endpoint peer;
+        std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
+        peer.resize(std::min<std::size_t>(len, peer.capacity()));
+        if (open_sessions + held.size() >= max_open) {
+            // As in on_accept: a resource cap outside the IOS model, reset at once.
+            ++counters.dropped_max_open;
+            const ::linger lg{1, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            ::close(fd);
+            continue;
+        }
+        // The limiter is off: the attempt is counted and traced, and always accepted.
+        (void)attempt(clock.now());
+        detail::serve_accepted(*this, fd, peer);
+    }
+    do_accept();
+}
+
 void server::impl::on_no_descriptors() {
     // Issue 13 §3: out of descriptors (EMFILE/ENFILE). Retrying accept() at once spins a core
     // and starves the sessions that could free descriptors. Instead: give up the reserve
     // descriptor, accept-and-reset what waits in the backlog (those clients get a RST now, not a
     // hang), take the reserve back, and retry after a back-off (10 ms doubling to 1 s).
     ++counters.accept_no_descriptors;
-    boost::system::error_code ec;
-    acceptor.non_blocking(true, ec);
+    boost::system::error_code ec;  // the listener is non-blocking (open_listener)
     for (int i = 0; i < 1024; ++i) {
         reserve_fd.reset();
         tcp::socket s{net_ctx};
@@ -111,7 +154,6 @@ void server::impl::on_no_descriptors() {
         ++counters.shed_no_descriptors;
         abort_close(s);
     }
-    acceptor.non_blocking(false, ec);
     if (reserve_fd.fd < 0)
         reserve_fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     accept_backoff = std::clamp(accept_backoff * 2, std::chrono::milliseconds{10},
@@ -132,8 +174,7 @@ void server::impl::enter_deaf(time_point now) {
         deaf = true;
         counters.syn_filter = attach_drop_all_filter(acceptor.native_handle());
         trace(limiter_event::kind::deaf_start, now);
-        boost::system::error_code ec;
-        acceptor.non_blocking(true, ec);
+        boost::system::error_code ec;  // the listener is non-blocking (open_listener)
         for (;;) {
             tcp::socket s{net_ctx};
             acceptor.accept(s, ec);
@@ -147,7 +188,6 @@ void server::impl::enter_deaf(time_point now) {
                 hold(std::move(s));
             }
         }
-        acceptor.non_blocking(false, ec);
     }
     const auto wait = clock.to_real(limiter.deaf_until() - clock.now());
     deaf_timer.expires_after(
@@ -172,8 +212,7 @@ void server::impl::end_deaf() {
     release_held();
     // Without the filter (not Linux) handshakes queued in the backlog while deaf: IOS would
     // never have answered them, so they are reset rather than served late.
-    boost::system::error_code ec;
-    acceptor.non_blocking(true, ec);
+    boost::system::error_code ec;  // the listener is non-blocking (open_listener)
     for (;;) {
         if (counters.syn_filter)
             break;
@@ -184,7 +223,6 @@ void server::impl::end_deaf() {
         ++counters.reset_after_deaf;
         abort_close(s);
     }
-    acceptor.non_blocking(false, ec);
     do_accept();
 }
 

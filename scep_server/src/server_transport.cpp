@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -162,6 +163,12 @@ std::string ios_404_wire(std::string_view date, std::string_view body) {
         date, body);
 }
 
+// The client's address, formatted only for a log line.
+std::string peer_text(const std::optional<tcp::endpoint>& peer) {
+    return peer ? fmt::format("{}:{}", peer->address().to_string(), peer->port())
+                : std::string{"?"};
+}
+
 std::string_view operation_label(std::string_view op) {
     for (std::string_view known : {"GetCACert", "GetCACaps", "GetNextCACert", "PKIOperation"}) {
         if (iequals(op, known))
@@ -170,17 +177,106 @@ std::string_view operation_label(std::string_view op) {
     return "other";
 }
 
+query query_of(std::string_view target) {
+    const auto qpos = target.find('?');
+    return parse_query(qpos == std::string_view::npos ? std::string_view{}
+                                                      : target.substr(qpos + 1));
+}
+
+// Where a SCEP request goes once its request line is read: one rule for handle() and for the
+// answer given at accept (serve_accepted). `error` carries the 4xx to send.
+struct route {
+    enum class kind { error, resource, operation } what = kind::operation;
+    unsigned status = 0;
+    std::string text;
+};
+
+route route_request(const server::impl& srv, http::verb method, std::string_view target,
+                    const query& q) {
+    const auto path = target.substr(0, target.find('?'));
+    // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
+    if (method == http::verb::get && srv.engine->is_resource(target))
+        return {route::kind::resource, 0, {}};
+    // RFC 8894 §4.1 / IOS: any path that ends in /pkiclient.exe.
+    constexpr std::string_view suffix = "/pkiclient.exe";
+    if (path.size() < suffix.size() || path.substr(path.size() - suffix.size()) != suffix)
+        return {route::kind::error, 404, "not a SCEP path (expected .../pkiclient.exe)\n"};
+    if (method != http::verb::get && method != http::verb::post)
+        return {route::kind::error, 405, "method not allowed\n"};  // with Allow (send)
+    if (q.operation.empty())
+        return {route::kind::error, 400, "missing operation parameter\n"};
+    return {};
+}
+
+// Issue 12 §3: the bytes prepared for the CA's current state when `operation` is one of the
+// static operations; none past `until` (the engine would change that state by itself: a warped
+// clock), when the engine answers until it has prepared the next ones.
+const detail::static_response* prepared_for(const server::impl& srv, std::string_view operation) {
+    const auto* statics = srv.statics.get();
+    if (!statics || (statics->until && srv.clock.now() >= *statics->until))
+        return nullptr;
+    if (iequals(operation, "GetCACert"))
+        return &statics->ca_cert;
+    if (iequals(operation, "GetCACaps"))
+        return &statics->ca_caps;
+    if (iequals(operation, "GetNextCACert"))
+        return &statics->next_ca_cert;
+    return nullptr;
+}
+
+// One answer written: the counters of `show http` and /metrics, and the access-log line
+// (method, operation and detail carry client bytes: escaped, issue 13 §4; no line is formatted
+// when there is no log, `--access-log off`).
+void count_answer(server::impl& srv, bool ocsp, std::string_view method,
+                  std::string_view operation, unsigned status, std::string_view detail,
+                  std::chrono::steady_clock::time_point started,
+                  const std::optional<tcp::endpoint>& peer) {
+    // OCSP answers count under operation="OCSP" only (`show http` is the SCEP listener's).
+    ++srv.requests_by[{ocsp ? std::string{"OCSP"} : std::string{operation_label(operation)},
+                       status}];
+    if (!ocsp) {
+        ++srv.counters.requests;
+        if (status < 300) {
+            ++srv.counters.responses_2xx;
+        } else if (status < 500) {
+            ++srv.counters.responses_4xx;
+        } else {
+            ++srv.counters.responses_5xx;
+        }
+    }
+    if (srv.http.quiet)
+        return;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    srv.log(fmt::format("{} {} {} {} {} {}ms {}", timers::to_iso8601(srv.clock.now()),
+                        peer_text(peer), escape_log_field(method), escape_log_field(operation),
+                        status, ms, escape_log_field(detail, true)));
+}
+
 // One HTTP connection (Beast listener/session split; all on the network thread). The same
 // session serves the OCSP port (issue 11 §2.9, `ocsp`): no IOS limiter, no timeout-policy,
 // OCSP requests only.
 class http_session : public std::enable_shared_from_this<http_session> {
   public:
+    // `received`: bytes of the first request already read from the socket (serve_accepted).
     http_session(server::impl& srv, tcp::socket socket, bool ocsp = false,
-                 std::optional<tcp::endpoint> peer = std::nullopt)
+                 std::optional<tcp::endpoint> peer = std::nullopt,
+                 std::string_view received = {})
         : srv_(srv), stream_(std::move(socket)), ocsp_(ocsp) {
-        boost::system::error_code ec;
-        const auto ep = peer ? *peer : stream_.socket().remote_endpoint(ec);
-        peer_ = ec ? std::string{"?"} : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        if (!received.empty()) {
+            auto room = buffer_.prepare(received.size());
+            std::memcpy(room.data(), received.data(), received.size());
+            buffer_.commit(received.size());
+        }
+        if (peer) {
+            peer_ = *peer;
+        } else {
+            boost::system::error_code ec;
+            peer_ = stream_.socket().remote_endpoint(ec);
+            if (ec)
+                peer_.reset();
+        }
         // Issue 12 §3: with the IOS limits off, a connection whose answer is out and whose
         // request was read whole closes at once (nginx's default); with them on, the close
         // waits for the client as before (the limiter counts the connection until then).
@@ -198,6 +294,21 @@ class http_session : public std::enable_shared_from_this<http_session> {
     http_session& operator=(const http_session&) = delete;
 
     void run() { do_read(); }
+
+    // serve_accepted wrote the first `sent` bytes of a prepared answer and the socket took no
+    // more: the rest goes out asynchronously, then as any answer (on_write).
+    void finish_static(const detail::static_response& r, std::string_view date, std::size_t sent,
+                       std::string_view method, std::string_view operation,
+                       std::chrono::steady_clock::time_point started) {
+        ++srv_.counters.prepared_answers;
+        method_ = std::string{method};
+        operation_ = std::string{operation};
+        started_ = started;
+        keep_alive_ = false;
+        status_ = r.status;
+        detail_ = r.detail;
+        write_rest(r.head[0], date, r.tail[0], sent);
+    }
 
   private:
     using body = http::vector_body<std::uint8_t>;
@@ -230,7 +341,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         // accepted: read and parse it here, without an asynchronous read and its timer. Not
         // between keep-alive requests: the next one is rarely there yet, and a read that found
         // nothing would cost a system call.
-        if (served_ == 0 && buffer_.size() == 0) {
+        if (served_ == 0) {
             beast::error_code ec;
             if (parse_waiting(ec))
                 return on_header(ec);
@@ -243,14 +354,17 @@ class http_session : public std::enable_shared_from_this<http_session> {
                                 });
     }
 
-    // True when the header was parsed (or failed to parse: `ec`) from bytes already received.
+    // True when the header was parsed (or failed to parse: `ec`) from bytes already received
+    // (handed over by serve_accepted, or waiting in the socket).
     bool parse_waiting(beast::error_code& ec) {
-        auto room = buffer_.prepare(4096);
-        const auto n =
-            ::recv(stream_.socket().native_handle(), room.data(), room.size(), MSG_DONTWAIT);
-        if (n <= 0)
-            return false;  // nothing yet, or EOF or an error: the asynchronous read says which
-        buffer_.commit(static_cast<std::size_t>(n));
+        if (buffer_.size() == 0) {
+            auto room = buffer_.prepare(4096);
+            const auto n =
+                ::recv(stream_.socket().native_handle(), room.data(), room.size(), MSG_DONTWAIT);
+            if (n <= 0)
+                return false;  // nothing yet, or EOF or an error: the asynchronous read says which
+            buffer_.commit(static_cast<std::size_t>(n));
+        }
         const auto used = parser_->put(buffer_.data(), ec);
         buffer_.consume(used);
         if (ec == http::error::need_more) {
@@ -305,9 +419,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
         if (ec == beast::error::timeout) {
             // A slow client that never finishes its request: closed without an answer.
             ++srv_.counters.read_timeouts;
-            srv_.log(fmt::format("{} {} - - timeout 0 read timeout after {} ms",
-                                 timers::to_iso8601(srv_.clock.now()), peer_,
-                                 srv_.http.read_timeout.count()));
+            if (!srv_.http.quiet)
+                srv_.log(fmt::format("{} {} - - timeout 0 read timeout after {} ms",
+                                     timers::to_iso8601(srv_.clock.now()), peer_text(peer_),
+                                     srv_.http.read_timeout.count()));
             return;  // tcp_stream already closed the socket
         }
         keep_alive_ = false;
@@ -362,50 +477,29 @@ class http_session : public std::enable_shared_from_this<http_session> {
         const std::string_view target = req.target();
         if (target.size() > srv_.http.url_limit)
             return send_plain(414, "request URL too large\n");
-        const auto qpos = target.find('?');
-        const auto path = target.substr(0, qpos);
-        const auto q = parse_query(qpos == std::string_view::npos ? std::string_view{}
-                                                                  : target.substr(qpos + 1));
+        const auto q = query_of(target);
         operation_ = q.operation.empty() ? "-" : q.operation;
         if (ocsp_)
             return handle_ocsp(std::move(req), target);
-        // Issue 11 §2.8: the CRL at its CDP URL, /crl/NAME.crl, GET operation=GetCRL.
-        if (req.method() == http::verb::get && srv_.engine->is_resource(target)) {
-            return run_on_engine(
-                [&engine = *srv_.engine, t = std::string{target}] { return engine.resource(t); });
+        switch (const auto r = route_request(srv_, req.method(), target, q); r.what) {
+            case route::kind::resource:
+                return run_on_engine([&engine = *srv_.engine, t = std::string{target}] {
+                    return engine.resource(t);
+                });
+            case route::kind::error:
+                return send_plain(r.status, r.text);
+            case route::kind::operation:
+                break;
         }
-        // RFC 8894 §4.1 / IOS: any path that ends in /pkiclient.exe.
-        constexpr std::string_view suffix = "/pkiclient.exe";
-        if (path.size() < suffix.size() || path.substr(path.size() - suffix.size()) != suffix) {
-            return send_plain(404, "not a SCEP path (expected .../pkiclient.exe)\n");
-        }
-        if (req.method() != http::verb::get && req.method() != http::verb::post) {
-            return send_plain(405, "method not allowed\n");  // with Allow (send)
-        }
-        if (q.operation.empty())
-            return send_plain(400, "missing operation parameter\n");
         auto& engine = *srv_.engine;
-        // Issue 12 §3: the static operations from the bytes prepared for the CA's current state,
-        // here on the network thread; past `until` (the engine would change that state by
-        // itself: a warped clock) the engine answers until it has prepared the next ones.
-        const auto* statics = srv_.statics.get();
-        if (statics && statics->until && srv_.clock.now() >= *statics->until)
-            statics = nullptr;
-        if (iequals(q.operation, "GetCACert")) {
-            if (statics)
-                return send_static(statics->ca_cert);
+        if (const auto* prepared = prepared_for(srv_, q.operation))
+            return send_static(*prepared);
+        if (iequals(q.operation, "GetCACert"))
             return run_on_engine([&engine] { return engine.get_ca_cert(); });
-        }
-        if (iequals(q.operation, "GetCACaps")) {
-            if (statics)
-                return send_static(statics->ca_caps);
+        if (iequals(q.operation, "GetCACaps"))
             return run_on_engine([&engine] { return engine.get_ca_caps(); });
-        }
-        if (iequals(q.operation, "GetNextCACert")) {
-            if (statics)
-                return send_static(statics->next_ca_cert);
+        if (iequals(q.operation, "GetNextCACert"))
             return run_on_engine([&engine] { return engine.get_next_ca_cert(); });
-        }
         if (iequals(q.operation, "PKIOperation")) {
             bytes der;
             if (req.method() == http::verb::post) {
@@ -558,10 +652,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
             return on_write({});
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return on_write(beast::error_code{errno, boost::system::system_category()});
+        write_rest(head, date, tail, n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+
+    // What the socket did not take of a prepared answer, asynchronously.
+    void write_rest(std::string_view head, std::string_view date, std::string_view tail,
+                    std::size_t sent) {
         raw_ = head;
         raw_ += date;
         raw_ += tail;
-        raw_.erase(0, n > 0 ? static_cast<std::size_t>(n) : 0);
+        raw_.erase(0, sent);
         stream_.expires_after(srv_.http.read_timeout);
         net::async_write(
             stream_, net::buffer(raw_),
@@ -602,26 +702,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
     void on_write(beast::error_code ec) {
         ++served_;
-        // OCSP answers count under operation="OCSP" only (`show http` is the SCEP listener's).
-        ++srv_.requests_by[{ocsp_ ? std::string{"OCSP"} : std::string{operation_label(operation_)},
-                            status_}];
-        if (!ocsp_) {
-            ++srv_.counters.requests;
-            if (status_ < 300) {
-                ++srv_.counters.responses_2xx;
-            } else if (status_ < 500) {
-                ++srv_.counters.responses_4xx;
-            } else {
-                ++srv_.counters.responses_5xx;
-            }
-        }
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now() - started_)
-                            .count();
-        // Method, operation and detail carry client bytes: escaped (issue 13 §4).
-        srv_.log(fmt::format("{} {} {} {} {} {}ms {}", timers::to_iso8601(srv_.clock.now()), peer_,
-                             escape_log_field(method_), escape_log_field(operation_), status_, ms,
-                             escape_log_field(detail_, true)));
+        count_answer(srv_, ocsp_, method_, operation_, status_, detail_, started_, peer_);
         res_.reset();
         if (ec || !keep_alive_)
             return close();
@@ -665,7 +746,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     std::string raw_;
     std::array<char, 4096> drain_buffer_{};
     std::size_t drained_ = 0;
-    std::string peer_;
+    std::optional<tcp::endpoint> peer_;
     std::string method_ = "-";
     std::string operation_ = "-";
     std::string detail_;
@@ -740,6 +821,83 @@ std::string_view server::impl::date_header(time_point now) {
 void detail::start_ocsp_session(server::impl& srv, tcp::socket socket) {
     ++srv.ocsp_open;  // the session's destructor takes it back
     std::make_shared<http_session>(srv, std::move(socket), true)->run();
+}
+
+void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer) {
+    ++srv.open_sessions;  // closed() below, or the session's destructor
+    const auto started = std::chrono::steady_clock::now();
+    // Issue 12 §3: an IOS-style request (HTTP/1.0, or Connection: close) for a prepared answer
+    // has usually arrived whole by the time it is accepted. Answered here from the descriptor,
+    // it costs recv, sendmsg and close: no epoll registration (and removal), no session. The
+    // same rules decide as in a session (route_request, prepared_for), the same counters and
+    // log line (count_answer), the same bytes (the prepared ones). Anything else (a partial
+    // request, keep-alive, a body, another operation, a timeout-policy) goes to a session with
+    // what was read.
+    std::array<char, 4096> got;
+    const auto n = ::recv(fd, got.data(), got.size(), 0);  // accept4: non-blocking
+    std::string_view received;
+    if (n > 0) {
+        received = {got.data(), static_cast<std::size_t>(n)};
+        http::request_parser<http::empty_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(srv.http.url_limit + 16 * 1024));
+        beast::error_code ec;
+        const auto used = parser.put(net::buffer(got.data(), received.size()), ec);
+        const auto& req = parser.get();
+        const detail::static_response* r = nullptr;
+        std::string operation;
+        if (!ec && used == received.size() && parser.is_done() && !req.keep_alive() &&
+            !srv.http.timeout_policy && req.target().size() <= srv.http.url_limit) {
+            const auto q = query_of(req.target());
+            if (route_request(srv, req.method(), req.target(), q).what == route::kind::operation)
+                r = prepared_for(srv, q.operation);
+            operation = q.operation;
+        }
+        if (r && r->status < 400 && !r->ios_404) {
+            const auto date = srv.date_header(srv.clock.now());
+            std::array<iovec, 3> iov{
+                iovec{const_cast<char*>(r->head[0].data()), r->head[0].size()},
+                iovec{const_cast<char*>(date.data()), date.size()},
+                iovec{const_cast<char*>(r->tail[0].data()), r->tail[0].size()}};
+            msghdr msg{};
+            msg.msg_iov = iov.data();
+            msg.msg_iovlen = iov.size();
+            const std::size_t total = r->head[0].size() + date.size() + r->tail[0].size();
+            const auto sent = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+            const bool again = sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            if ((sent >= 0 && static_cast<std::size_t>(sent) == total) || (sent < 0 && !again)) {
+                // Written (or the peer is gone, which a session would also count and log).
+                ++srv.counters.prepared_answers;
+                ++srv.counters.answered_at_accept;
+                count_answer(srv, false, req.method_string(), operation, r->status, r->detail,
+                             started, peer);
+                ::close(fd);
+                srv.closed(srv.clock.now());
+                return;
+            }
+            // The socket took only part of it: the rest from a session.
+            tcp::socket socket{srv.net_ctx};
+            boost::system::error_code aec;
+            socket.assign(peer.protocol(), fd, aec);
+            if (aec) {
+                ::close(fd);
+                srv.closed(srv.clock.now());
+                return;
+            }
+            std::make_shared<http_session>(srv, std::move(socket), false, peer)
+                ->finish_static(*r, date, sent > 0 ? static_cast<std::size_t>(sent) : 0,
+                                req.method_string(), operation, started);
+            return;
+        }
+    }
+    tcp::socket socket{srv.net_ctx};
+    boost::system::error_code aec;
+    socket.assign(peer.protocol(), fd, aec);
+    if (aec) {
+        ::close(fd);
+        srv.closed(srv.clock.now());
+        return;
+    }
+    std::make_shared<http_session>(srv, std::move(socket), false, peer, received)->run();
 }
 
 void detail::start_http_session(server::impl& srv, tcp::socket socket,

@@ -5,9 +5,13 @@
 // engine itself answers. Manual clock, fixture shadow keys, no sleeps: each step waits only for
 // its own answer.
 #include <charconv>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <boost/asio.hpp>
 
 #include "pkisim/scep/codec.hpp"
 #include "pkisim/scep/crypto.hpp"
@@ -19,11 +23,13 @@ namespace {
 
 using namespace testing;
 using timers::days;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
 
-// pkisim_http_prepared_answers_total from /metrics (over the admin socket).
-std::uint64_t prepared_answers(const std::filesystem::path& data) {
+// One counter from /metrics (over the admin socket).
+std::uint64_t metric(const std::filesystem::path& data, std::string_view metric_name) {
     const auto text = admin_call(data, "show metrics").text;
-    constexpr std::string_view name = "\npkisim_http_prepared_answers_total ";
+    const auto name = fmt::format("\n{} ", metric_name);
     const auto at = text.find(name);
     EXPECT_NE(at, std::string::npos) << text;
     std::uint64_t n = 0;
@@ -32,6 +38,12 @@ std::uint64_t prepared_answers(const std::filesystem::path& data) {
         std::from_chars(p, text.data() + text.size(), n);
     }
     return n;
+}
+std::uint64_t prepared_answers(const std::filesystem::path& data) {
+    return metric(data, "pkisim_http_prepared_answers_total");
+}
+std::uint64_t answered_at_accept(const std::filesystem::path& data) {
+    return metric(data, "pkisim_http_answered_at_accept_total");
 }
 
 struct static_fixture {
@@ -42,12 +54,16 @@ struct static_fixture {
                              private_key_to_pem(fixture_key("rollover2"))};
         return o;
     }
-    static http_options http() {
+    static http_options http(const std::filesystem::path& log = {}, bool ios_limits = false) {
         http_options h;
-        h.quiet = true;
-        h.limiter.enabled = false;
+        h.quiet = log.empty();
+        h.access_log = log;
+        h.limiter.enabled = ios_limits;
         return h;
     }
+    static_fixture() = default;
+    static_fixture(const std::filesystem::path& log, bool ios_limits)
+        : s{timers::grant_mode::auto_grant, options(opts_dir.path), http(log, ios_limits)} {}
     raw_response get(std::string_view op) {
         return http_get(s.port(),
                         fmt::format("/cgi-bin/pkiclient.exe?operation={}&message=labca", op));
@@ -175,6 +191,128 @@ TEST(static_answers, keep_alive_and_close_get_the_same_bytes_as_the_engine_path)
     EXPECT_EQ(caps.header("Transfer-Encoding"), "");
     EXPECT_EQ(caps.header("Date").size(), 29u);
     EXPECT_EQ(prepared_answers(f.data), 3u);
+}
+
+
+// Issue 12 §3: with the IOS limits off, an HTTP/1.0 (or Connection: close) request for a
+// prepared answer that has arrived whole is answered at accept, without a session. Whichever
+// way a request goes (whole, split so that a session must finish reading it, keep-alive, with a
+// body), the client gets the same bytes and the access log the same line; anything that is not
+// a prepared 2xx answer still goes to a session. Timing decides whether a whole request is
+// there at accept, so the test asserts that some were, not which.
+TEST(static_answers, answered_at_accept_or_by_a_session_the_bytes_and_log_line_are_the_same) {
+    temp_dir logs;
+    const auto log = logs.path / "access.log";
+    const std::string target = "/cgi-bin/pkiclient.exe?operation=GetCACert&message=labca";
+    const auto ios = fmt::format("GET {} HTTP/1.0\r\nHost: x\r\n\r\n", target);
+    std::vector<std::string> whole, split;
+    std::string keep_alive_second, with_body, other, not_found;
+    std::uint64_t at_accept = 0, prepared = 0;
+    {
+        static_fixture f{log, false};
+        for (int i = 0; i < 20; ++i)
+            whole.push_back(http_raw(f.s.port(), ios).raw);
+        at_accept = answered_at_accept(f.data);
+        // Split inside the request line: the server may accept between the parts, so a session
+        // finishes the request from the bytes read at accept.
+        for (int i = 0; i < 3; ++i) {
+            net::io_context ctx{1};
+            tcp::socket c{ctx};
+            c.connect({net::ip::make_address("127.0.0.1"), f.s.port()});
+            net::write(c, net::buffer(ios.substr(0, 20)));
+            // Wait until the server holds the connection: then the rest cannot be read at accept.
+            while (metric(f.data, "pkisim_http_open_sessions") == 0) {
+            }
+            net::write(c, net::buffer(ios.substr(20)));
+            std::string got;
+            boost::system::error_code ec;
+            std::array<char, 4096> buf{};
+            for (;;) {
+                const auto n = c.read_some(net::buffer(buf), ec);
+                got.append(buf.data(), n);
+                if (ec)
+                    break;
+            }
+            split.push_back(got);
+        }
+        const auto pair = http_raw(
+            f.s.port(),
+            fmt::format("GET {0} HTTP/1.1\r\nHost: x\r\n\r\nGET {0} HTTP/1.0\r\n\r\n", target));
+        keep_alive_second = pair.raw.substr(pair.raw.find("HTTP/1.1 200 OK", 1));
+        with_body = http_raw(f.s.port(), fmt::format("POST {} HTTP/1.0\r\nContent-Length: "
+                                                     "3\r\n\r\nabc",
+                                                     target))
+                        .raw;
+        other = http_raw(f.s.port(), "GET /cgi-bin/pkiclient.exe?operation=Nope HTTP/1.0\r\n\r\n")
+                    .raw;
+        not_found = http_raw(f.s.port(),
+                             "GET /cgi-bin/pkiclient.exe?operation=GetNextCACert HTTP/1.0\r\n\r\n")
+                        .raw;
+        prepared = prepared_answers(f.data);
+        // Nothing answered after the whole requests was answered at accept: split requests got
+        // a session, and the rest are keep-alive, a body, an error or the IOS 404.
+        EXPECT_EQ(answered_at_accept(f.data), at_accept);
+        EXPECT_EQ(metric(f.data, R"(pkisim_http_requests_total{operation="GetCACert",status="200"})"),
+                  26u);
+    }
+    EXPECT_GE(at_accept, 1u) << "no request was answered at accept";
+    EXPECT_LE(at_accept, 20u);
+    // Every GetCACert the same bytes (manual clock: the same Date), whichever path served it.
+    ASSERT_EQ(whole.front().substr(0, 15), "HTTP/1.1 200 OK");
+    for (const auto& r : whole)
+        EXPECT_EQ(r, whole.front());
+    for (const auto& r : split)
+        EXPECT_EQ(r, whole.front());
+    EXPECT_EQ(keep_alive_second, whole.front());
+    EXPECT_EQ(with_body, whole.front());
+    EXPECT_EQ(other.substr(0, 24), "HTTP/1.1 400 Bad Request") << other;
+    EXPECT_EQ(not_found.substr(0, 22), "HTTP/1.1 404 Not Found") << not_found;
+    // 20 + 3 + 2 + 1 GetCACert, and the IOS 404 of GetNextCACert: all from prepared bytes.
+    EXPECT_EQ(prepared, 27u);
+    // The access log: one line per answer; the GetCACert lines differ only in the client's port
+    // and the milliseconds.
+    std::ifstream in{log};
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);)
+        lines.push_back(l);
+    ASSERT_EQ(lines.size(), 28u);
+    const auto shape = [](const std::string& l) {
+        std::istringstream words{l};
+        std::vector<std::string> w{std::istream_iterator<std::string>{words}, {}};
+        if (w.size() >= 6) {
+            w[1] = w[1].substr(0, w[1].rfind(':'));  // 127.0.0.1:PORT
+            w[5] = "ms";
+        }
+        return w;
+    };
+    const auto expected = shape(lines.front());
+    ASSERT_GE(expected.size(), 6u) << lines.front();  // time peer method op status ms [detail]
+    EXPECT_EQ(expected[1], "127.0.0.1");
+    EXPECT_EQ(expected[2], "GET");
+    EXPECT_EQ(expected[3], "GetCACert");
+    EXPECT_EQ(expected[4], "200");
+    int getcacert = 0;
+    for (const auto& l : lines) {
+        auto w = shape(l);
+        if (w.size() > 3 && w[3] == "GetCACert") {
+            ++getcacert;
+            if (w[2] == "POST")
+                w[2] = "GET";
+            EXPECT_EQ(w, expected) << l;
+        }
+    }
+    EXPECT_EQ(getcacert, 26);
+}
+
+// With the IOS limits on, nothing is answered at accept: the limiter's path is the session's
+// (model §3), and the bytes are the prepared ones all the same.
+TEST(static_answers, with_the_ios_limits_on_no_answer_is_given_at_accept) {
+    static_fixture f{{}, true};
+    const auto r = f.get("GetCACert");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(f.get("GetCACaps").status, 200u);
+    EXPECT_EQ(prepared_answers(f.data), 2u);
+    EXPECT_EQ(answered_at_accept(f.data), 0u);
 }
 
 }  // namespace

@@ -114,6 +114,9 @@ struct http_counters {
     // Issue 12 §3: GetCACert, GetCACaps, GetNextCACert answered on the network thread from the
     // bytes prepared when the CA last changed (the others went to the engine thread).
     std::uint64_t prepared_answers = 0;
+    // Of those, answered at accept with the IOS limits off (the whole request had arrived;
+    // no session was made for the connection).
+    std::uint64_t answered_at_accept = 0;
 };
 
 class server {
