@@ -64,6 +64,8 @@ constexpr ms_t ms_per_minute = 60'000;
 // The cohort engine merges records of different instants of one time step (and spreads their
 // members over the step) only when the step holds more records than this; see run().
 constexpr std::size_t lossless_records_per_step = 32;
+// seed_uniform_in_time_order(): from this many clients in a group.
+constexpr std::uint64_t time_order_min = 4096;
 
 // What a client does at its next event. The numeric order is also the order in which work is
 // done within one instant: shadow-loop requests are served before enrollments, so that when the
@@ -179,24 +181,28 @@ bool same_state(const cohort& a, const cohort& b) {
            a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
            a.skew == b.skew && a.syn_elapsed == b.syn_elapsed;
 }
-bool state_less(const cohort& a, const cohort& b) {
+// Three-way comparison over the fields of same_state(), in the order the instant's records are
+// sorted (phase first: see `phase`): < 0, 0 or > 0. One pass where two state_less() calls made
+// two (the loop phase sorts its records every tick: issue 12 §4).
+int state_compare(const cohort& a, const cohort& b) {
+    const auto cmp = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
     if (a.phase != b.phase)
-        return a.phase < b.phase;
+        return cmp(a.phase, b.phase);
     if (a.group != b.group)
-        return a.group < b.group;
+        return cmp(a.group, b.group);
     if (a.ca_gen != b.ca_gen)
-        return a.ca_gen < b.ca_gen;
+        return cmp(a.ca_gen, b.ca_gen);
     if (a.flags != b.flags)
-        return a.flags < b.flags;
+        return cmp(a.flags, b.flags);
     if (a.tries != b.tries)
-        return a.tries < b.tries;
+        return cmp(a.tries, b.tries);
     if (a.cert_nb != b.cert_nb)
-        return a.cert_nb < b.cert_nb;
+        return cmp(a.cert_nb, b.cert_nb);
     if (a.cert_na != b.cert_na)
-        return a.cert_na < b.cert_na;
+        return cmp(a.cert_na, b.cert_na);
     if (a.syn_elapsed != b.syn_elapsed)
-        return a.syn_elapsed < b.syn_elapsed;
-    return a.skew < b.skew;
+        return cmp(a.syn_elapsed, b.syn_elapsed);
+    return cmp(a.skew, b.skew);
 }
 
 timers::limiter_config limiter_for(const scenario& sc, const server_side& side) {
@@ -457,6 +463,7 @@ class simulator {
     void do_switchover(std::uint32_t idx, ms_t now);
     void do_ra_manual_rollover(ms_t now);
     void seed_fleet();
+    void seed_uniform_in_time_order(std::size_t gi);
     void seed_state(std::size_t gi, const client_state& cs);
     void handle(std::uint32_t idx, ms_t now);
 
@@ -682,9 +689,12 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
 
 void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     // > 0: a SYN retransmission of an attempt begun `elapsed` ms ago (not a new request).
-    const ms_t elapsed = pool_[idx].syn_elapsed;
+    // The copy is taken before the record is written: a 4-byte store followed by 16-byte loads
+    // of the same line stalled on store forwarding (13 % of this function at 10^7 clients).
+    cohort snapshot = pool_[idx];
+    const ms_t elapsed = snapshot.syn_elapsed;
+    snapshot.syn_elapsed = 0;
     pool_[idx].syn_elapsed = 0;  // every part decided here starts afresh
-    const cohort snapshot = pool_[idx];
     const std::uint64_t k = snapshot.count;
     const bool ra_client = is_ra(snapshot);
     const bool via_ra = talks_to_ra(snapshot);
@@ -822,9 +832,9 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         } else {
             const auto id = timers::issued_validity(sc_.ca.server.cert_lifetime, at(arrival),
                                                     gens_[*gen].not_after);
-            c.cert_nb = ms_of(id.not_before);
-            c.cert_na = ms_of(id.not_after);
             c.ca_gen = static_cast<std::uint16_t>(*gen);
+            c.cert_na = ms_of(id.not_after);
+            c.cert_nb = ms_of(id.not_before);
             schedule_renewal(*part);
         }
     }
@@ -1115,12 +1125,44 @@ void simulator::seed_fleet() {
             }
         };
         // The pattern's first enrollments: one rule with `pkisim fleet` (first_enrollments.hpp).
-        for_each_first_enrollment(
-            g, rng_, [&](duration offset, std::uint64_t n) { add(offset.count(), n); });
+        if (merge_ && skew == 0 && g.pattern == enrollment_pattern::uniform &&
+            g.count >= time_order_min) {
+            seed_uniform_in_time_order(gi);
+        } else {
+            for_each_first_enrollment(
+                g, rng_, [&](duration offset, std::uint64_t n) { add(offset.count(), n); });
+        }
         if (g.pattern == enrollment_pattern::state)
             for (const auto& cs : g.routers)
                 seed_state(gi, cs);
     }
+}
+
+// A big "uniform" group in the cohort engine without clock skew: the same clients from the same
+// draws of rng_ as seed_fleet's `add` (one record per client), but created and scheduled in
+// the order of their first enrollment time instead of the order of the draws. Why: the
+// clients then renew in that order for years (one certificate lifetime each), so the sparse
+// phase walks the pool almost sequentially instead of touching a random record of a 640 MB
+// pool per event (a cache miss and, in a VM, a nested TLB walk each at 10^7 clients; issue 12
+// §4). The cohort engine's results depend neither on record indices nor on the order in which
+// the events of one tick were pushed (an instant's records are sorted by state and instant,
+// and records equal in both merge), so they are identical; the exact engine keeps creation
+// order (its clients.csv index). The offsets are held for the sort (8 B per client, freed
+// before the first event).
+void simulator::seed_uniform_in_time_order(std::size_t gi) {
+    const auto& g = sc_.groups[gi];
+    std::vector<ms_t> when;
+    when.reserve(static_cast<std::size_t>(g.count));
+    for_each_first_enrollment(g, rng_, [&](duration offset, std::uint64_t n) {
+        when.insert(when.end(), static_cast<std::size_t>(n), offset.count());
+    });
+    std::sort(when.begin(), when.end());
+    cohort c;
+    c.group = static_cast<std::uint16_t>(gi);
+    c.phase = ph_enroll;
+    c.count = 1;
+    for (const ms_t t : when)
+        schedule(new_client(c), t);
 }
 
 void simulator::seed_state(std::size_t gi, const client_state& cs) {
@@ -1241,10 +1283,8 @@ sim_result simulator::run() {
             std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
                 const auto& ca = pool_[a];
                 const auto& cb = pool_[b];
-                if (state_less(ca, cb))
-                    return true;
-                if (state_less(cb, ca))
-                    return false;
+                if (const int c = state_compare(ca, cb); c != 0)
+                    return c < 0;
                 // Same state: by instant, so that the records of one instant are neighbours
                 // (lossless merging below).
                 if (ca.lo != cb.lo)
@@ -1299,7 +1339,7 @@ sim_result simulator::run() {
             instant_hi = std::max<ms_t>(instant_hi, c.hi);
         }
         instant_spread_ = std::max<ms_t>(1, instant_hi - instant_lo_ + 1);
-        if (instant_points_) {
+        if (instant_points_ && live.size() > 1) {
             // Every record acts at one exact instant (the exact engine, or cohorts of clients
             // that act together): the server sees them in time order, state order on ties.
             std::stable_sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
