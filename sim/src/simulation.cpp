@@ -12,6 +12,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <tuple>
 
 #include "pkisim/sim/event_queue.hpp"
 #include "pkisim/sim/first_enrollments.hpp"
@@ -64,6 +65,8 @@ constexpr ms_t ms_per_minute = 60'000;
 // The cohort engine merges records of different instants of one time step (and spreads their
 // members over the step) only when the step holds more records than this; see run().
 constexpr std::size_t lossless_records_per_step = 32;
+// run(): instants of up to this many records are sorted as keys (sort_key), bigger ones in place.
+constexpr std::size_t max_sort_keys = 4096;
 // seed_uniform_in_time_order(): from this many clients in a group.
 constexpr std::uint64_t time_order_min = 4096;
 
@@ -181,29 +184,30 @@ bool same_state(const cohort& a, const cohort& b) {
            a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
            a.skew == b.skew && a.syn_elapsed == b.syn_elapsed;
 }
-// Three-way comparison over the fields of same_state(), in the order the instant's records are
-// sorted (phase first: see `phase`): < 0, 0 or > 0. One pass where two state_less() calls made
-// two (the loop phase sorts its records every tick: issue 12 §4).
-int state_compare(const cohort& a, const cohort& b) {
-    const auto cmp = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
-    if (a.phase != b.phase)
-        return cmp(a.phase, b.phase);
-    if (a.group != b.group)
-        return cmp(a.group, b.group);
-    if (a.ca_gen != b.ca_gen)
-        return cmp(a.ca_gen, b.ca_gen);
-    if (a.flags != b.flags)
-        return cmp(a.flags, b.flags);
-    if (a.tries != b.tries)
-        return cmp(a.tries, b.tries);
-    if (a.cert_nb != b.cert_nb)
-        return cmp(a.cert_nb, b.cert_nb);
-    if (a.cert_na != b.cert_na)
-        return cmp(a.cert_na, b.cert_na);
-    if (a.syn_elapsed != b.syn_elapsed)
-        return cmp(a.syn_elapsed, b.syn_elapsed);
-    return cmp(a.skew, b.skew);
-}
+// An instant's record as the instant sorts it: same_state()'s fields in the order of `phase`
+// first (shadow-loop requests before enrollments), then group, CA generation, flags, tries,
+// certificate, SYN retransmission, skew; then the instant (lo, hi) and the pool index.
+struct sort_key {
+    std::uint64_t head;  // phase, group, ca_gen, flags, tries: most significant first
+    ms_t cert_nb;
+    ms_t cert_na;
+    std::uint32_t syn_elapsed;
+    ms_t skew;
+    std::int32_t lo;
+    std::int32_t hi;
+    std::uint32_t idx;
+
+    static sort_key of(const cohort& c, std::uint32_t idx) {
+        const std::uint64_t head = std::uint64_t{c.phase} << 56 | std::uint64_t{c.group} << 40 |
+                                   std::uint64_t{c.ca_gen} << 24 | std::uint64_t{c.flags} << 16 |
+                                   std::uint64_t{c.tries};
+        return sort_key{head, c.cert_nb, c.cert_na, c.syn_elapsed, c.skew, c.lo, c.hi, idx};
+    }
+    bool operator<(const sort_key& o) const {
+        return std::tie(head, cert_nb, cert_na, syn_elapsed, skew, lo, hi, idx) <
+               std::tie(o.head, o.cert_nb, o.cert_na, o.syn_elapsed, o.skew, o.lo, o.hi, o.idx);
+    }
+};
 
 timers::limiter_config limiter_for(const scenario& sc, const server_side& side) {
     timers::limiter_config c;
@@ -481,6 +485,7 @@ class simulator {
     server_model ra_server_;  // unused without an RA
     std::mt19937_64 rng_;
     std::vector<std::uint64_t> per_tick_;  // schedule_retry's scratch
+    std::vector<sort_key> keys_;           // run()'s scratch
 
     std::vector<timers::validity> gens_;
     std::vector<ms_t> shadow_at_;          // shadow_at_[k]: when gen k+1 was generated
@@ -1280,19 +1285,24 @@ sim_result simulator::run() {
         if (ra_rollover)
             do_ra_manual_rollover(now);
         if (live.size() > 1) {
-            std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
-                const auto& ca = pool_[a];
-                const auto& cb = pool_[b];
-                if (const int c = state_compare(ca, cb); c != 0)
-                    return c < 0;
-                // Same state: by instant, so that the records of one instant are neighbours
-                // (lossless merging below).
-                if (ca.lo != cb.lo)
-                    return ca.lo < cb.lo;
-                if (ca.hi != cb.hi)
-                    return ca.hi < cb.hi;
-                return a < b;
-            });
+            // By state, then by instant, so that the records of one instant are neighbours
+            // (lossless merging below), then by index: a total order. Sorted as keys copied
+            // out of the pool, not as indices compared through it (each comparison two
+            // lookups and up to nine fields: the shadow loop and jittered runs sort every tick).
+            // A very big instant (a whole fleet switching over at once) is sorted in place
+            // instead: the keys would cost 48 B per record of extra peak memory.
+            if (live.size() <= max_sort_keys) {
+                keys_.clear();
+                for (const auto idx : live)
+                    keys_.push_back(sort_key::of(pool_[idx], idx));
+                std::sort(keys_.begin(), keys_.end());
+                for (std::size_t i = 0; i < live.size(); ++i)
+                    live[i] = keys_[i].idx;
+            } else {
+                std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
+                    return sort_key::of(pool_[a], a) < sort_key::of(pool_[b], b);
+                });
+            }
             if (merge_) {
                 // Records that act at the same instant in the same state merge losslessly
                 // (the limiter decides them one after the other in either form). Records of
