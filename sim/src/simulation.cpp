@@ -6,12 +6,14 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <memory>
 #include <queue>
 #include <random>
+#include <tuple>
 
 #include "pkisim/sim/event_queue.hpp"
 #include "pkisim/sim/first_enrollments.hpp"
@@ -64,6 +66,10 @@ constexpr ms_t ms_per_minute = 60'000;
 // The cohort engine merges records of different instants of one time step (and spreads their
 // members over the step) only when the step holds more records than this; see run().
 constexpr std::size_t lossless_records_per_step = 32;
+// run(): instants of up to this many records are sorted as keys (sort_key), bigger ones in place.
+constexpr std::size_t max_sort_keys = 4096;
+// seed_uniform_in_time_order(): from this many clients in a group.
+constexpr std::uint64_t time_order_min = 4096;
 
 // What a client does at its next event. The numeric order is also the order in which work is
 // done within one instant: shadow-loop requests are served before enrollments, so that when the
@@ -179,25 +185,30 @@ bool same_state(const cohort& a, const cohort& b) {
            a.tries == b.tries && a.cert_nb == b.cert_nb && a.cert_na == b.cert_na &&
            a.skew == b.skew && a.syn_elapsed == b.syn_elapsed;
 }
-bool state_less(const cohort& a, const cohort& b) {
-    if (a.phase != b.phase)
-        return a.phase < b.phase;
-    if (a.group != b.group)
-        return a.group < b.group;
-    if (a.ca_gen != b.ca_gen)
-        return a.ca_gen < b.ca_gen;
-    if (a.flags != b.flags)
-        return a.flags < b.flags;
-    if (a.tries != b.tries)
-        return a.tries < b.tries;
-    if (a.cert_nb != b.cert_nb)
-        return a.cert_nb < b.cert_nb;
-    if (a.cert_na != b.cert_na)
-        return a.cert_na < b.cert_na;
-    if (a.syn_elapsed != b.syn_elapsed)
-        return a.syn_elapsed < b.syn_elapsed;
-    return a.skew < b.skew;
-}
+// An instant's record as the instant sorts it: same_state()'s fields in the order of `phase`
+// first (shadow-loop requests before enrollments), then group, CA generation, flags, tries,
+// certificate, SYN retransmission, skew; then the instant (lo, hi) and the pool index.
+struct sort_key {
+    std::uint64_t head;  // phase, group, ca_gen, flags, tries: most significant first
+    ms_t cert_nb;
+    ms_t cert_na;
+    std::uint32_t syn_elapsed;
+    ms_t skew;
+    std::int32_t lo;
+    std::int32_t hi;
+    std::uint32_t idx;
+
+    static sort_key of(const cohort& c, std::uint32_t idx) {
+        const std::uint64_t head = std::uint64_t{c.phase} << 56 | std::uint64_t{c.group} << 40 |
+                                   std::uint64_t{c.ca_gen} << 24 | std::uint64_t{c.flags} << 16 |
+                                   std::uint64_t{c.tries};
+        return sort_key{head, c.cert_nb, c.cert_na, c.syn_elapsed, c.skew, c.lo, c.hi, idx};
+    }
+    bool operator<(const sort_key& o) const {
+        return std::tie(head, cert_nb, cert_na, syn_elapsed, skew, lo, hi, idx) <
+               std::tie(o.head, o.cert_nb, o.cert_na, o.syn_elapsed, o.skew, o.lo, o.hi, o.idx);
+    }
+};
 
 timers::limiter_config limiter_for(const scenario& sc, const server_side& side) {
     timers::limiter_config c;
@@ -457,6 +468,7 @@ class simulator {
     void do_switchover(std::uint32_t idx, ms_t now);
     void do_ra_manual_rollover(ms_t now);
     void seed_fleet();
+    void seed_uniform_in_time_order(std::size_t gi);
     void seed_state(std::size_t gi, const client_state& cs);
     void handle(std::uint32_t idx, ms_t now);
 
@@ -474,6 +486,7 @@ class simulator {
     server_model ra_server_;  // unused without an RA
     std::mt19937_64 rng_;
     std::vector<std::uint64_t> per_tick_;  // schedule_retry's scratch
+    std::vector<sort_key> keys_;           // run()'s scratch
 
     std::vector<timers::validity> gens_;
     std::vector<ms_t> shadow_at_;          // shadow_at_[k]: when gen k+1 was generated
@@ -682,9 +695,12 @@ void simulator::outage(std::uint32_t idx, ms_t when) {
 
 void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
     // > 0: a SYN retransmission of an attempt begun `elapsed` ms ago (not a new request).
-    const ms_t elapsed = pool_[idx].syn_elapsed;
+    // The copy is taken before the record is written: a 4-byte store followed by 16-byte loads
+    // of the same line stalled on store forwarding (13 % of this function at 10^7 clients).
+    cohort snapshot = pool_[idx];
+    const ms_t elapsed = snapshot.syn_elapsed;
+    snapshot.syn_elapsed = 0;
     pool_[idx].syn_elapsed = 0;  // every part decided here starts afresh
-    const cohort snapshot = pool_[idx];
     const std::uint64_t k = snapshot.count;
     const bool ra_client = is_ra(snapshot);
     const bool via_ra = talks_to_ra(snapshot);
@@ -822,9 +838,9 @@ void simulator::do_enroll(std::uint32_t idx, ms_t now, bool rollover) {
         } else {
             const auto id = timers::issued_validity(sc_.ca.server.cert_lifetime, at(arrival),
                                                     gens_[*gen].not_after);
-            c.cert_nb = ms_of(id.not_before);
-            c.cert_na = ms_of(id.not_after);
             c.ca_gen = static_cast<std::uint16_t>(*gen);
+            c.cert_na = ms_of(id.not_after);
+            c.cert_nb = ms_of(id.not_before);
             schedule_renewal(*part);
         }
     }
@@ -1115,12 +1131,80 @@ void simulator::seed_fleet() {
             }
         };
         // The pattern's first enrollments: one rule with `pkisim fleet` (first_enrollments.hpp).
-        for_each_first_enrollment(
-            g, rng_, [&](duration offset, std::uint64_t n) { add(offset.count(), n); });
+        if (merge_ && skew == 0 && g.pattern == enrollment_pattern::uniform &&
+            g.count >= time_order_min) {
+            seed_uniform_in_time_order(gi);
+        } else {
+            for_each_first_enrollment(
+                g, rng_, [&](duration offset, std::uint64_t n) { add(offset.count(), n); });
+        }
         if (g.pattern == enrollment_pattern::state)
             for (const auto& cs : g.routers)
                 seed_state(gi, cs);
     }
+}
+
+// Sorts times ascending: an LSD radix sort on 11-bit digits of t - min (at 10^7 offsets,
+// 0.55 s in std::sort, a quarter of that in four counting passes), std::sort for spans over
+// 44 bits. Needs a second buffer as large as `v`.
+void sort_times(std::vector<ms_t>& v) {
+    if (v.size() < 2)
+        return;
+    const auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
+    const ms_t lo = *lo_it;
+    const auto span = static_cast<std::uint64_t>(*hi_it) - static_cast<std::uint64_t>(lo);
+    constexpr unsigned digit_bits = 11;
+    constexpr std::size_t radix = std::size_t{1} << digit_bits;
+    const unsigned passes =
+        (static_cast<unsigned>(std::bit_width(span)) + digit_bits - 1) / digit_bits;
+    if (passes > 4) {
+        std::sort(v.begin(), v.end());
+        return;
+    }
+    std::vector<ms_t> tmp(v.size());
+    for (unsigned p = 0; p < passes; ++p) {
+        const unsigned shift = p * digit_bits;
+        const auto digit = [&](ms_t t) {
+            return static_cast<std::size_t>(
+                ((static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(lo)) >> shift) &
+                (radix - 1));
+        };
+        std::vector<std::size_t> at(radix + 1, 0);
+        for (const ms_t t : v)
+            ++at[digit(t) + 1];
+        for (std::size_t b = 1; b <= radix; ++b)
+            at[b] += at[b - 1];
+        for (const ms_t t : v)
+            tmp[at[digit(t)]++] = t;
+        v.swap(tmp);
+    }
+}
+
+// A big "uniform" group in the cohort engine without clock skew: the same clients from the same
+// draws of rng_ as seed_fleet's `add` (one record per client), but created and scheduled in
+// the order of their first enrollment time instead of the order of the draws. Why: the
+// clients then renew in that order for years (one certificate lifetime each), so the sparse
+// phase walks the pool almost sequentially instead of touching a random record of a 640 MB
+// pool per event (a cache miss and, in a VM, a nested TLB walk each at 10^7 clients; issue 12
+// §4). The cohort engine's results depend neither on record indices nor on the order in which
+// the events of one tick were pushed (an instant's records are sorted by state and instant,
+// and records equal in both merge), so they are identical; the exact engine keeps creation
+// order (its clients.csv index). The offsets are held for the sort (8 B per client, freed
+// before the first event).
+void simulator::seed_uniform_in_time_order(std::size_t gi) {
+    const auto& g = sc_.groups[gi];
+    std::vector<ms_t> when;
+    when.reserve(static_cast<std::size_t>(g.count));
+    for_each_first_enrollment(g, rng_, [&](duration offset, std::uint64_t n) {
+        when.insert(when.end(), static_cast<std::size_t>(n), offset.count());
+    });
+    sort_times(when);
+    cohort c;
+    c.group = static_cast<std::uint16_t>(gi);
+    c.phase = ph_enroll;
+    c.count = 1;
+    for (const ms_t t : when)
+        schedule(new_client(c), t);
 }
 
 void simulator::seed_state(std::size_t gi, const client_state& cs) {
@@ -1238,21 +1322,24 @@ sim_result simulator::run() {
         if (ra_rollover)
             do_ra_manual_rollover(now);
         if (live.size() > 1) {
-            std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
-                const auto& ca = pool_[a];
-                const auto& cb = pool_[b];
-                if (state_less(ca, cb))
-                    return true;
-                if (state_less(cb, ca))
-                    return false;
-                // Same state: by instant, so that the records of one instant are neighbours
-                // (lossless merging below).
-                if (ca.lo != cb.lo)
-                    return ca.lo < cb.lo;
-                if (ca.hi != cb.hi)
-                    return ca.hi < cb.hi;
-                return a < b;
-            });
+            // By state, then by instant, so that the records of one instant are neighbours
+            // (lossless merging below), then by index: a total order. Sorted as keys copied
+            // out of the pool, not as indices compared through it (each comparison two
+            // lookups and up to nine fields: the shadow loop and jittered runs sort every tick).
+            // A very big instant (a whole fleet switching over at once) is sorted in place
+            // instead: the keys would cost 48 B per record of extra peak memory.
+            if (live.size() <= max_sort_keys) {
+                keys_.clear();
+                for (const auto idx : live)
+                    keys_.push_back(sort_key::of(pool_[idx], idx));
+                std::sort(keys_.begin(), keys_.end());
+                for (std::size_t i = 0; i < live.size(); ++i)
+                    live[i] = keys_[i].idx;
+            } else {
+                std::sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {
+                    return sort_key::of(pool_[a], a) < sort_key::of(pool_[b], b);
+                });
+            }
             if (merge_) {
                 // Records that act at the same instant in the same state merge losslessly
                 // (the limiter decides them one after the other in either form). Records of
@@ -1299,7 +1386,7 @@ sim_result simulator::run() {
             instant_hi = std::max<ms_t>(instant_hi, c.hi);
         }
         instant_spread_ = std::max<ms_t>(1, instant_hi - instant_lo_ + 1);
-        if (instant_points_) {
+        if (instant_points_ && live.size() > 1) {
             // Every record acts at one exact instant (the exact engine, or cohorts of clients
             // that act together): the server sees them in time order, state order on ties.
             std::stable_sort(live.begin(), live.end(), [this](std::uint32_t a, std::uint32_t b) {

@@ -122,6 +122,10 @@ TEST(jitter_window, weights_count_the_whole_millisecond_offsets_that_land_on_eac
             total += w.weight(k);
         }
         EXPECT_EQ(total, c.jitter);
+        // The division-free tick of each offset (member-by-member splits) is the rounding's.
+        for (std::int64_t d = 0; d < c.jitter; ++d)
+            ASSERT_EQ(w.tick_of_jitter(d), land[static_cast<std::size_t>(d)])
+                << "when " << c.when << " step " << c.step << " d " << d;
     }
 }
 

@@ -85,3 +85,30 @@ TEST(server_model, spreads_one_instants_connections_over_the_time_step) {
     EXPECT_EQ(a.first_at_or_after(1251, 0), 2u);
     EXPECT_EQ(a.first_at_or_after(5000, 0), 4u);
 }
+
+// The cursor that admit() walks members with gives time_of() exactly, by steps and by jumps,
+// whether the spread is shorter or longer than the member count (carry of the remainder).
+TEST(server_model, arrival_cursor_equals_time_of_by_steps_and_jumps) {
+    std::mt19937_64 rng{12};
+    for (int round = 0; round < 300; ++round) {
+        arrivals a;
+        a.base = static_cast<sim::ms_t>(rng() % 100000);
+        a.spread = round % 10 == 0 ? 0 : static_cast<sim::ms_t>(rng() % 60001);
+        a.total = 1 + rng() % (round % 2 == 0 ? 50 : 5000000);
+        a.first = rng() % a.total;
+        a.count = a.total - a.first;
+        std::uint64_t j = a.first;
+        arrivals::cursor c{a, j};
+        while (j < a.first + a.count) {
+            ASSERT_EQ(c.time(), a.time_of(j))
+                << "spread " << a.spread << " total " << a.total << " j " << j;
+            if (rng() % 8 == 0) {
+                j += 1 + rng() % 1000;
+                c.seek(j);
+            } else {
+                ++j;
+                c.step();
+            }
+        }
+    }
+}

@@ -31,9 +31,13 @@
 // buckets and given back when a bucket opens: 10^7 far-ahead events cost their 16 B each plus at
 // most one partly filled chunk per bucket, where one growing vector per bucket held up to twice
 // that and briefly three times while it doubled (issue 12 §4).
-// `Prefetch` is called with the payload of every event of a block when that block becomes
-// current (1024 ticks before the last of them is delivered): the simulator starts loading the
-// record each event will touch, which at 10^7 clients is a cache miss per event otherwise.
+// `Prefetch` is called with the payload of every event of a level-0 slot `prefetch_ticks` ticks
+// before that slot is delivered (as delivery passes it by): the simulator starts loading the
+// record each event will touch, which at 10^7 clients is a cache miss per event otherwise. A
+// few ticks ahead, not when the block becomes current: hints for a whole block at once (~300
+// records in the sparse phase at 10^7 clients) filled the CPU's miss buffers and the prefetch
+// instruction itself stalled (issue 12 §4: 6 % of all samples); spread out, the loads overlap
+// with the handling of the events before them.
 #pragma once
 
 #include <algorithm>
@@ -42,6 +46,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -164,6 +169,7 @@ class basic_event_queue {
     static constexpr unsigned bucket_bits = 6;   // a level-2 bucket = 64 blocks
     static constexpr std::size_t l1_ring = 128;  // window + the rest of the touched bucket
     static constexpr std::size_t buckets = 4096;
+    static constexpr std::size_t prefetch_ticks = 32;
     static_assert(l1_ring >= 2 * (std::size_t{1} << bucket_bits));
 
     template <std::size_t W>
@@ -288,6 +294,8 @@ class basic_event_queue {
             const tick t = std::min(t0, th);
             if (t < block_start + static_cast<tick>(block_size)) {
                 now_ = t;
+                if constexpr (!std::is_same_v<Prefetch, no_prefetch>)
+                    prefetch_ahead(static_cast<std::size_t>(t - block_start));
                 while (!heap_.empty() && heap_.front().time == t) {
                     batch_.push_back(heap_.front().payload);
                     heap_pop();
@@ -320,13 +328,13 @@ class basic_event_queue {
             }
             assert(next != none);
             block_ = next;
+            prefetched_to_ = 0;
             now_ = std::max(now_, block_ << block_bits);
             open_buckets((block_ + window - 1) >> bucket_bits);
             const auto b = static_cast<std::size_t>(block_ & (l1_ring - 1));
             if (test_bit(bits1_, b)) {
                 for (const auto& e : l1_[b]) {
                     const auto s = static_cast<std::size_t>(e.time & (block_size - 1));
-                    prefetch_(e.payload);
                     l0_[s].push_back(e.payload);
                     bits0_[s >> 6] |= std::uint64_t{1} << (s & 63);
                 }
@@ -335,6 +343,19 @@ class basic_event_queue {
                 clear_bit(bits1_, b);
             }
         }
+    }
+
+    // Hints the events of the level-0 slots after `slot` up to `slot + prefetch_ticks` that
+    // were not hinted yet (each event once; events pushed into a slot after it was hinted were
+    // just handled by the simulator, their records are in cache).
+    void prefetch_ahead(std::size_t slot) {
+        const std::size_t to = std::min(block_size, slot + 1 + prefetch_ticks);
+        for (std::size_t p = next_slot(std::max(prefetched_to_, slot + 1)); p < to;
+             p = next_slot(p + 1)) {
+            for (const std::uint64_t payload : l0_[p])
+                prefetch_(payload);
+        }
+        prefetched_to_ = std::max(prefetched_to_, to);
     }
 
     void heap_push(far_event e) {
@@ -385,6 +406,7 @@ class basic_event_queue {
     std::vector<std::unique_ptr<timed[]>> chunks_;  // every level-2 chunk, in use or free
     std::vector<timed*> free_chunks_;
     [[no_unique_address]] Prefetch prefetch_;
+    std::size_t prefetched_to_ = 0;  // level-0 slots below this one were hinted
     std::size_t n2_ = 0;
     std::vector<far_event> heap_;
     std::vector<std::uint64_t> batch_;

@@ -60,6 +60,18 @@ struct jitter_window {
     std::int64_t landed_by(std::int64_t k) const {
         return std::clamp<std::int64_t>((k + 1) * step - step / 2 - when, 0, jitter);
     }
+    // tick_of(when + d) for d in [0, jitter). In a window of a few ticks (2 s of jitter on the
+    // 1 s grid: 2 or 3) without a 64-bit division: the first tick k whose landed_by(k) exceeds
+    // d (the offsets landing by k are a prefix of [0, jitter)); member-by-member splits,
+    // issue 12 §4.
+    std::int64_t tick_of_jitter(std::int64_t d) const {
+        if (hi - lo >= 8)
+            return tick_of(when + d);
+        std::int64_t k = lo;
+        while (k < hi && landed_by(k) <= d)
+            ++k;
+        return k;
+    }
     // w_k: how many land on tick k.
     std::int64_t weight(std::int64_t k) const {
         return k == lo ? landed_by(k) : landed_by(k) - landed_by(k - 1);
@@ -83,7 +95,7 @@ void split_jitter(const jitter_window& w, std::uint64_t n, Rng& rng,
     // members are drawn one by one until they outnumber the ticks a few times over.
     if (n <= 4 * (per_tick.size() - 1)) {
         for (std::uint64_t i = 0; i < n; ++i)
-            ++per_tick[static_cast<std::size_t>(w.tick_of(w.when + draw_jitter_ms(rng, w.jitter)) -
+            ++per_tick[static_cast<std::size_t>(w.tick_of_jitter(draw_jitter_ms(rng, w.jitter)) -
                                                 w.lo)];
         return;
     }
