@@ -36,6 +36,7 @@ void bm_full_pkcs_req_to_success(benchmark::State& state) {
         issue_options o;
         o.validity = {test_epoch(), test_epoch() + pkisim::timers::days{365}};
         o.serial = serial++;
+        o.attach_key = false;  // as the CA engine issues (crypto.hpp)
         auto cert = issue_certificate(req->csr()->csr.get(), w().ca.cert.get(), w().ca.key, o);
         auto reply = encode_cert_rep(success_for(req->context(), w().ca.cert.get(), w().ca.key,
                                                  {cert->get()}, test_epoch()));

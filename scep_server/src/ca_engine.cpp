@@ -711,6 +711,9 @@ x509_ptr ca_engine::issue(const request_record& r, time_point now, std::string& 
     // (basicConstraints CA:TRUE, keyUsage, nameConstraints, ...) is never copied.
     o.eku = options_.server.eku;
     o.copy_requested_extensions = true;
+    // The certificate is signed, stored and sent, never used for its key here: the CSR's
+    // SubjectPublicKeyInfo is copied without OpenSSL 3.0's encoder + decoder (issue 12 §3).
+    o.attach_key = false;
     // Research §5: a CSR with OU=ioscs RA asks for an RA certificate (signs CertReps, clients
     // encrypt to it: cert_profile::registration_authority).
     if (is_ra_subject(X509_REQ_get_subject_name(csr)))

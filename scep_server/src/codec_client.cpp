@@ -101,11 +101,11 @@ tl::expected<cert_rep, std::error_code> decode_cert_rep(byte_view der, X509* rec
     if (!trusted_signers.empty() && !is_one_of(opened->signer.get(), trusted_signers)) {
         return fail(error::signer_not_trusted);
     }
-    auto content = verify_signature(opened->p7.get(), der);
+    auto content = verify_signature(*opened);
     if (!content) {
         return tl::unexpected(content.error());
     }
-    PKCS7_SIGNER_INFO* si = opened->si;
+    CMS_SignerInfo* si = opened->si;
     cert_rep rep;
     rep.digest_nid = opened->digest_nid;
     std::string text;
@@ -146,7 +146,7 @@ tl::expected<cert_rep, std::error_code> decode_cert_rep(byte_view der, X509* rec
         string_attr(si, n.fail_info_text, &rep.fail_info_text);
     }
     rep.signer = std::move(opened->signer);
-    rep.outer_certs = copy_certs(opened->p7->d.sign->cert);
+    rep.outer_certs = std::move(opened->certs);
     if (rep.status == pki_status::success && !options.status_only) {
         rep.cipher_nid = envelope_cipher_nid(*content);
         const decryption_key key{recipient_cert, recipient_key};
@@ -187,7 +187,7 @@ tl::expected<next_ca_response, std::error_code> parse_get_next_ca_cert(
     if (!trusted_signers.empty() && !is_one_of(opened->signer.get(), trusted_signers)) {
         return fail(error::signer_not_trusted);
     }
-    auto content = verify_signature(opened->p7.get(), der);
+    auto content = verify_signature(*opened);
     if (!content) {
         return tl::unexpected(content.error());
     }
@@ -199,7 +199,7 @@ tl::expected<next_ca_response, std::error_code> parse_get_next_ca_cert(
         }
         out.content_certs = std::move(bundle->certs);
     }
-    for (x509_ptr& c : copy_certs(opened->p7->d.sign->cert)) {
+    for (x509_ptr& c : opened->certs) {
         if (X509_cmp(c.get(), opened->signer.get()) != 0) {
             out.outer_certs.push_back(std::move(c));
         }

@@ -105,8 +105,14 @@ bool is_string_type(int type) {
     }
 }
 
-attr_state string_attr(PKCS7_SIGNER_INFO* si, int nid, std::string* out) {
-    ASN1_TYPE* t = PKCS7_get_signed_attribute(si, nid);
+ASN1_TYPE* signed_attribute(CMS_SignerInfo* si, int nid) {
+    const int idx = CMS_signed_get_attr_by_NID(si, nid, -1);
+    X509_ATTRIBUTE* attr = idx >= 0 ? CMS_signed_get_attr(si, idx) : nullptr;
+    return attr != nullptr ? X509_ATTRIBUTE_get0_type(attr, 0) : nullptr;
+}
+
+attr_state string_attr(CMS_SignerInfo* si, int nid, std::string* out) {
+    ASN1_TYPE* t = signed_attribute(si, nid);
     if (t == nullptr) {
         return attr_state::absent;
     }
@@ -119,7 +125,7 @@ attr_state string_attr(PKCS7_SIGNER_INFO* si, int nid, std::string* out) {
     return attr_state::ok;
 }
 
-attr_state bytes_attr(PKCS7_SIGNER_INFO* si, int nid, bytes* out) {
+attr_state bytes_attr(CMS_SignerInfo* si, int nid, bytes* out) {
     std::string s;
     const attr_state st = string_attr(si, nid, &s);
     if (st == attr_state::ok) {
@@ -376,52 +382,64 @@ tl::expected<verified_signed, std::error_code> open_signed(byte_view der, std::s
     if (der.size() > max_size) {
         return fail(error::message_too_large);
     }
-    auto p7 = pkcs7_from_der(der);
-    if (!p7) {
-        return tl::unexpected(p7.error());
+    if (der.empty() || der.size() > static_cast<std::size_t>(LONG_MAX)) {
+        return fail(error::malformed_der);
     }
-    if (PKCS7_type_is_signed(p7->get()) == 0 || (*p7)->d.sign == nullptr) {
+    const unsigned char* p = der.data();
+    cms_ptr cms{d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size()))};
+    if (!cms || p != der.data() + der.size()) {
+        return fail(error::malformed_der);
+    }
+    if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
         return fail(error::not_signed_data);
     }
-    STACK_OF(PKCS7_SIGNER_INFO)* infos = PKCS7_get_signer_info(p7->get());
-    if (infos == nullptr || sk_PKCS7_SIGNER_INFO_num(infos) != 1) {
+    STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms.get());
+    if (infos == nullptr || sk_CMS_SignerInfo_num(infos) != 1) {
         return fail(error::no_signer);
     }
     verified_signed out;
-    out.si = sk_PKCS7_SIGNER_INFO_value(infos, 0);
+    out.si = sk_CMS_SignerInfo_value(infos, 0);
     X509_ALGOR* dig = nullptr;
-    PKCS7_SIGNER_INFO_get0_algs(out.si, nullptr, &dig, nullptr);
-    out.digest_nid = dig != nullptr ? OBJ_obj2nid(dig->algorithm) : NID_undef;
     X509_ALGOR* sig = nullptr;
-    PKCS7_SIGNER_INFO_get0_algs(out.si, nullptr, nullptr, &sig);
+    CMS_SignerInfo_get0_algs(out.si, nullptr, nullptr, &dig, &sig);
+    out.digest_nid = dig != nullptr ? OBJ_obj2nid(dig->algorithm) : NID_undef;
     out.pss = sig != nullptr && OBJ_obj2nid(sig->algorithm) == NID_rsassaPss;
-    // The signer must be in `certificates` (RFC 8894 Appendix A).
-    STACK_OF(X509)* signers = PKCS7_get0_signers(p7->get(), nullptr, 0);
-    if (signers == nullptr || sk_X509_num(signers) != 1) {
-        sk_X509_free(signers);
+    STACK_OF(X509)* certs = CMS_get1_certs(cms.get());
+    out.certs = copy_certs(certs);
+    sk_X509_pop_free(certs, X509_free);
+    // The signer must be in `certificates` (RFC 8894 Appendix A), named by issuer and serial
+    // number as a PKCS#7 SignerInfo names it (a subjectKeyIdentifier is not what SCEP sends).
+    ASN1_OCTET_STRING* key_id = nullptr;
+    X509_NAME* issuer = nullptr;
+    ASN1_INTEGER* serial = nullptr;
+    if (CMS_SignerInfo_get0_signer_id(out.si, &key_id, &issuer, &serial) != 1 ||
+        issuer == nullptr || serial == nullptr) {
         return fail(error::no_signer_certificate);
     }
-    out.signer = share(sk_X509_value(signers, 0));
-    sk_X509_free(signers);
-    out.p7 = std::move(*p7);
+    for (const x509_ptr& c : out.certs) {
+        if (CMS_SignerInfo_cert_cmp(out.si, c.get()) == 0) {
+            out.signer = share(c.get());
+            break;
+        }
+    }
+    if (!out.signer) {
+        return fail(error::no_signer_certificate);
+    }
+    out.cms = std::move(cms);
     return out;
 }
 
 // The CMS API verifies what PKCS7_verify cannot (RSASSA-PSS SignerInfos: strongSwan
 // `pki --scep --rsa-padding pss`, issue 11 §2.2) and is what `openssl cms -verify` runs.
 // CMS_NO_SIGNER_CERT_VERIFY: no chain and no purpose (scep-wire §0.6); the signer certificate
-// is the one inside (open_signed checked there is exactly one).
-tl::expected<bytes, std::error_code> verify_signature(PKCS7* p7, byte_view der) {
-    if (PKCS7_get_octet_string(p7->d.sign->contents) == nullptr) {
+// is the one inside (open_signed checked it is there).
+tl::expected<bytes, std::error_code> verify_signature(verified_signed& s) {
+    ASN1_OCTET_STRING** content = CMS_get0_content(s.cms.get());
+    if (content == nullptr || *content == nullptr) {
         return fail(error::bad_message_data);  // detached: nothing SCEP sends
     }
-    const unsigned char* p = der.data();
-    cms_ptr cms{d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size()))};
-    if (!cms) {
-        return fail(error::bad_signature);
-    }
     bio_ptr out = mem_bio();
-    if (CMS_verify(cms.get(), nullptr, nullptr, nullptr, out.get(),
+    if (CMS_verify(s.cms.get(), nullptr, nullptr, nullptr, out.get(),
                    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
         return fail(error::bad_signature);
     }

@@ -35,8 +35,10 @@ bytes bio_bytes(BIO* bio);
 bio_ptr read_bio(byte_view data);
 
 enum class attr_state { absent, bad, ok };
-attr_state string_attr(PKCS7_SIGNER_INFO* si, int nid, std::string* out);
-attr_state bytes_attr(PKCS7_SIGNER_INFO* si, int nid, bytes* out);
+// The first value of the signed attribute `nid` (what PKCS7_get_signed_attribute returns).
+ASN1_TYPE* signed_attribute(CMS_SignerInfo* si, int nid);
+attr_state string_attr(CMS_SignerInfo* si, int nid, std::string* out);
+attr_state bytes_attr(CMS_SignerInfo* si, int nid, bytes* out);
 std::optional<int> parse_small_int(std::string_view s);
 bool is_printable(std::string_view s);
 
@@ -70,18 +72,22 @@ tl::expected<bytes, std::error_code> build_envelope(std::span<X509* const> recip
                                                     int cipher_nid, bool oaep, byte_view content);
 bytes fresh_nonce();
 
+// A SignedData parsed once, as CMS (issue 12 §3: parsing it a second time for CMS_verify parsed
+// every certificate inside again, and OpenSSL 3.0 runs a decoder context per public key).
 struct verified_signed {
-    pkcs7_ptr p7;
-    PKCS7_SIGNER_INFO* si = nullptr;  // owned by p7
+    cms_ptr cms;
+    CMS_SignerInfo* si = nullptr;  // owned by cms
     x509_ptr signer;
+    std::vector<x509_ptr> certs;  // the SignedData's certificates, signer included, in order
     int digest_nid = 0;
     bool pss = false;  // the SignerInfo's signatureAlgorithm is RSASSA-PSS
 };
-// Parses a SignedData with exactly one SignerInfo whose certificate is inside.
+// Parses a SignedData with exactly one SignerInfo, naming its certificate by issuer and serial
+// number (RFC 8894 Appendix A), and that certificate inside.
 tl::expected<verified_signed, std::error_code> open_signed(byte_view der, std::size_t max_size);
 // Checks the signature over signedAttrs and messageDigest over the content (no chain, no
-// purpose; scep-wire §0.6) and returns the content. `der` is the same SignedData.
-tl::expected<bytes, std::error_code> verify_signature(PKCS7* p7, byte_view der);
+// purpose; scep-wire §0.6) and returns the content.
+tl::expected<bytes, std::error_code> verify_signature(verified_signed& s);
 
 std::vector<x509_ptr> copy_certs(const STACK_OF(X509) * certs);
 std::vector<x509_crl_ptr> copy_crls(const STACK_OF(X509_CRL) * crls);

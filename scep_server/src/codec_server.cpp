@@ -138,7 +138,7 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
     if (!opened) {
         return failure(static_cast<error>(opened.error().value()), {});
     }
-    PKCS7_SIGNER_INFO* si = opened->si;
+    CMS_SignerInfo* si = opened->si;
 
     // Attributes needed for any reply (scep-wire §0.14).
     std::string transaction_id;
@@ -180,7 +180,7 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
                        "to accept it");
     }
 
-    auto content = verify_signature(opened->p7.get(), der);
+    auto content = verify_signature(*opened);
     if (!content) {
         return failure(static_cast<error>(content.error().value()),
                        "pkiMessage signature or messageDigest does not verify");
@@ -222,12 +222,12 @@ tl::expected<pki_request, decode_failure> decode_pki_message(byte_view der,
     req.signer = std::move(opened->signer);
     req.signer_is_self_signed = is_self_signed(req.signer.get());
     req.digest_nid = opened->digest_nid;
-    for (x509_ptr& c : copy_certs(opened->p7->d.sign->cert)) {
+    for (x509_ptr& c : opened->certs) {
         if (X509_cmp(c.get(), req.signer.get()) != 0) {
             req.extra_certs.push_back(std::move(c));
         }
     }
-    if (ASN1_TYPE* st = PKCS7_get_signed_attribute(si, NID_pkcs9_signingTime)) {
+    if (ASN1_TYPE* st = signed_attribute(si, NID_pkcs9_signingTime)) {
         if (st->type == V_ASN1_UTCTIME || st->type == V_ASN1_GENERALIZEDTIME) {
             if (auto t = from_asn1_time(st->value.utctime)) {
                 req.signing_time = *t;

@@ -155,6 +155,41 @@ TEST(crypto_issue, end_entity_gets_key_usages_san_cdp_and_verifies_against_the_c
     EXPECT_TRUE(verify_signer_chain(id.get(), trusted, test_epoch() + timers::days{1}));
 }
 
+// Issue 12 §3: with attach_key = false the CSR's SubjectPublicKeyInfo is copied instead of
+// re-encoded. The certificate must be the same bytes as X509_set_pubkey's, for RSA and for EC
+// (whose algorithm carries the curve as a parameter), and its key the CSR's once parsed.
+TEST(crypto_issue, a_copied_public_key_gives_the_same_certificate_as_set_pubkey) {
+    const authority ca = make_ca();
+    const auto spki = [](X509_PUBKEY* k) {
+        unsigned char* der = nullptr;
+        const int n = i2d_X509_PUBKEY(k, &der);
+        bytes out(der, der + std::max(n, 0));
+        OPENSSL_free(der);
+        return out;
+    };
+    evp_pkey_ptr ec = generate_ec_key("P-384");
+    for (EVP_PKEY* key : {fixture_key("client1"), ec.get()}) {
+        const x509_req_ptr req = make_csr(key, "CN=copied,O=lab");
+        issue_options o;
+        o.validity = {test_epoch(), test_epoch() + timers::days{30}};
+        o.serial = 0x77;
+        const x509_ptr attached = issue_certificate(req.get(), ca.cert.get(), ca.key, o).value();
+        o.attach_key = false;
+        const x509_ptr copied = issue_certificate(req.get(), ca.cert.get(), ca.key, o).value();
+        EXPECT_EQ(X509_get0_pubkey(copied.get()), nullptr);  // the documented trade
+        EXPECT_EQ(spki(X509_get_X509_PUBKEY(copied.get())),
+                  spki(X509_REQ_get_X509_PUBKEY(req.get())));
+        // The CA key is RSA (PKCS#1 v1.5, deterministic): the whole DER, signature included.
+        EXPECT_EQ(to_der(copied.get()), to_der(attached.get()));
+        const x509_ptr parsed = x509_from_der(to_der(copied.get())).value();
+        EXPECT_TRUE(same_public_key(X509_get0_pubkey(parsed.get()), key));
+        EXPECT_EQ(X509_verify(parsed.get(), ca.key), 1);
+        EXPECT_EQ(key_usage(parsed.get()), key == ec.get()
+                                               ? KU_DIGITAL_SIGNATURE
+                                               : KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+    }
+}
+
 TEST(crypto_issue, ra_profile_signs_and_encrypts_and_copies_no_san) {
     const authority ca = make_ca();
     csr_options csr;

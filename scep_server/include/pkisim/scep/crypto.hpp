@@ -111,6 +111,12 @@ struct issue_options {
     std::vector<std::string> eku;
     // Subject override (nullptr = the CSR subject).
     const X509_NAME* subject = nullptr;
+    // false: the certificate's SubjectPublicKeyInfo is the CSR's, copied as parsed, and the
+    // returned X509 has no EVP_PKEY attached (X509_get0_pubkey is null; i2d and signing work).
+    // The CA engine's enrollment path only signs, encodes and stores the certificate: this
+    // saves OpenSSL 3.0's encoder + decoder of X509_set_pubkey (issue 12 §3; bench/README.md).
+    // true: X509_set_pubkey, for callers that use the certificate's key in memory.
+    bool attach_key = true;
 };
 // Issues a certificate for `csr`'s public key. Does NOT check the CSR signature or challenge
 // (decode_pki_message did the first, the CA engine does the second).
