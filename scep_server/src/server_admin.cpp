@@ -145,6 +145,10 @@ class admin_session : public std::enable_shared_from_this<admin_session> {
             return reply({true, srv_.show_http()});
         if (cmd == "show metrics")
             return reply({true, srv_.metrics_text()});
+        // The 5 s bound is for reading the command, not for running it: `rollover` makes an RSA
+        // key on the engine thread (seconds on a loaded machine), and a close at 5 s left the
+        // operator with an empty answer and exit 1.
+        timer_.cancel();
         auto& engine = *srv_.engine;
         net::post(srv_.engine_ctx, [self = shared_from_this(), &engine, cmd]() mutable {
             auto r = engine.admin(cmd);

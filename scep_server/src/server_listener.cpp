@@ -110,8 +110,8 @@ void server::impl::on_listener_readable(boost::system::error_code ec) {
     for (int i = 0; !ec && i < 64; ++i) {
         sockaddr_storage addr{};
         socklen_t len = sizeof addr;
-        const int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&addr),
-                                 &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&addr), &len,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 return on_no_descriptors();

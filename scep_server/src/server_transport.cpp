@@ -227,8 +227,8 @@ const detail::static_response* prepared_for(const server::impl& srv, std::string
 // One answer written: the counters of `show http` and /metrics, and the access-log line
 // (method, operation and detail carry client bytes: escaped, issue 13 §4; no line is formatted
 // when there is no log, `--access-log off`).
-void count_answer(server::impl& srv, bool ocsp, std::string_view method,
-                  std::string_view operation, unsigned status, std::string_view detail,
+void count_answer(server::impl& srv, bool ocsp, std::string_view method, std::string_view operation,
+                  unsigned status, std::string_view detail,
                   std::chrono::steady_clock::time_point started,
                   const std::optional<tcp::endpoint>& peer) {
     // OCSP answers count under operation="OCSP" only (`show http` is the SCEP listener's).
@@ -261,8 +261,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   public:
     // `received`: bytes of the first request already read from the socket (serve_accepted).
     http_session(server::impl& srv, tcp::socket socket, bool ocsp = false,
-                 std::optional<tcp::endpoint> peer = std::nullopt,
-                 std::string_view received = {})
+                 std::optional<tcp::endpoint> peer = std::nullopt, std::string_view received = {})
         : srv_(srv), stream_(std::move(socket)), ocsp_(ocsp) {
         if (!received.empty()) {
             auto room = buffer_.prepare(received.size());
@@ -826,6 +825,17 @@ void detail::start_ocsp_session(server::impl& srv, tcp::socket socket) {
 void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer) {
     ++srv.open_sessions;  // closed() below, or the session's destructor
     const auto started = std::chrono::steady_clock::now();
+    // The descriptor as an Asio socket for a session (its epoll registration); false: it could
+    // not be registered and is closed.
+    const auto adopt = [&](tcp::socket& socket) {
+        boost::system::error_code ec;
+        socket.assign(peer.protocol(), fd, ec);
+        if (ec) {
+            ::close(fd);
+            srv.closed(srv.clock.now());
+        }
+        return !ec;
+    };
     // Issue 12 §3: an IOS-style request (HTTP/1.0, or Connection: close) for a prepared answer
     // has usually arrived whole by the time it is accepted. Answered here from the descriptor,
     // it costs recv, sendmsg and close: no epoll registration (and removal), no session. The
@@ -863,7 +873,8 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
             msg.msg_iovlen = iov.size();
             const std::size_t total = r->head[0].size() + date.size() + r->tail[0].size();
             const auto sent = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-            const bool again = sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            const bool again =
+                sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
             if ((sent >= 0 && static_cast<std::size_t>(sent) == total) || (sent < 0 && !again)) {
                 // Written (or the peer is gone, which a session would also count and log).
                 ++srv.counters.prepared_answers;
@@ -876,13 +887,8 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
             }
             // The socket took only part of it: the rest from a session.
             tcp::socket socket{srv.net_ctx};
-            boost::system::error_code aec;
-            socket.assign(peer.protocol(), fd, aec);
-            if (aec) {
-                ::close(fd);
-                srv.closed(srv.clock.now());
+            if (!adopt(socket))
                 return;
-            }
             std::make_shared<http_session>(srv, std::move(socket), false, peer)
                 ->finish_static(*r, date, sent > 0 ? static_cast<std::size_t>(sent) : 0,
                                 req.method_string(), operation, started);
@@ -890,14 +896,8 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
         }
     }
     tcp::socket socket{srv.net_ctx};
-    boost::system::error_code aec;
-    socket.assign(peer.protocol(), fd, aec);
-    if (aec) {
-        ::close(fd);
-        srv.closed(srv.clock.now());
-        return;
-    }
-    std::make_shared<http_session>(srv, std::move(socket), false, peer, received)->run();
+    if (adopt(socket))
+        std::make_shared<http_session>(srv, std::move(socket), false, peer, received)->run();
 }
 
 void detail::start_http_session(server::impl& srv, tcp::socket socket,

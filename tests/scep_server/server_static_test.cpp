@@ -193,7 +193,6 @@ TEST(static_answers, keep_alive_and_close_get_the_same_bytes_as_the_engine_path)
     EXPECT_EQ(prepared_answers(f.data), 3u);
 }
 
-
 // Issue 12 §3: with the IOS limits off, an HTTP/1.0 (or Connection: close) request for a
 // prepared answer that has arrived whole is answered at accept, without a session. Whichever
 // way a request goes (whole, split so that a session must finish reading it, keep-alive, with a
@@ -243,8 +242,8 @@ TEST(static_answers, answered_at_accept_or_by_a_session_the_bytes_and_log_line_a
                                                      "3\r\n\r\nabc",
                                                      target))
                         .raw;
-        other = http_raw(f.s.port(), "GET /cgi-bin/pkiclient.exe?operation=Nope HTTP/1.0\r\n\r\n")
-                    .raw;
+        other =
+            http_raw(f.s.port(), "GET /cgi-bin/pkiclient.exe?operation=Nope HTTP/1.0\r\n\r\n").raw;
         not_found = http_raw(f.s.port(),
                              "GET /cgi-bin/pkiclient.exe?operation=GetNextCACert HTTP/1.0\r\n\r\n")
                         .raw;
@@ -252,8 +251,9 @@ TEST(static_answers, answered_at_accept_or_by_a_session_the_bytes_and_log_line_a
         // Nothing answered after the whole requests was answered at accept: split requests got
         // a session, and the rest are keep-alive, a body, an error or the IOS 404.
         EXPECT_EQ(answered_at_accept(f.data), at_accept);
-        EXPECT_EQ(metric(f.data, R"(pkisim_http_requests_total{operation="GetCACert",status="200"})"),
-                  26u);
+        EXPECT_EQ(
+            metric(f.data, R"(pkisim_http_requests_total{operation="GetCACert",status="200"})"),
+            26u);
     }
     EXPECT_GE(at_accept, 1u) << "no request was answered at accept";
     EXPECT_LE(at_accept, 20u);

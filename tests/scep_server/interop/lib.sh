@@ -1,7 +1,9 @@
 # Shared helpers for the interop tests: a temporary folder, a `pkisim serve` on 127.0.0.1:0 and
 # cleanup of every process we started, by PID.
 # Usage: source lib.sh PKISIM_BINARY
-set -euo pipefail
+set -Eeuo pipefail
+# Name the command that stopped a script (set -e alone exits silently).
+trap 'echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status $?)" >&2' ERR
 # Passphrase and challenge files must be private (pkisim serve refuses others, issue 13 §4).
 umask 077
 
@@ -38,12 +40,18 @@ start_server() {
     printf '%s\n' "$config" >"$T/ca.ios"
     echo "interop-passphrase" >"$T/passphrase"
     echo "secret" >"$T/challenge"
+    # Emptied here, not only by the redirection below: that one runs in the child after the
+    # fork, and the wait loop could otherwise read a previous server's "listening on" line
+    # (a restarted server then had no address: the flake of interop.ocsp_clock under load).
+    : >"$T/server.out"
+    : >"$T/server.err"
     "$PKISIM" serve "$T/ca.ios" --data "$T/data" --listen 127.0.0.1:0 \
         --passphrase-file "$T/passphrase" --challenge-file "$T/challenge" "$@" \
         >"$T/server.out" 2>"$T/server.err" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    for _ in $(seq 100); do
+    # Up to 60 s: a new CA (RSA key, PBKDF2) under ASan on a loaded machine takes a while.
+    for _ in $(seq 600); do
         if grep -q 'listening on' "$T/server.out" 2>/dev/null; then break; fi
         kill -0 "$SERVER_PID" 2>/dev/null || fail "pkisim serve exited: $(cat "$T/server.err")"
         sleep 0.1

@@ -14,6 +14,8 @@ start_ra() {
     echo "ra-secret" >"$T/ra-challenge"
     # A test may put a one-time password from the CA there first.
     [[ -f $T/upstream-challenge ]] || echo "secret" >"$T/upstream-challenge"
+    : >"$T/ra.out"  # as in start_server (lib.sh): no earlier RA's lines for the wait below
+    : >"$T/ra.err"
     "$PKISIM" serve "$T/ra.ios" --data "$T/ra-data" --listen 127.0.0.1:0 \
         --passphrase-file "$T/ra-passphrase" --challenge-file "$T/ra-challenge" \
         --upstream-challenge-file "$T/upstream-challenge" "$@" \
