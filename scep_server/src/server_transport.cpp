@@ -183,6 +183,43 @@ query query_of(std::string_view target) {
                                                       : target.substr(qpos + 1));
 }
 
+// The request line carries GET PKIOperation's message: room for the URL + headers (a session's
+// parser and the one of an answer at accept).
+std::uint32_t request_header_limit(const http_options& h) {
+    return static_cast<std::uint32_t>(h.url_limit + 16 * 1024);
+}
+
+// A prepared answer, its Date put in, in one sendmsg(2) that does not wait: a prepared answer
+// almost always fits the socket's send buffer. `error`: errno when the write failed (the peer
+// is gone); else `sent` bytes of `total` (the rest for an asynchronous write).
+struct prepared_write {
+    int error = 0;
+    std::size_t sent = 0;
+    std::size_t total = 0;
+    bool done() const { return error == 0 && sent == total; }
+};
+
+prepared_write write_prepared(int fd, const detail::static_response& r, bool keep_alive,
+                              std::string_view date) {
+    const std::string& head = r.head[keep_alive];
+    const std::string& tail = r.tail[keep_alive];
+    std::array<iovec, 3> iov{iovec{const_cast<char*>(head.data()), head.size()},
+                             iovec{const_cast<char*>(date.data()), date.size()},
+                             iovec{const_cast<char*>(tail.data()), tail.size()}};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    prepared_write w;
+    w.total = head.size() + date.size() + tail.size();
+    const auto n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+        w.sent = static_cast<std::size_t>(n);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        w.error = errno;
+    }
+    return w;
+}
+
 // Where a SCEP request goes once its request line is read: one rule for handle() and for the
 // answer given at accept (serve_accepted). `error` carries the 4xx to send.
 struct route {
@@ -329,8 +366,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     void do_read() {
         parser_.emplace();
         parser_->body_limit(srv_.http.body_limit);
-        // The request line carries GET PKIOperation's message: room for the URL + headers.
-        parser_->header_limit(static_cast<std::uint32_t>(srv_.http.url_limit + 16 * 1024));
+        parser_->header_limit(request_header_limit(srv_.http));
         const auto deadline = read_deadline();
         if (deadline.count() <= 0) {
             ++srv_.counters.closed_by_timeout_policy;
@@ -634,24 +670,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
         status_ = r.status;
         detail_ = r.detail;
         const auto date = srv_.date_header(srv_.clock.now());
-        const std::string& head = r.head[keep_alive_];
-        const std::string& tail = r.tail[keep_alive_];
-        // A prepared answer almost always fits the socket's send buffer: written here in one
-        // sendmsg(2); an asynchronous write (and its timer) only for what did not fit.
-        std::array<iovec, 3> iov{iovec{const_cast<char*>(head.data()), head.size()},
-                                 iovec{const_cast<char*>(date.data()), date.size()},
-                                 iovec{const_cast<char*>(tail.data()), tail.size()}};
-        msghdr msg{};
-        msg.msg_iov = iov.data();
-        msg.msg_iovlen = iov.size();
-        const std::size_t total = head.size() + date.size() + tail.size();
-        const auto n =
-            ::sendmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n >= 0 && static_cast<std::size_t>(n) == total)
+        const auto w = write_prepared(stream_.socket().native_handle(), r, keep_alive_, date);
+        if (w.done())
             return on_write({});
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return on_write(beast::error_code{errno, boost::system::system_category()});
-        write_rest(head, date, tail, n > 0 ? static_cast<std::size_t>(n) : 0);
+        if (w.error != 0)
+            return on_write(beast::error_code{w.error, boost::system::system_category()});
+        write_rest(r.head[keep_alive_], date, r.tail[keep_alive_], w.sent);
     }
 
     // What the socket did not take of a prepared answer, asynchronously.
@@ -849,7 +873,7 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
     if (n > 0) {
         received = {got.data(), static_cast<std::size_t>(n)};
         http::request_parser<http::empty_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(srv.http.url_limit + 16 * 1024));
+        parser.header_limit(request_header_limit(srv.http));
         beast::error_code ec;
         const auto used = parser.put(net::buffer(got.data(), received.size()), ec);
         const auto& req = parser.get();
@@ -864,18 +888,8 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
         }
         if (r && r->status < 400 && !r->ios_404) {
             const auto date = srv.date_header(srv.clock.now());
-            std::array<iovec, 3> iov{
-                iovec{const_cast<char*>(r->head[0].data()), r->head[0].size()},
-                iovec{const_cast<char*>(date.data()), date.size()},
-                iovec{const_cast<char*>(r->tail[0].data()), r->tail[0].size()}};
-            msghdr msg{};
-            msg.msg_iov = iov.data();
-            msg.msg_iovlen = iov.size();
-            const std::size_t total = r->head[0].size() + date.size() + r->tail[0].size();
-            const auto sent = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-            const bool again =
-                sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-            if ((sent >= 0 && static_cast<std::size_t>(sent) == total) || (sent < 0 && !again)) {
+            const auto w = write_prepared(fd, *r, false, date);
+            if (w.done() || w.error != 0) {
                 // Written (or the peer is gone, which a session would also count and log).
                 ++srv.counters.prepared_answers;
                 ++srv.counters.answered_at_accept;
@@ -890,8 +904,7 @@ void detail::serve_accepted(server::impl& srv, int fd, const tcp::endpoint& peer
             if (!adopt(socket))
                 return;
             std::make_shared<http_session>(srv, std::move(socket), false, peer)
-                ->finish_static(*r, date, sent > 0 ? static_cast<std::size_t>(sent) : 0,
-                                req.method_string(), operation, started);
+                ->finish_static(*r, date, w.sent, req.method_string(), operation, started);
             return;
         }
     }
