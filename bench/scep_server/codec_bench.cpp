@@ -2,6 +2,10 @@
 // the CA engine does). RSA-2048 fixture keys from tests/data/scep; AES-256 + SHA-256 (certmonger).
 #include <array>
 
+#include <openssl/decoder.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <benchmark/benchmark.h>
 
 #include "support_pki.hpp"
@@ -64,4 +68,53 @@ void bm_decode_garbage(benchmark::State& state) {
     }
 }
 BENCHMARK(bm_decode_garbage);
+
+// What the platform's OpenSSL charges per public key (issue 12 §3). OpenSSL 3.0 (Debian 12)
+// decodes every SubjectPublicKeyInfo it parses -- inside d2i_X509 and d2i_X509_REQ, with no
+// public way to hand it a decoder made once -- through a new OSSL_DECODER_CTX, whose set-up
+// walks every decoder of every provider (openssl/openssl#15199, #17950; a cache of decoder
+// contexts came in 3.2, #21426). A PKCSReq carries two keys (the signer certificate's and the
+// CSR's), so an enrollment pays this twice. Compare with bm_rsa2048_sign, the unit of the floor.
+void bm_openssl_decoder_ctx_for_public_key(benchmark::State& state) {
+    for (auto _ : state) {
+        EVP_PKEY* pkey = nullptr;
+        OSSL_DECODER_CTX* ctx = OSSL_DECODER_CTX_new_for_pkey(
+            &pkey, "DER", "SubjectPublicKeyInfo", "RSA", EVP_PKEY_PUBLIC_KEY, nullptr, nullptr);
+        benchmark::DoNotOptimize(ctx);
+        OSSL_DECODER_CTX_free(ctx);
+    }
+}
+BENCHMARK(bm_openssl_decoder_ctx_for_public_key);
+
+// The CSR of the PKCSReq parsed as the server parses it (one key decode inside).
+void bm_d2i_x509_req(benchmark::State& state) {
+    unsigned char* der = nullptr;
+    const int len = i2d_X509_REQ(w().c.csr.get(), &der);
+    for (auto _ : state) {
+        const unsigned char* p = der;
+        X509_REQ* req = d2i_X509_REQ(nullptr, &p, len);
+        benchmark::DoNotOptimize(req);
+        X509_REQ_free(req);
+    }
+    OPENSSL_free(der);
+}
+BENCHMARK(bm_d2i_x509_req);
+
+// One RSA-2048 PKCS#1 v1.5 signature of a SHA-256 digest with the CA key (an enrollment makes
+// three private-key operations: the envelope's decryption, the certificate, the CertRep).
+void bm_rsa2048_sign(benchmark::State& state) {
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(w().ca.key, nullptr);
+    EVP_PKEY_sign_init(ctx);
+    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256());
+    const std::array<unsigned char, 32> digest{};
+    std::array<unsigned char, 512> sig{};
+    for (auto _ : state) {
+        std::size_t n = sig.size();
+        if (EVP_PKEY_sign(ctx, sig.data(), &n, digest.data(), digest.size()) != 1)
+            state.SkipWithError("EVP_PKEY_sign failed");
+        benchmark::DoNotOptimize(sig);
+    }
+    EVP_PKEY_CTX_free(ctx);
+}
+BENCHMARK(bm_rsa2048_sign);
 }  // namespace

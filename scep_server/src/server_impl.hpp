@@ -10,8 +10,8 @@
 
 #include <atomic>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -136,6 +136,9 @@ struct server::impl {
     detail::unique_fd reserve_fd;           // given up to accept-and-reset under EMFILE
     std::chrono::milliseconds accept_backoff{0};
     void on_no_descriptors();
+    // Issue 13 §3: --max-open reached (a resource cap outside the IOS model: it holds with
+    // --ios-limits off and is not a limiter attempt). Counts the drop when it is.
+    bool over_max_open();
 
     // Declared after everything the handlers use: destroyed first.
     net::io_context net_ctx{1};
@@ -178,6 +181,7 @@ namespace detail {
 bool iequals(std::string_view a, std::string_view b);
 // Closes with SO_LINGER 0: the peer gets a RST (model §3: dropped at once).
 void abort_close(tcp::socket& s);
+void abort_close(int fd);  // the same for a descriptor without an Asio socket (accept4)
 // Starts serving one accepted SCEP connection (server_transport.cpp).
 // `peer`: the address accept(2) returned, when known.
 void start_http_session(server::impl& srv, tcp::socket socket,

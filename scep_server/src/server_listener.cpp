@@ -17,6 +17,12 @@ void detail::abort_close(tcp::socket& s) {
     s.close(ignored);
 }
 
+void detail::abort_close(int fd) {
+    const ::linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ::close(fd);
+}
+
 namespace {
 
 // A classic BPF program that accepts nothing: on a listening socket the kernel then drops every
@@ -67,6 +73,13 @@ void server::impl::closed(time_point now) {
     trace(limiter_event::kind::close, now);
 }
 
+bool server::impl::over_max_open() {
+    if (open_sessions + held.size() < max_open)
+        return false;
+    ++counters.dropped_max_open;
+    return true;
+}
+
 void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopped)
         return;
@@ -75,11 +88,8 @@ void server::impl::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (ec)
         return do_accept();  // e.g. the peer went away before accept
     accept_backoff = std::chrono::milliseconds{0};
-    if (open_sessions + held.size() >= max_open) {
-        // Issue 13 §3: a resource cap outside the IOS model (it holds with --ios-limits off and
-        // is not a limiter attempt): reset at once, like a connection over max-connections.
-        ++counters.dropped_max_open;
-        abort_close(socket);
+    if (over_max_open()) {
+        abort_close(socket);  // reset at once, like a connection over max-connections
         return do_accept();
     }
     const time_point now = clock.now();
@@ -123,12 +133,8 @@ void server::impl::on_listener_readable(boost::system::error_code ec) {
         tcp::endpoint peer;
         std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
         peer.resize(std::min<std::size_t>(len, peer.capacity()));
-        if (open_sessions + held.size() >= max_open) {
-            // As in on_accept: a resource cap outside the IOS model, reset at once.
-            ++counters.dropped_max_open;
-            const ::linger lg{1, 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-            ::close(fd);
+        if (over_max_open()) {
+            abort_close(fd);  // as in on_accept
             continue;
         }
         // The limiter is off: the attempt is counted and traced, and always accepted.
