@@ -14,6 +14,9 @@
 # Usage: bench/side-by-side.sh [PKISIM_BINARY]   (default build/release/cli/pkisim)
 #   DURATION=5 REPEATS=3 CONCURRENCY=64 ENROLL_REQUESTS=400 OUT=/tmp/side-by-side
 #   PARTS="connect enroll generators" (a subset runs only those parts: PARTS=enroll)
+#   STORE_DIR=/mnt/x: where both servers keep their stores (pkisim's folder, micromdm's depot);
+#   default: the run's temporary folder under /tmp. The filesystem is part of the CPU per
+#   enrollment (bench/README.md "Where a store lives").
 # Everything runs in a private network namespace (`unshare -n`, loopback only) when the kernel
 # allows it, because scepserver listens on every interface; without one, micromdm is skipped.
 # Needs: nginx-light, wrk, scep, python3, openssl (scripts/install-deps.sh).
@@ -30,7 +33,7 @@ PARTS=${PARTS:-connect enroll generators}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if [[ -z ${PKISIM_SIDE_BY_SIDE_NETNS:-} ]] && unshare -n true 2>/dev/null; then
-    export PKISIM_SIDE_BY_SIDE_NETNS=1 DURATION REPEATS CONCURRENCY ENROLL_REQUESTS OUT PARTS
+    export PKISIM_SIDE_BY_SIDE_NETNS=1 DURATION REPEATS CONCURRENCY ENROLL_REQUESTS OUT PARTS STORE_DIR
     exec unshare -n bash -c 'ip link set lo up && exec bash "$0" "$1"' "$0" "$PKISIM"
 fi
 IN_NETNS=${PKISIM_SIDE_BY_SIDE_NETNS:-}
@@ -41,12 +44,20 @@ done
 [[ -x $PKISIM ]] || { echo "side-by-side: $PKISIM is not built" >&2; exit 2; }
 
 T=$(mktemp -d /tmp/pkisim-side-XXXXXX)
+STORE_DIR=${STORE_DIR:-}
+if [[ -n $STORE_DIR ]]; then
+    [[ -d $STORE_DIR && -w $STORE_DIR ]] || { echo "side-by-side: STORE_DIR=$STORE_DIR is not a writable folder" >&2; exit 2; }
+    S=$(mktemp -d "$STORE_DIR/pkisim-side-XXXXXX")
+else
+    S=$T
+fi
 mkdir -p "$OUT"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$T"
+    [[ $S == "$T" ]] || rm -rf "$S"
 }
 trap cleanup EXIT
 
@@ -75,13 +86,15 @@ jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval
 
 echo "side-by-side: machine $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+STORE_FS=$(df -T "$S" | awk 'NR == 2 {print $2 " (" $1 ")"}')
+echo "side-by-side: stores in $S, filesystem $STORE_FS"
 
 # --- pkisim serve --ios-limits off
 echo "side-by-side pass" >"$T/pass"
 echo secret >"$T/challenge"
 chmod 600 "$T/pass" "$T/challenge"  # pkisim serve refuses secret files others can read
 PK_PORT=$(free_port)
-"$PKISIM" serve "$ROOT/configs/lab/ca.ios" --data "$T/pkisim" --listen "127.0.0.1:$PK_PORT" \
+"$PKISIM" serve "$ROOT/configs/lab/ca.ios" --data "$S/pkisim" --listen "127.0.0.1:$PK_PORT" \
     --passphrase-file "$T/pass" --challenge-file "$T/challenge" --ios-limits off --access-log off \
     >"$T/pkisim.out" 2>"$T/pkisim.err" &
 PK_PID=$!
@@ -194,8 +207,8 @@ done
 MM_URL=
 if [[ -n $IN_NETNS ]] && command -v scepserver >/dev/null; then
     MM_PORT=$(free_port)
-    scepserver ca -init -depot "$T/depot" -keySize 2048 >"$T/mm-init.log" 2>&1
-    scepserver -depot "$T/depot" -port "$MM_PORT" -challenge secret >"$T/mm.log" 2>&1 &
+    scepserver ca -init -depot "$S/depot" -keySize 2048 >"$T/mm-init.log" 2>&1
+    scepserver -depot "$S/depot" -port "$MM_PORT" -challenge secret >"$T/mm.log" 2>&1 &
     MM_PID=$!
     PIDS+=("$MM_PID")
     wait_port "$MM_PORT"
@@ -248,7 +261,7 @@ ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.2f}' if b else 'n/a')"; }
 k() { python3 -c "print(f'{$1/1000:.1f} k/s')"; }
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 {
-    echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $LOAD_START at start, $LOAD_END at the end."
+    echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $LOAD_START at start, $LOAD_END at the end; stores on $STORE_FS."
     echo "Each figure: median of $REPEATS alternated runs of ${DURATION} s, concurrency $CONCURRENCY; GetCACert = $CA_BYTES B DER."
     echo
     echo "| what | pkisim serve \`--ios-limits off\` | anchor | ratio |"

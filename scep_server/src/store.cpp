@@ -51,11 +51,12 @@ class statement_cache {
         }
         return st;
     }
-    void give(sqlite3* db, sqlite3_stmt* st) {
+    // `sql`: the text it was taken with (sqlite3_sql may differ from it, e.g. past a ';').
+    void give(sqlite3* db, std::string sql, sqlite3_stmt* st) {
         sqlite3_reset(st);  // its return repeats the last step's error, already reported
         sqlite3_clear_bindings(st);
         const std::lock_guard lock{mutex_};
-        auto& list = idle_[key{db, sqlite3_sql(st)}];
+        auto& list = idle_[key{db, std::move(sql)}];
         if (list.size() < max_idle_per_text) {
             list.push_back(st);
             return;
@@ -90,8 +91,9 @@ statement_cache& statements() {
 // One prepared statement, from the database's statement cache and back to it on scope exit.
 class statement {
   public:
-    statement(sqlite3* db, const char* sql) : db_(db), stmt_(statements().take(db, sql)) {}
-    ~statement() { statements().give(db_, stmt_); }
+    statement(sqlite3* db, const char* sql)
+        : db_(db), sql_(sql), stmt_(statements().take(db, sql)) {}
+    ~statement() { statements().give(db_, std::move(sql_), stmt_); }
     statement(const statement&) = delete;
     statement& operator=(const statement&) = delete;
 
@@ -145,6 +147,7 @@ class statement {
             throw store_error(fmt::format("sqlite bind: {}", sqlite3_errmsg(db_)));
     }
     sqlite3* db_;
+    std::string sql_;
     sqlite3_stmt* stmt_ = nullptr;
 };
 
